@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from subscriptions.ids import uuid7
+from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
+from subscriptions.models import Subscription
+
+
+class EventQuerySet(models.QuerySet["Event"]):
+    def not_fanned_out(self, before: dt.datetime) -> EventQuerySet:
+        """Events stored before `before` whose fan-out never ran (process died, broker down)."""
+        return self.filter(fanned_out_at__isnull=True, created_at__lt=before)
+
+
+class Event(models.Model):
+    id = models.UUIDField(_("id"), primary_key=True, default=uuid7, editable=False)
+    type = models.CharField(_("type"), max_length=EVENT_TYPE_MAX_LENGTH, db_index=True)
+    data = models.JSONField(_("data"), default=dict)
+    idempotency_key = models.CharField(
+        _("idempotency key"),
+        max_length=255,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text=_("Publishing again with the same key returns this event."),
+    )
+    target_subscription = models.ForeignKey(
+        Subscription,
+        verbose_name=_("only for"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Set for test events: sent to this subscription only."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    fanned_out_at = models.DateTimeField(_("fanned out"), null=True, blank=True)
+
+    objects = EventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "webhooks_event"
+        ordering = ["-created_at"]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=Q(fanned_out_at__isnull=True),
+                name="webhooks_event_unfanned_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id}"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    RETRYING = "retrying", _("Retrying")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    DISCARDED = "discarded", _("Discarded")
+    SKIPPED = "skipped", _("Skipped")
+
+
+# Waiting for an attempt: the sweep looks at these.
+WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+FINISHED = (
+    DeliveryStatus.SUCCEEDED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.DISCARDED,
+    DeliveryStatus.SKIPPED,
+)
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def unfinished(self) -> DeliveryQuerySet:
+        return self.filter(status__in=UNFINISHED)
+
+    def due(self, before: dt.datetime) -> DeliveryQuerySet:
+        """Waiting deliveries whose next attempt was due before `before`."""
+        return self.filter(status__in=WAITING, next_attempt_at__lte=before)
+
+    def stale_sending(self, claimed_before: dt.datetime) -> DeliveryQuerySet:
+        """Claimed by a worker that has not finished in time: presumed dead."""
+        return self.filter(status=DeliveryStatus.SENDING, claimed_at__lt=claimed_before)
+
+    def visible_to(self, user: models.Model) -> DeliveryQuerySet:
+        if getattr(user, "is_staff", False):
+            return self
+        return self.filter(subscription__owner=user)
+
+
+class Delivery(models.Model):
+    event = models.ForeignKey(
+        Event, verbose_name=_("event"), on_delete=models.CASCADE, related_name="deliveries"
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        verbose_name=_("subscription"),
+        on_delete=models.CASCADE,
+        related_name="deliveries",
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(
+        _("attempts"), default=0, help_text=_("Attempts started so far.")
+    )
+    next_attempt_at = models.DateTimeField(
+        _("next attempt at"),
+        null=True,
+        blank=True,
+        help_text=_("When the next attempt is due; empty once the delivery is finished."),
+    )
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(
+        _("last status code"), null=True, blank=True
+    )
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        db_table = "webhooks_delivery"
+        ordering = ["-created_at"]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "subscription"], name="webhooks_delivery_event_subscription_uniq"
+            ),
+        ]
+        indexes = [
+            # The sweep: waiting deliveries by due time.
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status__in=["pending", "retrying"]),
+                name="webhooks_delivery_due_idx",
+            ),
+            # Stale claims.
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status="sending"),
+                name="webhooks_delivery_sending_idx",
+            ),
+            # History of one endpoint, newest first, optionally by status (admin, API, replay).
+            models.Index(fields=["subscription", "-created_at"], name="webhooks_delivery_sub_idx"),
+            models.Index(
+                fields=["subscription", "status", "created_at"],
+                name="webhooks_delivery_sub_st_idx",
+            ),
+            models.Index(fields=["status", "-created_at"], name="webhooks_delivery_status_idx"),
+            models.Index(fields=["-created_at"], name="webhooks_delivery_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+
+class ErrorKind(models.TextChoices):
+    NONE = "", _("None")
+    HTTP_STATUS = "http_status", _("Non-2xx answer")
+    TIMEOUT = "timeout", _("Timed out")
+    CONNECTION = "connection", _("Connection failed")
+    BLOCKED = "blocked", _("Destination refused (SSRF guard)")
+    INVALID_URL = "invalid_url", _("Invalid URL")
+    INTERRUPTED = "interrupted", _("Worker lost during the attempt")
+    ERROR = "error", _("Unexpected error")
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(
+        Delivery, verbose_name=_("delivery"), on_delete=models.CASCADE, related_name="attempt_set"
+    )
+    number = models.PositiveIntegerField(_("number"))
+    started_at = models.DateTimeField(_("started"))
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    request_headers = models.JSONField(_("request headers"), default=dict)
+    response_status = models.PositiveSmallIntegerField(_("response status"), null=True, blank=True)
+    response_headers = models.JSONField(_("response headers"), default=dict)
+    response_body = models.TextField(_("response body"), blank=True)
+    error_kind = models.CharField(
+        _("error kind"), max_length=16, choices=ErrorKind.choices, blank=True, default=""
+    )
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    task_id = models.CharField(_("Celery task id"), max_length=64, blank=True)
+
+    class Meta:
+        db_table = "webhooks_delivery_attempt"
+        ordering = ["delivery", "number"]
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery", "number"], name="webhooks_attempt_delivery_number_uniq"
+            ),
+        ]
+        indexes = [models.Index(fields=["started_at"], name="webhooks_attempt_started_idx")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.response_status is not None and 200 <= self.response_status < 300

@@ -1,0 +1,48 @@
+"""The bytes a subscriber receives, in the subscription's payload format.
+
+The body depends only on the event and the format, never on the attempt, so every retry sends
+exactly the same bytes and only the `webhook-timestamp` header (and so the signature) changes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from subscriptions.conf import webhook_settings
+from subscriptions.models import PayloadFormat
+
+from .models import Event
+
+CONTENT_TYPES = {
+    PayloadFormat.STANDARD: "application/json",
+    PayloadFormat.CLOUDEVENTS: "application/cloudevents+json",
+}
+
+
+def isoformat(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def build_body(event: Event, payload_format: str) -> bytes:
+    if payload_format == PayloadFormat.CLOUDEVENTS:
+        return dumps(
+            {
+                "specversion": "1.0",
+                "id": str(event.id),
+                "source": webhook_settings.CLOUDEVENTS_SOURCE,
+                "type": event.type,
+                "time": isoformat(event.created_at),
+                "datacontenttype": "application/json",
+                "data": event.data,
+            }
+        )
+    return dumps({"type": event.type, "timestamp": isoformat(event.created_at), "data": event.data})
+
+
+def content_type(payload_format: str) -> str:
+    return CONTENT_TYPES.get(payload_format, "application/json")

@@ -1,0 +1,29 @@
+"""The pipeline's business logic. Producers use `publish`; views, admin actions, tasks and
+management commands call the functions here and nothing else changes delivery state."""
+
+from .attempts import Outcome, attempt_delivery
+from .lifecycle import disable_subscription, enable_subscription
+from .publishing import (
+    PayloadTooLarge,
+    PublishError,
+    SchemaValidationError,
+    fan_out,
+    publish,
+    validate_event,
+)
+from .sweeping import SweepReport, sweep
+
+__all__ = [
+    "Outcome",
+    "PayloadTooLarge",
+    "PublishError",
+    "SchemaValidationError",
+    "SweepReport",
+    "attempt_delivery",
+    "disable_subscription",
+    "enable_subscription",
+    "fan_out",
+    "publish",
+    "sweep",
+    "validate_event",
+]

@@ -1,0 +1,168 @@
+"""Publishing an event and fanning it out to its subscribers."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+import jsonschema
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscriptions.conf import webhook_settings
+from subscriptions.matching import is_valid_event_type
+from subscriptions.models import EventType, Subscription
+
+from ..models import Delivery, DeliveryStatus, Event
+from ..payloads import dumps
+from .queueing import enqueue_attempts
+
+logger = logging.getLogger(__name__)
+
+
+class PublishError(ValueError):
+    """The event cannot be published; `field` names the offending input."""
+
+    field = "non_field_errors"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if field:
+            self.field = field
+
+
+class PayloadTooLarge(PublishError):
+    field = "data"
+
+
+class SchemaValidationError(PublishError):
+    field = "data"
+
+
+def validate_event(event_type: str, data: Any) -> None:
+    """Raise PublishError unless `data` may be published as `event_type`."""
+    if not isinstance(event_type, str) or not is_valid_event_type(event_type):
+        raise PublishError(
+            "An event type is a dotted name of letters, digits, '_' and '-'.", field="type"
+        )
+    if not isinstance(data, dict):
+        raise PublishError("Event data must be a JSON object.", field="data")
+    size = len(dumps(data))
+    limit = int(webhook_settings.MAX_PAYLOAD_BYTES)
+    if size > limit:
+        raise PayloadTooLarge(f"Event data is {size} bytes; the limit is {limit} bytes.")
+    schema = EventType.objects.filter(name=event_type).values_list("schema", flat=True).first()
+    if schema:
+        try:
+            jsonschema.validate(data, schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(str(part) for part in exc.absolute_path) or "(root)"
+            raise SchemaValidationError(
+                f"Event data does not match the schema of {event_type!r} at {where}: {exc.message}"
+            ) from exc
+
+
+def publish(
+    type: str,
+    data: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    subscription: Subscription | None = None,
+) -> Event:
+    """Store an event and, once the caller's transaction commits, fan it out.
+
+    Publishing again with the same `idempotency_key` returns the first event and creates
+    nothing. With `subscription`, the event goes to that subscription only (test events).
+    The returned event carries `created` (False for an idempotent repeat) and, once the fan-out
+    has run, `delivery_count`.
+    """
+    if idempotency_key:
+        existing = Event.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _repeat(existing)
+    validate_event(type, data)
+    event = Event(
+        type=type,
+        data=data,
+        idempotency_key=idempotency_key or None,
+        target_subscription=subscription,
+    )
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:
+        # A concurrent publish with the same key won the race: theirs is the event.
+        if not idempotency_key:
+            raise
+        return _repeat(Event.objects.get(idempotency_key=idempotency_key))
+    event.created = True
+    event.delivery_count = None
+    transaction.on_commit(functools.partial(_fan_out_after_commit, event))
+    return event
+
+
+def _repeat(event: Event) -> Event:
+    event.created = False
+    event.delivery_count = None
+    return event
+
+
+def _fan_out_after_commit(event: Event) -> None:
+    try:
+        event.delivery_count = fan_out(event.pk)
+    except Exception:
+        # The event is stored; the sweep fans it out later. Never fail the producer's request.
+        logger.exception("fan-out of event %s failed; the sweep will retry it", event.pk)
+
+
+def fan_out(event_id: Any) -> int:
+    """Create one delivery per matching subscription and enqueue the first attempts.
+
+    Idempotent: a second run (the sweep racing the on-commit hook) creates no rows twice.
+    Subscriptions that match but are disabled get a `skipped` delivery, so what they missed
+    can be replayed when they are enabled again. Returns the number of active deliveries.
+    """
+    now = timezone.now()
+    batch = int(webhook_settings.BATCH_SIZE)
+    with transaction.atomic():
+        event = Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None:
+            return 0
+        if event.fanned_out_at is not None:
+            return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
+        if event.target_subscription_id:
+            targets = Subscription.objects.filter(pk=event.target_subscription_id)
+        else:
+            targets = Subscription.objects.all()
+        active, inactive = targets.matching_ids(event.type)
+        rows = [
+            Delivery(
+                event_id=event.pk,
+                subscription_id=sub_id,
+                status=DeliveryStatus.PENDING,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for sub_id in active
+        ]
+        rows += [
+            Delivery(
+                event_id=event.pk,
+                subscription_id=sub_id,
+                status=DeliveryStatus.SKIPPED,
+                last_error="Subscription disabled when the event was published.",
+                created_at=now,
+            )
+            for sub_id in inactive
+        ]
+        Delivery.objects.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
+        Event.objects.filter(pk=event.pk).update(fanned_out_at=now)
+        pending = list(
+            Delivery.objects.filter(event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0)
+            .values_list("pk", flat=True)
+            .order_by()
+        )
+    enqueue_attempts((pk, 1) for pk in pending)
+    return len(active)

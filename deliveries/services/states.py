@@ -1,0 +1,169 @@
+"""Every change of a delivery's status, each a guarded conditional UPDATE.
+
+A transition only happens if the row is still in the state the caller saw (status and attempt
+number), so two workers holding the same message, or a worker and the sweep, cannot both win:
+the loser's UPDATE matches no row and it stops. Works the same on SQLite and PostgreSQL.
+
+    pending ──claim──▶ sending ──▶ succeeded
+    retrying ─claim─▶ sending ──▶ retrying (next_attempt_at) | failed
+    any unfinished ──▶ discarded
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from django.utils import timezone
+
+from ..models import UNFINISHED, WAITING, Delivery, DeliveryStatus
+
+
+def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datetime) -> bool:
+    """Take the delivery for attempt `number`; False if it is not waiting for exactly that."""
+    return bool(
+        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
+            status=DeliveryStatus.SENDING,
+            attempts=number,
+            claimed_at=now,
+            next_attempt_at=lease_until,
+            updated_at=now,
+        )
+    )
+
+
+def _finish(delivery_id: int, number: int, **changes: object) -> bool:
+    changes.setdefault("updated_at", timezone.now())
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number
+        ).update(**changes)
+    )
+
+
+def mark_succeeded(delivery_id: int, number: int, status_code: int, now: dt.datetime) -> bool:
+    return _finish(
+        delivery_id,
+        number,
+        status=DeliveryStatus.SUCCEEDED,
+        delivered_at=now,
+        next_attempt_at=None,
+        last_status_code=status_code,
+        last_error="",
+    )
+
+
+def mark_retrying(
+    delivery_id: int, number: int, due: dt.datetime, status_code: int | None, error: str
+) -> bool:
+    return _finish(
+        delivery_id,
+        number,
+        status=DeliveryStatus.RETRYING,
+        next_attempt_at=due,
+        last_status_code=status_code,
+        last_error=error[:500],
+    )
+
+
+def mark_failed(delivery_id: int, number: int, status_code: int | None, error: str) -> bool:
+    return _finish(
+        delivery_id,
+        number,
+        status=DeliveryStatus.FAILED,
+        next_attempt_at=None,
+        last_status_code=status_code,
+        last_error=error[:500],
+    )
+
+
+def mark_discarded(delivery_id: int, number: int, status_code: int | None, reason: str) -> bool:
+    return _finish(
+        delivery_id,
+        number,
+        status=DeliveryStatus.DISCARDED,
+        next_attempt_at=None,
+        last_status_code=status_code,
+        last_error=reason[:500],
+    )
+
+
+def discard_waiting(subscription_id: object, reason: str) -> int:
+    """Discard the deliveries of a subscription that wait for an attempt.
+
+    Deliveries being sent right now finish their attempt; their own outcome then applies.
+    """
+    return Delivery.objects.filter(subscription_id=subscription_id, status__in=WAITING).update(
+        status=DeliveryStatus.DISCARDED,
+        next_attempt_at=None,
+        last_error=reason[:500],
+        updated_at=timezone.now(),
+    )
+
+
+def release_stale(delivery_id: int, number: int, claimed_at: dt.datetime, due: dt.datetime) -> bool:
+    """Give a delivery whose worker vanished mid-attempt back to the queue."""
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number, claimed_at=claimed_at
+        ).update(
+            status=DeliveryStatus.RETRYING,
+            next_attempt_at=due,
+            last_error="Worker lost during the attempt.",
+            updated_at=timezone.now(),
+        )
+    )
+
+
+def fail_stale(delivery_id: int, number: int, claimed_at: dt.datetime) -> bool:
+    return bool(
+        Delivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number, claimed_at=claimed_at
+        ).update(
+            status=DeliveryStatus.FAILED,
+            next_attempt_at=None,
+            last_error="Worker lost during the last attempt of the schedule.",
+            updated_at=timezone.now(),
+        )
+    )
+
+
+def postpone(delivery_ids: Iterable[int], until: dt.datetime) -> int:
+    """Push waiting deliveries' due time forward (the sweep leases what it re-enqueues)."""
+    return Delivery.objects.filter(pk__in=list(delivery_ids), status__in=WAITING).update(
+        next_attempt_at=until
+    )
+
+
+def reopen(delivery_ids: Iterable[int], now: dt.datetime) -> list[int]:
+    """Make finished or waiting deliveries due again for one more attempt (redelivery, replay).
+
+    Returns the ids that were reopened; deliveries being sent right now are left alone.
+    """
+    ids = list(delivery_ids)
+    Delivery.objects.filter(pk__in=ids).exclude(status=DeliveryStatus.SENDING).update(
+        status=DeliveryStatus.RETRYING,
+        next_attempt_at=now,
+        delivered_at=None,
+        updated_at=now,
+    )
+    return list(
+        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.RETRYING, next_attempt_at=now)
+        .values_list("pk", flat=True)
+        .order_by()
+    )
+
+
+__all__ = [
+    "UNFINISHED",
+    "claim",
+    "discard_waiting",
+    "fail_stale",
+    "mark_discarded",
+    "mark_failed",
+    "mark_retrying",
+    "mark_succeeded",
+    "postpone",
+    "release_stale",
+    "reopen",
+]

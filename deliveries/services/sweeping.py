@@ -1,0 +1,98 @@
+"""The sweep: the database, not the broker, decides what still has to be sent.
+
+Run periodically by beat. It finds (1) events whose fan-out never ran, (2) deliveries claimed by
+a worker that vanished, (3) deliveries that are due but whose message never came (lost in a Redis
+restart, refused by a broker that was down, or parked because the wait was too long for a Celery
+countdown), and sends them, in batches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from subscriptions.conf import webhook_settings
+
+from ..models import Delivery, DeliveryAttempt, ErrorKind, Event
+from . import states
+from .attempts import retry_delay
+from .publishing import fan_out
+from .queueing import enqueue_attempts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    fanned_out: int = 0
+    released: int = 0
+    enqueued: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.fanned_out or self.released or self.enqueued)
+
+
+def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepReport:
+    now = now or timezone.now()
+    grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
+    batch = int(webhook_settings.BATCH_SIZE)
+    report = SweepReport()
+
+    for event_id in Event.objects.not_fanned_out(now - grace).values_list("pk", flat=True)[:batch]:
+        fan_out(event_id)
+        report.fanned_out += 1
+
+    stale_before = now - dt.timedelta(seconds=webhook_settings.stale_sending_after)
+    stale = Delivery.objects.stale_sending(stale_before).values_list("pk", "attempts", "claimed_at")
+    for delivery_id, number, claimed_at in stale[:batch]:
+        report.released += _release_stale(delivery_id, number, claimed_at, now)
+
+    for _ in range(max_batches):
+        due = list(
+            Delivery.objects.due(now - grace)
+            .order_by("next_attempt_at")
+            .values_list("pk", "attempts")[:batch]
+        )
+        if not due:
+            break
+        # Lease them: their due time moves to now, so the next sweep leaves them alone for
+        # `SWEEP_GRACE` while these messages are on their way.
+        states.postpone((pk for pk, _ in due), now)
+        report.enqueued += enqueue_attempts((pk, attempts + 1) for pk, attempts in due)
+        if len(due) < batch:
+            break
+    if report:
+        logger.info(
+            "sweep fanned_out=%d released=%d enqueued=%d",
+            report.fanned_out,
+            report.released,
+            report.enqueued,
+        )
+    return report
+
+
+def _release_stale(delivery_id: int, number: int, claimed_at: dt.datetime, now: dt.datetime) -> int:
+    """Record the interrupted attempt and make the delivery due again (or failed if that was
+    its last attempt). The receiver may have got the request: receivers dedupe on webhook-id."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                DeliveryAttempt.objects.create(
+                    delivery_id=delivery_id,
+                    number=number,
+                    started_at=claimed_at,
+                    error_kind=ErrorKind.INTERRUPTED,
+                    error="The worker stopped during this attempt.",
+                )
+        except IntegrityError:
+            pass  # the worker recorded the attempt but died before finishing the delivery
+        if retry_delay(number) is None:
+            return int(states.fail_stale(delivery_id, number, claimed_at))
+        released = states.release_stale(delivery_id, number, claimed_at, now)
+    if released:
+        enqueue_attempts([(delivery_id, number + 1)])
+    return int(released)

@@ -1,0 +1,46 @@
+"""Celery tasks: thin wrappers that take primary keys and call services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from subscriptions.conf import webhook_settings
+
+from .services import attempt_delivery, maintenance
+from .services import sweep as run_sweep
+
+
+@shared_task(
+    bind=True,
+    name="deliveries.tasks.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=None,
+)
+def deliver(self, delivery_id: int, attempt: int = 1) -> str:
+    outcome = attempt_delivery(delivery_id, attempt, task_id=self.request.id or "")
+    if outcome.action == "retry":
+        raise self.retry(
+            args=(delivery_id, outcome.next_attempt),
+            kwargs={},
+            countdown=outcome.countdown,
+            queue=webhook_settings.RETRY_QUEUE,
+            max_retries=None,
+        )
+    return outcome.action
+
+
+@shared_task(name="deliveries.tasks.sweep", ignore_result=True)
+def sweep() -> None:
+    run_sweep()
+
+
+@shared_task(name="deliveries.tasks.disable_dead_endpoints", ignore_result=True)
+def disable_dead_endpoints() -> None:
+    maintenance.disable_dead_endpoints()
+
+
+@shared_task(name="deliveries.tasks.prune", ignore_result=True)
+def prune() -> None:
+    maintenance.prune()

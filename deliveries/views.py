@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .models import Delivery, Event
+from .permissions import CanPublish
+from .serializers import (
+    DeliveryDetailSerializer,
+    DeliveryFilterSerializer,
+    DeliverySerializer,
+    EventDetailSerializer,
+    EventSerializer,
+    PublishedSerializer,
+    PublishSerializer,
+)
+from .services import PayloadTooLarge, PublishError, publish
+
+
+class EventViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    permission_classes = [CanPublish]
+
+    def get_queryset(self) -> QuerySet[Event]:
+        queryset = Event.objects.order_by("-created_at")
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("deliveries__event")
+        return queryset
+
+    def get_serializer_class(self):  # type: ignore[override]
+        if self.action == "create":
+            return PublishSerializer
+        return EventDetailSerializer if self.action == "retrieve" else EventSerializer
+
+    @extend_schema(
+        request=PublishSerializer,
+        responses={202: PublishedSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+    )
+    def create(self, request: Request, *args: object, **kwargs: object) -> Response:
+        serializer = PublishSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = serializer.validated_data.get("idempotency_key") or request.headers.get(
+            "Idempotency-Key"
+        )
+        try:
+            event = publish(
+                serializer.validated_data["type"],
+                serializer.validated_data["data"],
+                idempotency_key=key or None,
+            )
+        except PayloadTooLarge as exc:
+            return Response(
+                {exc.field: [exc.message]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+            )
+        except PublishError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        count = event.delivery_count
+        if count is None:
+            count = event.deliveries.exclude(status="skipped").count()
+        body = PublishedSerializer(
+            {
+                "id": event.id,
+                "type": event.type,
+                "created_at": event.created_at,
+                "deliveries": count,
+                "duplicate": not event.created,
+            }
+        ).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [permissions.IsAuthenticated]
+
+    def get_serializer_class(self):  # type: ignore[override]
+        return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        queryset = Delivery.objects.visible_to(self.request.user).select_related("event")
+        if self.action == "retrieve":
+            return queryset.prefetch_related("attempt_set")
+        filters = DeliveryFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = queryset.filter(**filters.lookups())
+        return queryset.order_by("-created_at")

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class SubscriptionsConfig(AppConfig):
+    name = "subscriptions"
+    # Not "subscriptions": billing apps of that name are common in host projects, and two apps
+    # cannot share a label. Tables are prefixed "webhooks_" for the same reason.
+    label = "webhook_subscriptions"
+    verbose_name = _("Webhook subscriptions")
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,110 @@
+"""The one place the `WEBHOOKS` settings dict is read.
+
+Values are resolved on access and the cache is dropped on `setting_changed`, so
+`override_settings(WEBHOOKS=...)` works in tests and nothing is frozen at import time.
+Both apps read `webhook_settings.KEY`; nothing else looks at `settings.WEBHOOKS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds to wait before each attempt, the first one included (0 = at once). Its length is
+    # the number of attempts. Jitter is added on top of every non-zero delay.
+    "RETRY_SCHEDULE": [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+    # Up to this fraction of each delay is added at random, so that the retries of an endpoint
+    # that failed for many deliveries at once do not come back at the same second.
+    "RETRY_JITTER": 0.1,
+    # Seconds to establish the TCP/TLS connection, and the total for one attempt (connect, send,
+    # wait, read the response). A receiver that trickles its answer is cut at TIMEOUT.
+    "CONNECT_TIMEOUT": 5,
+    "TIMEOUT": 15,
+    # Bytes of each response body kept on the attempt row.
+    "MAX_RESPONSE_BODY_BYTES": 16384,
+    # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
+    "MAX_PAYLOAD_BYTES": 262144,
+    # Allow destinations on loopback, private and other non-global networks (tests, demos only).
+    "ALLOW_PRIVATE_NETWORKS": False,
+    # Allow plain http:// destinations (tests, demos only).
+    "ALLOW_HTTP": False,
+    # Seconds an old secret keeps signing beside the new one after a rotation.
+    "SECRET_ROTATION_OVERLAP": 86400,
+    # Seconds of continuous failure (no success at all) after which a subscription is disabled.
+    "DISABLE_AFTER": 432000,
+    # Finished deliveries and their attempts older than this many days are pruned.
+    "RETENTION_DAYS": 30,
+    # Longest wait, in seconds, that is handed to Celery as a retry countdown. Longer waits are
+    # parked in the database and sent by the sweep: a countdown beyond the broker's visibility
+    # timeout would be delivered again and again. None derives it as half that timeout.
+    "MAX_COUNTDOWN": None,
+    # Seconds a delivery may stay claimed ("sending") before the sweep assumes its worker died.
+    # None derives it from TIMEOUT plus a margin.
+    "STALE_SENDING_AFTER": None,
+    # Seconds past due before the sweep re-enqueues a delivery or fans out an event, so that it
+    # does not race the message that is on its way.
+    "SWEEP_GRACE": 30,
+    # Rows handled per sweep batch and per fan-out insert.
+    "BATCH_SIZE": 1000,
+    # Celery queues: first attempts and retries apart, so a backlog of retries cannot delay
+    # fresh events; maintenance (sweep, pruning) apart from both.
+    "DELIVERY_QUEUE": "webhooks",
+    "RETRY_QUEUE": "webhooks.retry",
+    "MAINTENANCE_QUEUE": "webhooks.maintenance",
+    # `source` attribute of CloudEvents payloads.
+    "CLOUDEVENTS_SOURCE": "/webhooks",
+    "USER_AGENT": "django-webhooks/1.0",
+}
+
+
+class WebhookSettings:
+    """Attribute access to `settings.WEBHOOKS`, falling back to `DEFAULTS`."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "WEBHOOKS", None) or {}
+        if not isinstance(value, dict):
+            raise ImproperlyConfigured("settings.WEBHOOKS must be a dict.")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in DEFAULTS:
+            raise AttributeError(f"Unknown webhooks setting: {name!r}")
+        if name not in self._cache:
+            self._cache[name] = self.user_settings.get(name, DEFAULTS[name])
+        return self._cache[name]
+
+    @property
+    def max_countdown(self) -> int:
+        """Longest retry countdown that stays safely inside the broker's visibility timeout."""
+        if self.MAX_COUNTDOWN is not None:
+            return int(self.MAX_COUNTDOWN)
+        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+        return int(options.get("visibility_timeout", 3600)) // 2
+
+    @property
+    def stale_sending_after(self) -> int:
+        if self.STALE_SENDING_AFTER is not None:
+            return int(self.STALE_SENDING_AFTER)
+        return int(self.TIMEOUT) + int(self.CONNECT_TIMEOUT) + 30
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+webhook_settings = WebhookSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"WEBHOOKS", "CELERY_BROKER_TRANSPORT_OPTIONS"}:
+        webhook_settings.reload()
+
+
+setting_changed.connect(_reload, dispatch_uid="webhooks-settings-reload")

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings
+
+from tests.procs import RedisServer, Worker, database_url_for_tests
+from tests.receiver import Receiver
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[RedisServer]:
+    """A private Redis for the whole run; the Celery app in this process publishes to it."""
+    from webhooks_project.celery import app
+
+    server = RedisServer().start()
+    app.conf.broker_url = server.url
+    settings.CELERY_BROKER_URL = server.url
+    yield server
+    app.pool.force_close_all()
+    server.stop()
+
+
+@pytest.fixture
+def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
+    """The session's Redis, emptied before the test so no stale message runs into it."""
+    from webhooks_project.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+    yield redis_server
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_worker(broker: RedisServer, transactional_db: None) -> Iterator:
+    """Start real Celery workers (separate processes) on the test database and broker."""
+    started: list[Worker] = []
+
+    def start(**kwargs) -> Worker:
+        kwargs.setdefault("broker_url", broker.url)
+        worker = Worker(database_url=database_url_for_tests(), **kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def worker(start_worker) -> Worker:
+    return start_worker()
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user(
+        "staff", "staff@example.com", "pw", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(staff_user)
+    return client

@@ -1,0 +1,22 @@
+"""Settings for the test suite: the reference project's, with a fast retry schedule and loopback
+destinations allowed. Worker processes started by the tests use this module too; a test passes
+extra `WEBHOOKS` keys to its own worker through WEBHOOKS_OVERRIDES (JSON)."""
+
+import json
+import os
+
+from webhooks_project.settings import *
+from webhooks_project.settings import WEBHOOKS
+
+WEBHOOKS = {
+    **WEBHOOKS,
+    "ALLOW_PRIVATE_NETWORKS": True,
+    "ALLOW_HTTP": True,
+    "RETRY_SCHEDULE": [0, 0.2, 0.2, 0.2, 0.2],
+    "RETRY_JITTER": 0.1,
+    "CONNECT_TIMEOUT": 2,
+    "TIMEOUT": 3,
+    **json.loads(os.environ.get("WEBHOOKS_OVERRIDES", "{}")),
+}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,100 @@
+"""Publishing and fan-out, in-process (no worker): rows, idempotency, transactions."""
+
+import pytest
+from django.db import transaction
+
+from deliveries.models import Delivery, DeliveryStatus, Event
+from deliveries.services import PayloadTooLarge, PublishError, SchemaValidationError, publish
+from subscriptions.matching import filters_match, patterns_matching
+from subscriptions.models import EventType
+from tests.factories import make_subscription
+
+pytestmark = pytest.mark.django_db
+
+
+def test_patterns_cover_exact_prefix_and_star():
+    assert patterns_matching("order.item.created") == {
+        "*",
+        "order.*",
+        "order.item.*",
+        "order.item.created",
+    }
+    assert filters_match(["order.*"], "order.created")
+    assert not filters_match(["order.*"], "orders.created")
+    assert not filters_match(["order.created"], "order.updated")
+
+
+def test_publish_fans_out_to_matching_active_subscriptions(django_capture_on_commit_callbacks):
+    star = make_subscription("http://127.0.0.1:9/a", ["*"])
+    prefix = make_subscription("http://127.0.0.1:9/b", ["order.*"])
+    make_subscription("http://127.0.0.1:9/c", ["invoice.paid"])
+    disabled = make_subscription("http://127.0.0.1:9/d", ["*"], is_active=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        event = publish("order.created", {"id": 7})
+
+    deliveries = {d.subscription_id: d for d in Delivery.objects.filter(event=event)}
+    assert set(deliveries) == {star.pk, prefix.pk, disabled.pk}
+    assert deliveries[star.pk].status == DeliveryStatus.PENDING
+    assert deliveries[star.pk].next_attempt_at is not None
+    assert deliveries[disabled.pk].status == DeliveryStatus.SKIPPED
+    assert event.delivery_count == 2
+    event.refresh_from_db()
+    assert event.fanned_out_at is not None
+
+
+def test_same_idempotency_key_returns_first_event(django_capture_on_commit_callbacks):
+    make_subscription("http://127.0.0.1:9/a")
+    with django_capture_on_commit_callbacks(execute=True):
+        first = publish("order.created", {"n": 1}, idempotency_key="k-1")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = publish("order.created", {"n": 2}, idempotency_key="k-1")
+    assert again.pk == first.pk and again.created is False
+    assert callbacks == []
+    assert Event.objects.count() == 1
+    assert Delivery.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_publish_leaves_nothing():
+    make_subscription("http://127.0.0.1:9/a")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish("order.created", {"id": 1})
+        raise RuntimeError("the caller's transaction fails")
+    assert Event.objects.count() == 0
+    assert Delivery.objects.count() == 0
+
+
+def test_fan_out_waits_for_the_callers_commit(django_capture_on_commit_callbacks):
+    make_subscription("http://127.0.0.1:9/a")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        publish("order.created", {})
+    assert len(callbacks) == 1
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("event_type", "data", "field"),
+    [("", {}, "type"), ("bad type", {}, "type"), ("order.created", [1], "data")],
+)
+def test_invalid_events_are_refused(event_type, data, field):
+    with pytest.raises(PublishError) as info:
+        publish(event_type, data)
+    assert info.value.field == field
+    assert Event.objects.count() == 0
+
+
+def test_oversized_data_is_refused(settings):
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "MAX_PAYLOAD_BYTES": 100}
+    with pytest.raises(PayloadTooLarge):
+        publish("order.created", {"blob": "x" * 200})
+
+
+def test_data_is_checked_against_the_event_type_schema():
+    EventType.objects.create(
+        name="order.created",
+        schema={"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
+    )
+    with pytest.raises(SchemaValidationError, match="id"):
+        publish("order.created", {"id": "seven"})
+    assert publish("order.created", {"id": 7}).pk
