@@ -9,3 +9,12 @@ class DeliveriesConfig(AppConfig):
     label = "deliveries"
     verbose_name = _("Webhook deliveries")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from subscriptions.signals import subscription_disabled
+
+        from .receivers import discard_for_disabled
+
+        subscription_disabled.connect(
+            discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )

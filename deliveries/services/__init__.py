@@ -2,7 +2,6 @@
 management commands call the functions here and nothing else changes delivery state."""
 
 from .attempts import Outcome, attempt_delivery
-from .lifecycle import disable_subscription, enable_subscription
 from .publishing import (
     PayloadTooLarge,
     PublishError,
@@ -20,8 +19,6 @@ __all__ = [
     "SchemaValidationError",
     "SweepReport",
     "attempt_delivery",
-    "disable_subscription",
-    "enable_subscription",
     "fan_out",
     "publish",
     "sweep",

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
+from subscriptions.services import disable_subscription
 
 from .. import signals
 from ..models import Delivery, DeliveryAttempt, ErrorKind
@@ -25,7 +26,6 @@ from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
 from . import states
-from .lifecycle import disable_subscription
 
 logger = logging.getLogger("deliveries.attempts")
 

@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
+from subscriptions.services import disable_subscription
 
 from ..models import FINISHED, Delivery, DeliveryAttempt, Event
-from .lifecycle import disable_subscription
 
 
 def disable_dead_endpoints(now: dt.datetime | None = None) -> int:

@@ -1,20 +1,19 @@
-"""Disabling and enabling subscriptions, with what that means for their deliveries."""
+"""Changing a subscription's state. Views, admin actions and the pipeline call these."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
-from subscriptions.models import Subscription
-
-from .. import signals
-from . import states
+from . import signals
+from .models import Subscription
 
 
 def disable_subscription(subscription: Subscription, reason: str) -> bool:
-    """Disable the subscription and discard its waiting deliveries, recording `reason`.
+    """Disable the subscription, recording `reason`; False if it was already disabled.
 
-    Returns False if it was already disabled (nothing changes, no signal).
+    Listeners of `subscription_disabled` run after commit (the deliveries app discards the
+    deliveries that were waiting for it).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -23,7 +22,6 @@ def disable_subscription(subscription: Subscription, reason: str) -> bool:
         )
         if not changed:
             return False
-        states.discard_waiting(subscription.pk, f"Discarded: {reason}")
         subscription.is_active = False
         subscription.disabled_reason = reason[:500]
         subscription.disabled_at = now
@@ -37,16 +35,23 @@ def disable_subscription(subscription: Subscription, reason: str) -> bool:
 
 def enable_subscription(subscription: Subscription) -> bool:
     """Enable a disabled subscription; its failure history starts afresh."""
-    changed = Subscription.objects.filter(pk=subscription.pk, is_active=False).update(
-        is_active=True,
-        disabled_reason="",
-        disabled_at=None,
-        failing_since=None,
-        updated_at=timezone.now(),
-    )
-    if changed:
+    with transaction.atomic():
+        changed = Subscription.objects.filter(pk=subscription.pk, is_active=False).update(
+            is_active=True,
+            disabled_reason="",
+            disabled_at=None,
+            failing_since=None,
+            updated_at=timezone.now(),
+        )
+        if not changed:
+            return False
         subscription.is_active = True
         subscription.disabled_reason = ""
         subscription.disabled_at = None
         subscription.failing_since = None
-    return bool(changed)
+        transaction.on_commit(
+            lambda: signals.subscription_enabled.send(
+                sender=Subscription, subscription=subscription
+            )
+        )
+    return True
