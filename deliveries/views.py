@@ -18,7 +18,7 @@ from .serializers import (
     PublishedSerializer,
     PublishSerializer,
 )
-from .services import PayloadTooLarge, PublishError, publish
+from .services import PayloadTooLarge, PublishError, expected_deliveries, publish
 
 
 class EventViewSet(
@@ -65,7 +65,7 @@ class EventViewSet(
             raise ValidationError({exc.field: [exc.message]}) from exc
         count = event.delivery_count
         if count is None:
-            count = event.deliveries.exclude(status="skipped").count()
+            count = expected_deliveries(event)
         body = PublishedSerializer(
             {
                 "id": event.id,

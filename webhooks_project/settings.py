@@ -183,6 +183,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_max": 1,
     "retry_on_timeout": False,
 }
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The embedded demo's fallback when no Redis is reachable: messages are files under var/.
+    # No visibility timeout and no concurrency cap; use Redis for anything real.
+    _broker_dir = BASE_DIR / "var" / "broker"
+    (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing from the web process: give up after one quick retry instead of Kombu's default of

@@ -103,6 +103,17 @@ def publish(
     return event
 
 
+def expected_deliveries(event: Event) -> int:
+    """How many deliveries the event gets: counted if fanned out, else the matching active
+    subscriptions now (the caller's transaction may not have committed yet)."""
+    if event.fanned_out_at is not None:
+        return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
+    targets = Subscription.objects.all()
+    if event.target_subscription_id:
+        targets = targets.filter(pk=event.target_subscription_id)
+    return len(targets.matching_ids(event.type)[0])
+
+
 def _repeat(event: Event) -> Event:
     event.created = False
     event.delivery_count = None
@@ -131,11 +142,10 @@ def fan_out(event_id: Any) -> int:
         if event is None:
             return 0
         if event.fanned_out_at is not None:
-            return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
+            return expected_deliveries(event)
+        targets = Subscription.objects.all()
         if event.target_subscription_id:
-            targets = Subscription.objects.filter(pk=event.target_subscription_id)
-        else:
-            targets = Subscription.objects.all()
+            targets = targets.filter(pk=event.target_subscription_id)
         active, inactive = targets.matching_ids(event.type)
         rows = [
             Delivery(

@@ -1,0 +1,377 @@
+#!/usr/bin/env python3
+"""Run the whole system, or its tests, from a fresh checkout with nothing but Python 3.11+.
+
+    python3 dev.py up        # web + worker + beat on embedded defaults (SQLite, Redis if any)
+    python3 dev.py test      # ruff, migrations check, the suite on SQLite and PostgreSQL
+    python3 dev.py receiver  # a local receiver that prints and verifies deliveries
+
+Both create `.venv` and install the requirements on first use. Only the standard library is
+used until the virtual environment exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VAR = ROOT / "var"
+PY = VENV / "bin" / "python"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/webhooks"
+
+
+def say(message: str) -> None:
+    print(f"[dev] {message}", flush=True)
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)
+
+
+# --- environment --------------------------------------------------------------------------
+
+
+def ensure_venv(requirements: str) -> None:
+    """Create .venv and install `requirements` when they changed since the last install."""
+    if not PY.exists():
+        say("creating .venv")
+        run([sys.executable, "-m", "venv", str(VENV)])
+    stamp = VENV / f".installed-{requirements}"
+    wanted = (ROOT / requirements).read_text() + (ROOT / "requirements.txt").read_text()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    say(f"installing {requirements} into .venv (first run takes a minute)")
+    run([str(PY), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", requirements])
+    stamp.write_text(wanted)
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def apt_install(*packages: str) -> bool:
+    if not shutil.which("apt-get") or os.geteuid() != 0:
+        return False
+    say(f"installing {' '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+    return (
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", *packages], check=False, env=env
+        ).returncode
+        == 0
+    )
+
+
+def ensure_redis_binary() -> None:
+    """The tests start their own redis-server processes, so they need the binary."""
+    if shutil.which("redis-server") or Path("/usr/bin/redis-server").exists():
+        return
+    if not apt_install("redis-server"):
+        sys.exit(
+            "redis-server is needed for the tests; install it (e.g. apt-get install redis-server)."
+        )
+
+
+def start_local_redis(port: int = 6379) -> str | None:
+    """Start a redis-server on loopback for `up` if the binary exists; None otherwise."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        return None
+    VAR.mkdir(exist_ok=True)
+    subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(VAR),
+            "--pidfile",
+            str(VAR / "redis.pid"),
+            "--logfile",
+            str(VAR / "redis.log"),
+        ],
+    ).wait()
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(50):
+        if reachable(url, port):
+            return url
+        time.sleep(0.1)
+    return None
+
+
+def ensure_postgres(url: str) -> str | None:
+    """Return a reachable PostgreSQL URL, starting or installing the server when allowed."""
+    if reachable(url, 5432):
+        return url
+    clusters = Path("/etc/postgresql")
+    if not clusters.exists():
+        apt_install("postgresql")
+    if clusters.exists() and shutil.which("pg_ctlcluster"):
+        for version in sorted(os.listdir(clusters)):
+            subprocess.run(
+                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                check=False,
+            )
+        for _ in range(50):
+            if reachable(url, 5432):
+                break
+            time.sleep(0.2)
+    if not reachable(url, 5432):
+        return None
+    if (
+        subprocess.run(
+            [
+                str(PY),
+                "-c",
+                f"import psycopg; psycopg.connect({url.rsplit('/', 1)[0] + '/postgres'!r}).close()",
+            ],
+            capture_output=True,
+        ).returncode
+        == 0
+    ):
+        return url
+    # A freshly installed server refuses password-less TCP logins: give the postgres role a
+    # password through the local socket and use it.
+    subprocess.run(
+        ["su", "postgres", "-c", "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\""],
+        check=False,
+    )
+    return url.replace("postgres@", "postgres:postgres@", 1)
+
+
+# --- up -----------------------------------------------------------------------------------
+
+
+def admin_password() -> str:
+    path = VAR / "admin-password.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    ensure_venv("requirements.txt")
+    VAR.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
+        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
+        # The demo delivers to receivers on this machine over plain http.
+        "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "1"),
+        "WEBHOOKS_ALLOW_HTTP": os.environ.get("WEBHOOKS_ALLOW_HTTP", "1"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    broker = env.get("CELERY_BROKER_URL", DEFAULT_REDIS)
+    if broker.startswith("redis") and not reachable(broker, 6379):
+        started = start_local_redis() if broker == DEFAULT_REDIS else None
+        if started:
+            say(f"broker: started a local redis-server at {started}")
+            broker = started
+        else:
+            broker = "filesystem://"
+            say(
+                "broker: no Redis reachable; using Kombu's filesystem broker in var/broker "
+                "(fine for a demo; use Redis for anything else)"
+            )
+    else:
+        say(f"broker: {broker}")
+    env["CELERY_BROKER_URL"] = broker
+    database = env.get("DATABASE_URL", f"sqlite:///{VAR / 'db.sqlite3'}")
+    say(f"database: {database}")
+    manage = [str(PY), "manage.py"]
+    run([*manage, "migrate", "--noinput", "-v", "0"], env=env)
+    password = admin_password()
+    run(
+        [
+            *manage,
+            "shell",
+            "--no-imports",
+            "-c",
+            "from django.contrib.auth import get_user_model; U = get_user_model(); "
+            "u = U.objects.filter(username='admin').first() or U(username='admin'); "
+            "u.is_staff = u.is_superuser = True; "
+            f"u.set_password({password!r}); u.save()",
+        ],
+        env=env,
+    )
+    port = args.port
+    processes = {
+        "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
+        "worker": [
+            str(PY),
+            "-m",
+            "celery",
+            "-A",
+            "webhooks_project",
+            "worker",
+            "-P",
+            "threads",
+            "-c",
+            "16",
+            "-Q",
+            "webhooks,webhooks.retry,webhooks.maintenance",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "info",
+        ],
+        "beat": [
+            str(PY),
+            "-m",
+            "celery",
+            "-A",
+            "webhooks_project",
+            "beat",
+            "-l",
+            "info",
+            "-s",
+            str(VAR / "celerybeat-schedule"),
+        ],
+    }
+    say(f"admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
+    say(f"API:   http://127.0.0.1:{port}/api/  (docs at /api/docs/)  Ctrl-C stops everything")
+    supervise(processes, env)
+
+
+def supervise(processes: dict[str, list[str]], env: dict[str, str]) -> None:
+    children: dict[str, subprocess.Popen] = {}
+
+    def pump(name: str, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            sys.stdout.write(f"{name:>6} | {line}")
+            sys.stdout.flush()
+
+    for name, cmd in processes.items():
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        children[name] = proc
+        threading.Thread(target=pump, args=(name, proc), daemon=True).start()
+
+    def stop(*_: object) -> None:
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in children.values():
+            try:
+                proc.wait(25)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while True:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                say(f"{name} exited with {proc.returncode}; stopping the rest")
+                stop()
+        time.sleep(0.5)
+
+
+# --- test ---------------------------------------------------------------------------------
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    ensure_venv("requirements-dev.txt")
+    ensure_redis_binary()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("DATABASE_URL", None)
+    say("ruff")
+    run([str(PY), "-m", "ruff", "check", "."])
+    say("migrations are complete")
+    run(
+        [str(PY), "manage.py", "makemigrations", "--check", "--dry-run"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "webhooks_project.settings"},
+    )
+    pytest = [str(PY), "-m", "pytest", *args.pytest_args]
+    failed = []
+    if not args.postgres_only:
+        say("test suite on SQLite")
+        if subprocess.run(pytest, cwd=ROOT, env=env).returncode:
+            failed.append("SQLite")
+    if not args.sqlite_only:
+        pg = ensure_postgres(os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
+        if pg is None:
+            if args.require_postgres:
+                sys.exit("PostgreSQL is required (--require-postgres) but could not be started.")
+            say("PostgreSQL not reachable: skipped the PostgreSQL run")
+        else:
+            say(f"test suite on PostgreSQL ({pg})")
+            if subprocess.run(pytest, cwd=ROOT, env={**env, "DATABASE_URL": pg}).returncode:
+                failed.append("PostgreSQL")
+    if failed:
+        sys.exit(f"tests failed on: {', '.join(failed)}")
+    say("all green")
+
+
+# --- receiver -----------------------------------------------------------------------------
+
+
+def cmd_receiver(argv: list[str]) -> None:
+    ensure_venv("requirements.txt")
+    os.execv(str(PY), [str(PY), str(ROOT / "bin" / "demo_receiver.py"), *argv])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command")
+    up = sub.add_parser("up", help="run web, worker and beat")
+    up.add_argument("--port", type=int, default=8000)
+    test = sub.add_parser("test", help="run ruff, the migrations check and the test suite")
+    test.add_argument("--sqlite-only", action="store_true")
+    test.add_argument("--postgres-only", action="store_true")
+    test.add_argument(
+        "--require-postgres",
+        action="store_true",
+        help="fail instead of skipping when PostgreSQL cannot be started",
+    )
+    test.add_argument("pytest_args", nargs="*", help="passed to pytest (after --)")
+    sub.add_parser("receiver", help="print and verify deliveries on 127.0.0.1:9000 (--help)")
+    if sys.argv[1:2] == ["receiver"]:
+        cmd_receiver(sys.argv[2:])
+        return
+    args = parser.parse_args(sys.argv[1:] or ["up"])
+    {"up": cmd_up, "test": cmd_test}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

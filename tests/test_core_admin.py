@@ -1,0 +1,81 @@
+"""The admin shows subscriptions, events and the full delivery history."""
+
+import pytest
+from django.urls import reverse
+
+from deliveries.models import Delivery, DeliveryAttempt, Event
+from subscriptions.models import Subscription
+from tests.factories import make_subscription
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def history():
+    sub = make_subscription("http://127.0.0.1:9/a", description="Orders endpoint")
+    event = Event.objects.create(type="order.created", data={"id": 5})
+    delivery = Delivery.objects.create(event=event, subscription=sub, status="failed", attempts=1)
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        number=1,
+        started_at=event.created_at,
+        duration_ms=12,
+        request_headers={"webhook-id": str(event.id)},
+        response_status=400,
+        response_body="rejected by receiver",
+        error_kind="http_status",
+        error="HTTP 400",
+    )
+    return sub, event, delivery
+
+
+def test_history_pages_render(admin_client, history):
+    sub, event, delivery = history
+    pages = [
+        reverse("admin:webhook_subscriptions_subscription_changelist"),
+        reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk]),
+        reverse("admin:webhook_subscriptions_eventtype_changelist"),
+        reverse("admin:deliveries_event_changelist"),
+        reverse("admin:deliveries_event_change", args=[event.pk]),
+        reverse("admin:deliveries_delivery_changelist"),
+        reverse("admin:deliveries_delivery_change", args=[delivery.pk]),
+    ]
+    for url in pages:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+    detail = admin_client.get(reverse("admin:deliveries_delivery_change", args=[delivery.pk]))
+    assert b"rejected by receiver" in detail.content
+    assert str(event.id).encode() in detail.content
+    assert sub.secret.encode() not in admin_client.get(pages[1]).content
+
+
+def test_delivery_list_filters_and_search(admin_client, history):
+    url = reverse("admin:deliveries_delivery_changelist")
+    assert admin_client.get(url, {"status__exact": "failed"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"status__exact": "succeeded"}).context["cl"].result_count == 0
+    assert admin_client.get(url, {"event__type": "order.created"}).context["cl"].result_count == 1
+    _, event, _ = history
+    assert admin_client.get(url, {"q": str(event.id)}).context["cl"].result_count == 1
+
+
+def test_creating_a_subscription_in_the_admin_shows_the_secret_once(admin_client):
+    url = reverse("admin:webhook_subscriptions_subscription_add")
+    response = admin_client.post(
+        url,
+        {
+            "url": "https://example.com/hook",
+            "description": "made in admin",
+            "event_types": '["*"]',
+            "is_active": "on",
+            "payload_format": "standard",
+            "headers": "{}",
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    sub = Subscription.objects.get(description="made in admin")
+    assert sub.secret.encode() in response.content
+    change = admin_client.get(
+        reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
+    )
+    assert sub.secret.encode() not in change.content
