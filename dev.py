@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -321,10 +322,11 @@ def cmd_test(args: argparse.Namespace) -> None:
         env={**env, "DJANGO_SETTINGS_MODULE": "webhooks_project.settings"},
     )
     pytest = [str(PY), "-m", "pytest", *args.pytest_args]
-    failed = []
+    failed: list[str] = []
+    totals = {"passed": 0, "failed": 0, "skipped": 0}
     if not args.postgres_only:
         say("test suite on SQLite")
-        if subprocess.run(pytest, cwd=ROOT, env=env).returncode:
+        if run_pytest(pytest, env, totals):
             failed.append("SQLite")
     if not args.sqlite_only:
         pg = ensure_postgres(os.environ.get("TEST_DATABASE_URL", DEFAULT_PG))
@@ -334,11 +336,34 @@ def cmd_test(args: argparse.Namespace) -> None:
             say("PostgreSQL not reachable: skipped the PostgreSQL run")
         else:
             say(f"test suite on PostgreSQL ({pg})")
-            if subprocess.run(pytest, cwd=ROOT, env={**env, "DATABASE_URL": pg}).returncode:
+            if run_pytest(pytest, {**env, "DATABASE_URL": pg}, totals):
                 failed.append("PostgreSQL")
+    say("all green" if not failed else f"tests failed on: {', '.join(failed)}")
+    # One closing line over both runs, in the plain form CI tools read.
+    print(
+        f"total: {totals['passed']} passed, {totals['failed']} failed, {totals['skipped']} skipped"
+    )
     if failed:
-        sys.exit(f"tests failed on: {', '.join(failed)}")
-    say("all green")
+        sys.exit(1)
+
+
+def run_pytest(cmd: list[str], env: dict[str, str], totals: dict[str, int]) -> int:
+    """Run pytest, echoing its output, and add its summary counts to `totals`."""
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    summary = ""
+    for line in proc.stdout:  # type: ignore[union-attr]
+        sys.stdout.write(line)
+        if re.match(r"^=*\s*\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s", line):
+            summary = line
+    code = proc.wait()
+    for count, word in re.findall(r"(\d+) (passed|failed|errors?|skipped)", summary):
+        key = "failed" if word.startswith("error") else word
+        totals[key] += int(count)
+    if code == 5:  # pytest: no tests collected
+        return 1
+    return code
 
 
 # --- receiver -----------------------------------------------------------------------------
