@@ -3,10 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from . import services
 from .models import EventType, Subscription
 
 
@@ -37,6 +40,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     # The secret is shown once, in the message after creation; never in a form or a list.
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
     raw_id_fields = ["owner"]
+    actions = ["rotate_secrets"]
 
     @admin.display(description=_("status"), ordering="is_active")
     def status(self, obj: Subscription) -> str:
@@ -58,6 +62,35 @@ class SubscriptionAdmin(admin.ModelAdmin):
                     _("Signing secret:"),
                     obj.secret,
                     _("Copy it now: it will not be shown again."),
+                ),
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        rotated = [(sub, services.rotate_secret(sub)) for sub in queryset]
+        self.message_user(
+            request,
+            ngettext(
+                "Rotated the secret of %(count)d subscription; the old secret keeps signing "
+                "during the overlap.",
+                "Rotated the secrets of %(count)d subscriptions; the old secrets keep signing "
+                "during the overlap.",
+                len(rotated),
+            )
+            % {"count": len(rotated)},
+            messages.SUCCESS,
+        )
+        if rotated:
+            # Shown once, like the secret of a new subscription; never stored in a log.
+            self.message_user(
+                request,
+                format_html(
+                    "{} {}",
+                    _("New secrets (copy them now, they will not be shown again):"),
+                    format_html_join(
+                        ", ", "{}: <code>{}</code>", ((str(s), secret) for s, secret in rotated)
+                    ),
                 ),
                 messages.WARNING,
             )

@@ -133,10 +133,13 @@ def fan_out(event_id: Any) -> int:
         if event.fanned_out_at is not None:
             return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
         if event.target_subscription_id:
-            targets = Subscription.objects.filter(pk=event.target_subscription_id)
+            # A targeted (test) event goes to its subscription whatever the event filters.
+            active, inactive = [], []
+            target = Subscription.objects.filter(pk=event.target_subscription_id)
+            for pk, is_active in target.values_list("pk", "is_active"):
+                (active if is_active else inactive).append(pk)
         else:
-            targets = Subscription.objects.all()
-        active, inactive = targets.matching_ids(event.type)
+            active, inactive = Subscription.objects.all().matching_ids(event.type)
         rows = [
             Delivery(
                 event_id=event.pk,
