@@ -170,6 +170,14 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and "secret" in getattr(self, "initial_data", {}):
+            # Silently ignoring it would leave the subscriber believing the secret changed.
+            raise serializers.ValidationError(
+                {"secret": [_("Use POST .../rotate-secret/ to change the secret.")]}
+            )
+        return attrs
+
     def validate_url(self, value: str) -> str:
         try:
             resolve_destination(value)
