@@ -131,7 +131,9 @@ def test_lists_show_own_subscriptions_and_staff_sees_all(users):
     assert ids("staff") == {str(mine.pk), str(theirs.pk)}
 
 
-def test_deliveries_of_other_users_are_invisible(users, catalog, django_capture_on_commit_callbacks):
+def test_deliveries_of_other_users_are_invisible(
+    users, catalog, django_capture_on_commit_callbacks
+):
     from deliveries.services import publish
 
     make_subscription("https://hooks.example.com/a", owner=users["owner"])
@@ -168,7 +170,12 @@ def test_session_authentication_still_needs_csrf_for_writes(users, catalog):
 
 def test_publishing_needs_the_add_event_permission(users, catalog):
     client = client_for(users["other"])
-    assert client.post("/api/events/", {"type": "order.created", "data": {}}, format="json").status_code == 403
+    assert (
+        client.post(
+            "/api/events/", {"type": "order.created", "data": {}}, format="json"
+        ).status_code
+        == 403
+    )
     users["other"].user_permissions.add(Permission.objects.get(codename="add_event"))
     client = client_for(type(users["other"]).objects.get(pk=users["other"].pk))
     response = client.post("/api/events/", {"type": "order.created", "data": {}}, format="json")
@@ -404,10 +411,14 @@ def test_event_type_with_schema_validates_published_data(staff_api):
         "/api/events/", {"type": "order.created", "data": {"id": "seven"}}, format="json"
     )
     assert bad.status_code == 400
-    assert re.search(r"schema of 'order.created' at id: 'seven' is not of type", bad.json()["data"][0])
+    assert re.search(
+        r"schema of 'order.created' at id: 'seven' is not of type", bad.json()["data"][0]
+    )
     missing = staff_api.post("/api/events/", {"type": "order.created", "data": {}}, format="json")
     assert missing.status_code == 400 and "'id' is a required property" in missing.json()["data"][0]
-    good = staff_api.post("/api/events/", {"type": "order.created", "data": {"id": 7}}, format="json")
+    good = staff_api.post(
+        "/api/events/", {"type": "order.created", "data": {"id": 7}}, format="json"
+    )
     assert good.status_code == 202
     assert Event.objects.count() == 1
 
@@ -440,9 +451,7 @@ def test_schema_describes_the_custom_actions(client):
     test = paths["/api/subscriptions/{id}/test/"]["post"]
     assert set(test["responses"]) >= {"202", "404", "409"}
     created = paths["/api/subscriptions/"]["post"]["responses"]["201"]
-    assert created["content"]["application/json"]["schema"]["$ref"].endswith(
-        "/SubscriptionCreate"
-    )
+    assert created["content"]["application/json"]["schema"]["$ref"].endswith("/SubscriptionCreate")
     assert "413" not in paths["/api/subscriptions/"]["post"]["responses"]
 
 
