@@ -253,12 +253,20 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         return instance
 
 
+def well_formed_secret(value: str) -> None:
+    try:
+        validate_secret(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+
+
 class SubscriptionCreateSerializer(SubscriptionSerializer):
     """Create: the one time the secret is shown. A client may bring its own secret."""
 
     secret = serializers.CharField(
         required=False,
         max_length=128,
+        validators=[well_formed_secret],
         help_text=_(
             "Optional: 'whsec_' + base64 of 24 to 64 random bytes. Generated when omitted. "
             "Returned in this response only."
@@ -268,28 +276,15 @@ class SubscriptionCreateSerializer(SubscriptionSerializer):
     class Meta(SubscriptionSerializer.Meta):
         fields = [*SubscriptionSerializer.Meta.fields, "secret"]
 
-    def validate_secret(self, value: str) -> str:
-        try:
-            validate_secret(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return value
-
 
 class RotateSecretSerializer(serializers.Serializer):
     secret = serializers.CharField(
         required=False,
         max_length=128,
         write_only=True,
+        validators=[well_formed_secret],
         help_text=_("Optional new secret; generated when omitted."),
     )
-
-    def validate_secret(self, value: str) -> str:
-        try:
-            validate_secret(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-        return value
 
 
 class RotatedSecretSerializer(serializers.Serializer):

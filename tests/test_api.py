@@ -12,29 +12,21 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from deliveries.models import Event
-from subscriptions import netguard, signals
+from subscriptions import signals
 from subscriptions.models import EventType, Subscription
 from subscriptions.secrets import generate_secret
 from tests.factories import make_subscription
+from tests.stubdns import resolving
 
 pytestmark = pytest.mark.django_db
 
 PUBLIC = {"hooks.example.com": ["93.184.215.14"], "other.example.net": ["2606:4700::1111"]}
 
 
-def stub_resolver(host: str, port: int) -> list[str]:
-    try:
-        return PUBLIC[host]
-    except KeyError:
-        raise OSError(f"no such host {host}") from None
-
-
 @pytest.fixture(autouse=True)
 def no_real_dns():
-    """Names resolve from a table: no DNS query leaves the machine."""
-    netguard.set_resolver(stub_resolver)
-    yield
-    netguard.set_resolver(None)
+    with resolving(PUBLIC):
+        yield
 
 
 @pytest.fixture

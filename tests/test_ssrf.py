@@ -24,6 +24,7 @@ from subscriptions.netguard import BlockedDestination, resolve_destination
 from tests.factories import make_subscription
 from tests.procs import wait_until
 from tests.receiver import Reply
+from tests.stubdns import resolving
 
 PUBLIC_V4 = "93.184.215.14"
 # Names answered by the stub resolver (the worker process resolves only literals and localhost).
@@ -90,19 +91,10 @@ TABLE = LITERAL_TABLE + NAME_TABLE
 PRIVATE_OFF = {"ALLOW_PRIVATE_NETWORKS": False}
 
 
-def stub_resolver(host: str, port: int) -> list[str]:
-    if host in STUB_NAMES:
-        return STUB_NAMES[host]
-    if host == "localhost":
-        return ["127.0.0.1", "::1"]
-    raise OSError(f"stub resolver: unknown host {host}")
-
-
 @pytest.fixture(autouse=True)
 def no_real_dns():
-    netguard.set_resolver(stub_resolver)
-    yield
-    netguard.set_resolver(None)
+    with resolving({**STUB_NAMES, "localhost": ["127.0.0.1", "::1"]}):
+        yield
 
 
 @pytest.fixture
