@@ -27,6 +27,7 @@ MAX_HEADER_NAME_LENGTH = 256
 MAX_HEADER_VALUE_LENGTH = 4096
 MAX_RATE_LIMIT = 10_000
 MAX_SCHEMA_BYTES = 65_536
+MAX_DESCRIPTION_LENGTH = 5000
 
 # RFC 7230 `token`: what a header name may be.
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -64,6 +65,7 @@ class EventTypeSerializer(serializers.ModelSerializer):
         model = EventType
         fields = ["name", "description", "schema", "created_at"]
         read_only_fields = ["created_at"]
+        extra_kwargs = {"description": {"max_length": MAX_DESCRIPTION_LENGTH}}
 
     def validate_name(self, value: str) -> str:
         if not is_valid_event_type(value):

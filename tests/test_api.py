@@ -371,6 +371,7 @@ def staff_api(users):
     ("body", "field"),
     [
         ({"name": "order created"}, "name"),
+        ({"name": "x.y", "description": "d" * 5001}, "description"),
         ({"name": "order.*"}, "name"),
         ({"name": "x.y", "schema": {"type": "nope"}}, "schema"),
         ({"name": "x.y", "schema": {"properties": {"a": {"minimum": "zero"}}}}, "schema"),
@@ -426,6 +427,12 @@ def test_payload_over_the_limit_is_413(staff_api, settings):
 
 
 # --- OpenAPI --------------------------------------------------------------------------------
+
+
+def test_schema_is_served_as_yaml_and_json(client):
+    yaml = client.get("/api/schema/")
+    assert yaml.status_code == 200 and yaml.content.startswith(b"openapi: 3")
+    assert client.get("/api/schema/?format=json").json()["openapi"].startswith("3.")
 
 
 def test_schema_describes_the_custom_actions(client):
