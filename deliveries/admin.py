@@ -3,12 +3,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from subscriptions.admin import SubscriptionAdmin
+from subscriptions.models import Subscription
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .services.probes import send_test_event
 
 STATUS_COLOURS = {
     DeliveryStatus.SUCCEEDED: "#2e7d32",
@@ -153,3 +159,39 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("status"), ordering="status")
     def badge(self, obj: Delivery) -> str:
         return status_badge(obj.status)
+
+
+@admin.action(description=_("Send a test event"), permissions=["change"])
+def send_test_events(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Subscription]
+) -> None:
+    active = list(queryset.filter(is_active=True))
+    for subscription in active:
+        send_test_event(subscription)
+    modeladmin.message_user(
+        request,
+        ngettext(
+            "Sent a test event to %(count)d subscription.",
+            "Sent a test event to %(count)d subscriptions.",
+            len(active),
+        )
+        % {"count": len(active)},
+        messages.SUCCESS,
+    )
+    skipped = queryset.count() - len(active)
+    if skipped:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(count)d disabled subscription was skipped.",
+                "%(count)d disabled subscriptions were skipped.",
+                skipped,
+            )
+            % {"count": skipped},
+            messages.WARNING,
+        )
+
+
+# The subscriptions app never imports the pipeline, so the pipeline adds its action to the
+# subscription admin from here.
+SubscriptionAdmin.actions = [*(SubscriptionAdmin.actions or ()), send_test_events]

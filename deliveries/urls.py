@@ -1,9 +1,17 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import DeliveryViewSet, EventViewSet
+from .views import DeliveryViewSet, EventViewSet, SubscriptionTestView
 
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "subscriptions/<uuid:pk>/test/",
+        SubscriptionTestView.as_view(),
+        name="subscription-test",
+    ),
+    *router.urls,
+]

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, permissions, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from subscriptions.models import Subscription
 
 from .models import Delivery, Event
 from .permissions import CanPublish
@@ -19,6 +21,22 @@ from .serializers import (
     PublishSerializer,
 )
 from .services import PayloadTooLarge, PublishError, expected_deliveries, publish
+from .services.probes import SubscriptionInactive, send_test_event
+
+
+def published_body(event: Event) -> dict:
+    count = event.delivery_count
+    if count is None:  # the caller's transaction has not committed: no fan-out yet
+        count = expected_deliveries(event)
+    return PublishedSerializer(
+        {
+            "id": event.id,
+            "type": event.type,
+            "created_at": event.created_at,
+            "deliveries": count,
+            "duplicate": not event.created,
+        }
+    ).data
 
 
 class EventViewSet(
@@ -63,22 +81,12 @@ class EventViewSet(
             )
         except PublishError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
-        count = event.delivery_count
-        if count is None:
-            count = expected_deliveries(event)
-        body = PublishedSerializer(
-            {
-                "id": event.id,
-                "type": event.type,
-                "created_at": event.created_at,
-                "deliveries": count,
-                "duplicate": not event.created,
-            }
-        ).data
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    # Only for schema generation (the model behind `{id}`); requests use get_queryset().
+    queryset = Delivery.objects.none()
     permission_classes = [permissions.IsAuthenticated]
 
     def get_serializer_class(self):  # type: ignore[override]
@@ -92,3 +100,35 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         filters.is_valid(raise_exception=True)
         queryset = queryset.filter(**filters.lookups())
         return queryset.order_by("-created_at")
+
+
+class SubscriptionTestView(generics.GenericAPIView):
+    """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
+    sending belongs to the pipeline and the registry never imports it."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = PublishedSerializer
+    queryset = Subscription.objects.none()  # schema generation only
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        return Subscription.objects.visible_to(self.request.user)
+
+    @extend_schema(
+        operation_id="subscriptions_test_create",
+        tags=["subscriptions"],
+        request=None,
+        responses={
+            202: PublishedSerializer,
+            404: None,
+            409: OpenApiResponse(description="The subscription is disabled."),
+        },
+        description="Send a signed `webhook.test` event to this subscription only. It is "
+        "recorded as an event with one delivery, like any other.",
+    )
+    def post(self, request: Request, pk: object) -> Response:
+        subscription = self.get_object()
+        try:
+            event = send_test_event(subscription)
+        except SubscriptionInactive as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(published_body(event), status=status.HTTP_202_ACCEPTED)

@@ -4,10 +4,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db import models
+from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from . import services
 from .models import EventType, Subscription
 
 
@@ -39,6 +42,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
     raw_id_fields = ["owner"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["rotate_secrets"]
 
     @admin.display(description=_("status"), ordering="is_active")
     def status(self, obj: Subscription) -> str:
@@ -60,6 +64,35 @@ class SubscriptionAdmin(admin.ModelAdmin):
                     _("Signing secret:"),
                     obj.secret,
                     _("Copy it now: it will not be shown again."),
+                ),
+                messages.WARNING,
+            )
+
+    @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
+    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        rotated = [(sub, services.rotate_secret(sub)) for sub in queryset]
+        self.message_user(
+            request,
+            ngettext(
+                "Rotated the secret of %(count)d subscription; the old secret keeps signing "
+                "during the overlap.",
+                "Rotated the secrets of %(count)d subscriptions; the old secrets keep signing "
+                "during the overlap.",
+                len(rotated),
+            )
+            % {"count": len(rotated)},
+            messages.SUCCESS,
+        )
+        if rotated:
+            # Shown once, like the secret of a new subscription; never stored in a log.
+            self.message_user(
+                request,
+                format_html(
+                    "{} {}",
+                    _("New secrets (copy them now, they will not be shown again):"),
+                    format_html_join(
+                        ", ", "{}: <code>{}</code>", ((str(s), secret) for s, secret in rotated)
+                    ),
                 ),
                 messages.WARNING,
             )

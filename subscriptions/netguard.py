@@ -10,6 +10,7 @@ not reach an internal address.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,18 +24,26 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # that embed an IPv4 address (checked through the embedded address).
 _EXTRA_BLOCKED = [
     ipaddress.ip_network("100.64.0.0/10"),  # carrier-grade NAT
-    ipaddress.ip_network("192.0.0.0/24"),
-    ipaddress.ip_network("198.18.0.0/15"),
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments
+    ipaddress.ip_network("198.18.0.0/15"),  # benchmarking
     ipaddress.ip_network("0.0.0.0/8"),
     ipaddress.ip_network("240.0.0.0/4"),
+    ipaddress.ip_network("224.0.0.0/4"),  # multicast (`is_global` says True)
     ipaddress.ip_network("fc00::/7"),  # unique local
     ipaddress.ip_network("fe80::/10"),
     ipaddress.ip_network("fec0::/10"),  # deprecated site-local
+    ipaddress.ip_network("ff00::/8"),  # multicast (`is_global` says True for ff0e::)
     ipaddress.ip_network("2001:db8::/32"),
-    ipaddress.ip_network("100::/64"),
+    ipaddress.ip_network("100::/64"),  # discard-only
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64: never global
+    ipaddress.ip_network("2001::/32"),  # Teredo: the real peer is hidden behind a relay
 ]
-_NAT64 = [ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48")]
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+# WHATWG "ends in a number": a host whose last label is numeric is an IPv4 address in one of
+# inet_aton's forms (2130706433, 0x7f.1, 127.1, 0177.0.0.1), never a DNS name.
+_NUMERIC_LABEL = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -77,27 +86,31 @@ def set_resolver(resolver: Resolver | None) -> None:
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address that an IPv6 form carries (mapped, translated, NAT64, 6to4, compatible)."""
     if address.ipv4_mapped:
         return address.ipv4_mapped
-    if any(address in net for net in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    value = int(address)
+    if value >> 32 == 0xFFFF0000:  # ::ffff:0:a.b.c.d, IPv4-translated (SIIT)
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if address in _NAT64:
+        return ipaddress.IPv4Address(value & 0xFFFFFFFF)
     if address in _SIX_TO_FOUR:
         return address.sixtofour
-    if address.teredo:
-        return address.teredo[1]
-    # IPv4-compatible (::a.b.c.d), deprecated but still parsed by some stacks.
-    if int(address) >> 32 == 0 and int(address) > 1:
-        return ipaddress.IPv4Address(int(address))
+    # IPv4-compatible (::a.b.c.d), deprecated but still parsed by some stacks; `::` and `::1`
+    # are themselves unspecified and loopback.
+    if value >> 32 == 0 and value > 1:
+        return ipaddress.IPv4Address(value)
     return None
 
 
 def is_public_address(address: IPAddress) -> bool:
+    """True only for a globally routable unicast address, looking through embedded IPv4."""
     if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            return False
         inner = embedded_ipv4(address)
         if inner is not None:
             return is_public_address(inner)
-        if address.scope_id:
-            return False
     if any(address in net for net in _EXTRA_BLOCKED if net.version == address.version):
         return False
     return address.is_global and not (
@@ -108,6 +121,47 @@ def is_public_address(address: IPAddress) -> bool:
         or address.is_reserved
         or address.is_unspecified
     )
+
+
+def parse_ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
+    """The address of a host written as an IPv4 number in any form inet_aton accepts.
+
+    None when the host is a name. Raises BlockedDestination for a host that ends in a number but
+    is no valid address (`1.2.3.4.5`, `0x1g`), since resolvers disagree on what those mean.
+    """
+    labels = host.rstrip(".").split(".") if host.rstrip(".") else [host]
+    if not _NUMERIC_LABEL.match(labels[-1]):
+        return None
+    try:
+        if len(labels) > 4 or not all(_NUMERIC_LABEL.match(label) for label in labels):
+            raise ValueError(host)
+        numbers = [_parse_number(label) for label in labels]
+        *head, last = numbers
+        if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
+            raise ValueError(host)
+        value = last
+        for index, number in enumerate(head):
+            value += number << (8 * (3 - index))
+        return ipaddress.IPv4Address(value)
+    except ValueError as exc:
+        raise BlockedDestination(f"The host {host!r} is not a valid address.") from exc
+
+
+def _parse_number(label: str) -> int:
+    if label[:2].lower() == "0x":
+        return int(label[2:] or "0", 16)
+    if len(label) > 1 and label.startswith("0"):
+        return int(label, 8)
+    return int(label, 10)
+
+
+def _literal_address(host: str) -> IPAddress | None:
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError as exc:
+            raise BlockedDestination(f"The host {host!r} is not a valid address.") from exc
+    return parse_ipv4_literal(host)
 
 
 def check_scheme(url: str) -> tuple[str, str, int]:
@@ -134,19 +188,33 @@ def check_scheme(url: str) -> tuple[str, str, int]:
 
 
 def resolve_destination(url: str) -> Destination:
-    """Resolve and check `url`; return the address to connect to or raise BlockedDestination."""
+    """Resolve and check `url`; return the address to connect to or raise BlockedDestination.
+
+    Address literals, in whatever form, are parsed here and never handed to the resolver, so a
+    resolver (or a test stub) cannot give them another meaning.
+    """
     scheme, host, port = check_scheme(url)
-    try:
-        addresses = _resolver(host, port)
-    except (OSError, UnicodeError) as exc:
-        raise BlockedDestination(f"The host {host!r} does not resolve.") from exc
-    if not addresses:
-        raise BlockedDestination(f"The host {host!r} does not resolve.")
+    literal = _literal_address(host)
+    if literal is not None:
+        addresses = [str(literal)]
+    else:
+        try:
+            addresses = _resolver(host, port)
+        except (OSError, UnicodeError) as exc:
+            raise BlockedDestination(f"The host {host!r} does not resolve.") from exc
+        if not addresses:
+            raise BlockedDestination(f"The host {host!r} does not resolve.")
+    parsed: list[IPAddress] = []
+    for raw in addresses:
+        try:
+            parsed.append(ipaddress.ip_address(str(raw)))
+        except ValueError as exc:
+            raise BlockedDestination(f"The host {host!r} resolves to no valid address.") from exc
     if not webhook_settings.ALLOW_PRIVATE_NETWORKS:
-        for raw in addresses:
-            address = ipaddress.ip_address(raw.split("%", 1)[0])
+        # Every address is checked, not only the first: the one connected to must be one of them.
+        for address in parsed:
             if not is_public_address(address):
                 raise BlockedDestination(
                     f"The host {host!r} resolves to {address}, which is not a public address."
                 )
-    return Destination(scheme=scheme, host=host, port=port, address=addresses[0])
+    return Destination(scheme=scheme, host=host, port=port, address=str(parsed[0]))

@@ -1,13 +1,63 @@
+"""The subscription registry's API shapes, and every rule a subscriber's input must meet."""
+
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
+import jsonschema
+import referencing.exceptions
 from django.utils.translation import gettext as _
+from jsonschema.validators import validator_for
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
-from .matching import is_valid_filter
+from . import services
+from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
 from .models import EventType, Subscription
 from .netguard import BlockedDestination, resolve_destination
+from .secrets import validate_secret
+
+# Size limits: a subscription is configuration, not storage.
+MAX_EVENT_TYPES = 100
+MAX_HEADERS = 20
+MAX_HEADER_NAME_LENGTH = 256
+MAX_HEADER_VALUE_LENGTH = 4096
+MAX_RATE_LIMIT = 10_000
+MAX_SCHEMA_BYTES = 65_536
+MAX_DESCRIPTION_LENGTH = 5000
+
+# RFC 7230 `token`: what a header name may be.
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# Visible ASCII with inner spaces and tabs: no CR, LF or NUL (header injection), no leading or
+# trailing whitespace (which `requests` refuses at send time).
+HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$")
+# Headers the pipeline writes itself, or that belong to the HTTP framing: a subscriber setting
+# them would break signatures, content negotiation or the connection.
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "host",
+        "user-agent",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
+)
+RESERVED_HEADER_PREFIXES = ("webhook-", "proxy-")
+
+
+def is_reserved_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES)
 
 
 class EventTypeSerializer(serializers.ModelSerializer):
@@ -15,10 +65,95 @@ class EventTypeSerializer(serializers.ModelSerializer):
         model = EventType
         fields = ["name", "description", "schema", "created_at"]
         read_only_fields = ["created_at"]
+        extra_kwargs = {"description": {"max_length": MAX_DESCRIPTION_LENGTH}}
+
+    def validate_name(self, value: str) -> str:
+        if not is_valid_event_type(value):
+            raise serializers.ValidationError(
+                _("A dotted name of letters, digits, '_' and '-', such as 'order.created'.")
+            )
+        return value
+
+    def validate_schema(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, dict | bool):
+            raise serializers.ValidationError(_("A JSON Schema is an object (or a boolean)."))
+        if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
+            raise serializers.ValidationError(
+                _("A schema is at most %(n)d bytes.") % {"n": MAX_SCHEMA_BYTES}
+            )
+        try:
+            validator_for(value).check_schema(value)
+        except jsonschema.SchemaError as exc:
+            raise serializers.ValidationError(
+                _("Not a valid JSON Schema: %(error)s") % {"error": exc.message}
+            ) from exc
+        if isinstance(value, dict):
+            check_references(value)
+        return value
+
+
+def check_references(schema: dict[str, Any]) -> None:
+    """Refuse `$ref`s that leave the schema or lead nowhere.
+
+    A remote reference would make publishing fetch a URL (or fail); a dangling local one would
+    make every publish of the type fail. Both are caught here, where the author can fix them.
+    """
+    refs = list(_references(schema))
+    if not refs:
+        return
+    spec = specification_with(str(schema.get("$schema", "")), default=DRAFT202012)
+    resolver = Registry().with_resource("", spec.create_resource(schema)).resolver()
+    for ref in refs:
+        if not ref.startswith("#"):
+            raise serializers.ValidationError(
+                _("Only references inside the schema ('#/...') are allowed, not %(ref)r.")
+                % {"ref": ref}
+            )
+        try:
+            resolver.lookup(ref)
+        except referencing.exceptions.Unresolvable as exc:
+            raise serializers.ValidationError(
+                _("The reference %(ref)r leads nowhere in this schema.") % {"ref": ref}
+            ) from exc
+
+
+def _references(node: Any) -> Any:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in {"$ref", "$dynamicRef", "$recursiveRef"} and isinstance(value, str):
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item)
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
     """A subscription as its owner sees it; the secret is never part of it."""
+
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH),
+        min_length=1,
+        max_length=MAX_EVENT_TYPES,
+        help_text=_("Event type names from the catalog, 'prefix.*' or '*'."),
+    )
+    headers = serializers.DictField(
+        child=serializers.CharField(
+            max_length=MAX_HEADER_VALUE_LENGTH, allow_blank=True, trim_whitespace=False
+        ),
+        required=False,
+        help_text=_("Static headers sent with every delivery, e.g. an Authorization header."),
+    )
+    rate_limit = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_RATE_LIMIT,
+        allow_null=True,
+        required=False,
+        help_text=_("Most deliveries in flight at once to this endpoint; null for the default."),
+    )
 
     class Meta:
         model = Subscription
@@ -37,6 +172,14 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and "secret" in getattr(self, "initial_data", {}):
+            # Silently ignoring it would leave the subscriber believing the secret changed.
+            raise serializers.ValidationError(
+                {"secret": [_("Use POST .../rotate-secret/ to change the secret.")]}
+            )
+        return attrs
+
     def validate_url(self, value: str) -> str:
         try:
             resolve_destination(value)
@@ -44,21 +187,113 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(str(exc)) from exc
         return value
 
-    def validate_event_types(self, value: Any) -> list[str]:
-        if not isinstance(value, list) or not value:
-            raise serializers.ValidationError(_("A non-empty list of event type filters."))
+    def validate_event_types(self, value: list[str]) -> list[str]:
+        value = list(dict.fromkeys(value))
         for item in value:
-            if not isinstance(item, str) or not is_valid_filter(item):
+            if not is_valid_filter(item):
                 raise serializers.ValidationError(
                     _("%(item)r is not an event type name, 'prefix.*' or '*'.") % {"item": item}
                 )
-        return list(dict.fromkeys(value))
+        # Names kept from before need not still be in the catalog (a type may have been
+        # removed since); new exact names must be, so a typo does not silently match nothing.
+        kept = set(self.instance.event_types or ()) if self.instance is not None else set()
+        exact = {item for item in value if not is_wildcard(item) and item not in kept}
+        known = set(EventType.objects.filter(name__in=exact).values_list("name", flat=True))
+        unknown = sorted(exact - known)
+        if unknown:
+            raise serializers.ValidationError(
+                _("Unknown event types: %(names)s.") % {"names": ", ".join(unknown)}
+            )
+        return value
+
+    def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_HEADERS:
+            raise serializers.ValidationError(
+                _("At most %(n)d custom headers.") % {"n": MAX_HEADERS}
+            )
+        seen: set[str] = set()
+        for name, header_value in value.items():
+            if len(name) > MAX_HEADER_NAME_LENGTH or not HEADER_NAME_RE.match(name):
+                raise serializers.ValidationError(
+                    _("%(name)r is not a valid header name.") % {"name": name[:80]}
+                )
+            if is_reserved_header(name):
+                raise serializers.ValidationError(
+                    _("The header %(name)r is set by the webhook sender.") % {"name": name}
+                )
+            if name.lower() in seen:
+                raise serializers.ValidationError(
+                    _("The header %(name)r is given twice.") % {"name": name}
+                )
+            seen.add(name.lower())
+            if not HEADER_VALUE_RE.match(header_value):
+                raise serializers.ValidationError(
+                    _(
+                        "The value of %(name)r must be printable ASCII without line breaks or "
+                        "surrounding spaces."
+                    )
+                    % {"name": name}
+                )
+        return value
+
+    def create(self, validated_data: dict[str, Any]) -> Subscription:
+        is_active = validated_data.pop("is_active", True)
+        subscription = super().create(validated_data)
+        if not is_active:
+            services.disable_subscription(subscription, _("Created disabled."))
+        return subscription
+
+    def update(self, instance: Subscription, validated_data: dict[str, Any]) -> Subscription:
+        # The active flag goes through the services, so the signals fire (disabling discards
+        # the deliveries waiting for this endpoint).
+        is_active = validated_data.pop("is_active", None)
+        instance = super().update(instance, validated_data)
+        if is_active is True:
+            services.enable_subscription(instance)
+        elif is_active is False:
+            services.disable_subscription(instance, _("Disabled through the API."))
+        return instance
 
 
-class SubscriptionCreatedSerializer(SubscriptionSerializer):
-    """The answer to a create: the only time the secret is shown."""
+def well_formed_secret(value: str) -> None:
+    try:
+        validate_secret(value)
+    except ValueError as exc:
+        raise serializers.ValidationError(str(exc)) from exc
 
-    secret = serializers.CharField(read_only=True)
+
+class SubscriptionCreateSerializer(SubscriptionSerializer):
+    """Create: the one time the secret is shown. A client may bring its own secret."""
+
+    secret = serializers.CharField(
+        required=False,
+        max_length=128,
+        validators=[well_formed_secret],
+        help_text=_(
+            "Optional: 'whsec_' + base64 of 24 to 64 random bytes. Generated when omitted. "
+            "Returned in this response only."
+        ),
+    )
 
     class Meta(SubscriptionSerializer.Meta):
         fields = [*SubscriptionSerializer.Meta.fields, "secret"]
+
+
+class RotateSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(
+        required=False,
+        max_length=128,
+        write_only=True,
+        validators=[well_formed_secret],
+        help_text=_("Optional new secret; generated when omitted."),
+    )
+
+
+class RotatedSecretSerializer(serializers.Serializer):
+    """The answer to a rotation: the new secret, shown this once."""
+
+    id = serializers.UUIDField()
+    secret = serializers.CharField()
+    previous_secret_expires_at = serializers.DateTimeField(
+        help_text=_("Until then the old secret signs beside the new one.")
+    )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import transaction
 from django.utils import timezone
 
 from . import signals
+from .conf import webhook_settings
 from .models import Subscription
+from .secrets import generate_secret, secrets_equal, validate_secret
 
 
 def disable_subscription(subscription: Subscription, reason: str) -> bool:
@@ -55,3 +59,34 @@ def enable_subscription(subscription: Subscription) -> bool:
             )
         )
     return True
+
+
+def rotate_secret(subscription: Subscription, new_secret: str | None = None) -> str:
+    """Give the subscription a new signing secret and return it.
+
+    The old secret keeps signing beside the new one for `SECRET_ROTATION_OVERLAP` seconds, so
+    receivers can switch without a window in which they reject deliveries. A second rotation
+    within the overlap drops the oldest secret. `new_secret` (validated) lets an operator bring
+    their own; it must differ from the current one. The secret is never logged.
+    """
+    if new_secret is None:
+        new_secret = generate_secret()
+    else:
+        validate_secret(new_secret)
+    now = timezone.now()
+    overlap = dt.timedelta(seconds=float(webhook_settings.SECRET_ROTATION_OVERLAP))
+    with transaction.atomic():
+        # Locked so that two concurrent rotations cannot both demote the same secret.
+        current = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if secrets_equal(current.secret, new_secret):
+            raise ValueError("The new secret must differ from the current one.")
+        fields = {
+            "secret": new_secret,
+            "previous_secret": current.secret,
+            "previous_secret_expires_at": now + overlap,
+            "updated_at": now,
+        }
+        Subscription.objects.filter(pk=subscription.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(subscription, name, value)
+    return new_secret

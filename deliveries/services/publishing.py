@@ -108,10 +108,20 @@ def expected_deliveries(event: Event) -> int:
     subscriptions now (the caller's transaction may not have committed yet)."""
     if event.fanned_out_at is not None:
         return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
-    targets = Subscription.objects.all()
+    return len(_matching(event)[0])
+
+
+def _matching(event: Event) -> tuple[list, list]:
+    """Ids of the active and inactive subscriptions the event goes to."""
     if event.target_subscription_id:
-        targets = targets.filter(pk=event.target_subscription_id)
-    return len(targets.matching_ids(event.type)[0])
+        # A targeted (test) event goes to its subscription whatever the event filters.
+        active: list = []
+        inactive: list = []
+        target = Subscription.objects.filter(pk=event.target_subscription_id)
+        for pk, is_active in target.values_list("pk", "is_active"):
+            (active if is_active else inactive).append(pk)
+        return active, inactive
+    return Subscription.objects.all().matching_ids(event.type)
 
 
 def _repeat(event: Event) -> Event:
@@ -143,10 +153,7 @@ def fan_out(event_id: Any) -> int:
             return 0
         if event.fanned_out_at is not None:
             return expected_deliveries(event)
-        targets = Subscription.objects.all()
-        if event.target_subscription_id:
-            targets = targets.filter(pk=event.target_subscription_id)
-        active, inactive = targets.matching_ids(event.type)
+        active, inactive = _matching(event)
         rows = [
             Delivery(
                 event_id=event.pk,

@@ -1,0 +1,31 @@
+"""Test events: a signed `webhook.test` event sent to one subscription, recorded like any other."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from subscriptions.models import Subscription
+
+from ..models import Event
+from .publishing import publish
+
+TEST_EVENT_TYPE = "webhook.test"
+
+
+class SubscriptionInactive(ValueError):
+    """A disabled subscription receives nothing, test events included."""
+
+
+def send_test_event(subscription: Subscription) -> Event:
+    """Publish a `webhook.test` event to `subscription` only, whatever its event filters."""
+    if not subscription.is_active:
+        raise SubscriptionInactive("The subscription is disabled; enable it to test it.")
+    return publish(
+        TEST_EVENT_TYPE,
+        {
+            "subscription": str(subscription.pk),
+            "message": "This is a test event.",
+            "sent_at": timezone.now().isoformat().replace("+00:00", "Z"),
+        },
+        subscription=subscription,
+    )
