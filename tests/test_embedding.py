@@ -12,13 +12,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -135,6 +138,7 @@ print("RESULT " + json.dumps({{
 VERIFY = """
 import json
 
+from django.db import connection
 from django.http import HttpResponse
 from django.test import RequestFactory
 
@@ -163,8 +167,34 @@ print("RESULT " + json.dumps({{
     "data": event.data,
     "view": [status, seen],
     "statuses": list(Delivery.objects.values_list("status", flat=True)),
+    "database": connection.vendor,
 }}))
 """
+
+
+@pytest.fixture
+def host_database() -> Iterator[dict | None]:
+    """On the PostgreSQL run (DATABASE_URL=postgres://...), a fresh database for the host
+    project on the same server, dropped afterwards; None means the host keeps its SQLite file."""
+    url = urlsplit(os.environ.get("DATABASE_URL", ""))
+    if not url.scheme.startswith("postgres"):
+        yield None
+        return
+    import psycopg
+
+    base = url.path.lstrip("/") or "postgres"
+    name = f"{base}_embed_{secrets.token_hex(3)}"
+    params = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 5432,
+        "user": unquote(url.username or "postgres"),
+        "password": unquote(url.password or ""),
+    }
+    with psycopg.connect(dbname=base, autocommit=True, **params) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield {"ENGINE": "django.db.backends.postgresql", "NAME": name, **params}
+    with psycopg.connect(dbname=base, autocommit=True, **params) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def result_of(output: str) -> dict:
@@ -173,7 +203,7 @@ def result_of(output: str) -> dict:
 
 
 def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_delivery(
-    wheel, tmp_path, broker, receiver
+    wheel, tmp_path, broker, receiver, host_database
 ):
     started = time.monotonic()
     venv = tmp_path / "venv"
@@ -193,7 +223,8 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     # Given a clean virtualenv with only the wheel and its dependencies...
     run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
-    run([bin_dir / "python", "-m", "pip", "install", "-q", wheel], cwd=tmp_path, env=env)
+    extras = ["psycopg[binary]>=3.2,<4"] if host_database else []
+    run([bin_dir / "python", "-m", "pip", "install", "-q", wheel, *extras], cwd=tmp_path, env=env)
 
     # ...and a fresh project following docs/embedding.md, with a custom user model and an app of
     # its own labelled "subscriptions".
@@ -217,7 +248,10 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     with (project / "settings.py").open("a") as settings:
         settings.write('\nINSTALLED_APPS += ["accounts", "billing.subscriptions"]\n')
         settings.write('AUTH_USER_MODEL = "accounts.User"\n')
-        settings.write('DATABASES["default"]["OPTIONS"] = {"timeout": 20}\n\n')
+        if host_database:
+            settings.write(f'DATABASES = {{"default": {host_database!r}}}\n\n')
+        else:
+            settings.write('DATABASES["default"]["OPTIONS"] = {"timeout": 20}\n\n')
         settings.write(docs_block("installed-apps") + "\n" + docs_block("settings") + "\n")
         # A local receiver on plain http; DEBUG is on in a fresh project, as for a demo.
         settings.write(
@@ -319,4 +353,5 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert verified["id"] == headers["webhook-id"] == published["event"]
     assert (verified["type"], verified["data"]) == ("order.created", {"id": 1001, "total": "42.00"})
     assert verified["view"] == [200, ["order.created"]]
+    assert verified["database"] == ("postgresql" if host_database else "sqlite")
     assert time.monotonic() - started < 180
