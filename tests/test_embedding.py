@@ -109,10 +109,15 @@ def test_wheel_holds_both_apps_migrations_data_and_the_receiver_toolkit(wheel):
     )
 
 
-def test_migrations_do_not_depend_on_the_reference_project():
-    for package in ("subscriptions", "deliveries"):
-        for migration in (ROOT / package / "migrations").glob("*.py"):
-            assert "webhooks_project" not in migration.read_text(), migration
+def test_packaged_code_and_migrations_never_refer_to_the_reference_project():
+    offenders = [
+        path.relative_to(ROOT).as_posix()
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "webhooks_project" in path.read_text()
+    ]
+
+    assert offenders == []
 
 
 PUBLISH = """
@@ -210,21 +215,35 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     bin_dir = venv / "bin"
     env = {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-        "HOME": str(tmp_path),
-        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # The real HOME: pip reads the machine's index configuration from the user's pip.conf.
+        "HOME": os.environ.get("HOME", str(tmp_path)),
         "PYTHONUNBUFFERED": "1",
         "CELERY_BROKER_URL": broker.url,
     }
-    for name in ("PIP_CERT", "PIP_FIND_LINKS", "PIP_DEFAULT_TIMEOUT", "SSL_CERT_FILE", "LANG"):
+    for name in ("LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"):
         if name in os.environ:
             env[name] = os.environ[name]
+    # pip alone may use a proxy; the host's processes talk to 127.0.0.1 only.
+    pip_env = {
+        **env,
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith("PIP_") or k.lower().endswith("_proxy")
+        },
+        "PIP_CACHE_DIR": str(tmp_path / "pip-cache"),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
 
     # Given a clean virtualenv with only the wheel and its dependencies...
-    run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=env)
+    run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=pip_env)
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     extras = ["psycopg[binary]>=3.2,<4"] if host_database else []
-    run([bin_dir / "python", "-m", "pip", "install", "-q", wheel, *extras], cwd=tmp_path, env=env)
+    run(
+        [bin_dir / "python", "-m", "pip", "install", "-q", wheel, *extras],
+        cwd=tmp_path,
+        env=pip_env,
+    )
 
     # ...and a fresh project following docs/embedding.md, with a custom user model and an app of
     # its own labelled "subscriptions".
