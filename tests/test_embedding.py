@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from deliveries.schedule import BEAT_SCHEDULE
 from tests.procs import ROOT, wait_until
 
 pytestmark = [pytest.mark.embedding, pytest.mark.timeout(420)]
@@ -148,6 +149,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from deliveries.models import Delivery
+from django_celery_beat.models import PeriodicTask
 from webhooks_receiver import verify_event
 from webhooks_receiver.django import webhook_view
 
@@ -173,6 +175,7 @@ print("RESULT " + json.dumps({{
     "view": [status, seen],
     "statuses": list(Delivery.objects.values_list("status", flat=True)),
     "database": connection.vendor,
+    "periodic": sorted(PeriodicTask.objects.values_list("task", flat=True)),
 }}))
 """
 
@@ -292,43 +295,41 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert "Applying deliveries.0001_initial" in migrated
     assert "Applying subscriptions.0001_initial" in migrated  # the host's own app
 
-    # ...a worker from the virtualenv runs on the host's own Celery app...
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")
-    worker = subprocess.Popen(
-        [
-            bin_dir / "celery",
-            "-A",
-            "hostproj",
-            "worker",
-            "-Q",
-            "webhooks,webhooks.retry,webhooks.maintenance",
-            "-P",
-            "threads",
-            "-c",
-            "2",
-            "--prefetch-multiplier",
-            "1",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-        ],
-        cwd=host,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # ...a worker and beat from the virtualenv run on the host's own Celery app...
+    processes: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str) -> Path:
+        log = tmp_path / f"{name}.log"
+        with log.open("wb") as out:
+            processes.append(
+                subprocess.Popen(
+                    [bin_dir / "celery", "-A", "hostproj", *args, "-l", "info"],
+                    cwd=host,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        return log
+
     try:
+        worker_log = start(
+            "worker",
+            "worker",
+            *("-Q", "webhooks,webhooks.retry,webhooks.maintenance", "-P", "threads", "-c", "2"),
+            *("--prefetch-multiplier", "1", "--without-heartbeat", "--without-gossip"),
+            "--without-mingle",
+        )
+        worker = processes[0]
         assert wait_until(
-            lambda: b" ready." in log_path.read_bytes() or worker.poll() is not None, timeout=60
-        ), log_path.read_text()
-        assert worker.poll() is None, log_path.read_text()
-        boot = log_path.read_text()
-        assert "[config]" in boot and "app:         hostproj" in boot, boot
+            lambda: b" ready." in worker_log.read_bytes() or worker.poll() is not None, timeout=60
+        ), worker_log.read_text()
+        assert worker.poll() is None, worker_log.read_text()
+        boot = worker_log.read_text()
+        assert "app:         hostproj" in boot, boot
         assert "deliveries.tasks.deliver" in boot, boot
+        start("beat", "beat", "-s", str(tmp_path / "beat-schedule"))
 
         # ...and the host publishes through the Python API,
         published = result_of(
@@ -343,7 +344,7 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
         assert published["deliveries"] == 1
 
         # then the delivery arrives and verifies with the toolkit from the wheel.
-        assert receiver.wait_for(1, "/hook", timeout=60), log_path.read_text()
+        assert receiver.wait_for(1, "/hook", timeout=60), worker_log.read_text()
         (request,) = receiver.requests_to("/hook")
         headers = {name.lower(): value for name, value in request.headers.items()}
         captured = tmp_path / "captured.json"
@@ -358,19 +359,28 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
             return result_of(out)
 
         assert wait_until(lambda: delivered()["statuses"] == ["succeeded"], timeout=30)
+        # Beat, configured as the guide says, has the sweep run on the maintenance queue.
+        assert wait_until(
+            lambda: re.search(
+                r"Task deliveries\.tasks\.sweep\[\S+\] succeeded", worker_log.read_text()
+            ),
+            timeout=60,
+        ), (tmp_path / "beat.log").read_text() + worker_log.read_text()
         verified = delivered()
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
             try:
-                worker.wait(20)
+                process.wait(20)
             except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(10)
-        log.close()
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
 
     assert verified["id"] == headers["webhook-id"] == published["event"]
     assert (verified["type"], verified["data"]) == ("order.created", {"id": 1001, "total": "42.00"})
     assert verified["view"] == [200, ["order.created"]]
     assert verified["database"] == ("postgresql" if host_database else "sqlite")
+    assert {entry["task"] for entry in BEAT_SCHEDULE.values()} <= set(verified["periodic"])
     assert time.monotonic() - started < 180
