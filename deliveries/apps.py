@@ -11,9 +11,14 @@ class DeliveriesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.core import checks
+
         from subscriptions.signals import subscription_disabled
 
+        from .checks import check_celery
         from .receivers import discard_for_disabled
+
+        checks.register(check_celery, checks.Tags.compatibility)
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"

@@ -9,3 +9,10 @@ class SubscriptionsConfig(AppConfig):
     label = "webhook_subscriptions"
     verbose_name = _("Webhook subscriptions")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from .checks import check_webhooks_settings
+
+        checks.register(check_webhooks_settings, checks.Tags.compatibility)

@@ -213,6 +213,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 # The beat schedule the product needs; a host project adopts it with the same one line.
+from deliveries.schedule import BEAT_SCHEDULE
+
+CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE}
 
 # --- Webhooks -------------------------------------------------------------------------------
 # Every key and its default is documented in subscriptions/conf.py and docs/settings.md.

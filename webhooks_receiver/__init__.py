@@ -1,0 +1,210 @@
+"""Verify incoming Standard Webhooks deliveries (https://www.standardwebhooks.com/).
+
+For the people who *receive* webhooks. Standard library only, so it imports in any Python
+program: nothing here needs our Django apps in `INSTALLED_APPS`, a database or Celery. Django
+views get a decorator and a base view in `webhooks_receiver.django`.
+
+    from webhooks_receiver import verify, WebhookError
+
+    try:
+        event = verify(secret, body, headers)
+    except WebhookError as exc:
+        return exc.status, str(exc)  # 400 malformed, 401 bad signature or stale timestamp
+
+Kept out of the `deliveries` package on purpose: a receiver's own project may well have a
+package called `deliveries` (shipping), which would shadow ours and break the import.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "InvalidSignature",
+    "MalformedWebhook",
+    "StaleTimestamp",
+    "WebhookError",
+    "WebhookEvent",
+    "verify",
+    "verify_event",
+]
+
+#: Seconds a delivery's `webhook-timestamp` may differ from the receiver's clock, either way.
+DEFAULT_TOLERANCE = 300
+SECRET_PREFIX = "whsec_"
+
+Secret = str | bytes
+Secrets = Secret | Iterable[Secret]
+
+
+class WebhookError(Exception):
+    """A delivery that must be refused; `status` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class MalformedWebhook(WebhookError):
+    """Missing or unparsable headers, or a body that is not a JSON object (answer 400)."""
+
+    status = 400
+
+
+class InvalidSignature(WebhookError):
+    """No `webhook-signature` entry matches any of the receiver's secrets (answer 401)."""
+
+    status = 401
+
+
+class StaleTimestamp(WebhookError):
+    """`webhook-timestamp` is further than the tolerance from now, either way (answer 401).
+
+    A delivery captured once and sent again later (a replay) is refused by this check; a
+    legitimate retry is signed again with a fresh timestamp, so it passes.
+    """
+
+    status = 401
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """A verified delivery: the parsed body and the identifying headers."""
+
+    id: str
+    timestamp: datetime
+    payload: dict[str, Any]
+    body: bytes = field(repr=False)
+
+    @property
+    def type(self) -> str | None:
+        return self.payload.get("type")
+
+    @property
+    def data(self) -> Any:
+        return self.payload.get("data")
+
+
+def verify(
+    secret: Secrets,
+    body: bytes | str,
+    headers: Mapping[str, str],
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Check a delivery's signature and timestamp; return its parsed JSON body.
+
+    `secret` is the subscription's `whsec_...` string (or the raw key bytes), or several of them
+    while you rotate: any one matching signature is enough. `headers` is any mapping; names are
+    matched case-insensitively. Raises `MalformedWebhook`, `InvalidSignature` or
+    `StaleTimestamp` (all `WebhookError`, each with the HTTP `status` to answer).
+    """
+    return verify_event(secret, body, headers, tolerance, now=now).payload
+
+
+def verify_event(
+    secret: Secrets,
+    body: bytes | str,
+    headers: Mapping[str, str],
+    tolerance: float = DEFAULT_TOLERANCE,
+    *,
+    now: float | None = None,
+) -> WebhookEvent:
+    """`verify`, returning a `WebhookEvent` (id, timestamp, payload, raw body)."""
+    keys = _keys(secret)
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    lowered = {str(name).lower(): value for name, value in headers.items()}
+    msg_id = _header(lowered, "webhook-id")
+    stamp = _header(lowered, "webhook-timestamp")
+    signatures = _header(lowered, "webhook-signature")
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise MalformedWebhook("webhook-timestamp is not an integer number of seconds.") from None
+
+    current = time.time() if now is None else now
+    if timestamp < current - tolerance:
+        raise StaleTimestamp(
+            f"webhook-timestamp is {int(current - timestamp)} s old; the tolerance is "
+            f"{tolerance:g} s."
+        )
+    if timestamp > current + tolerance:
+        raise StaleTimestamp(
+            f"webhook-timestamp is {int(timestamp - current)} s in the future; the tolerance "
+            f"is {tolerance:g} s."
+        )
+
+    signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, raw)
+    expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
+    if not _any_match(signatures, expected):
+        raise InvalidSignature("No webhook-signature entry matches the secret.")
+
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise MalformedWebhook("The body is not JSON.") from None
+    if not isinstance(payload, dict):
+        raise MalformedWebhook("The body is not a JSON object.")
+    return WebhookEvent(
+        id=msg_id,
+        timestamp=datetime.fromtimestamp(timestamp, tz=UTC),
+        payload=payload,
+        body=raw,
+    )
+
+
+def _keys(secret: Secrets) -> list[bytes]:
+    candidates = [secret] if isinstance(secret, str | bytes) else list(secret)
+    if not candidates:
+        raise ValueError("No webhook secret given.")
+    return [_key(candidate) for candidate in candidates]
+
+
+def _key(secret: Secret) -> bytes:
+    if isinstance(secret, bytes):
+        key = secret
+    else:
+        try:
+            key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("A webhook secret is 'whsec_' followed by base64.") from None
+    if not key:
+        raise ValueError("A webhook secret may not be empty.")
+    return key
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if not value or not str(value).strip():
+        raise MalformedWebhook(f"The {name} header is missing.")
+    return str(value).strip()
+
+
+def _any_match(header: str, expected: list[bytes]) -> bool:
+    """True if any `v1,<base64>` entry equals any expected digest.
+
+    Every pair is compared with `hmac.compare_digest` and the loop does not stop early, so the
+    time taken does not tell an attacker which entry or how much of it matched. Entries of other
+    versions (e.g. `v1a` asymmetric signatures) are ignored, as the specification asks.
+    """
+    matched = False
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != "v1":
+            continue
+        try:
+            given = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        for digest in expected:
+            matched |= hmac.compare_digest(given, digest)
+    return matched
