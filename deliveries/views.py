@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from subscriptions.models import Subscription
 
 from .models import Delivery, Event
 from .permissions import CanPublish
@@ -17,8 +22,11 @@ from .serializers import (
     EventSerializer,
     PublishedSerializer,
     PublishSerializer,
+    ReplayQueuedSerializer,
+    ReplayRequestSerializer,
+    RetryQueuedSerializer,
 )
-from .services import PayloadTooLarge, PublishError, publish
+from .services import PayloadTooLarge, PublishError, publish, replay
 
 
 class EventViewSet(
@@ -92,3 +100,49 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         filters.is_valid(raise_exception=True)
         queryset = queryset.filter(**filters.lookups())
         return queryset.order_by("-created_at")
+
+    @extend_schema(request=None, responses={202: RetryQueuedSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        """Send the delivery again now: one more attempt, same `webhook-id`."""
+        delivery = self.get_object()
+        try:
+            replay.redeliver_one(delivery)
+        except replay.ReplayError as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+        delivery.refresh_from_db(fields=["attempts"])
+        body = {"id": delivery.pk, "queued": True, "attempt": delivery.attempts + 1}
+        return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionReplayView(GenericAPIView):
+    """Re-send a subscription's deliveries created in a time range (default: failed and
+    discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = ReplayRequestSerializer
+
+    @extend_schema(request=ReplayRequestSerializer, responses={202: ReplayQueuedSerializer})
+    def post(self, request: Request, pk: str) -> Response:
+        subscription = get_object_or_404(Subscription.objects.visible_to(request.user), pk=pk)
+        serializer = ReplayRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            result = replay.start_replay(
+                subscription, data["since"], data.get("until"), data.get("status")
+            )
+        except replay.ReplayUnavailable as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except replay.ReplayError as exc:
+            if exc.field == "non_field_errors":
+                return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        body = {
+            "subscription": subscription.pk,
+            "queued": result.queued,
+            "since": result.request.since,
+            "until": result.request.until,
+            "status": list(result.request.statuses),
+        }
+        return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

@@ -6,8 +6,10 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .models import EventType, Subscription
+from .services import disable_subscription, enable_subscription
 
 
 @admin.register(EventType)
@@ -37,6 +39,43 @@ class SubscriptionAdmin(admin.ModelAdmin):
     # The secret is shown once, in the message after creation; never in a form or a list.
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
     raw_id_fields = ["owner"]
+    actions = ["enable_selected", "disable_selected"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Enabling and disabling go through the services (signals, discarding, the replay
+        # offer), so on an existing subscription the flag only changes through the actions.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "is_active"] if obj is not None else fields
+
+    @admin.action(description=_("Enable selected subscriptions"), permissions=["change"])
+    def enable_selected(self, request: HttpRequest, queryset: Any) -> None:
+        enabled = 0
+        for subscription in queryset.filter(is_active=False):
+            disabled_at = subscription.disabled_at
+            if enable_subscription(subscription):
+                enabled += 1
+                self.after_enable(request, subscription, disabled_at)
+        self.message_user(
+            request,
+            ngettext("%d subscription enabled.", "%d subscriptions enabled.", enabled) % enabled,
+            messages.SUCCESS,
+        )
+
+    def after_enable(
+        self, request: HttpRequest, subscription: Subscription, disabled_at: Any
+    ) -> None:
+        """Hook run after each subscription the admin enabled (the pipeline offers a replay)."""
+
+    @admin.action(description=_("Disable selected subscriptions"), permissions=["change"])
+    def disable_selected(self, request: HttpRequest, queryset: Any) -> None:
+        reason = f"Disabled in the admin by {request.user}."
+        disabled = sum(disable_subscription(s, reason) for s in queryset.filter(is_active=True))
+        self.message_user(
+            request,
+            ngettext("%d subscription disabled.", "%d subscriptions disabled.", disabled)
+            % disabled,
+            messages.SUCCESS,
+        )
 
     @admin.display(description=_("status"), ordering="is_active")
     def status(self, obj: Subscription) -> str:
