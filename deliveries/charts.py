@@ -20,6 +20,10 @@ COLOURS = {
 }
 
 
+def _n(value: float) -> str:
+    return f"{value:.1f}"
+
+
 def day_bars(days: Sequence[DayOutcomes], width: int = 70, height: int = 22) -> SafeString:
     """One stacked bar per day (successes green over failures red), scaled to the busiest day."""
     peak = max((d.succeeded + d.failed for d in days), default=0) or 1
@@ -32,23 +36,23 @@ def day_bars(days: Sequence[DayOutcomes], width: int = 70, height: int = 22) -> 
         title = f"{day.day.isoformat()}: {day.succeeded} ok, {day.failed} failed"
         bars.append(
             format_html(
-                '<g><title>{}</title><rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" '
-                'fill="{}"/><rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>'
-                '<rect x="{:.1f}" y="{}" width="{:.1f}" height="1" fill="#ccc"/></g>',
+                '<g><title>{}</title><rect x="{}" y="{}" width="{}" height="{}" '
+                'fill="{}"/><rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>'
+                '<rect x="{}" y="{}" width="{}" height="1" fill="#ccc"/></g>',
                 title,
-                x,
-                height - fail_h,
-                slot - 2,
-                fail_h,
+                _n(x),
+                _n(height - fail_h),
+                _n(slot - 2),
+                _n(fail_h),
                 COLOURS["failed"],
-                x,
-                height - fail_h - ok_h,
-                slot - 2,
-                ok_h,
+                _n(x),
+                _n(height - fail_h - ok_h),
+                _n(slot - 2),
+                _n(ok_h),
                 COLOURS["succeeded"],
-                x,
+                _n(x),
                 height - 1,
-                slot - 2,
+                _n(slot - 2),
             )
         )
     return format_html(
@@ -96,11 +100,11 @@ def minute_chart(
             y -= h
             rects.append(
                 format_html(
-                    '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}"/>',
-                    x,
-                    y,
-                    max(slot - 1, 1),
-                    h,
+                    '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>',
+                    _n(x),
+                    _n(y),
+                    _n(max(slot - 1, 1)),
+                    _n(h),
                     COLOURS[outcome],
                 )
             )
@@ -111,8 +115,8 @@ def minute_chart(
         if i % 10 == 0:
             parts.append(
                 format_html(
-                    '<text x="{:.1f}" y="{}" font-size="10">{}</text>',
-                    x,
+                    '<text x="{}" y="{}" font-size="10">{}</text>',
+                    _n(x),
                     height - 4,
                     f"{minute:%H:%M}",
                 )
