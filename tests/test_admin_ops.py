@@ -42,13 +42,19 @@ def test_health_figures_for_a_page_in_few_queries(django_assert_max_num_queries)
         make_delivery(good, DeliveryStatus.SUCCEEDED, attempts=[(200, 40)])
     make_delivery(good, DeliveryStatus.SUCCEEDED, attempts=[(200, 900)])
     # bad: an old success before its failing run, then 3 failed attempts in a row.
-    make_delivery(bad, DeliveryStatus.SUCCEEDED, created_at=now - dt.timedelta(hours=3),
-                  attempts=[(200, 10)])
-    make_delivery(bad, DeliveryStatus.FAILED, created_at=now - dt.timedelta(minutes=4),
-                  attempts=[(500, 20), (None, 3000), (503, 20)])
+    make_delivery(
+        bad, DeliveryStatus.SUCCEEDED, created_at=now - dt.timedelta(hours=3), attempts=[(200, 10)]
+    )
+    make_delivery(
+        bad,
+        DeliveryStatus.FAILED,
+        created_at=now - dt.timedelta(minutes=4),
+        attempts=[(500, 20), (None, 3000), (503, 20)],
+    )
     # Outside the 24 h window: counted in the 7-day chart only.
-    make_delivery(bad, DeliveryStatus.FAILED, created_at=now - dt.timedelta(days=3),
-                  attempts=[(500, 5)])
+    make_delivery(
+        bad, DeliveryStatus.FAILED, created_at=now - dt.timedelta(days=3), attempts=[(500, 5)]
+    )
 
     with django_assert_max_num_queries(4):
         figures = health.subscription_health([good, bad], now)
@@ -88,11 +94,10 @@ def test_subscription_changelist_shows_health_columns(admin_client_, django_asse
 
 def test_delivery_detail_shows_request_sent_and_every_response(admin_client_):
     sub = make_subscription("http://127.0.0.1:9/detail", headers={"Authorization": "Bearer x"})
-    delivery = make_delivery(sub, DeliveryStatus.FAILED, attempts=[(500, 12), (502, 13)],
-                             data={"order": 7})
-    response = admin_client_.get(
-        reverse("admin:deliveries_delivery_change", args=[delivery.pk])
+    delivery = make_delivery(
+        sub, DeliveryStatus.FAILED, attempts=[(500, 12), (502, 13)], data={"order": 7}
     )
+    response = admin_client_.get(reverse("admin:deliveries_delivery_change", args=[delivery.pk]))
     html = response.content.decode()
     assert response.status_code == 200
     assert "POST http://127.0.0.1:9/detail" in html
@@ -164,8 +169,9 @@ def test_dashboard_needs_staff(client, django_user_model):
 
 def test_replay_action_asks_for_a_range_then_queues(admin_client_, broker):
     sub = make_subscription("http://127.0.0.1:9/replay")
-    old = make_delivery(sub, DeliveryStatus.FAILED,
-                        created_at=timezone.now() - dt.timedelta(hours=5))
+    old = make_delivery(
+        sub, DeliveryStatus.FAILED, created_at=timezone.now() - dt.timedelta(hours=5)
+    )
     recent = [make_delivery(sub, DeliveryStatus.FAILED), make_delivery(sub, "discarded")]
     make_delivery(sub, DeliveryStatus.SUCCEEDED)
     maintenance_before = queue_length("webhooks.maintenance")
@@ -195,7 +201,9 @@ def test_replay_action_asks_for_a_range_then_queues(admin_client_, broker):
 def test_enable_action_offers_replay_of_what_was_missed(admin_client_, broker):
     disabled_at = timezone.now() - dt.timedelta(minutes=30)
     sub = make_subscription(
-        "http://127.0.0.1:9/back", is_active=False, disabled_at=disabled_at,
+        "http://127.0.0.1:9/back",
+        is_active=False,
+        disabled_at=disabled_at,
         disabled_reason="410",
     )
     make_delivery(sub, DeliveryStatus.SKIPPED, created_at=disabled_at - dt.timedelta(minutes=5))
@@ -227,9 +235,7 @@ def test_disable_action_goes_through_the_service(admin_client_, django_capture_o
     waiting = make_delivery(sub, DeliveryStatus.RETRYING, next_attempt_at=timezone.now())
     changelist = reverse("admin:webhook_subscriptions_subscription_changelist")
     with django_capture_on_commit_callbacks(execute=True):
-        admin_client_.post(
-            changelist, {"action": "disable_selected", "_selected_action": [sub.pk]}
-        )
+        admin_client_.post(changelist, {"action": "disable_selected", "_selected_action": [sub.pk]})
     sub.refresh_from_db()
     waiting.refresh_from_db()
     assert not sub.is_active and "admin" in sub.disabled_reason

@@ -58,8 +58,10 @@ def test_replay_since_t_resends_exactly_the_failed_deliveries_with_original_ids(
     assert response.json()["status"] == ["failed", "discarded"]
     assert receiver.wait_for(seen_a + 3, path="/a")
     assert wait_until(
-        lambda: Delivery.objects.filter(subscription=a, event__in=after, status="succeeded").count()
-        == 3
+        lambda: (
+            Delivery.objects.filter(subscription=a, event__in=after, status="succeeded").count()
+            == 3
+        )
     )
     replayed = receiver.requests_to("/a")[seen_a:]
     assert sorted(r.headers["webhook-id"] for r in replayed) == sorted(str(e.id) for e in after)
@@ -136,9 +138,7 @@ def test_replay_api_validates_input_and_ownership(django_user_model, broker):
     assert client.post(url, {}).json() == {"since": ["This field is required."]}
     bad_status = client.post(url, {"since": "2026-01-01T00:00:00Z", "status": "pending"})
     assert bad_status.status_code == 400 and "status" in bad_status.json()
-    backwards = client.post(
-        url, {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
-    )
+    backwards = client.post(url, {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"})
     assert backwards.status_code == 400 and "until" in backwards.json()
     ok = client.post(url, {"since": "2026-01-01T00:00:00Z", "status": "failed,skipped"})
     assert ok.status_code == 202 and ok.json()["status"] == ["failed", "skipped"]
@@ -149,8 +149,9 @@ def test_run_replay_pages_through_matching_rows_only(broker):
     now = timezone.now()
     sub = make_subscription("http://127.0.0.1:9/x")
     other = make_subscription("http://127.0.0.1:9/y")
-    inside = [make_delivery(sub, "failed", created_at=now - dt.timedelta(minutes=m))
-              for m in range(1, 8)]
+    inside = [
+        make_delivery(sub, "failed", created_at=now - dt.timedelta(minutes=m)) for m in range(1, 8)
+    ]
     skipped = make_delivery(sub, "skipped", created_at=now - dt.timedelta(minutes=2))
     too_old = make_delivery(sub, "failed", created_at=now - dt.timedelta(hours=2))
     elsewhere = make_delivery(other, "failed", created_at=now - dt.timedelta(minutes=2))

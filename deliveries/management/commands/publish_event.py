@@ -38,10 +38,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Event {event.pk} already published with this idempotency key.")
             return
         count = event.delivery_count
-        if count is None:
-            count = event.deliveries.exclude(status="skipped").count()
+        target = (
+            f"to {count} subscriptions"
+            if count is not None
+            else "(fan-out runs when the transaction commits)"
+        )
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Published event {event.pk} ({event.type}) to {count} subscriptions."
-            )
+            self.style.SUCCESS(f"Published event {event.pk} ({event.type}) {target}.")
         )
