@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -398,7 +399,12 @@ class SubscriptionReplayMixin:
                     )
                     return HttpResponseRedirect(changelist)
         else:
-            initial = {key: request.GET[key] for key in ("since", "until") if request.GET.get(key)}
+            # Default to the last hour: after an outage, one click replays it.
+            since = timezone.localtime() - dt.timedelta(hours=1)
+            initial = {"since": since.strftime("%Y-%m-%d %H:%M:%S")}
+            initial.update(
+                {key: request.GET[key] for key in ("since", "until") if request.GET.get(key)}
+            )
             if request.GET.getlist("status"):
                 initial["status"] = request.GET.getlist("status")
             form = ReplayForm(initial=initial)
