@@ -107,11 +107,10 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         """Send the delivery again now: one more attempt, same `webhook-id`."""
         delivery = self.get_object()
         try:
-            replay.redeliver_one(delivery)
+            attempt = replay.redeliver_one(delivery)
         except replay.ReplayError as exc:
             return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
-        delivery.refresh_from_db(fields=["attempts"])
-        body = {"id": delivery.pk, "queued": True, "attempt": delivery.attempts + 1}
+        body = {"id": delivery.pk, "queued": True, "attempt": attempt}
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 

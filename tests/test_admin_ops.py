@@ -250,3 +250,20 @@ def test_is_active_is_read_only_on_the_change_form(admin_client_):
     assert 'name="is_active"' not in html
     assert "replay-link" in html
     assert Subscription.objects.get(pk=sub.pk).is_active
+
+
+def test_dashboard_renders_with_the_broker_unreachable(admin_client_, broker):
+    from tests.procs import free_port
+    from webhooks_project.celery import app
+
+    sub = make_subscription("http://127.0.0.1:9/q")
+    make_delivery(sub, DeliveryStatus.FAILED)
+    assert health.queue_lengths()["webhooks"] == 0  # reachable: a number
+    original = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    try:
+        assert set(health.queue_lengths().values()) == {None}
+        html = admin_client_.get(reverse("admin:deliveries_dashboard")).content.decode()
+    finally:
+        app.conf.broker_url = original
+    assert html.count("unreachable") == 3

@@ -77,33 +77,43 @@ def redeliver(delivery_ids: Iterable[int], now: dt.datetime | None = None) -> in
     Deliveries being sent right now are left alone (their attempt is under way), and so are
     deliveries of disabled subscriptions (the attempt would only discard them again).
     """
-    now = now or timezone.now()
+    return len(_redeliver(delivery_ids, now or timezone.now()))
+
+
+def _redeliver(delivery_ids: Iterable[int], now: dt.datetime) -> list[tuple[int, int]]:
+    """Reopen and enqueue; returns the (delivery id, attempt number) pairs that were queued."""
     ids = list(
         Delivery.objects.filter(pk__in=list(delivery_ids), subscription__is_active=True)
         .values_list("pk", flat=True)
         .order_by()
     )
     if not ids:
-        return 0
+        return []
     reopened = states.reopen(ids, now)
     if not reopened:
-        return 0
+        return []
     # Read the attempt count after reopening: the message must name the attempt that follows.
-    items = list(
-        Delivery.objects.filter(pk__in=reopened).values_list("pk", "attempts").order_by("pk")
-    )
-    enqueue_attempts((pk, attempts + 1) for pk, attempts in items)
-    return len(reopened)
+    items = [
+        (pk, attempts + 1)
+        for pk, attempts in Delivery.objects.filter(pk__in=reopened)
+        .values_list("pk", "attempts")
+        .order_by("pk")
+    ]
+    enqueue_attempts(items)
+    return items
 
 
-def redeliver_one(delivery: Delivery) -> None:
-    """Redeliver one delivery, or raise ReplayError saying why it cannot be sent again now."""
+def redeliver_one(delivery: Delivery) -> int:
+    """Redeliver one delivery and return the number of the attempt queued, or raise
+    ReplayError saying why it cannot be sent again now."""
     if delivery.status == DeliveryStatus.SENDING:
         raise ReplayError("This delivery is being sent right now.")
     if not Subscription.objects.filter(pk=delivery.subscription_id, is_active=True).exists():
         raise ReplayError("The subscription is disabled; enable it first.")
-    if not redeliver([delivery.pk]):
+    items = _redeliver([delivery.pk], timezone.now())
+    if not items:
         raise ReplayError("This delivery is being sent right now.")
+    return items[0][1]
 
 
 def matching_deliveries(
