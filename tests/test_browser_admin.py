@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryStatus
@@ -55,6 +56,9 @@ def page(live_server, monkeypatch):
         yield page
         context.close()
         browser.close()
+        # ORM calls made while Playwright's loop was alive may have opened a connection of
+        # their own; close it so PostgreSQL can drop the test database afterwards.
+        connections.close_all()
 
 
 def seed() -> dict:
