@@ -343,16 +343,24 @@ class SubscriptionReplayMixin:
         return urls + super().get_urls()
 
     def after_enable(
-        self, request: HttpRequest, subscription: Subscription, disabled_at: Any
+        self,
+        request: HttpRequest,
+        subscription: Subscription,
+        *,
+        disabled_at: Any,
+        failing_since: Any,
     ) -> None:
-        super().after_enable(request, subscription, disabled_at)
-        if disabled_at is None:
+        super().after_enable(
+            request, subscription, disabled_at=disabled_at, failing_since=failing_since
+        )
+        missed = replay.missed_during_outage(subscription, disabled_at, failing_since)
+        if missed is None:
             return
         query = urlencode(
             {
                 "ids": str(subscription.pk),
-                "since": timezone.localtime(disabled_at).strftime("%Y-%m-%d %H:%M:%S"),
-                "status": ["skipped", "discarded", "failed"],
+                "since": timezone.localtime(missed.since).strftime("%Y-%m-%d %H:%M:%S"),
+                "status": list(replay.OUTAGE_STATUSES),
             },
             doseq=True,
         )
@@ -360,7 +368,12 @@ class SubscriptionReplayMixin:
             request,
             format_html(
                 '{} <a class="replay-offer" href="{}?{}">{}</a>',
-                _("%(sub)s missed events while disabled.") % {"sub": subscription},
+                ngettext(
+                    "%(sub)s has %(n)d undelivered event from its outage.",
+                    "%(sub)s has %(n)d undelivered events from its outage.",
+                    missed.count,
+                )
+                % {"sub": subscription, "n": missed.count},
                 self.replay_url(),
                 query,
                 _("Replay them"),

@@ -116,7 +116,10 @@ def is_allowed(request: HttpRequest) -> bool:
     token = webhook_settings.METRICS_TOKEN
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(given.strip(), str(token)):
+        # Compared as bytes: compare_digest refuses non-ASCII str (a 500 for a stray header).
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), str(token).encode()
+        ):
             return True
     user = getattr(request, "user", None)
     return bool(user and user.is_authenticated and user.is_staff)

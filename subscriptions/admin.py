@@ -51,10 +51,13 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def enable_selected(self, request: HttpRequest, queryset: Any) -> None:
         enabled = 0
         for subscription in queryset.filter(is_active=False):
-            disabled_at = subscription.disabled_at
+            # Enabling clears these; the hook may want to know the outage they bound.
+            disabled_at, failing_since = subscription.disabled_at, subscription.failing_since
             if enable_subscription(subscription):
                 enabled += 1
-                self.after_enable(request, subscription, disabled_at)
+                self.after_enable(
+                    request, subscription, disabled_at=disabled_at, failing_since=failing_since
+                )
         self.message_user(
             request,
             ngettext("%d subscription enabled.", "%d subscriptions enabled.", enabled) % enabled,
@@ -62,7 +65,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
         )
 
     def after_enable(
-        self, request: HttpRequest, subscription: Subscription, disabled_at: Any
+        self,
+        request: HttpRequest,
+        subscription: Subscription,
+        *,
+        disabled_at: Any,
+        failing_since: Any,
     ) -> None:
         """Hook run after each subscription the admin enabled (the pipeline offers a replay)."""
 

@@ -199,16 +199,27 @@ def test_replay_action_asks_for_a_range_then_queues(admin_client_, broker):
 
 
 def test_enable_action_offers_replay_of_what_was_missed(admin_client_, broker):
-    disabled_at = timezone.now() - dt.timedelta(minutes=30)
+    now = timezone.now()
+    failing_since, disabled_at = now - dt.timedelta(minutes=45), now - dt.timedelta(minutes=30)
     sub = make_subscription(
         "http://127.0.0.1:9/back",
         is_active=False,
         disabled_at=disabled_at,
-        disabled_reason="410",
+        failing_since=failing_since,
+        disabled_reason="dead",
     )
-    make_delivery(sub, DeliveryStatus.SKIPPED, created_at=disabled_at - dt.timedelta(minutes=5))
-    for _ in range(3):
-        make_delivery(sub, DeliveryStatus.SKIPPED, created_at=disabled_at + dt.timedelta(minutes=1))
+
+    def row(status, created, finished):
+        delivery = make_delivery(sub, status, created_at=now - dt.timedelta(minutes=created))
+        Delivery.objects.filter(pk=delivery.pk).update(
+            updated_at=now - dt.timedelta(minutes=finished)
+        )
+
+    row("failed", 180, 179)  # an old failure, before the outage: not offered
+    row("failed", 50, 40)  # failed during the failing run
+    row("discarded", 35, 30)  # waiting when it was disabled
+    for minutes in (20, 10, 5):  # published while disabled
+        row("skipped", minutes, minutes)
 
     changelist = reverse("admin:webhook_subscriptions_subscription_changelist")
     response = admin_client_.post(
@@ -216,18 +227,31 @@ def test_enable_action_offers_replay_of_what_was_missed(admin_client_, broker):
     )
     html = response.content.decode()
     assert "1 subscription enabled." in html
+    assert "has 5 undelivered events from its outage." in html
     sub.refresh_from_db()
     assert sub.is_active and sub.disabled_at is None
     offer = re.search(r'class="replay-offer" href="([^"]+)"', html).group(1).replace("&amp;", "&")
 
     form = admin_client_.get(offer).content.decode()
-    assert disabled_at.strftime("%Y-%m-%d %H:%M:%S") in form
-    assert re.search(r'value="skipped"[^>]*checked', form)
-    since = disabled_at.strftime("%Y-%m-%d %H:%M:%S")
+    since = (now - dt.timedelta(minutes=50)).strftime("%Y-%m-%d %H:%M:%S")
+    assert f'value="{since}"' in form
+    for status in ("skipped", "discarded", "failed"):
+        assert re.search(rf'value="{status}"[^>]*checked', form)
     done = admin_client_.post(
         offer, {"since": since, "status": ["skipped", "discarded", "failed"]}, follow=True
     )
-    assert "3 deliveries queued for replay." in done.content.decode()
+    assert "5 deliveries queued for replay." in done.content.decode()
+
+
+def test_enable_without_anything_missed_offers_nothing(admin_client_):
+    sub = make_subscription(
+        "http://127.0.0.1:9/quiet", is_active=False, disabled_at=timezone.now(), disabled_reason="x"
+    )
+    changelist = reverse("admin:webhook_subscriptions_subscription_changelist")
+    html = admin_client_.post(
+        changelist, {"action": "enable_selected", "_selected_action": [sub.pk]}, follow=True
+    ).content.decode()
+    assert "1 subscription enabled." in html and "replay-offer" not in html
 
 
 def test_disable_action_goes_through_the_service(admin_client_, django_capture_on_commit_callbacks):

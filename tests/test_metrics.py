@@ -40,6 +40,7 @@ def test_metrics_are_off_by_default(client):
 def test_metrics_need_the_token_or_a_staff_user(client, django_user_model):
     assert client.get(URL).status_code == 401
     assert client.get(URL, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get(URL, HTTP_AUTHORIZATION="Bearer s3cret-tokén").status_code == 401
     client.force_login(django_user_model.objects.create_user("plain"))
     assert client.get(URL).status_code == 401
     client.force_login(django_user_model.objects.create_user("ops", is_staff=True))

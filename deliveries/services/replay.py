@@ -40,6 +40,17 @@ REPLAYABLE_STATUSES: tuple[str, ...] = (
     DeliveryStatus.SUCCEEDED,
 )
 
+# What an outage leaves undelivered: failed in the failing run, discarded when the subscription
+# was disabled, skipped while it was.
+OUTAGE_STATUSES: tuple[str, ...] = (
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.DISCARDED,
+    DeliveryStatus.FAILED,
+)
+# Slack before the outage start: the delivery that triggered the disable is finished a moment
+# before `disabled_at` is written.
+OUTAGE_MARGIN = dt.timedelta(minutes=1)
+
 
 class ReplayError(ValueError):
     """The redelivery or replay cannot be done; `field` names the offending input."""
@@ -114,6 +125,44 @@ def redeliver_one(delivery: Delivery) -> int:
     if not items:
         raise ReplayError("This delivery is being sent right now.")
     return items[0][1]
+
+
+@dataclass(frozen=True)
+class Missed:
+    since: dt.datetime
+    count: int
+
+
+def missed_during_outage(
+    subscription: Subscription,
+    disabled_at: dt.datetime | None,
+    failing_since: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> Missed | None:
+    """What a just re-enabled subscription did not receive, as a replay range; None if nothing.
+
+    The outage starts when its failing run began (or, without one, when it was disabled). The
+    deliveries it left undelivered are those that *finished* undelivered since then, whenever
+    they were created: events published while disabled (`skipped`), deliveries discarded by
+    the disable, and those that failed in the run. The range starts at the creation of the
+    oldest of them, so a replay by creation time covers them all.
+    """
+    if disabled_at is None:
+        return None
+    now = now or timezone.now()
+    start = min(filter(None, (disabled_at, failing_since))) - OUTAGE_MARGIN
+    since = (
+        Delivery.objects.filter(
+            subscription_id=subscription.pk, status__in=OUTAGE_STATUSES, updated_at__gte=start
+        )
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if since is None:
+        return None
+    count = matching_deliveries(subscription.pk, since, now, OUTAGE_STATUSES).count()
+    return Missed(since, count)
 
 
 def matching_deliveries(
