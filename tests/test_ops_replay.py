@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.utils import timezone
@@ -176,3 +177,41 @@ def test_replay_refuses_disabled_subscription_and_unknown_status():
     with pytest.raises(replay.ReplayError) as exc:
         replay.build_request(sub, timezone.now() - dt.timedelta(hours=1), statuses=["sending"])
     assert exc.value.field == "status"
+
+
+@pytest.mark.integration
+def test_operator_story_break_see_fix_replay_the_last_hour(worker, receiver, client, staff_user):
+    """The issue's "done when": a receiver breaks, the admin shows it, it is fixed, one replay
+    of the last hour from the admin brings every missed event."""
+    client.force_login(staff_user)
+    receiver.script("/shop", Reply(500))  # broken: every attempt of the schedule fails
+    sub = make_subscription(receiver.url("/shop"), description="Shop")
+    events = [publish("order.created", {"n": n}) for n in range(4)]
+    assert wait_settled(Delivery.objects.filter(event__in=events), 4)
+    assert set(Delivery.objects.filter(subscription=sub).values_list("status", flat=True)) == {
+        "failed"
+    }
+
+    # The admin shows it: failing in a row on the list, first among the unhealthiest.
+    changelist = client.get("/admin/webhook_subscriptions/subscription/").content.decode()
+    attempts = Delivery.objects.filter(subscription=sub).count() * 5  # schedule of 5 in tests
+    assert f'<b style="color:#c62828">{attempts}</b>' in changelist
+    assert "0.0%" in changelist
+    dashboard = client.get("/admin/deliveries/delivery/dashboard/").content.decode()
+    assert "Shop" in dashboard.split('id="unhealthy"')[1]
+
+    # Fixed; one replay of the last hour (the form's default range) from the admin.
+    receiver.script("/shop", Reply(200))
+    before = len(receiver.requests_to("/shop"))
+    form_url = f"/admin/webhook_subscriptions/subscription/replay/?ids={sub.pk}"
+    form = client.get(form_url).content.decode()
+    since = re.search(r'name="since" value="([^"]+)"', form).group(1)
+    done = client.post(form_url, {"since": since, "status": ["failed", "discarded"]}, follow=True)
+    assert "4 deliveries queued for replay." in done.content.decode()
+
+    assert receiver.wait_for(before + 4, path="/shop")
+    arrived = {r.headers["webhook-id"] for r in receiver.requests_to("/shop")[before:]}
+    assert arrived == {str(e.id) for e in events}
+    assert wait_until(
+        lambda: Delivery.objects.filter(subscription=sub, status="succeeded").count() == 4
+    )
