@@ -324,11 +324,6 @@ class SubscriptionReplayMixin:
     """Replay from the admin: an action and a link lead to an intermediate form (since/until/
     statuses); the work runs in a Celery task, the page answers how many were queued."""
 
-    @admin.action(description=_("Replay deliveries…"), permissions=["change"])
-    def replay_selected(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> Any:
-        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
-        return HttpResponseRedirect(f"{self.replay_url()}?{urlencode({'ids': ids})}")
-
     def replay_url(self) -> str:
         return reverse(f"{self.admin_site.name}:webhook_subscriptions_subscription_replay")
 
@@ -454,8 +449,23 @@ class SubscriptionReplayMixin:
         return queued
 
 
+@admin.action(description=_("Replay deliveries…"), permissions=["change"])
+def replay_selected(
+    modeladmin: SubscriptionReplayMixin, request: HttpRequest, queryset: QuerySet[Subscription]
+) -> HttpResponseRedirect:
+    """Leads to the intermediate form (since/until/statuses) for the selected subscriptions."""
+    ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+    return HttpResponseRedirect(f"{modeladmin.replay_url()}?{urlencode({'ids': ids})}")
+
+
+# Appended to the registry admin's own actions (enable, disable, ...), which the subclass below
+# inherits; other parts of the pipeline add theirs the same way, in any order.
+BaseSubscriptionAdmin.actions = [*(BaseSubscriptionAdmin.actions or ()), replay_selected]
+
+
 class SubscriptionAdmin(SubscriptionReplayMixin, SubscriptionHealthMixin, BaseSubscriptionAdmin):
-    actions = [*BaseSubscriptionAdmin.actions, "replay_selected"]
+    """The registry's admin with what needs the pipeline: health columns, replay, the offer to
+    replay an outage when a subscription is enabled again."""
 
 
 admin.site.unregister(Subscription)
