@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .services.replay import REPLAYABLE_STATUSES
 
 
 class PublishSerializer(serializers.Serializer):
@@ -98,3 +99,46 @@ class DeliveryFilterSerializer(serializers.Serializer):
 
     def lookups(self) -> dict:
         return {self.LOOKUPS[name]: value for name, value in self.validated_data.items()}
+
+
+class CommaListField(serializers.ListField):
+    """A list given as JSON, as repeated form fields, or as one comma-separated string."""
+
+    def to_internal_value(self, data):  # type: ignore[no-untyped-def]
+        if isinstance(data, str):
+            data = [data]
+        if isinstance(data, list | tuple):
+            data = [part.strip() for v in data for part in str(v).split(",") if part.strip()]
+        return super().to_internal_value(data)
+
+
+class ReplayRequestSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Deliveries created at or after this time.")
+    until = serializers.DateTimeField(
+        required=False, help_text="Deliveries created before this time; default now."
+    )
+    status = CommaListField(
+        child=serializers.ChoiceField(choices=list(REPLAYABLE_STATUSES)),
+        required=False,
+        allow_empty=False,
+        help_text="Statuses to replay; default failed and discarded.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("until") and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": ["Must be after `since`."]})
+        return attrs
+
+
+class ReplayQueuedSerializer(serializers.Serializer):
+    subscription = serializers.UUIDField()
+    queued = serializers.IntegerField(help_text="Deliveries queued for another attempt.")
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    status = serializers.ListField(child=serializers.CharField())
+
+
+class RetryQueuedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    queued = serializers.BooleanField()
+    attempt = serializers.IntegerField(help_text="Number of the attempt that was queued.")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import shared_task
 
 from subscriptions.conf import webhook_settings
 
-from .services import attempt_delivery, maintenance
+from .services import attempt_delivery, maintenance, replay
 from .services import sweep as run_sweep
 
 
@@ -44,3 +46,14 @@ def disable_dead_endpoints() -> None:
 @shared_task(name="deliveries.tasks.prune", ignore_result=True)
 def prune() -> None:
     maintenance.prune()
+
+
+@shared_task(name="deliveries.tasks.replay_subscription", ignore_result=True)
+def replay_subscription(subscription_id: str, since: str, until: str, statuses: list[str]) -> int:
+    request = replay.ReplayRequest(
+        subscription_id,
+        dt.datetime.fromisoformat(since),
+        dt.datetime.fromisoformat(until),
+        tuple(statuses),
+    )
+    return replay.run_replay(request)

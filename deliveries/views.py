@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, permissions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -19,8 +22,11 @@ from .serializers import (
     EventSerializer,
     PublishedSerializer,
     PublishSerializer,
+    ReplayQueuedSerializer,
+    ReplayRequestSerializer,
+    RetryQueuedSerializer,
 )
-from .services import PayloadTooLarge, PublishError, expected_deliveries, publish
+from .services import PayloadTooLarge, PublishError, expected_deliveries, publish, replay
 from .services.probes import SubscriptionInactive, send_test_event
 
 
@@ -101,6 +107,18 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         queryset = queryset.filter(**filters.lookups())
         return queryset.order_by("-created_at")
 
+    @extend_schema(request=None, responses={202: RetryQueuedSerializer})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        """Send the delivery again now: one more attempt, same `webhook-id`."""
+        delivery = self.get_object()
+        try:
+            attempt = replay.redeliver_one(delivery)
+        except replay.ReplayError as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+        body = {"id": delivery.pk, "queued": True, "attempt": attempt}
+        return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
 
 class SubscriptionTestView(generics.GenericAPIView):
     """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
@@ -132,3 +150,36 @@ class SubscriptionTestView(generics.GenericAPIView):
         except SubscriptionInactive as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionReplayView(GenericAPIView):
+    """Re-send a subscription's deliveries created in a time range (default: failed and
+    discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = ReplayRequestSerializer
+
+    @extend_schema(request=ReplayRequestSerializer, responses={202: ReplayQueuedSerializer})
+    def post(self, request: Request, pk: str) -> Response:
+        subscription = get_object_or_404(Subscription.objects.visible_to(request.user), pk=pk)
+        serializer = ReplayRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            result = replay.start_replay(
+                subscription, data["since"], data.get("until"), data.get("status")
+            )
+        except replay.ReplayUnavailable as exc:
+            return Response({"detail": exc.message}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except replay.ReplayError as exc:
+            if exc.field == "non_field_errors":
+                return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        body = {
+            "subscription": subscription.pk,
+            "queued": result.queued,
+            "since": result.request.since,
+            "until": result.request.until,
+            "status": list(result.request.statuses),
+        }
+        return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)

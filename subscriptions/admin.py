@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 
 from . import services
 from .models import EventType, Subscription
+from .services import disable_subscription, enable_subscription
 
 
 @admin.register(EventType)
@@ -42,7 +43,51 @@ class SubscriptionAdmin(admin.ModelAdmin):
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
     raw_id_fields = ["owner"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["rotate_secrets"]
+    actions = ["rotate_secrets", "enable_selected", "disable_selected"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Enabling and disabling go through the services (signals, discarding, the replay
+        # offer), so on an existing subscription the flag only changes through the actions.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "is_active"] if obj is not None else fields
+
+    @admin.action(description=_("Enable selected subscriptions"), permissions=["change"])
+    def enable_selected(self, request: HttpRequest, queryset: Any) -> None:
+        enabled = 0
+        for subscription in queryset.filter(is_active=False):
+            # Enabling clears these; the hook may want to know the outage they bound.
+            disabled_at, failing_since = subscription.disabled_at, subscription.failing_since
+            if enable_subscription(subscription):
+                enabled += 1
+                self.after_enable(
+                    request, subscription, disabled_at=disabled_at, failing_since=failing_since
+                )
+        self.message_user(
+            request,
+            ngettext("%d subscription enabled.", "%d subscriptions enabled.", enabled) % enabled,
+            messages.SUCCESS,
+        )
+
+    def after_enable(
+        self,
+        request: HttpRequest,
+        subscription: Subscription,
+        *,
+        disabled_at: Any,
+        failing_since: Any,
+    ) -> None:
+        """Hook run after each subscription the admin enabled (the pipeline offers a replay)."""
+
+    @admin.action(description=_("Disable selected subscriptions"), permissions=["change"])
+    def disable_selected(self, request: HttpRequest, queryset: Any) -> None:
+        reason = f"Disabled in the admin by {request.user}."
+        disabled = sum(disable_subscription(s, reason) for s in queryset.filter(is_active=True))
+        self.message_user(
+            request,
+            ngettext("%d subscription disabled.", "%d subscriptions disabled.", disabled)
+            % disabled,
+            messages.SUCCESS,
+        )
 
     @admin.display(description=_("status"), ordering="is_active")
     def status(self, obj: Subscription) -> str:

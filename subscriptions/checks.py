@@ -59,6 +59,10 @@ def _text(value: Any) -> str | None:
     return f"must be a non-empty string, not {value!r}"
 
 
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
 def _retry_schedule(value: Any) -> str | None:
     if (
         isinstance(value, list | tuple)
@@ -93,6 +97,9 @@ VALIDATORS: dict[str, Validator] = {
     "MAINTENANCE_QUEUE": _text,
     "CLOUDEVENTS_SOURCE": _text,
     "USER_AGENT": _text,
+    "METRICS_ENABLED": _boolean,
+    "METRICS_TOKEN": _optional_text,
+    "METRICS_WINDOW": _integer(minimum=1),
 }
 
 

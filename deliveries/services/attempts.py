@@ -160,6 +160,17 @@ def attempt_delivery(delivery_id: int, number: int, task_id: str = "") -> Outcom
         result.status,
         result.error_kind or "-",
         result.duration_ms,
+        # The same fields as record attributes, for JSON log formatters. Never the body, the
+        # headers or the URL (it may carry credentials): ids, status and timing only.
+        extra={
+            "event_id": str(delivery.event_id),
+            "delivery_id": delivery_id,
+            "subscription_id": str(subscription.pk),
+            "attempt": number,
+            "status_code": result.status,
+            "error_kind": result.error_kind or "",
+            "duration_ms": result.duration_ms,
+        },
     )
     return _record(delivery, number, now, headers, result, task_id)
 

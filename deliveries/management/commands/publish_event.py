@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from deliveries.services import PublishError, publish
+
+
+class Command(BaseCommand):
+    help = (
+        "Publish an event: it is stored and fanned out to every matching active subscription. "
+        "Example: manage.py publish_event order.created --data '{\"id\": 42}'"
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("type", help="Event type, e.g. order.created.")
+        parser.add_argument(
+            "--data", default="{}", help="Event data as a JSON object (default: {})."
+        )
+        parser.add_argument(
+            "--idempotency-key",
+            default=None,
+            help="Publishing again with the same key returns the first event and sends nothing.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            data = json.loads(options["data"])
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--data is not valid JSON: {exc}")
+        try:
+            event = publish(options["type"], data, idempotency_key=options["idempotency_key"])
+        except PublishError as exc:
+            raise CommandError(f"{exc.field}: {exc.message}")
+        if not event.created:
+            self.stdout.write(f"Event {event.pk} already published with this idempotency key.")
+            return
+        count = event.delivery_count
+        target = (
+            f"to {count} subscriptions"
+            if count is not None
+            else "(fan-out runs when the transaction commits)"
+        )
+        self.stdout.write(
+            self.style.SUCCESS(f"Published event {event.pk} ({event.type}) {target}.")
+        )

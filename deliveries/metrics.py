@@ -1,0 +1,135 @@
+"""Prometheus metrics, read from the database at scrape time.
+
+Deliveries are sent by Celery workers in other processes (often on other machines), so counters
+kept in the web process would only see what that process did. A custom Collector instead asks
+the database, the source of truth, on every scrape: the figures are the same whichever process
+answers and survive restarts.
+
+The attempt latency is exposed as a *gauge histogram* over a sliding window (`METRICS_WINDOW`
+seconds of attempts, by `started_at`), not as a cumulative counter histogram: attempt rows are
+pruned after `RETENTION_DAYS`, so counts read from the table go down, and Prometheus would take
+every drop for a counter reset. Read it without `rate()`:
+`histogram_quantile(0.95, webhooks_attempt_duration_seconds_bucket)` is the p95 of the window.
+For the same reason deliveries by outcome are gauges of stored rows, and attempts by outcome are
+a gauge over the same window.
+
+Opt-in: the endpoint answers 404 unless `WEBHOOKS["METRICS_ENABLED"]`. Then it requires either
+`Authorization: Bearer <METRICS_TOKEN>` (when a token is set) or a logged-in staff user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Iterator
+
+from django.db.models import Count, Q, Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+
+from subscriptions.conf import webhook_settings
+from subscriptions.models import Subscription
+
+from .models import DeliveryAttempt, DeliveryStatus
+from .services import health
+
+
+class DatabaseCollector:
+    """Collects every webhooks metric from the database when scraped (five queries)."""
+
+    def collect(self) -> Iterator[Metric]:
+        now = timezone.now()
+        window = int(webhook_settings.METRICS_WINDOW)
+
+        deliveries = GaugeMetricFamily(
+            "webhooks_deliveries",
+            "Stored deliveries by status (finished ones until pruned).",
+            labels=["status"],
+        )
+        counts = health.status_counts()
+        for status in DeliveryStatus.values:
+            deliveries.add_metric([status], counts.get(status, 0))
+        yield deliveries
+
+        attempts = DeliveryAttempt.objects.filter(
+            started_at__gte=now - dt.timedelta(seconds=window)
+        )
+        by_outcome = GaugeMetricFamily(
+            "webhooks_attempts_window",
+            f"Attempts started in the last {window} s, by outcome.",
+            labels=["outcome"],
+        )
+        outcomes = dict.fromkeys(health.OUTCOMES, 0)
+        rows = attempts.values("response_status", "error_kind").annotate(n=Count("pk")).order_by()
+        for row in rows:
+            outcomes[health.outcome_of(row["response_status"], row["error_kind"])] += row["n"]
+        for outcome, n in outcomes.items():
+            by_outcome.add_metric([outcome], n)
+        yield by_outcome
+
+        buckets = attempts.aggregate(
+            total=Count("pk"),
+            duration=Sum("duration_ms"),
+            **{
+                f"le_{b}": Count("pk", filter=Q(duration_ms__lte=b))
+                for b in health.LATENCY_BUCKETS_MS
+            },
+        )
+        yield GaugeHistogramMetricFamily(
+            "webhooks_attempt_duration_seconds",
+            f"Duration of the attempts started in the last {window} s (gauge histogram).",
+            buckets=[
+                *((str(b / 1000), buckets[f"le_{b}"]) for b in health.LATENCY_BUCKETS_MS),
+                ("+Inf", buckets["total"]),
+            ],
+            gsum_value=(buckets["duration"] or 0) / 1000,
+        )
+
+        backlog = health.backlog(now, with_queues=False)
+        yield GaugeMetricFamily(
+            "webhooks_backlog_due",
+            "Deliveries due for an attempt but not sent yet.",
+            value=backlog.due,
+        )
+        yield GaugeMetricFamily(
+            "webhooks_backlog_oldest_due_seconds",
+            "Seconds since the oldest due delivery became due (0 when none is due).",
+            value=backlog.oldest_due_age or 0,
+        )
+        subs = GaugeMetricFamily(
+            "webhooks_subscriptions", "Subscriptions by state.", labels=["state"]
+        )
+        active = Subscription.objects.values("is_active").annotate(n=Count("pk")).order_by()
+        states = {row["is_active"]: row["n"] for row in active}
+        subs.add_metric(["active"], states.get(True, 0))
+        subs.add_metric(["disabled"], states.get(False, 0))
+        yield subs
+
+
+registry = CollectorRegistry(auto_describe=False)
+registry.register(DatabaseCollector())
+
+
+def is_allowed(request: HttpRequest) -> bool:
+    token = webhook_settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # Compared as bytes: compare_digest refuses non-ASCII str (a 500 for a stray header).
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+            given.strip().encode(), str(token).encode()
+        ):
+            return True
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    if not webhook_settings.METRICS_ENABLED:
+        raise Http404("Metrics are disabled.")
+    if not is_allowed(request):
+        response = HttpResponse("Authentication required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="webhooks-metrics"'
+        return response
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

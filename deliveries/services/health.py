@@ -1,0 +1,299 @@
+"""Read-only figures about endpoint health and the pipeline, for the admin, commands and metrics.
+
+Every function here answers for many subscriptions with a fixed number of grouped queries (never
+one per row), so a changelist page of 100 subscriptions costs the same as one of 10.
+
+An attempt "succeeded" when the receiver answered 2xx; anything else (non-2xx, timeout, refused
+connection, blocked destination) is a failure of that endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Max, Min, Q
+from django.db.models.functions import TruncDate, TruncMinute
+from django.utils import timezone
+
+from subscriptions.conf import webhook_settings
+from subscriptions.models import Subscription
+
+from ..models import Delivery, DeliveryAttempt, ErrorKind
+
+logger = logging.getLogger(__name__)
+
+OK = Q(response_status__gte=200, response_status__lt=300)
+# Upper bounds (ms) of the latency buckets: the p95 shown is the bound of the bucket holding the
+# 95th percentile, the way Prometheus' histogram_quantile reads buckets, so one grouped COUNT
+# query answers it on SQLite and PostgreSQL alike. The metrics histogram uses the same bounds.
+LATENCY_BUCKETS_MS: tuple[int, ...] = (
+    10,
+    25,
+    50,
+    100,
+    250,
+    500,
+    1000,
+    2500,
+    5000,
+    10000,
+    15000,
+    30000,
+)
+OUTCOMES: tuple[str, ...] = ("succeeded", "http_error", "timeout", "connection", "other")
+HISTORY_DAYS = 7
+
+
+@dataclass
+class DayOutcomes:
+    day: dt.date
+    succeeded: int = 0
+    failed: int = 0
+
+
+@dataclass
+class Health:
+    attempts_24h: int = 0
+    succeeded_24h: int = 0
+    p95_ms: int | None = None  # bucket upper bound; None without attempts
+    p95_over: bool = False  # slower than the largest bucket
+    failures_in_a_row: int = 0
+    last_success_at: dt.datetime | None = None
+    days: list[DayOutcomes] = field(default_factory=list)
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of 2xx attempts in the last 24 hours, 0..1; None without attempts."""
+        if not self.attempts_24h:
+            return None
+        return self.succeeded_24h / self.attempts_24h
+
+
+def _bucket_counts() -> dict[str, Count]:
+    return {
+        f"le_{bound}": Count("pk", filter=Q(duration_ms__lte=bound)) for bound in LATENCY_BUCKETS_MS
+    }
+
+
+def quantile_from_buckets(row: dict, total: int, q: float = 0.95) -> tuple[int | None, bool]:
+    """The smallest bucket bound holding the q-quantile; (largest bound, True) beyond it."""
+    if not total:
+        return None, False
+    needed = q * total
+    for bound in LATENCY_BUCKETS_MS:
+        if row[f"le_{bound}"] >= needed:
+            return bound, False
+    return LATENCY_BUCKETS_MS[-1], True
+
+
+def subscription_health(
+    subscriptions: Sequence[Subscription], now: dt.datetime | None = None
+) -> dict[object, Health]:
+    """Health of each subscription: four grouped queries whatever their number."""
+    now = now or timezone.now()
+    ids = [s.pk for s in subscriptions]
+    result = {s.pk: Health(last_success_at=s.last_success_at) for s in subscriptions}
+    if not ids:
+        return result
+    day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    first_day = day_start - dt.timedelta(days=HISTORY_DAYS - 1)
+    for health in result.values():
+        health.days = [
+            DayOutcomes((first_day + dt.timedelta(days=i)).date()) for i in range(HISTORY_DAYS)
+        ]
+
+    # 1. Last 24 hours: attempts, successes and latency buckets per subscription.
+    recent = (
+        DeliveryAttempt.objects.filter(
+            delivery__subscription_id__in=ids, started_at__gte=now - dt.timedelta(hours=24)
+        )
+        .values("delivery__subscription_id")
+        .annotate(total=Count("pk"), ok=Count("pk", filter=OK), **_bucket_counts())
+        .order_by()
+    )
+    for row in recent:
+        health = result[row["delivery__subscription_id"]]
+        health.attempts_24h, health.succeeded_24h = row["total"], row["ok"]
+        health.p95_ms, health.p95_over = quantile_from_buckets(row, row["total"])
+
+    # 2. Last 7 days by calendar day: successes and failures.
+    daily = (
+        DeliveryAttempt.objects.filter(delivery__subscription_id__in=ids, started_at__gte=first_day)
+        .annotate(day=TruncDate("started_at"))
+        .values("delivery__subscription_id", "day")
+        .annotate(total=Count("pk"), ok=Count("pk", filter=OK))
+        .order_by()
+    )
+    for row in daily:
+        for bucket in result[row["delivery__subscription_id"]].days:
+            if bucket.day == row["day"]:
+                bucket.succeeded += row["ok"]
+                bucket.failed += row["total"] - row["ok"]
+
+    # 3 and 4. Failures in a row: failed attempts after the last success, only for endpoints in
+    # a failing run (`failing_since` set; the others have none). The run starts at
+    # `failing_since` minus the longest an attempt can take, because `failing_since` is written
+    # when the first failed attempt ends, not when it started.
+    margin = dt.timedelta(seconds=webhook_settings.stale_sending_after)
+    run_start = {s.pk: s.failing_since - margin for s in subscriptions if s.failing_since}
+    if run_start:
+        last_ok = dict(
+            DeliveryAttempt.objects.filter(
+                OK,
+                delivery__subscription_id__in=list(run_start),
+                started_at__gte=min(run_start.values()),
+            )
+            .values("delivery__subscription_id")
+            .annotate(last=Max("started_at"))
+            .values_list("delivery__subscription_id", "last")
+            .order_by()
+        )
+        after = Q()
+        for pk, start in run_start.items():
+            since = max(start, last_ok[pk]) if last_ok.get(pk) else start
+            after |= Q(delivery__subscription_id=pk, started_at__gt=since)
+        failures = (
+            DeliveryAttempt.objects.filter(after)
+            .exclude(OK)
+            .values("delivery__subscription_id")
+            .annotate(n=Count("pk"))
+            .values_list("delivery__subscription_id", "n")
+            .order_by()
+        )
+        for pk, n in failures:
+            result[pk].failures_in_a_row = n
+    return result
+
+
+def outcome_of(response_status: int | None, error_kind: str) -> str:
+    if response_status is not None and 200 <= response_status < 300:
+        return "succeeded"
+    if error_kind == ErrorKind.TIMEOUT:
+        return "timeout"
+    if error_kind == ErrorKind.CONNECTION:
+        return "connection"
+    if response_status is not None:
+        return "http_error"
+    return "other"
+
+
+@dataclass
+class Backlog:
+    due: int
+    oldest_due_age: float | None  # seconds since the oldest due delivery became due
+    sending: int
+    queues: dict[str, int | None]  # broker queue lengths; None when the broker is unreachable
+
+
+@dataclass
+class Unhealthy:
+    subscription: Subscription
+    attempts: int
+    failed: int
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failed / self.attempts if self.attempts else 0.0
+
+
+@dataclass
+class Dashboard:
+    now: dt.datetime
+    minutes: list[tuple[dt.datetime, dict[str, int]]]
+    backlog: Backlog
+    unhealthy: list[Unhealthy]
+    status_counts: dict[str, int]
+
+
+def attempts_per_minute(
+    now: dt.datetime, minutes: int = 60
+) -> list[tuple[dt.datetime, dict[str, int]]]:
+    """Attempts of the last `minutes` minutes by outcome, one entry per minute (oldest first)."""
+    end = now.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    start = end - dt.timedelta(minutes=minutes)
+    slots = {start + dt.timedelta(minutes=i): dict.fromkeys(OUTCOMES, 0) for i in range(minutes)}
+    rows = (
+        DeliveryAttempt.objects.filter(started_at__gte=start)
+        .annotate(minute=TruncMinute("started_at"))
+        .values("minute", "response_status", "error_kind")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in rows:
+        slot = slots.get(row["minute"])
+        if slot is not None:
+            slot[outcome_of(row["response_status"], row["error_kind"])] += row["n"]
+    return list(slots.items())
+
+
+def queue_lengths() -> dict[str, int | None]:
+    """Messages waiting in each delivery queue of the broker (Redis lists), None if unknown."""
+    from ..tasks import deliver
+
+    names = [
+        webhook_settings.DELIVERY_QUEUE,
+        webhook_settings.RETRY_QUEUE,
+        webhook_settings.MAINTENANCE_QUEUE,
+    ]
+    lengths: dict[str, int | None] = dict.fromkeys(names)
+    try:
+        with deliver.app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=1)
+            client = getattr(conn.default_channel, "client", None)
+            if client is None:  # not Redis: no cheap way to count
+                return lengths
+            for name in names:
+                lengths[name] = int(client.llen(name))
+    except Exception as exc:  # the dashboard must render with the broker down
+        logger.info("broker queue lengths unavailable: %s", exc)
+    return lengths
+
+
+def backlog(now: dt.datetime | None = None, *, with_queues: bool = True) -> Backlog:
+    now = now or timezone.now()
+    due = Delivery.objects.due(now).aggregate(n=Count("pk"), oldest=Min("next_attempt_at"))
+    sending = Delivery.objects.filter(status="sending").count()
+    return Backlog(
+        due=due["n"],
+        oldest_due_age=(now - due["oldest"]).total_seconds() if due["oldest"] else None,
+        sending=sending,
+        queues=queue_lengths() if with_queues else {},
+    )
+
+
+def unhealthiest(now: dt.datetime | None = None, limit: int = 10) -> list[Unhealthy]:
+    """Endpoints with the most failed attempts in the last 24 hours (one grouped query)."""
+    now = now or timezone.now()
+    rows = list(
+        DeliveryAttempt.objects.filter(started_at__gte=now - dt.timedelta(hours=24))
+        .values("delivery__subscription_id")
+        .annotate(total=Count("pk"), failed=Count("pk", filter=~OK))
+        .filter(failed__gt=0)
+        .order_by("-failed", "-total")[:limit]
+    )
+    subs = Subscription.objects.in_bulk([r["delivery__subscription_id"] for r in rows])
+    return [
+        Unhealthy(subs[r["delivery__subscription_id"]], r["total"], r["failed"])
+        for r in rows
+        if r["delivery__subscription_id"] in subs
+    ]
+
+
+def status_counts() -> dict[str, int]:
+    """Deliveries by status (all stored ones)."""
+    rows = Delivery.objects.values("status").annotate(n=Count("pk")).order_by()
+    return {row["status"]: row["n"] for row in rows}
+
+
+def dashboard(now: dt.datetime | None = None) -> Dashboard:
+    now = now or timezone.now()
+    return Dashboard(
+        now=now,
+        minutes=attempts_per_minute(now),
+        backlog=backlog(now),
+        unhealthy=unhealthiest(now),
+        status_counts=status_counts(),
+    )
