@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -12,7 +12,65 @@ from django.utils.translation import ngettext
 
 from . import services
 from .models import EventType, Subscription
+from .serializers import SubscriptionSerializer
 from .services import disable_subscription, enable_subscription
+
+
+def _messages(errors: Any) -> list[str]:
+    """Flatten DRF errors (lists, or dicts for per-key errors of a dict field) to strings."""
+    if isinstance(errors, dict):
+        return [message for value in errors.values() for message in _messages(value)]
+    if isinstance(errors, list | tuple):
+        return [str(message) for message in errors]
+    return [str(errors)]
+
+
+class SubscriptionAdminForm(forms.ModelForm):
+    """Holds a subscription made in the admin to the API's rules (SSRF guard, known event
+    types, legal and unreserved headers, limits): one set of rules, whichever door is used."""
+
+    url = forms.URLField(
+        label=_("URL"),
+        max_length=2048,
+        assume_scheme="https",
+        help_text=_("Where events are POSTed."),
+    )
+
+    class Meta:
+        model = Subscription
+        # Never the secrets: they are shown once after creation and changed by rotation.
+        fields = [
+            "owner",
+            "url",
+            "description",
+            "event_types",
+            "is_active",
+            "payload_format",
+            "headers",
+            "rate_limit",
+        ]
+
+    checked_fields = (
+        "url",
+        "description",
+        "event_types",
+        "payload_format",
+        "headers",
+        "rate_limit",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        data = {name: cleaned[name] for name in self.checked_fields if name in cleaned}
+        serializer = SubscriptionSerializer(
+            instance=self.instance if self.instance.pk else None, data=data, partial=True
+        )
+        if not serializer.is_valid():
+            for field, errors in serializer.errors.items():
+                target = field if field in self.fields else None
+                for message in _messages(errors):
+                    self.add_error(target, message)
+        return cleaned
 
 
 @admin.register(EventType)
@@ -27,6 +85,7 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
+    form = SubscriptionAdminForm
     list_display = ["__str__", "url", "owner", "status", "payload_format", "created_at"]
     list_filter = ["is_active", "payload_format"]
     search_fields = ["url", "description", "id"]
@@ -42,7 +101,6 @@ class SubscriptionAdmin(admin.ModelAdmin):
     # The secret is shown once, in the message after creation; never in a form or a list.
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
     raw_id_fields = ["owner"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["rotate_secrets", "enable_selected", "disable_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

@@ -63,7 +63,7 @@ def test_creating_a_subscription_in_the_admin_shows_the_secret_once(admin_client
     response = admin_client.post(
         url,
         {
-            "url": "https://example.com/hook",
+            "url": "http://127.0.0.1:9/hook",
             "description": "made in admin",
             "event_types": '["*"]',
             "is_active": "on",
@@ -79,3 +79,43 @@ def test_creating_a_subscription_in_the_admin_shows_the_secret_once(admin_client
         reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
     )
     assert sub.secret.encode() not in change.content
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("url", "http://user:pw@127.0.0.1:9/hook", b"credentials"),
+        ("event_types", '["no such type!"]', b"is not an event type name"),
+        ("headers", '{"webhook-id": "x"}', b"set by the webhook sender"),
+    ],
+)
+def test_admin_form_applies_the_api_rules(admin_client, field, value, message):
+    data = {
+        "url": "http://127.0.0.1:9/hook",
+        "description": "bad one",
+        "event_types": '["*"]',
+        "is_active": "on",
+        "payload_format": "standard",
+        "headers": "{}",
+        field: value,
+    }
+    response = admin_client.post(reverse("admin:webhook_subscriptions_subscription_add"), data)
+    assert response.status_code == 200  # the form again, with the error
+    assert message in response.content
+    assert not Subscription.objects.filter(description="bad one").exists()
+
+
+def test_admin_form_refuses_private_destinations(admin_client, settings):
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "ALLOW_PRIVATE_NETWORKS": False}
+    response = admin_client.post(
+        reverse("admin:webhook_subscriptions_subscription_add"),
+        {
+            "url": "http://169.254.169.254/latest/meta-data/",
+            "description": "metadata",
+            "event_types": '["*"]',
+            "payload_format": "standard",
+            "headers": "{}",
+        },
+    )
+    assert b"not a public address" in response.content
+    assert not Subscription.objects.filter(description="metadata").exists()
