@@ -1,7 +1,18 @@
-"""One delivery attempt: claim, sign, send, record, decide what comes next.
+"""One delivery attempt: load, take an in-flight slot, claim, sign, send, record, decide what
+comes next.
 
-Four queries on the common path: the claim, the load (delivery, event and subscription in one
-SELECT), the attempt INSERT and the guarded finishing UPDATE.
+Four queries on the common path: the load (delivery, event and subscription in one SELECT, only
+if the delivery still waits for this attempt), the claim, the attempt INSERT and the guarded
+finishing UPDATE; plus two Redis commands for the in-flight cap (take and free the slot).
+
+What comes next (`Outcome.action`):
+- `done`: finished (succeeded, failed, discarded) or nothing left to do by this message;
+- `retry`: the next attempt is due in `countdown` seconds, at most `max_countdown`: a Celery
+  retry carries it;
+- `park`: the wait is longer; the row's `next_attempt_at` holds it and the sweep sends it;
+- `defer`: the endpoint is at its in-flight cap; try the same attempt again in `countdown`
+  seconds (no attempt number consumed);
+- `skip`: another message or the sweep owns this attempt (duplicate message).
 """
 
 from __future__ import annotations
@@ -21,11 +32,11 @@ from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
 
 from .. import signals
-from ..models import Delivery, DeliveryAttempt, ErrorKind
+from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind
 from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
-from . import states
+from . import inflight, states
 
 logger = logging.getLogger("deliveries.attempts")
 
@@ -38,7 +49,7 @@ MAX_RETRY_AFTER = 86400
 # Header values we never store in clear on the attempt row.
 SENSITIVE_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "key", "password")
 
-Action = Literal["done", "retry", "park", "skip"]
+Action = Literal["done", "retry", "park", "defer", "skip"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class Outcome:
     action: Action
     next_attempt: int = 0
     countdown: float = 0.0
+    deferrals: int = 0
 
 
 def retry_delay(attempts_done: int, rng: random.Random | None = None) -> float | None:
@@ -128,29 +140,46 @@ def redact(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
-def attempt_delivery(delivery_id: int, number: int, task_id: str = "") -> Outcome:
-    """Run attempt `number` of a delivery, at most once whatever the number of messages."""
+def attempt_delivery(
+    delivery_id: int, number: int, task_id: str = "", deferrals: int = 0
+) -> Outcome:
+    """Run attempt `number` of a delivery, at most once whatever the number of messages.
+
+    `deferrals` counts how often this attempt already found its endpoint at its in-flight cap.
+    """
     now = timezone.now()
-    lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
-    if not states.claim(delivery_id, number, now, lease):
-        return Outcome("skip")
-    delivery = Delivery.objects.select_related("event", "subscription").get(pk=delivery_id)
+    delivery = (
+        Delivery.objects.select_related("event", "subscription")
+        .filter(pk=delivery_id, status__in=WAITING, attempts=number - 1)
+        .first()
+    )
+    if delivery is None:
+        return Outcome("skip")  # finished, or this attempt is another message's
     subscription = delivery.subscription
     if not subscription.is_active:
-        states.mark_discarded(delivery_id, number, None, "Subscription is disabled.")
+        if states.claim(delivery_id, number, now, now):
+            states.mark_discarded(delivery_id, number, None, "Subscription is disabled.")
         return Outcome("done")
-
-    body = build_body(delivery.event, subscription.payload_format)
-    timestamp = int(now.timestamp())
-    headers = build_headers(delivery, body, timestamp, now)
-    result = send(
-        subscription.url,
-        body,
-        headers,
-        connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
-        timeout=float(webhook_settings.TIMEOUT),
-        max_body_bytes=int(webhook_settings.MAX_RESPONSE_BODY_BYTES),
-    )
+    slot = inflight.acquire(subscription)
+    if slot is None:
+        return _defer(delivery_id, number, deferrals, now)
+    try:
+        lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
+        if not states.claim(delivery_id, number, now, lease):
+            return Outcome("skip")
+        body = build_body(delivery.event, subscription.payload_format)
+        timestamp = int(now.timestamp())
+        headers = build_headers(delivery, body, timestamp, now)
+        result = send(
+            subscription.url,
+            body,
+            headers,
+            connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
+            timeout=float(webhook_settings.TIMEOUT),
+            max_body_bytes=int(webhook_settings.MAX_RESPONSE_BODY_BYTES),
+        )
+    finally:
+        slot.release()
     logger.info(
         "attempt event=%s delivery=%s subscription=%s attempt=%d status=%s error=%s duration_ms=%d",
         delivery.event_id,
@@ -162,6 +191,27 @@ def attempt_delivery(delivery_id: int, number: int, task_id: str = "") -> Outcom
         result.duration_ms,
     )
     return _record(delivery, number, now, headers, result, task_id)
+
+
+def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
+    """Seconds before a delivery refused `deferrals` times by the cap tries again."""
+    base = float(webhook_settings.IN_FLIGHT_RETRY_DELAY) * 2 ** min(deferrals, 20)
+    return base * (1 + (rng or random).uniform(0, 0.5))
+
+
+def _defer(delivery_id: int, number: int, deferrals: int, now: dt.datetime) -> Outcome:
+    """The endpoint is at its cap: give the worker slot back and come back later, as the same
+    attempt. Short waits ride a Celery countdown; once the backoff reaches `max_countdown` the
+    delivery is parked in the database like any long wait."""
+    delay = defer_delay(deferrals)
+    parked = delay >= webhook_settings.max_countdown
+    if parked:
+        delay = webhook_settings.max_countdown
+    if not states.defer(delivery_id, number, now + dt.timedelta(seconds=delay)):
+        return Outcome("skip")
+    if parked:
+        return Outcome("park")
+    return Outcome("defer", number, delay, deferrals + 1)
 
 
 def _record(
