@@ -24,7 +24,8 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
@@ -86,6 +87,12 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
             when = when.replace(tzinfo=dt.UTC)
         seconds = (when - now).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def header(headers: dict[str, str], name: str) -> str | None:
+    """A response header by name, whatever its case (the stored dict keeps the sender's)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
 def is_retryable(result: SendResult) -> bool:
@@ -224,6 +231,29 @@ def _record(
 ) -> Outcome:
     subscription = delivery.subscription
     finished = timezone.now()
+    try:
+        return _record_in_transaction(
+            delivery, subscription, number, started, finished, headers, result, task_id
+        )
+    except IntegrityError:
+        # The sweep took this attempt for lost (it outlived STALE_SENDING_AFTER) and recorded
+        # it as interrupted; the attempt it enqueued instead owns the delivery now.
+        logger.warning(
+            "attempt %d of delivery %s finished after it was released as stale", number, delivery.pk
+        )
+        return Outcome("skip")
+
+
+def _record_in_transaction(
+    delivery: Delivery,
+    subscription: Subscription,
+    number: int,
+    started: dt.datetime,
+    finished: dt.datetime,
+    headers: dict[str, str],
+    result: SendResult,
+    task_id: str,
+) -> Outcome:
     with transaction.atomic():
         attempt = DeliveryAttempt.objects.create(
             delivery=delivery,
@@ -252,10 +282,15 @@ def _record(
             outcome, signal = _after_failure(delivery, number, result, finished)
         if signal is not None:
             sig, extra = signal
-            transaction.on_commit(
-                lambda: sig.send(sender=Delivery, delivery=delivery, attempt=attempt, **extra)
-            )
+            transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))
     return outcome
+
+
+def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extra: dict) -> None:
+    if signal.has_listeners(Delivery):
+        # The instance was loaded before the claim: give listeners the row as it ended.
+        delivery.refresh_from_db()
+        signal.send(sender=Delivery, delivery=delivery, attempt=attempt, **extra)
 
 
 def _after_failure(
@@ -265,7 +300,7 @@ def _after_failure(
     error = result.error or f"HTTP {result.status}"
     delay = retry_delay(number) if is_retryable(result) else None
     if delay is not None and result.status in RETRY_AFTER_STATUSES:
-        asked = parse_retry_after(result.headers.get("Retry-After"), now)
+        asked = parse_retry_after(header(result.headers, "Retry-After"), now)
         if asked is not None:
             delay = max(delay, asked)
     if delay is None:
