@@ -64,14 +64,19 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
         # another would only lengthen it; lost messages are picked up once it has drained.
         report.backlog = waiting
         max_batches = 0
+    last_pk = 0
     for _ in range(max_batches):
+        # Walk by primary key: the rows leased below stay due when SWEEP_GRACE is 0, and must
+        # not come round again in this same sweep.
         due = list(
             Delivery.objects.due(now - grace)
-            .order_by("next_attempt_at")
+            .filter(pk__gt=last_pk)
+            .order_by("pk")
             .values_list("pk", "attempts")[:batch]
         )
         if not due:
             break
+        last_pk = due[-1][0]
         # Lease them: their due time moves to now, so the next sweep leaves them alone for
         # `SWEEP_GRACE` while these messages are on their way.
         states.postpone((pk for pk, _ in due), now)
