@@ -479,17 +479,24 @@ def test_no_cap_configured_or_broker_not_redis(broker, webhooks, caplog):
 
 
 def test_over_the_cap_defers_without_consuming_an_attempt(broker, receiver, webhooks):
-    webhooks(MAX_IN_FLIGHT=1, IN_FLIGHT_RETRY_DELAY=0.5)
+    webhooks(MAX_IN_FLIGHT=1, IN_FLIGHT_RETRY_DELAY=0.5, SWEEP_GRACE=30)
     subscription = make_subscription(receiver.url("/capped"))
     delivery = make_delivery(subscription)
     held = inflight.acquire(subscription)
-    before = timezone.now()
+    due = delivery.next_attempt_at
 
+    outcome = attempt_delivery(delivery.pk, 1)
+    assert outcome.action == "defer"
+    # Back well within SWEEP_GRACE of its due time: the row is left as it is (no write).
+    assert Delivery.objects.get(pk=delivery.pk).next_attempt_at == due
+
+    webhooks(SWEEP_GRACE=0)  # now the sweep would take it for lost: the due time moves
+    before = timezone.now()
     outcome = attempt_delivery(delivery.pk, 1)
 
     assert outcome.action == "defer"
     assert (outcome.next_attempt, outcome.deferrals) == (1, 1)
-    assert 0.5 <= outcome.countdown <= 0.75
+    assert 0.5 <= outcome.countdown <= 1.0
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.PENDING and delivery.attempts == 0
     assert delivery.next_attempt_at >= before + dt.timedelta(seconds=0.5)

@@ -169,7 +169,7 @@ def attempt_delivery(
         return Outcome("done")
     slot = inflight.acquire(subscription)
     if slot is None:
-        return _defer(delivery_id, number, deferrals, now)
+        return _defer(delivery, number, deferrals, now)
     try:
         lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
         if not states.claim(delivery_id, number, now, lease):
@@ -203,10 +203,11 @@ def attempt_delivery(
 def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
     """Seconds before a delivery refused `deferrals` times by the cap tries again."""
     base = float(webhook_settings.IN_FLIGHT_RETRY_DELAY) * 2 ** min(deferrals, 20)
-    return base * (1 + (rng or random).uniform(0, 0.5))
+    # Wide jitter: a burst refused together must not come back together.
+    return base * (1 + (rng or random).uniform(0, 1))
 
 
-def _defer(delivery_id: int, number: int, deferrals: int, now: dt.datetime) -> Outcome:
+def _defer(delivery: Delivery, number: int, deferrals: int, now: dt.datetime) -> Outcome:
     """The endpoint is at its cap: give the worker slot back and come back later, as the same
     attempt. Short waits ride a Celery countdown; once the backoff reaches `max_countdown` the
     delivery is parked in the database like any long wait."""
@@ -214,7 +215,13 @@ def _defer(delivery_id: int, number: int, deferrals: int, now: dt.datetime) -> O
     parked = delay >= webhook_settings.max_countdown
     if parked:
         delay = webhook_settings.max_countdown
-    if not states.defer(delivery_id, number, now + dt.timedelta(seconds=delay)):
+    back_at = now + dt.timedelta(seconds=delay)
+    # The row's due time only has to move if the sweep would otherwise take the delivery for
+    # lost before this message is back; skipping the write spares the database in a burst.
+    grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
+    due = delivery.next_attempt_at
+    sweep_safe = due is not None and due + grace > back_at + dt.timedelta(seconds=1)
+    if (parked or not sweep_safe) and not states.defer(delivery.pk, number, back_at):
         return Outcome("skip")
     if parked:
         return Outcome("park")
