@@ -231,6 +231,56 @@ def test_500_forever_gives_the_schedule_then_failed_without_traceback(start_work
     )
 
 
+def test_sigterm_lets_the_running_delivery_finish(start_worker, receiver, faulty):
+    overrides = faulty()
+    receiver.script("/deploy", Reply(200, delay=2))
+    make_subscription(receiver.url("/deploy"))
+    worker = start_worker(overrides=overrides)
+    events = publish_many(1)
+    assert receiver.wait_for(1, "/deploy", timeout=20)
+
+    started = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    worker.proc.wait(30)
+
+    assert all_succeeded(events)  # recorded before the worker exited, no sweep needed
+    result = tally(events, receiver, "/deploy")
+    fault_line("SIGTERM mid-POST", **_row(result), recover=time.monotonic() - started)
+    assert receiver.counts["/deploy"] == 1
+
+
+def test_sigterm_hands_back_retries_held_in_memory(start_worker, receiver, faulty, broker):
+    # The retry of attempt 1 is a countdown (ETA) message that the worker holds in memory. A
+    # deploy stops the worker before it is due: it must be back in Redis, not lost with the
+    # process (no sweep runs in this test, and SWEEP_GRACE is far away).
+    overrides = faulty(RETRY_SCHEDULE=[0, 6], RETRY_JITTER=0, SWEEP_GRACE=600)
+    receiver.script("/eta", Reply(500), Reply(200))
+    make_subscription(receiver.url("/eta"))
+    worker = start_worker(overrides=overrides)
+    events = publish_many(1)
+    assert receiver.wait_for(1, "/eta", timeout=20)
+    assert wait_until(
+        lambda: Delivery.objects.filter(status=DeliveryStatus.RETRYING).exists(), timeout=10
+    )
+    time.sleep(0.5)  # the retry message is published and reserved by the worker
+
+    started = time.monotonic()
+    worker.proc.send_signal(signal.SIGTERM)
+    worker.proc.wait(30)
+    from webhooks_project.celery import app
+
+    with app.connection_for_read() as conn:
+        assert conn.default_channel.client.llen("webhooks.retry") == 1  # handed back
+
+    start_worker(overrides=overrides)
+    assert wait_until(lambda: all_succeeded(events), timeout=30)
+    result = tally(events, receiver, "/eta")
+    fault_line("SIGTERM with ETA retry held", **_row(result), recover=time.monotonic() - started)
+    assert receiver.counts["/eta"] == 2
+    gap = receiver.received[1].at - receiver.received[0].at
+    assert gap >= 5.5  # the countdown was kept, not run early
+
+
 def _row(result: dict) -> dict:
     return {
         "sent": result["sent"],

@@ -211,8 +211,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 # On SIGTERM (a deploy), running deliveries get this many seconds to finish (longer than
-# WEBHOOKS["TIMEOUT"]), then the worker requeues what it still holds and exits, instead of the
-# default warm shutdown that waits forever or a cold one that abandons the POST mid-way.
+# WEBHOOKS["TIMEOUT"], the total of one attempt), then the worker requeues what it still holds
+# and exits, instead of the default warm shutdown that waits forever or a cold one that abandons
+# the POST mid-way. Give the container a stop grace period above it (docker's default is 10 s).
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 20.0
 # ...even when idle: the worker may still hold retry messages with a countdown (ETA) in memory,
 # and only the soft shutdown path hands those back to Redis at once.
