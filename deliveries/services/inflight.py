@@ -94,6 +94,8 @@ def _client() -> tuple[Any, Any] | None:
     if _state.pid == os.getpid() and _state.url == url:
         return (_state.client, _state.script) if _state.client is not None else None
     _state.pid, _state.url, _state.client, _state.script = os.getpid(), url, None, None
+    if url.startswith("redis+socket://"):
+        url = "unix://" + url[len("redis+socket://") :]
     if not url.startswith(("redis://", "rediss://", "unix://")):
         if not _state.warned:
             _state.warned = True
