@@ -59,7 +59,7 @@ def test_redis_restart_without_persistence_loses_nothing(
     overrides = faulty()
     receiver.script("/restart", Reply(200, delay=0.2))
     make_subscription(receiver.url("/restart"))
-    start_worker(broker_url=own_redis.url, concurrency=2, overrides=overrides)
+    workers = [start_worker(broker_url=own_redis.url, concurrency=2, overrides=overrides)]
     events = publish_many(40)
     assert receiver.wait_for(3, "/restart", timeout=20)
     pending = Delivery.objects.filter(event__in=events).exclude(status=DeliveryStatus.SUCCEEDED)
@@ -68,10 +68,23 @@ def test_redis_restart_without_persistence_loses_nothing(
     own_redis.restart()  # no persistence: every queued and unacknowledged message is gone
     restarted_at = time.monotonic()
 
-    assert sweep_until(lambda: all_succeeded(events), timeout=90)
+    def supervised_and_done() -> bool:
+        # Like systemd's Restart=always: kombu 5.7 can crash the worker's consumer when Redis
+        # goes away while a message is unacknowledged (AttributeError in restore_unacked_once,
+        # "Unrecoverable error"); the process exits and its supervisor starts it again.
+        if workers[-1].proc.poll() is not None:
+            crashes.append(workers[-1].output())
+            workers.append(
+                start_worker(broker_url=own_redis.url, concurrency=2, overrides=overrides)
+            )
+        return all_succeeded(events)
+
+    crashes: list[str] = []
+    assert sweep_until(supervised_and_done, timeout=90)
     result = tally(events, receiver, "/restart")
     recover = time.monotonic() - restarted_at
-    fault_line("redis restart, no persistence", **_row(result), recover=recover)
+    name = f"redis restart ({len(crashes)} worker exit)"
+    fault_line(name, **_row(result), recover=recover)
     assert result["lost"] == 0
     assert result["max_posts"] <= 2
 
