@@ -42,9 +42,10 @@ DEFAULTS: dict[str, Any] = {
     # parked in the database and sent by the sweep. Two reasons to keep it short: a countdown
     # beyond the broker's visibility timeout is delivered again and again, and countdown (ETA)
     # messages sit in worker memory whatever the prefetch limit, so 100,000 deliveries waiting
-    # for a 30-minute retry must be rows, not messages. None: 60 s, or half the visibility
-    # timeout if that is shorter (about 100 bytes of worker memory per delivery that failed in
-    # the last minute; the sweep's interval plus SWEEP_GRACE is how late a parked wait may be).
+    # for a 30-minute retry must be rows, not messages. None means 60 s. Whatever the value, it
+    # is capped at half the visibility timeout. With the default schedule only the 5 s retry
+    # rides Celery; the 300 s and longer waits are parked (the sweep's interval plus SWEEP_GRACE
+    # is how late a parked wait may be).
     "MAX_COUNTDOWN": None,
     # Most deliveries in flight at once to one subscription, unless its `rate_limit` says
     # otherwise; None for no cap. A slow endpoint then holds at most this many worker slots

@@ -123,7 +123,7 @@ def test_kill_9_of_pool_children_mid_delivery(start_worker, receiver, faulty):
     assert sweep_until(lambda: all_succeeded(events), timeout=90)
     recover = time.monotonic() - killed_at
     result = tally(events, receiver, "/kill")
-    fault_line("kill -9 pool children", **_row(result), recover=recover)
+    fault_line("kill -9 pool children", **row(result), recover=recover)
     assert result["lost"] == 0
     assert result["max_posts"] <= 2
     interrupted = DeliveryAttempt.objects.filter(error_kind=ErrorKind.INTERRUPTED).count()
@@ -145,7 +145,7 @@ def test_kill_9_of_the_whole_worker(start_worker, receiver, faulty):
     assert sweep_until(lambda: all_succeeded(events), timeout=90)
     recover = time.monotonic() - killed_at
     result = tally(events, receiver, "/killall")
-    fault_line("kill -9 whole worker", **_row(result), recover=recover)
+    fault_line("kill -9 whole worker", **row(result), recover=recover)
     assert result["lost"] == 0
     assert result["max_posts"] <= 2
 
@@ -164,7 +164,7 @@ def test_same_message_five_times_with_four_processes_posts_once(start_worker, re
     assert wait_until(lambda: all_succeeded([event]), timeout=30)
     assert not receiver.wait_for(2, "/five", timeout=3)
     result = tally([event], receiver, "/five")
-    fault_line("same message x5, 4 procs", **_row(result), recover=time.monotonic() - started)
+    fault_line("same message x5, 4 procs", **row(result), recover=time.monotonic() - started)
     assert receiver.counts["/five"] == 1
     assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
 
@@ -192,7 +192,7 @@ def test_countdown_longer_than_the_visibility_timeout_posts_once(start_worker, r
     assert sweep_until(lambda: all_succeeded(events), timeout=40)
     sweep_until(lambda: False, timeout=10)  # two more visibility timeouts, sweeping on
     result = tally(events, receiver, "/vt")
-    fault_line("countdown > visibility", **_row(result), recover=time.monotonic() - started)
+    fault_line("countdown > visibility", **row(result), recover=time.monotonic() - started)
     assert receiver.counts["/vt"] == 3
     gaps = [b.at - a.at for a, b in zip(receiver.received, receiver.received[1:], strict=False)]
     assert 0.9 <= gaps[0] < 4 and gaps[1] >= 9.5
@@ -245,7 +245,7 @@ def test_sigterm_lets_the_running_delivery_finish(start_worker, receiver, faulty
 
     assert all_succeeded(events)  # recorded before the worker exited, no sweep needed
     result = tally(events, receiver, "/deploy")
-    fault_line("SIGTERM mid-POST", **_row(result), recover=time.monotonic() - started)
+    fault_line("SIGTERM mid-POST", **row(result), recover=time.monotonic() - started)
     assert receiver.counts["/deploy"] == 1
 
 
@@ -275,13 +275,13 @@ def test_sigterm_hands_back_retries_held_in_memory(start_worker, receiver, fault
     start_worker(overrides=overrides)
     assert wait_until(lambda: all_succeeded(events), timeout=30)
     result = tally(events, receiver, "/eta")
-    fault_line("SIGTERM with ETA retry held", **_row(result), recover=time.monotonic() - started)
+    fault_line("SIGTERM with ETA retry held", **row(result), recover=time.monotonic() - started)
     assert receiver.counts["/eta"] == 2
     gap = receiver.received[1].at - receiver.received[0].at
     assert gap >= 5.5  # the countdown was kept, not run early
 
 
-def _row(result: dict) -> dict:
+def row(result: dict) -> dict:
     return {
         "sent": result["sent"],
         "delivered": result["delivered"],

@@ -20,6 +20,7 @@ from tests.test_faults import (  # noqa: F401 - the fixture is used by name
     fault_line,
     faulty,
     publish_many,
+    row,
     sweep_until,
     tally,
 )
@@ -84,7 +85,7 @@ def test_redis_restart_without_persistence_loses_nothing(
     result = tally(events, receiver, "/restart")
     recover = time.monotonic() - restarted_at
     name = f"redis restart ({len(crashes)} worker exit)"
-    fault_line(name, **_row(result), recover=recover)
+    fault_line(name, **row(result), recover=recover)
     assert result["lost"] == 0
     assert result["max_posts"] <= 2
 
@@ -129,14 +130,5 @@ def test_publish_with_redis_down_answers_fast_and_delivers_later(
     assert sweep_until(lambda: all_succeeded([event]), timeout=60)
     result = tally([event], receiver, "/later")
     recover = time.monotonic() - back_at
-    fault_line(f"redis {fault} at publish {elapsed:.1f}s", **_row(result), recover=recover)
+    fault_line(f"redis {fault} at publish {elapsed:.1f}s", **row(result), recover=recover)
     assert receiver.counts["/later"] == 1
-
-
-def _row(result: dict) -> dict:
-    return {
-        "sent": result["sent"],
-        "delivered": result["delivered"],
-        "lost": result["lost"],
-        "dup": result["duplicated"],
-    }
