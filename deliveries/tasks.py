@@ -20,12 +20,17 @@ from .services import sweep as run_sweep
     ignore_result=True,
     max_retries=None,
 )
-def deliver(self, delivery_id: int, attempt: int = 1) -> str:
-    outcome = attempt_delivery(delivery_id, attempt, task_id=self.request.id or "")
-    if outcome.action == "retry":
+def deliver(self, delivery_id: int, attempt: int = 1, deferrals: int = 0) -> str:
+    """Attempt `attempt` of a delivery. Short waits come back as a retry of this task on the
+    retry queue (never longer than `max_countdown`, which stays inside the broker's visibility
+    timeout); long ones were parked in the database by the service and the sweep sends them."""
+    outcome = attempt_delivery(
+        delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals
+    )
+    if outcome.action in ("retry", "defer"):
         raise self.retry(
             args=(delivery_id, outcome.next_attempt),
-            kwargs={},
+            kwargs={"deferrals": outcome.deferrals},
             countdown=outcome.countdown,
             queue=webhook_settings.RETRY_QUEUE,
             max_retries=None,

@@ -97,6 +97,8 @@ VALIDATORS: dict[str, Validator] = {
     "MAINTENANCE_QUEUE": _text,
     "CLOUDEVENTS_SOURCE": _text,
     "USER_AGENT": _text,
+    "MAX_IN_FLIGHT": _number(strict=True, optional=True),
+    "IN_FLIGHT_RETRY_DELAY": _number(strict=True),
     "METRICS_ENABLED": _boolean,
     "METRICS_TOKEN": _optional_text,
     "METRICS_WINDOW": _integer(minimum=1),

@@ -39,9 +39,24 @@ DEFAULTS: dict[str, Any] = {
     # Finished deliveries and their attempts older than this many days are pruned.
     "RETENTION_DAYS": 30,
     # Longest wait, in seconds, that is handed to Celery as a retry countdown. Longer waits are
-    # parked in the database and sent by the sweep: a countdown beyond the broker's visibility
-    # timeout would be delivered again and again. None derives it as half that timeout.
+    # parked in the database and sent by the sweep. Two reasons to keep it short: a countdown
+    # beyond the broker's visibility timeout is delivered again and again, and countdown (ETA)
+    # messages sit in worker memory whatever the prefetch limit, so 100,000 deliveries waiting
+    # for a 30-minute retry must be rows, not messages. None means 60 s. Whatever the value, it
+    # is capped at half the visibility timeout. With the default schedule only the 5 s retry
+    # rides Celery; the 300 s and longer waits are parked (the sweep's interval plus SWEEP_GRACE
+    # is how late a parked wait may be).
     "MAX_COUNTDOWN": None,
+    # Most deliveries in flight at once to one subscription, unless its `rate_limit` says
+    # otherwise; None for no cap. A slow endpoint then holds at most this many worker slots
+    # while other endpoints' deliveries go on. Needs a Redis broker (the counter lives there);
+    # with another broker the cap is off and a warning says so once.
+    "MAX_IN_FLIGHT": 10,
+    # Seconds a delivery over its endpoint's cap waits before trying again; doubled on each
+    # further refusal (plus up to 100% jitter) up to MAX_COUNTDOWN, beyond which it is parked
+    # for the sweep. The attempt number is not consumed: a busy endpoint is not a failing one.
+    # Each refusal costs about 4 ms of worker CPU (a task run and a message).
+    "IN_FLIGHT_RETRY_DELAY": 1.0,
     # Seconds a delivery may stay claimed ("sending") before the sweep assumes its worker died.
     # None derives it from TIMEOUT plus a margin.
     "STALE_SENDING_AFTER": None,
@@ -90,12 +105,14 @@ class WebhookSettings:
         return self._cache[name]
 
     @property
-    def max_countdown(self) -> int:
-        """Longest retry countdown that stays safely inside the broker's visibility timeout."""
-        if self.MAX_COUNTDOWN is not None:
-            return int(self.MAX_COUNTDOWN)
+    def max_countdown(self) -> float:
+        """Longest retry countdown: MAX_COUNTDOWN (default 60 s), never more than half the
+        broker's visibility timeout, so no countdown message is ever handed out twice."""
         options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
-        return int(options.get("visibility_timeout", 3600)) // 2
+        # Kombu's Redis transport defaults to one hour when the option is not set.
+        bound = float(options.get("visibility_timeout", 3600)) / 2
+        wanted = 60.0 if self.MAX_COUNTDOWN is None else float(self.MAX_COUNTDOWN)
+        return min(wanted, bound)
 
     @property
     def stale_sending_after(self) -> int:

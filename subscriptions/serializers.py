@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import jsonschema
@@ -15,6 +14,7 @@ from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
 from . import services
+from .headers import HEADER_NAME_RE, HEADER_VALUE_RE, is_reserved_header
 from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
 from .models import EventType, Subscription
 from .netguard import BlockedDestination, resolve_destination
@@ -28,36 +28,6 @@ MAX_HEADER_VALUE_LENGTH = 4096
 MAX_RATE_LIMIT = 10_000
 MAX_SCHEMA_BYTES = 65_536
 MAX_DESCRIPTION_LENGTH = 5000
-
-# RFC 7230 `token`: what a header name may be.
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-# Visible ASCII with inner spaces and tabs: no CR, LF or NUL (header injection), no leading or
-# trailing whitespace (which `requests` refuses at send time).
-HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$")
-# Headers the pipeline writes itself, or that belong to the HTTP framing: a subscriber setting
-# them would break signatures, content negotiation or the connection.
-RESERVED_HEADERS = frozenset(
-    {
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "host",
-        "user-agent",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "upgrade",
-        "expect",
-    }
-)
-RESERVED_HEADER_PREFIXES = ("webhook-", "proxy-")
-
-
-def is_reserved_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES)
 
 
 class EventTypeSerializer(serializers.ModelSerializer):

@@ -20,3 +20,10 @@ WEBHOOKS = {
 }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A test's worker may shrink broker options (e.g. a visibility timeout of a few seconds) through
+# CELERY_TRANSPORT_OVERRIDES (JSON), merged over the reference project's options.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    **json.loads(os.environ.get("CELERY_TRANSPORT_OVERRIDES", "{}")),
+}

@@ -1,7 +1,18 @@
-"""One delivery attempt: claim, sign, send, record, decide what comes next.
+"""One delivery attempt: load, take an in-flight slot, claim, sign, send, record, decide what
+comes next.
 
-Four queries on the common path: the claim, the load (delivery, event and subscription in one
-SELECT), the attempt INSERT and the guarded finishing UPDATE.
+Four queries on the common path: the load (delivery, event and subscription in one SELECT, only
+if the delivery still waits for this attempt), the claim, the attempt INSERT and the guarded
+finishing UPDATE; plus two Redis commands for the in-flight cap (take and free the slot).
+
+What comes next (`Outcome.action`):
+- `done`: finished (succeeded, failed, discarded) or nothing left to do by this message;
+- `retry`: the next attempt is due in `countdown` seconds, at most `max_countdown`: a Celery
+  retry carries it;
+- `park`: the wait is longer; the row's `next_attempt_at` holds it and the sweep sends it;
+- `defer`: the endpoint is at its in-flight cap; try the same attempt again in `countdown`
+  seconds (no attempt number consumed);
+- `skip`: another message or the sweep owns this attempt (duplicate message).
 """
 
 from __future__ import annotations
@@ -13,19 +24,21 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
+from subscriptions.headers import is_reserved_header
 from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
 
 from .. import signals
-from ..models import Delivery, DeliveryAttempt, ErrorKind
+from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind
 from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
-from . import states
+from . import inflight, states
 
 logger = logging.getLogger("deliveries.attempts")
 
@@ -38,7 +51,7 @@ MAX_RETRY_AFTER = 86400
 # Header values we never store in clear on the attempt row.
 SENSITIVE_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "key", "password")
 
-Action = Literal["done", "retry", "park", "skip"]
+Action = Literal["done", "retry", "park", "defer", "skip"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,7 @@ class Outcome:
     action: Action
     next_attempt: int = 0
     countdown: float = 0.0
+    deferrals: int = 0
 
 
 def retry_delay(attempts_done: int, rng: random.Random | None = None) -> float | None:
@@ -76,6 +90,12 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
+def header(headers: dict[str, str], name: str) -> str | None:
+    """A response header by name, whatever its case (the stored dict keeps the sender's)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
 def is_retryable(result: SendResult) -> bool:
     if result.status is None:
         # Timeouts and refused connections retry; a blocked or invalid destination will not
@@ -100,7 +120,7 @@ def build_headers(
     headers = {
         str(name): str(value)
         for name, value in (subscription.headers or {}).items()
-        if not _is_reserved(str(name))
+        if not is_reserved_header(str(name))
     }
     headers.update(
         {
@@ -116,11 +136,6 @@ def build_headers(
     return headers
 
 
-def _is_reserved(name: str) -> bool:
-    lowered = name.lower()
-    return lowered.startswith("webhook-") or lowered in {"content-type", "host", "user-agent"}
-
-
 def redact(headers: dict[str, str]) -> dict[str, str]:
     return {
         name: ("[redacted]" if any(w in name.lower() for w in SENSITIVE_HEADER_WORDS) else value)
@@ -128,29 +143,46 @@ def redact(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
-def attempt_delivery(delivery_id: int, number: int, task_id: str = "") -> Outcome:
-    """Run attempt `number` of a delivery, at most once whatever the number of messages."""
+def attempt_delivery(
+    delivery_id: int, number: int, task_id: str = "", deferrals: int = 0
+) -> Outcome:
+    """Run attempt `number` of a delivery, at most once whatever the number of messages.
+
+    `deferrals` counts how often this attempt already found its endpoint at its in-flight cap.
+    """
     now = timezone.now()
-    lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
-    if not states.claim(delivery_id, number, now, lease):
-        return Outcome("skip")
-    delivery = Delivery.objects.select_related("event", "subscription").get(pk=delivery_id)
+    delivery = (
+        Delivery.objects.select_related("event", "subscription")
+        .filter(pk=delivery_id, status__in=WAITING, attempts=number - 1)
+        .first()
+    )
+    if delivery is None:
+        return Outcome("skip")  # finished, or this attempt is another message's
     subscription = delivery.subscription
     if not subscription.is_active:
-        states.mark_discarded(delivery_id, number, None, "Subscription is disabled.")
+        if states.claim(delivery_id, number, now, now):
+            states.mark_discarded(delivery_id, number, None, "Subscription is disabled.")
         return Outcome("done")
-
-    body = build_body(delivery.event, subscription.payload_format)
-    timestamp = int(now.timestamp())
-    headers = build_headers(delivery, body, timestamp, now)
-    result = send(
-        subscription.url,
-        body,
-        headers,
-        connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
-        timeout=float(webhook_settings.TIMEOUT),
-        max_body_bytes=int(webhook_settings.MAX_RESPONSE_BODY_BYTES),
-    )
+    slot = inflight.acquire(subscription)
+    if slot is None:
+        return _defer(delivery, number, deferrals, now)
+    try:
+        lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
+        if not states.claim(delivery_id, number, now, lease):
+            return Outcome("skip")
+        body = build_body(delivery.event, subscription.payload_format)
+        timestamp = int(now.timestamp())
+        headers = build_headers(delivery, body, timestamp, now)
+        result = send(
+            subscription.url,
+            body,
+            headers,
+            connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
+            timeout=float(webhook_settings.TIMEOUT),
+            max_body_bytes=int(webhook_settings.MAX_RESPONSE_BODY_BYTES),
+        )
+    finally:
+        slot.release()
     logger.info(
         "attempt event=%s delivery=%s subscription=%s attempt=%d status=%s error=%s duration_ms=%d",
         delivery.event_id,
@@ -175,6 +207,34 @@ def attempt_delivery(delivery_id: int, number: int, task_id: str = "") -> Outcom
     return _record(delivery, number, now, headers, result, task_id)
 
 
+def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
+    """Seconds before a delivery refused `deferrals` times by the cap tries again."""
+    base = float(webhook_settings.IN_FLIGHT_RETRY_DELAY) * 2 ** min(deferrals, 20)
+    # Wide jitter: a burst refused together must not come back together.
+    return base * (1 + (rng or random).uniform(0, 1))
+
+
+def _defer(delivery: Delivery, number: int, deferrals: int, now: dt.datetime) -> Outcome:
+    """The endpoint is at its cap: give the worker slot back and come back later, as the same
+    attempt. Short waits ride a Celery countdown; once the backoff reaches `max_countdown` the
+    delivery is parked in the database like any long wait."""
+    delay = defer_delay(deferrals)
+    parked = delay >= webhook_settings.max_countdown
+    if parked:
+        delay = webhook_settings.max_countdown
+    back_at = now + dt.timedelta(seconds=delay)
+    # The row's due time only has to move if the sweep would otherwise take the delivery for
+    # lost before this message is back; skipping the write spares the database in a burst.
+    grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
+    due = delivery.next_attempt_at
+    sweep_safe = due is not None and due + grace > back_at + dt.timedelta(seconds=1)
+    if (parked or not sweep_safe) and not states.defer(delivery.pk, number, back_at):
+        return Outcome("skip")
+    if parked:
+        return Outcome("park")
+    return Outcome("defer", number, delay, deferrals + 1)
+
+
 def _record(
     delivery: Delivery,
     number: int,
@@ -185,6 +245,29 @@ def _record(
 ) -> Outcome:
     subscription = delivery.subscription
     finished = timezone.now()
+    try:
+        return _record_in_transaction(
+            delivery, subscription, number, started, finished, headers, result, task_id
+        )
+    except IntegrityError:
+        # The sweep took this attempt for lost (it outlived STALE_SENDING_AFTER) and recorded
+        # it as interrupted; the attempt it enqueued instead owns the delivery now.
+        logger.warning(
+            "attempt %d of delivery %s finished after it was released as stale", number, delivery.pk
+        )
+        return Outcome("skip")
+
+
+def _record_in_transaction(
+    delivery: Delivery,
+    subscription: Subscription,
+    number: int,
+    started: dt.datetime,
+    finished: dt.datetime,
+    headers: dict[str, str],
+    result: SendResult,
+    task_id: str,
+) -> Outcome:
     with transaction.atomic():
         attempt = DeliveryAttempt.objects.create(
             delivery=delivery,
@@ -213,10 +296,15 @@ def _record(
             outcome, signal = _after_failure(delivery, number, result, finished)
         if signal is not None:
             sig, extra = signal
-            transaction.on_commit(
-                lambda: sig.send(sender=Delivery, delivery=delivery, attempt=attempt, **extra)
-            )
+            transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))
     return outcome
+
+
+def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extra: dict) -> None:
+    if signal.has_listeners(Delivery):
+        # The instance was loaded before the claim: give listeners the row as it ended.
+        delivery.refresh_from_db()
+        signal.send(sender=Delivery, delivery=delivery, attempt=attempt, **extra)
 
 
 def _after_failure(
@@ -226,7 +314,7 @@ def _after_failure(
     error = result.error or f"HTTP {result.status}"
     delay = retry_delay(number) if is_retryable(result) else None
     if delay is not None and result.status in RETRY_AFTER_STATUSES:
-        asked = parse_retry_after(result.headers.get("Retry-After"), now)
+        asked = parse_retry_after(header(result.headers, "Retry-After"), now)
         if asked is not None:
             delay = max(delay, asked)
     if delay is None:

@@ -6,10 +6,11 @@ take a message, the row stays due and the sweep sends it later, so nothing here 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
-from kombu.exceptions import OperationalError
+from kombu.exceptions import ChannelError, OperationalError
 
 from subscriptions.conf import webhook_settings
 
@@ -45,3 +46,26 @@ def enqueue_attempts(items: Iterable[tuple[int, int]]) -> int:
             exc,
         )
     return sent
+
+
+def backlog() -> int | None:
+    """Messages waiting in the delivery and retry queues; None if the broker cannot say.
+
+    The sweep uses it to tell "the message is lost" from "the message is still queued behind
+    others": re-enqueueing every due delivery of a long backlog would add a duplicate message per
+    delivery per sweep and make the backlog longer still.
+    """
+    from deliveries.tasks import deliver
+
+    total = 0
+    try:
+        with deliver.app.connection_for_read() as conn:
+            channel = conn.default_channel
+            for name in (webhook_settings.DELIVERY_QUEUE, webhook_settings.RETRY_QUEUE):
+                # A queue never declared, or empty (Redis deletes empty lists), is not found.
+                with contextlib.suppress(ChannelError):
+                    total += channel.queue_declare(queue=name, passive=True).message_count
+    except BROKER_ERRORS as exc:
+        logger.warning("broker unavailable, queue depth unknown: %s", exc)
+        return None
+    return total

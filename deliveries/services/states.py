@@ -6,6 +6,8 @@ the loser's UPDATE matches no row and it stops. Works the same on SQLite and Pos
 
     pending ──claim──▶ sending ──▶ succeeded
     retrying ─claim─▶ sending ──▶ retrying (next_attempt_at) | failed
+    pending | retrying ──defer──▶ same status, later next_attempt_at (endpoint at its cap)
+    sending (stale) ──release_stale──▶ retrying | failed
     any unfinished ──▶ discarded
 """
 
@@ -28,6 +30,17 @@ def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datet
             claimed_at=now,
             next_attempt_at=lease_until,
             updated_at=now,
+        )
+    )
+
+
+def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
+    """Move the due time of a delivery still waiting for attempt `number` (its endpoint is at its
+    in-flight cap). No attempt number is consumed; False if it was claimed or finished meanwhile.
+    """
+    return bool(
+        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
+            next_attempt_at=until, updated_at=timezone.now()
         )
     )
 
@@ -157,6 +170,7 @@ def reopen(delivery_ids: Iterable[int], now: dt.datetime) -> list[int]:
 __all__ = [
     "UNFINISHED",
     "claim",
+    "defer",
     "discard_waiting",
     "fail_stale",
     "mark_discarded",

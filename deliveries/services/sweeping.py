@@ -21,7 +21,7 @@ from ..models import Delivery, DeliveryAttempt, ErrorKind, Event
 from . import states
 from .attempts import retry_delay
 from .publishing import fan_out
-from .queueing import enqueue_attempts
+from .queueing import backlog, enqueue_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ class SweepReport:
     fanned_out: int = 0
     released: int = 0
     enqueued: int = 0
+    # Set when the due deliveries were left alone because the queues hold a backlog.
+    backlog: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.fanned_out or self.released or self.enqueued)
@@ -43,7 +45,12 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     report = SweepReport()
 
     for event_id in Event.objects.not_fanned_out(now - grace).values_list("pk", flat=True)[:batch]:
-        fan_out(event_id)
+        try:
+            fan_out(event_id)
+        except Exception:
+            # One event that cannot be fanned out must not stop the rest of the sweep.
+            logger.exception("sweep could not fan out event %s", event_id)
+            continue
         report.fanned_out += 1
 
     stale_before = now - dt.timedelta(seconds=webhook_settings.stale_sending_after)
@@ -51,14 +58,25 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     for delivery_id, number, claimed_at in stale[:batch]:
         report.released += _release_stale(delivery_id, number, claimed_at, now)
 
+    waiting = backlog()
+    if waiting is not None and waiting > batch:
+        # Workers are behind: due rows most likely have their message in that backlog. Adding
+        # another would only lengthen it; lost messages are picked up once it has drained.
+        report.backlog = waiting
+        max_batches = 0
+    last_pk = 0
     for _ in range(max_batches):
+        # Walk by primary key: the rows leased below stay due when SWEEP_GRACE is 0, and must
+        # not come round again in this same sweep.
         due = list(
             Delivery.objects.due(now - grace)
-            .order_by("next_attempt_at")
+            .filter(pk__gt=last_pk)
+            .order_by("pk")
             .values_list("pk", "attempts")[:batch]
         )
         if not due:
             break
+        last_pk = due[-1][0]
         # Lease them: their due time moves to now, so the next sweep leaves them alone for
         # `SWEEP_GRACE` while these messages are on their way.
         states.postpone((pk for pk, _ in due), now)
@@ -72,6 +90,8 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
             report.released,
             report.enqueued,
         )
+    if report.backlog:
+        logger.info("sweep left due deliveries alone: %d messages queued", report.backlog)
     return report
 
 
