@@ -7,6 +7,7 @@ from celery import shared_task
 from subscriptions.conf import webhook_settings
 
 from .services import attempt_delivery, maintenance
+from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
 
 
@@ -29,6 +30,12 @@ def deliver(self, delivery_id: int, attempt: int = 1) -> str:
             max_retries=None,
         )
     return outcome.action
+
+
+@shared_task(name="deliveries.tasks.fan_out", ignore_result=True, acks_late=True)
+def fan_out(event_id: str) -> int:
+    """A large fan-out, moved off the publishing request (see FAN_OUT_INLINE_MAX)."""
+    return run_fan_out(event_id)
 
 
 @shared_task(name="deliveries.tasks.sweep", ignore_result=True)

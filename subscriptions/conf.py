@@ -50,6 +50,12 @@ DEFAULTS: dict[str, Any] = {
     "SWEEP_GRACE": 30,
     # Rows handled per sweep batch and per fan-out insert.
     "BATCH_SIZE": 1000,
+    # Events matching more subscriptions than this are fanned out by a worker (a task on the
+    # maintenance queue) instead of in the publishing request, so the API answers at once
+    # whatever the number of subscribers; smaller ones are fanned out inline (lower latency).
+    "FAN_OUT_INLINE_MAX": 500,
+    # Enqueued messages sent to Redis per pipelined round trip.
+    "ENQUEUE_CHUNK": 500,
     # Celery queues: first attempts and retries apart, so a backlog of retries cannot delay
     # fresh events; maintenance (sweep, pruning) apart from both.
     "DELIVERY_QUEUE": "webhooks",

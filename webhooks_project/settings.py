@@ -166,8 +166,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message reserved per process: a crashed worker holds nothing that others could have run.
 CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_PREFETCH_MULTIPLIER", "1"))
 # Celery's Django fixup closes the DB connection around every task; keeping it for many tasks
-# saves a PostgreSQL connection (about 10 ms of server CPU) per delivery.
-CELERY_WORKER_DB_REUSE_MAX = 1000
+# saves a PostgreSQL connection (about 10 ms of server CPU) per delivery. The fixup reads the
+# old-style name `CELERY_DB_REUSE_MAX` from the app's config (celery/fixups/django.py), so the
+# new-style `CELERY_WORKER_DB_REUSE_MAX` alone is silently ignored: both are set.
+CELERY_DB_REUSE_MAX = CELERY_WORKER_DB_REUSE_MAX = 1000
 # A message not acknowledged within this many seconds is handed to another worker. Retries with
 # a longer countdown would run twice, so WEBHOOKS derives its longest Celery countdown from it.
 VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))

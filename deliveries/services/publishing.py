@@ -111,10 +111,28 @@ def _repeat(event: Event) -> Event:
 
 def _fan_out_after_commit(event: Event) -> None:
     try:
+        if event.target_subscription_id is None and _fan_out_in_background(event):
+            return
         event.delivery_count = fan_out(event.pk)
     except Exception:
         # The event is stored; the sweep fans it out later. Never fail the producer's request.
         logger.exception("fan-out of event %s failed; the sweep will retry it", event.pk)
+
+
+def _fan_out_in_background(event: Event) -> bool:
+    """Hand a large fan-out to a worker so that the producer's request answers at once.
+
+    The count of matching active subscriptions is still known (one scan) and set as the
+    event's `delivery_count`. If the message is lost, the sweep fans the event out later.
+    """
+    active, inactive = Subscription.objects.matching_ids(event.type)
+    if len(active) + len(inactive) <= int(webhook_settings.FAN_OUT_INLINE_MAX):
+        return False
+    from ..tasks import fan_out as fan_out_task
+
+    fan_out_task.apply_async((str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
+    event.delivery_count = len(active)
+    return True
 
 
 def fan_out(event_id: Any) -> int:
