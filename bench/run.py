@@ -53,6 +53,7 @@ from tests.procs import RedisServer, free_port, wait_until  # noqa: E402
 
 # The recommended worker (also the Procfile's): one process, threads for I/O concurrency.
 DEFAULT_WORKER = "threads:64"
+DEFAULT_DB_POOL = 16
 QUEUES = "webhooks,webhooks.retry,webhooks.maintenance"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAYLOAD = {
@@ -210,7 +211,9 @@ class Worker:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            # Cold shutdown: the bench is over, and a warm one would wait for the countdown
+            # messages of scenario E (Redis hands unacknowledged messages back anyway).
+            self.proc.send_signal(signal.SIGQUIT)
             try:
                 self.proc.wait(25)
             except subprocess.TimeoutExpired:
@@ -338,8 +341,9 @@ class Bench:
         self.staff = get_user_model().objects.create_user(
             "bench", "bench@example.com", "pw", is_staff=True, is_superuser=True
         )
+        worker_env = {**self.env, "DATABASE_POOL_MAX_SIZE": str(self.args.db_pool)}
         for spec in self.args.worker:
-            self.workers.append(Worker(spec, self.env, self.args.loglevel).start())
+            self.workers.append(Worker(spec, worker_env, self.args.loglevel).start())
         if not self.drain_noop(1, timeout=60)[0]:
             raise RuntimeError("workers did not start:\n" + self.workers[0].log.read_text()[-3000:])
         from django.db import connection
@@ -824,7 +828,9 @@ class Bench:
             self.rows += self.scenario_e()
         header = (
             f"## bench: --db {self.args.db} ({self.vendor}), workers "
-            f"{' + '.join(w.spec for w in self.workers)}, nproc {os.cpu_count()}"
+            f"{' + '.join(w.spec for w in self.workers)}"
+            f"{f', DB pool {self.args.db_pool}' if self.vendor == 'postgresql' else ''}"
+            f", nproc {os.cpu_count()}"
             f"{'' if self.mode == 'full' else ', ' + self.mode}\n\n"
             f"`{' '.join(['python', 'bench/run.py', *sys.argv[1:]])}` at "
             f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {time.perf_counter() - started:.0f} s; "
@@ -866,6 +872,12 @@ def main(argv: list[str] | None = None) -> int:
         f"(default {DEFAULT_WORKER})",
     )
     parser.add_argument("--loglevel", default="warning", help="celery worker -l")
+    parser.add_argument(
+        "--db-pool",
+        type=int,
+        default=DEFAULT_DB_POOL,
+        help="workers' DATABASE_POOL_MAX_SIZE (PostgreSQL connections per worker; 0: no pool)",
+    )
     parser.add_argument("--app-log-level", default="INFO", help="deliveries/subscriptions loggers")
     parser.add_argument("--slow-delay", type=float, default=0.2)
     parser.add_argument("--events", type=int, default=100, help="events in A and B")

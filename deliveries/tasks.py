@@ -9,6 +9,7 @@ from subscriptions.conf import webhook_settings
 from .services import attempt_delivery, maintenance
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
+from .services.connections import release_pooled_connection
 
 
 @shared_task(
@@ -20,7 +21,10 @@ from .services import sweep as run_sweep
     max_retries=None,
 )
 def deliver(self, delivery_id: int, attempt: int = 1) -> str:
-    outcome = attempt_delivery(delivery_id, attempt, task_id=self.request.id or "")
+    try:
+        outcome = attempt_delivery(delivery_id, attempt, task_id=self.request.id or "")
+    finally:
+        release_pooled_connection()
     if outcome.action == "retry":
         raise self.retry(
             args=(delivery_id, outcome.next_attempt),

@@ -111,3 +111,69 @@ def test_background_fan_out_delivers_each_subscriber_once(start_worker, receiver
     assert receiver.wait_for(5)
     assert sorted(r.path for r in receiver.received) == sorted(f"/s{i}" for i in range(5))
     assert len(subs) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pooled_connection_is_released_outside_transactions_only(monkeypatch):
+    from django.db import connections
+
+    from deliveries.services.connections import release_pooled_connection
+
+    connection = connections["default"]
+    closed = []
+    connection.ensure_connection()
+    monkeypatch.setattr(connection, "close", lambda: closed.append(True))
+
+    release_pooled_connection()
+    assert closed == []  # no pool: kept, reconnecting would cost more
+
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", {"pool": {"max_size": 2}})
+    connection.in_atomic_block = True
+    try:
+        release_pooled_connection()
+    finally:
+        connection.in_atomic_block = False
+    assert closed == []  # never in the middle of a transaction
+
+    release_pooled_connection()
+    assert closed == [True]  # pooled and idle: handed back
+
+
+@pytest.mark.integration
+def test_many_deliveries_in_flight_share_a_bounded_number_of_connections(start_worker, receiver):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the connection pool is PostgreSQL's (psycopg_pool)")
+    from tests.receiver import Reply
+
+    subs = [make_subscription(receiver.url(f"/slow{i}"), ["order.*"]) for i in range(12)]
+    for i in range(12):
+        receiver.script(f"/slow{i}", Reply(200, delay=1.0))
+    start_worker(concurrency=12, extra_env={"DATABASE_POOL_MAX_SIZE": "2"})
+    database = connection.settings_dict["NAME"]
+
+    def backends() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()",
+                [database],
+            )
+            return cursor.fetchone()[0]
+
+    event = publish("order.created", {"id": 3})
+    assert wait_until(lambda: len(receiver.received) >= 8, timeout=20)
+    in_flight_connections = backends()  # many requests waiting on the receiver right now
+
+    arrivals = sorted(r.at for r in receiver.received)
+    assert in_flight_connections <= 2
+    # Requests were in flight together, not two at a time behind the two connections.
+    assert arrivals[7] - arrivals[0] < 0.9
+    assert wait_until(
+        lambda: (
+            Delivery.objects.filter(event=event, status=DeliveryStatus.SUCCEEDED).count()
+            == len(subs)
+        ),
+        timeout=30,
+    )
