@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,8 +52,9 @@ if str(ROOT) not in sys.path:
 
 from tests.procs import RedisServer, free_port, wait_until  # noqa: E402
 
-# The recommended worker (also the Procfile's): one process, threads for I/O concurrency.
-DEFAULT_WORKER = "threads:64"
+# The recommended worker (the Procfile's, scaled to one process per core): threads for I/O
+# concurrency, connections from a pool of DEFAULT_DB_POOL per process.
+DEFAULT_WORKERS = ["threads:100", "threads:100"]
 DEFAULT_DB_POOL = 16
 QUEUES = "webhooks,webhooks.retry,webhooks.maintenance"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -329,6 +331,7 @@ class Bench:
         os.environ["CELERY_BROKER_URL"] = self.redis.url
         import django
 
+        warnings.filterwarnings("ignore", message="No directory at")  # whitenoise, no collectstatic
         django.setup()
         from django.core.management import call_command
 
@@ -869,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
         "--worker",
         action="append",
         help="pool:concurrency[:queue+queue] of one worker process; repeat for more "
-        f"(default {DEFAULT_WORKER})",
+        f"(default: {' and '.join(DEFAULT_WORKERS)})",
     )
     parser.add_argument("--loglevel", default="warning", help="celery worker -l")
     parser.add_argument(
@@ -887,13 +890,15 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432"),
         help="PostgreSQL server (no database name)",
     )
-    parser.add_argument("--pg-db", default="webhooks_bench")
+    parser.add_argument(
+        "--pg-db", default=f"webhooks_bench_{os.getpid()}", help="created fresh, dropped after"
+    )
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--output", help="also write the table to this file")
     parser.add_argument("--profile", help="py-spy the first worker during A/B into this folder")
     parser.add_argument("--gil", action="store_true", help="profile only the GIL holder (CPU)")
     args = parser.parse_args(argv)
-    args.worker = args.worker or [DEFAULT_WORKER]
+    args.worker = args.worker or list(DEFAULT_WORKERS)
     bench = Bench(args)
     try:
         text = bench.run()
