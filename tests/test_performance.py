@@ -177,3 +177,21 @@ def test_many_deliveries_in_flight_share_a_bounded_number_of_connections(start_w
         ),
         timeout=30,
     )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_large_fan_out_with_the_broker_down_still_answers_and_leaves_it_to_the_sweep(
+    broker, settings
+):
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "FAN_OUT_INLINE_MAX": 1}
+    for i in range(2):
+        make_subscription(f"http://127.0.0.1:9/{i}", ["order.*"])
+    broker.stop()
+    try:
+        event = publish("order.created", {"id": 5})
+    finally:
+        broker.start()
+
+    assert event.delivery_count == 2
+    event.refresh_from_db()
+    assert event.fanned_out_at is None  # the sweep's not_fanned_out() finds it

@@ -16,7 +16,7 @@ from subscriptions.models import EventType, Subscription
 
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
-from .queueing import enqueue_attempts
+from .queueing import BROKER_ERRORS, enqueue_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -130,8 +130,11 @@ def _fan_out_in_background(event: Event) -> bool:
         return False
     from ..tasks import fan_out as fan_out_task
 
-    fan_out_task.apply_async((str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     event.delivery_count = len(active)
+    try:
+        fan_out_task.apply_async((str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
+    except BROKER_ERRORS as exc:
+        logger.warning("broker unavailable; the sweep fans out event %s later: %s", event.pk, exc)
     return True
 
 

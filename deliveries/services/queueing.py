@@ -40,9 +40,9 @@ def enqueue_attempts(items: Iterable[tuple[int, int]], *, task: Any = None) -> i
     First attempts go to the delivery queue, later ones to the retry queue. Messages are
     pipelined to the broker in chunks of `ENQUEUE_CHUNK` (one round trip per chunk instead of
     one per message) and built without `apply_async`'s per-call overhead: three to four times
-    the rate of an `apply_async` loop. Returns how many were
-    sent; on a broker failure it logs and returns the chunks that got through. `task` replaces
-    `deliver` (the bench's no-op yardstick goes through this same path).
+    the rate of an `apply_async` loop. Returns how many were sent; on a broker failure it logs
+    and returns the chunks that got through. `task` replaces `deliver` (the bench's no-op
+    yardstick goes through this same path).
     """
     if task is None:
         from deliveries.tasks import deliver as task
