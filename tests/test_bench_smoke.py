@@ -29,4 +29,4 @@ def test_bench_smoke_prints_every_scenario_and_checks_exactly_once(tmp_path):
         assert f"\n| {scenario} |" in table
     assert "NO:" not in table
     assert table.count("| yes |") >= 4  # A, B, C and D each checked exactly once
-    assert "ours/no-op" in table and "requests loop" in table
+    assert "vs no-op" in table and "requests loop" in table
