@@ -9,7 +9,9 @@ from celery import shared_task
 from subscriptions.conf import webhook_settings
 
 from .services import attempt_delivery, maintenance, replay
+from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
+from .services.connections import release_pooled_connection
 
 
 @shared_task(
@@ -24,9 +26,12 @@ def deliver(self, delivery_id: int, attempt: int = 1, deferrals: int = 0) -> str
     """Attempt `attempt` of a delivery. Short waits come back as a retry of this task on the
     retry queue (never longer than `max_countdown`, which stays inside the broker's visibility
     timeout); long ones were parked in the database by the service and the sweep sends them."""
-    outcome = attempt_delivery(
-        delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals
-    )
+    try:
+        outcome = attempt_delivery(
+            delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals
+        )
+    finally:
+        release_pooled_connection()
     if outcome.action in ("retry", "defer"):
         raise self.retry(
             args=(delivery_id, outcome.next_attempt),
@@ -36,6 +41,12 @@ def deliver(self, delivery_id: int, attempt: int = 1, deferrals: int = 0) -> str
             max_retries=None,
         )
     return outcome.action
+
+
+@shared_task(name="deliveries.tasks.fan_out", ignore_result=True, acks_late=True)
+def fan_out(event_id: str) -> int:
+    """A large fan-out, moved off the publishing request (see FAN_OUT_INLINE_MAX)."""
+    return run_fan_out(event_id)
 
 
 @shared_task(name="deliveries.tasks.sweep", ignore_result=True)

@@ -99,6 +99,8 @@ VALIDATORS: dict[str, Validator] = {
     "USER_AGENT": _text,
     "MAX_IN_FLIGHT": _number(strict=True, optional=True),
     "IN_FLIGHT_RETRY_DELAY": _number(strict=True),
+    "FAN_OUT_INLINE_MAX": _integer(minimum=0),
+    "ENQUEUE_CHUNK": _integer(minimum=1),
     "METRICS_ENABLED": _boolean,
     "METRICS_TOKEN": _optional_text,
     "METRICS_WINDOW": _integer(minimum=1),

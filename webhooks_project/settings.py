@@ -87,6 +87,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# PostgreSQL connection pool (psycopg_pool), off unless DATABASE_POOL_MAX_SIZE is set: a worker
+# with hundreds of deliveries in flight (threads or gevent) then uses at most this many
+# connections, each delivery holding one only while it queries (see deliveries/services/
+# connections.py), instead of one per thread or greenlet. Django requires CONN_MAX_AGE = 0 with
+# a pool; a connection taken from the pool costs microseconds, not a new backend.
+DATABASE_POOL_MAX_SIZE = int(os.environ.get("DATABASE_POOL_MAX_SIZE", "0"))
+if DATABASE_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": 30,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     (BASE_DIR / "var").mkdir(exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -196,6 +209,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "interval_step": 0.5,
     "interval_max": 1,
     "retry_on_timeout": False,
+    # Redis connections per worker process (kombu's default is 10). Under a gevent pool every
+    # greenlet acknowledges its own message, so the pool must be at least the concurrency.
+    "max_connections": int(os.environ.get("CELERY_BROKER_MAX_CONNECTIONS", "256")),
 }
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # The embedded demo's fallback when no Redis is reachable: messages are files under var/.

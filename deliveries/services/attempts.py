@@ -39,6 +39,7 @@ from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
 from . import inflight, states
+from .connections import release_pooled_connection
 
 logger = logging.getLogger("deliveries.attempts")
 
@@ -173,6 +174,7 @@ def attempt_delivery(
         body = build_body(delivery.event, subscription.payload_format)
         timestamp = int(now.timestamp())
         headers = build_headers(delivery, body, timestamp, now)
+        release_pooled_connection()  # not held while waiting on the receiver
         result = send(
             subscription.url,
             body,

@@ -16,7 +16,7 @@ from subscriptions.models import EventType, Subscription
 
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
-from .queueing import enqueue_attempts
+from .queueing import BROKER_ERRORS, enqueue_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -132,10 +132,31 @@ def _repeat(event: Event) -> Event:
 
 def _fan_out_after_commit(event: Event) -> None:
     try:
+        if event.target_subscription_id is None and _fan_out_in_background(event):
+            return
         event.delivery_count = fan_out(event.pk)
     except Exception:
         # The event is stored; the sweep fans it out later. Never fail the producer's request.
         logger.exception("fan-out of event %s failed; the sweep will retry it", event.pk)
+
+
+def _fan_out_in_background(event: Event) -> bool:
+    """Hand a large fan-out to a worker so that the producer's request answers at once.
+
+    The count of matching active subscriptions is still known (one scan) and set as the
+    event's `delivery_count`. If the message is lost, the sweep fans the event out later.
+    """
+    active, inactive = Subscription.objects.matching_ids(event.type)
+    if len(active) + len(inactive) <= int(webhook_settings.FAN_OUT_INLINE_MAX):
+        return False
+    from ..tasks import fan_out as fan_out_task
+
+    event.delivery_count = len(active)
+    try:
+        fan_out_task.apply_async((str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
+    except BROKER_ERRORS as exc:
+        logger.warning("broker unavailable; the sweep fans out event %s later: %s", event.pk, exc)
+    return True
 
 
 def fan_out(event_id: Any) -> int:
