@@ -87,6 +87,8 @@ class EventTypeAdmin(admin.ModelAdmin):
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionAdminForm
     list_display = ["__str__", "url", "owner", "status", "payload_format", "created_at"]
+    # `owner` is nullable, which the changelist's automatic select_related() skips.
+    list_select_related = ["owner"]
     list_filter = ["is_active", "payload_format"]
     search_fields = ["url", "description", "id"]
     readonly_fields = [

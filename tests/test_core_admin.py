@@ -119,3 +119,30 @@ def test_admin_form_refuses_private_destinations(admin_client, settings):
     )
     assert b"not a public address" in response.content
     assert not Subscription.objects.filter(description="metadata").exists()
+
+
+def _changelist_queries(client, url: str) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+def test_subscription_changelist_queries_do_not_grow_with_owned_rows(
+    admin_client, django_user_model
+):
+    url = reverse("admin:webhook_subscriptions_subscription_changelist")
+
+    def add_owned(n: int) -> None:
+        for _ in range(n):
+            count = django_user_model.objects.count()
+            owner = django_user_model.objects.create_user(f"owner{count}", password="pw")
+            make_subscription(f"http://127.0.0.1:9/{owner.username}", owner=owner)
+
+    add_owned(1)
+    _changelist_queries(admin_client, url)  # warm caches (content types, sessions)
+    one_row = _changelist_queries(admin_client, url)
+    add_owned(5)
+    assert _changelist_queries(admin_client, url) == one_row
