@@ -194,10 +194,6 @@ class Unhealthy:
     attempts: int
     failed: int
 
-    @property
-    def failure_rate(self) -> float:
-        return self.failed / self.attempts if self.attempts else 0.0
-
 
 @dataclass
 class Dashboard:
