@@ -13,7 +13,6 @@ from django.utils.translation import ngettext
 from . import services
 from .models import EventType, Subscription
 from .serializers import SubscriptionSerializer
-from .services import disable_subscription, enable_subscription
 
 
 def _messages(errors: Any) -> list[str]:
@@ -117,7 +116,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         for subscription in queryset.filter(is_active=False):
             # Enabling clears these; the hook may want to know the outage they bound.
             disabled_at, failing_since = subscription.disabled_at, subscription.failing_since
-            if enable_subscription(subscription):
+            if services.enable_subscription(subscription):
                 enabled += 1
                 self.after_enable(
                     request, subscription, disabled_at=disabled_at, failing_since=failing_since
@@ -141,7 +140,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     @admin.action(description=_("Disable selected subscriptions"), permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: Any) -> None:
         reason = f"Disabled in the admin by {request.user}."
-        disabled = sum(disable_subscription(s, reason) for s in queryset.filter(is_active=True))
+        active = queryset.filter(is_active=True)
+        disabled = sum(services.disable_subscription(s, reason) for s in active)
         self.message_user(
             request,
             ngettext("%d subscription disabled.", "%d subscriptions disabled.", disabled)
