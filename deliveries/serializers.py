@@ -11,6 +11,18 @@ class PublishSerializer(serializers.Serializer):
     data = serializers.JSONField()
     idempotency_key = serializers.CharField(max_length=255, required=False, allow_blank=False)
 
+    def validate(self, attrs: dict) -> dict:
+        # The key may come as the `Idempotency-Key` header instead (the body wins); it obeys
+        # the same rules, or a long one would reach the database and fail there.
+        request = self.context.get("request")
+        header = request.headers.get("Idempotency-Key") if request is not None else None
+        if header and not attrs.get("idempotency_key"):
+            try:
+                attrs["idempotency_key"] = self.fields["idempotency_key"].run_validation(header)
+            except serializers.ValidationError as exc:
+                raise serializers.ValidationError({"idempotency_key": exc.detail}) from exc
+        return attrs
+
 
 class PublishedSerializer(serializers.Serializer):
     id = serializers.UUIDField()

@@ -70,16 +70,13 @@ class EventViewSet(
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
     )
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
-        serializer = PublishSerializer(data=request.data)
+        serializer = PublishSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        key = serializer.validated_data.get("idempotency_key") or request.headers.get(
-            "Idempotency-Key"
-        )
         try:
             event = publish(
                 serializer.validated_data["type"],
                 serializer.validated_data["data"],
-                idempotency_key=key or None,
+                idempotency_key=serializer.validated_data.get("idempotency_key"),
             )
         except PayloadTooLarge as exc:
             return Response(

@@ -38,6 +38,16 @@ def test_idempotency_key_header_returns_the_first_event(staff_client):
     assert Event.objects.count() == 1
 
 
+def test_too_long_idempotency_key_header_is_a_400_not_a_500(staff_client):
+    # The header obeys the body field's limit; PostgreSQL would refuse the row with a 500.
+    response = staff_client.post(
+        "/api/events/", {"type": "a.b", "data": {}}, format="json", HTTP_IDEMPOTENCY_KEY="k" * 256
+    )
+    assert response.status_code == 400, response.content
+    assert "idempotency_key" in response.json()
+    assert Event.objects.count() == 0
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
