@@ -190,8 +190,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_PREFETCH_MULTIPLI
 # this name (`app.conf.get("CELERY_DB_REUSE_MAX")`); CELERY_WORKER_DB_REUSE_MAX is ignored.
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 # A message not acknowledged within this many seconds is handed to another worker. A retry with a
-# longer countdown would run again and again, so WEBHOOKS derives its longest Celery countdown
-# from it (see MAX_COUNTDOWN in subscriptions/conf.py) and parks longer waits in the database.
+# longer countdown would run again and again, so WEBHOOKS caps its longest Celery countdown at
+# half of it (see MAX_COUNTDOWN in subscriptions/conf.py) and parks longer waits in the database.
 VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
