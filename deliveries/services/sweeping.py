@@ -3,7 +3,8 @@
 Run periodically by beat. It finds (1) events whose fan-out never ran, (2) deliveries claimed by
 a worker that vanished, (3) deliveries that are due but whose message never came (lost in a Redis
 restart, refused by a broker that was down, or parked because the wait was too long for a Celery
-countdown), and sends them, in batches.
+countdown), and sends them, in batches. While the queues hold more than a batch of messages it
+leaves (3) alone: the workers are behind, and those messages are most likely in the backlog.
 """
 
 from __future__ import annotations
