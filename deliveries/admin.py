@@ -270,11 +270,6 @@ def send_test_events(
         )
 
 
-# The subscriptions app never imports the pipeline, so the pipeline adds its action to the
-# subscription admin from here.
-BaseSubscriptionAdmin.actions = [*(BaseSubscriptionAdmin.actions or ()), send_test_events]
-
-
 # --- Subscriptions as seen by the pipeline: health columns, replay, the re-enable offer --------
 # The registry's admin (subscriptions/admin.py) knows nothing of deliveries; this subclass adds
 # what needs them and replaces its registration. Mixins keep each concern separable.
@@ -495,14 +490,13 @@ def replay_selected(
     return HttpResponseRedirect(f"{modeladmin.replay_url()}?{urlencode({'ids': ids})}")
 
 
-# Appended to the registry admin's own actions (enable, disable, ...), which the subclass below
-# inherits; other parts of the pipeline add theirs the same way, in any order.
-BaseSubscriptionAdmin.actions = [*(BaseSubscriptionAdmin.actions or ()), replay_selected]
-
-
 class SubscriptionAdmin(SubscriptionReplayMixin, SubscriptionHealthMixin, BaseSubscriptionAdmin):
     """The registry's admin with what needs the pipeline: health columns, replay, the offer to
     replay an outage when a subscription is enabled again."""
+
+    # The registry's own actions (rotate, enable, disable), then the pipeline's. Declared here
+    # rather than appended to the registry's class, which stays as its app defines it.
+    actions = [*(BaseSubscriptionAdmin.actions or ()), send_test_events, replay_selected]
 
 
 admin.site.unregister(Subscription)
