@@ -13,6 +13,7 @@ from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -347,8 +348,6 @@ class SubscriptionHealthMixin:
 
 
 def timesince_short(value: Any) -> str:
-    from django.utils.timesince import timesince
-
     return timesince(value, timezone.now(), depth=1)
 
 
