@@ -61,7 +61,6 @@ class Health:
     p95_ms: int | None = None  # bucket upper bound; None without attempts
     p95_over: bool = False  # slower than the largest bucket
     failures_in_a_row: int = 0
-    last_success_at: dt.datetime | None = None
     days: list[DayOutcomes] = field(default_factory=list)
 
     @property
@@ -95,7 +94,7 @@ def subscription_health(
     """Health of each subscription: four grouped queries whatever their number."""
     now = now or timezone.now()
     ids = [s.pk for s in subscriptions]
-    result = {s.pk: Health(last_success_at=s.last_success_at) for s in subscriptions}
+    result = {s.pk: Health() for s in subscriptions}
     if not ids:
         return result
     day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
