@@ -194,7 +194,7 @@ def _countdown_within_visibility(value: dict[str, Any]) -> list[CheckMessage]:
             Error(
                 f"settings.WEBHOOKS['MAX_COUNTDOWN'] ({countdown} s) is not below the broker's "
                 f"visibility timeout ({visibility} s): long retries would run twice.",
-                hint="Lower WEBHOOKS['MAX_COUNTDOWN'] (or set it to None to derive it), or raise "
+                hint="Lower WEBHOOKS['MAX_COUNTDOWN'] (None means 60 s), or raise "
                 "CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'].",
                 id="webhooks.E009",
             )
