@@ -96,3 +96,31 @@ def test_guarded_update_quotes_names_from_meta(delivery):
     assert qn(Delivery._meta.db_table) in sql and qn("last_error") in sql
     with pytest.raises(ValueError):
         rawsql.guarded_update(Delivery, {"claimed_at": None}, {"last_error": "x"})
+
+
+def test_joined_load_returns_what_select_related_returns(delivery):
+    from deliveries.models import WAITING
+
+    sub = delivery.subscription
+    sub.headers = {"X-Team": "a"}
+    sub.save()
+    where = {"pk": delivery.pk, "status": WAITING, "attempts": 0}
+    loaded = rawsql.load_with_related(Delivery, ("event", "subscription"), where)
+    expected = Delivery.objects.select_related("event", "subscription").get(pk=delivery.pk)
+    for obj, ref in (
+        (loaded, expected),
+        (loaded.event, expected.event),
+        (loaded.subscription, expected.subscription),
+    ):
+        for field in type(ref)._meta.concrete_fields:
+            assert getattr(obj, field.attname) == getattr(ref, field.attname), field.name
+    assert loaded.event.data == {"a": 1} and loaded.subscription.headers == {"X-Team": "a"}
+    assert loaded.subscription.signing_secrets(timezone.now())
+    assert not loaded._state.adding and loaded._state.db == expected._state.db
+    # The guard: not waiting for attempt 2, or no longer waiting at all.
+    assert (
+        rawsql.load_with_related(Delivery, ("event", "subscription"), {**where, "attempts": 1})
+        is None
+    )
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED)
+    assert rawsql.load_with_related(Delivery, ("event", "subscription"), where) is None

@@ -24,11 +24,11 @@ def _field(meta, name: str):
     return meta.pk if name == "pk" else meta.get_field(name)
 
 
-def _where_clause(meta, where: Mapping[str, object], qn) -> tuple[str, tuple]:
+def _where_clause(meta, where: Mapping[str, object], qn, prefix: str = "") -> tuple[str, tuple]:
     parts = []
     shape = []
     for name, value in where.items():
-        column = qn(_field(meta, name).column)
+        column = prefix + qn(_field(meta, name).column)
         if isinstance(value, tuple | list | frozenset | set):
             parts.append(f"{column} IN ({', '.join(['%s'] * len(value))})")
             shape.append((name, len(value)))
@@ -116,3 +116,85 @@ def insert(obj: Model) -> Model:
     obj._state.adding = False
     obj._state.db = alias
     return obj
+
+
+def _select_plan(model: type[Model], related: tuple[str, ...], where_key, connection, alias):
+    key = (alias, model._meta.label, "select", related, where_key)
+    plan = _cache.get(key)
+    if plan is not None:
+        return plan
+    qn = connection.ops.quote_name
+    meta = model._meta
+    sections = []  # (model, attnames, converters per column)
+    columns = []
+    joins = []
+    for index, name in enumerate(("", *related)):
+        table_alias = qn(f"T{index}")
+        if name:
+            fk = meta.get_field(name)
+            target = fk.related_model
+            joins.append(
+                f"INNER JOIN {qn(target._meta.db_table)} {table_alias} "
+                f"ON {qn('T0')}.{qn(fk.column)} = {table_alias}.{qn(fk.target_field.column)}"
+            )
+        else:
+            target = model
+        fields = target._meta.concrete_fields
+        columns.extend(f"{table_alias}.{qn(f.column)}" for f in fields)
+        converters = []
+        for f in fields:
+            col = f.get_col(f"T{index}")
+            # The same converters, in the same order, as SQLCompiler.get_converters().
+            found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            converters.append([(c, col) for c in found])
+        sections.append((target, name, [f.attname for f in fields], converters))
+    clause, _shape = _where_clause(meta, dict(where_key), qn, prefix=f"{qn('T0')}.")
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {qn(meta.db_table)} {qn('T0')} "
+        f"{' '.join(joins)} WHERE {clause}"
+    )
+    plan = _cache[key] = (sql, sections)
+    return plan
+
+
+def load_with_related(
+    model: type[Model], related: tuple[str, ...], where: Mapping[str, object]
+) -> Model | None:
+    """The first row matching `where` with its foreign keys `related` in one joined SELECT:
+    `model.objects.select_related(*related).filter(**where).first()` without compiling it."""
+    alias = router.db_for_read(model)
+    connection = connections[alias]
+    meta = model._meta
+    where_key = tuple(
+        (n, tuple(v) if isinstance(v, tuple | list | frozenset | set) else 0)
+        for n, v in where.items()
+    )
+    sql, sections = _select_plan(model, related, where_key, connection, alias)
+    params: list[object] = []
+    for name, value in where.items():
+        field = _field(meta, name)
+        if isinstance(value, tuple | list | frozenset | set):
+            params.extend(field.get_db_prep_save(v, connection) for v in value)
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    position = 0
+    instances = []
+    for target, _name, attnames, converters in sections:
+        values = []
+        for value, column_converters in zip(row[position:], converters, strict=False):
+            for converter, col in column_converters:
+                value = converter(value, col, connection)
+            values.append(value)
+        position += len(attnames)
+        instances.append(target.from_db(alias, attnames, values))
+    base = instances[0]
+    for (_target, name, _attnames, _converters), instance in zip(
+        sections[1:], instances[1:], strict=True
+    ):
+        meta.get_field(name).set_cached_value(base, instance)
+    return base
