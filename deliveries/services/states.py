@@ -19,17 +19,23 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from ..models import UNFINISHED, WAITING, Delivery, DeliveryStatus
+from .rawsql import guarded_update
 
 
 def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datetime) -> bool:
     """Take the delivery for attempt `number`; False if it is not waiting for exactly that."""
+    # Hot path (every attempt): a precompiled statement, same guard as the ORM's would be.
     return bool(
-        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
-            status=DeliveryStatus.SENDING,
-            attempts=number,
-            claimed_at=now,
-            next_attempt_at=lease_until,
-            updated_at=now,
+        guarded_update(
+            Delivery,
+            {"pk": delivery_id, "status": WAITING, "attempts": number - 1},
+            {
+                "status": DeliveryStatus.SENDING,
+                "attempts": number,
+                "claimed_at": now,
+                "next_attempt_at": lease_until,
+                "updated_at": now,
+            },
         )
     )
 
@@ -39,8 +45,10 @@ def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
     in-flight cap). No attempt number is consumed; False if it was claimed or finished meanwhile.
     """
     return bool(
-        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
-            next_attempt_at=until, updated_at=timezone.now()
+        guarded_update(
+            Delivery,
+            {"pk": delivery_id, "status": WAITING, "attempts": number - 1},
+            {"next_attempt_at": until, "updated_at": timezone.now()},
         )
     )
 
@@ -48,9 +56,11 @@ def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
 def _finish(delivery_id: int, number: int, **changes: object) -> bool:
     changes.setdefault("updated_at", timezone.now())
     return bool(
-        Delivery.objects.filter(
-            pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number
-        ).update(**changes)
+        guarded_update(
+            Delivery,
+            {"pk": delivery_id, "status": DeliveryStatus.SENDING, "attempts": number},
+            changes,
+        )
     )
 
 

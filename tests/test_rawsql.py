@@ -1,0 +1,126 @@
+"""The precompiled statements of the attempt hot path (deliveries/services/rawsql.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from deliveries.services import rawsql, states
+from tests.factories import make_subscription
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def delivery():
+    sub = make_subscription("http://127.0.0.1:9/hook")
+    event = Event.objects.create(type="order.created", data={"a": 1})
+    return Delivery.objects.create(event=event, subscription=sub, status=DeliveryStatus.PENDING)
+
+
+def test_claim_is_guarded_by_status_and_attempt_number(delivery):
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=60)
+    assert not states.claim(delivery.pk, 2, now, lease)  # wrong attempt number
+    assert states.claim(delivery.pk, 1, now, lease)
+    assert not states.claim(delivery.pk, 1, now, lease)  # already sending
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENDING, 1)
+    assert delivery.claimed_at == now and delivery.next_attempt_at == lease
+    assert not states.mark_succeeded(delivery.pk, 2, 200, now)
+    assert states.mark_succeeded(delivery.pk, 1, 200, now)
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED
+    assert delivery.delivered_at == now and delivery.next_attempt_at is None
+    assert delivery.last_status_code == 200
+
+
+def test_defer_moves_the_due_time_of_a_waiting_delivery_only(delivery):
+    until = timezone.now() + dt.timedelta(minutes=5)
+    assert states.defer(delivery.pk, 1, until)
+    delivery.refresh_from_db()
+    assert delivery.next_attempt_at == until and delivery.attempts == 0
+    assert not states.defer(delivery.pk, 2, until)
+
+
+def _attempt(delivery, number):
+    return DeliveryAttempt(
+        delivery=delivery,
+        number=number,
+        started_at=timezone.now(),
+        duration_ms=12,
+        request_headers={"webhook-id": "x", "authorization": "[redacted]"},
+        response_status=200,
+        response_headers={"Content-Type": "text/plain"},
+        response_body="ok",
+        task_id="t1",
+    )
+
+
+@pytest.mark.parametrize("returning", [True, False], ids=["returning", "lastrowid"])
+def test_insert_sets_the_pk_and_stores_what_the_orm_reads_back(delivery, monkeypatch, returning):
+    if returning and not connection.features.can_return_columns_from_insert:
+        pytest.skip("this SQLite has no RETURNING")
+    if not returning and connection.vendor == "postgresql":
+        pytest.skip("PostgreSQL always returns the id")
+    monkeypatch.setattr(rawsql, "returning_supported", lambda c: returning)
+    first = rawsql.insert(_attempt(delivery, 1))
+    second = rawsql.insert(_attempt(delivery, 2))
+    assert first.pk and second.pk and second.pk != first.pk
+    assert not first._state.adding
+    stored = DeliveryAttempt.objects.get(pk=first.pk)
+    assert stored.delivery_id == delivery.pk and stored.number == 1
+    assert stored.request_headers == {"webhook-id": "x", "authorization": "[redacted]"}
+    assert stored.response_headers == {"Content-Type": "text/plain"}
+    assert stored.started_at == first.started_at and stored.error_kind == ""
+
+
+def test_insert_of_a_duplicate_attempt_raises_integrity_error(delivery):
+    from django.db import IntegrityError, transaction
+
+    rawsql.insert(_attempt(delivery, 1))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rawsql.insert(_attempt(delivery, 1))
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_guarded_update_quotes_names_from_meta(delivery):
+    rawsql._cache.clear()
+    rawsql.guarded_update(Delivery, {"pk": delivery.pk}, {"last_error": "x"})
+    (sql,) = rawsql._cache.values()
+    qn = connection.ops.quote_name
+    assert qn(Delivery._meta.db_table) in sql and qn("last_error") in sql
+    with pytest.raises(ValueError):
+        rawsql.guarded_update(Delivery, {"claimed_at": None}, {"last_error": "x"})
+
+
+def test_joined_load_returns_what_select_related_returns(delivery):
+    from deliveries.models import WAITING
+
+    sub = delivery.subscription
+    sub.headers = {"X-Team": "a"}
+    sub.save()
+    where = {"pk": delivery.pk, "status": WAITING, "attempts": 0}
+    loaded = rawsql.load_with_related(Delivery, ("event", "subscription"), where)
+    expected = Delivery.objects.select_related("event", "subscription").get(pk=delivery.pk)
+    for obj, ref in (
+        (loaded, expected),
+        (loaded.event, expected.event),
+        (loaded.subscription, expected.subscription),
+    ):
+        for field in type(ref)._meta.concrete_fields:
+            assert getattr(obj, field.attname) == getattr(ref, field.attname), field.name
+    assert loaded.event.data == {"a": 1} and loaded.subscription.headers == {"X-Team": "a"}
+    assert loaded.subscription.signing_secrets(timezone.now())
+    assert not loaded._state.adding and loaded._state.db == expected._state.db
+    # The guard: not waiting for attempt 2, or no longer waiting at all.
+    assert (
+        rawsql.load_with_related(Delivery, ("event", "subscription"), {**where, "attempts": 1})
+        is None
+    )
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED)
+    assert rawsql.load_with_related(Delivery, ("event", "subscription"), where) is None
