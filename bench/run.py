@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.procs import RedisServer, free_port, wait_until  # noqa: E402
+from tests.procs import RedisServer, free_port, wait_until, worker_command  # noqa: E402
 
 # The recommended worker (the Procfile's, scaled to one process per core): threads for I/O
 # concurrency, connections from a pool of DEFAULT_DB_POOL per process.
@@ -164,29 +164,14 @@ class Worker:
         self.queues = parts[2].replace("+", ",") if len(parts) > 2 else QUEUES
         self.spec = spec
         self.log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
-        self.args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "webhooks_project",
-            "worker",
-            "-P",
+        self.args = worker_command(
             self.pool,
-            "-c",
-            str(self.concurrency),
-            "-Q",
+            self.concurrency,
             self.queues,
-            "-l",
             loglevel,
-            "-I",
-            "bench.noop",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-n",
-            f"bench-{os.getpid()}-{free_port()}@%h",
-        ]
+            name=f"bench-{os.getpid()}-{free_port()}@%h",
+            extra=("-I", "bench.noop"),
+        )
         self.env = env
         self.proc: subprocess.Popen | None = None
 

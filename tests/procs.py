@@ -97,6 +97,17 @@ class RedisServer:
         self.start()
 
 
+def worker_command(
+    pool: str, concurrency: int, queues: str, loglevel: str, *, name: str, extra: tuple = ()
+) -> list[str]:
+    """`celery worker` for the reference project, quiet on the cluster chatter tests don't use."""
+    return [
+        sys.executable, "-m", "celery", "-A", "webhooks_project", "worker",
+        "-P", pool, "-c", str(concurrency), "-Q", queues, "-l", loglevel, *extra,
+        "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", name,
+    ]  # fmt: skip
+
+
 class Worker:
     """`celery worker` in its own process, using the test database and a given broker."""
 
@@ -114,27 +125,9 @@ class Worker:
         beat: bool = False,
     ) -> None:
         self.log = Path(tempfile.mkstemp(prefix="worker-", suffix=".log")[1])
-        self.args = [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "webhooks_project",
-            "worker",
-            "-P",
-            pool,
-            "-c",
-            str(concurrency),
-            "-Q",
-            queues,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-            "-n",
-            f"test-{os.getpid()}-{free_port()}@%h",
-        ]
+        self.args = worker_command(
+            pool, concurrency, queues, "info", name=f"test-{os.getpid()}-{free_port()}@%h"
+        )
         if beat:
             self.args += ["-B", "-s", str(self.log.with_suffix(".beat"))]
         self.env = {

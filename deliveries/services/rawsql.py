@@ -24,6 +24,18 @@ def _field(meta, name: str):
     return meta.pk if name == "pk" else meta.get_field(name)
 
 
+def _where_params(meta, where: Mapping[str, object], connection) -> list[object]:
+    """Parameters for `_where_clause`'s placeholders, prepared as the ORM would save them."""
+    params: list[object] = []
+    for name, value in where.items():
+        field = _field(meta, name)
+        if isinstance(value, tuple | list | frozenset | set):
+            params.extend(field.get_db_prep_save(v, connection) for v in value)
+        else:
+            params.append(field.get_db_prep_save(value, connection))
+    return params
+
+
 def _where_clause(meta, where: Mapping[str, object], qn, prefix: str = "") -> tuple[str, tuple]:
     parts = []
     shape = []
@@ -69,12 +81,7 @@ def guarded_update(
     params: list[object] = [
         _field(meta, name).get_db_prep_save(value, connection) for name, value in changes.items()
     ]
-    for name, value in where.items():
-        field = _field(meta, name)
-        if isinstance(value, tuple | list | frozenset | set):
-            params.extend(field.get_db_prep_save(v, connection) for v in value)
-        else:
-            params.append(field.get_db_prep_save(value, connection))
+    params.extend(_where_params(meta, where, connection))
     with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -170,13 +177,7 @@ def load_with_related(
         for n, v in where.items()
     )
     sql, sections = _select_plan(model, related, where_key, connection, alias)
-    params: list[object] = []
-    for name, value in where.items():
-        field = _field(meta, name)
-        if isinstance(value, tuple | list | frozenset | set):
-            params.extend(field.get_db_prep_save(v, connection) for v in value)
-        else:
-            params.append(field.get_db_prep_save(value, connection))
+    params = _where_params(meta, where, connection)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
