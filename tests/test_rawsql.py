@@ -31,8 +31,8 @@ def test_claim_is_guarded_by_status_and_attempt_number(delivery):
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == (DeliveryStatus.SENDING, 1)
     assert delivery.claimed_at == now and delivery.next_attempt_at == lease
-    assert not states.mark_succeeded(delivery.pk, 2, 200, now)
-    assert states.mark_succeeded(delivery.pk, 1, 200, now)
+    assert not states.finish(delivery.pk, 2, states.succeeded(200, now))
+    assert states.finish(delivery.pk, 1, states.succeeded(200, now))
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SUCCEEDED
     assert delivery.delivered_at == now and delivery.next_attempt_at is None
@@ -124,3 +124,52 @@ def test_joined_load_returns_what_select_related_returns(delivery):
     )
     Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.SUCCEEDED)
     assert rawsql.load_with_related(Delivery, ("event", "subscription"), where) is None
+
+
+def test_finish_with_attempt_stores_the_attempt_and_ends_the_delivery_together(delivery):
+    now = timezone.now()
+    assert states.claim(delivery.pk, 1, now, now + dt.timedelta(seconds=60))
+    attempt, won = states.finish_with_attempt(_attempt(delivery, 1), 1, states.succeeded(200, now))
+    assert won and attempt.pk and not attempt._state.adding
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.delivered_at == now
+    stored = DeliveryAttempt.objects.get(pk=attempt.pk)
+    assert stored.number == 1 and stored.response_body == "ok"
+    assert stored.request_headers == {"webhook-id": "x", "authorization": "[redacted]"}
+
+
+def test_finish_with_attempt_keeps_the_attempt_when_the_delivery_moved_on(delivery):
+    # The request was sent, so its row is kept even if the sweep took the delivery meanwhile.
+    now = timezone.now()
+    assert states.claim(delivery.pk, 1, now, now + dt.timedelta(seconds=60))
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.RETRYING)
+    _attempt_row, won = states.finish_with_attempt(
+        _attempt(delivery, 1), 1, states.failed(500, "HTTP 500")
+    )
+    assert not won
+    assert DeliveryAttempt.objects.filter(delivery=delivery, number=1).count() == 1
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.RETRYING and delivery.last_error == ""
+
+
+def test_finish_with_attempt_is_all_or_nothing_on_a_duplicate_attempt(delivery):
+    from django.db import IntegrityError, transaction
+
+    now = timezone.now()
+    assert states.claim(delivery.pk, 1, now, now + dt.timedelta(seconds=60))
+    rawsql.insert(_attempt(delivery, 1))  # the sweep recorded this attempt as interrupted
+    with pytest.raises(IntegrityError), transaction.atomic():
+        states.finish_with_attempt(_attempt(delivery, 1), 1, states.succeeded(200, now))
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SENDING  # the UPDATE did not happen either
+    assert DeliveryAttempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_finish_with_attempt_is_one_statement_on_postgresql(delivery, django_assert_num_queries):
+    now = timezone.now()
+    assert states.claim(delivery.pk, 1, now, now + dt.timedelta(seconds=60))
+    # PostgreSQL: the INSERT rides in a WITH clause of the UPDATE. Elsewhere: a savepoint
+    # (the test's transaction) around two statements.
+    expected = 1 if connection.vendor == "postgresql" else 4
+    with django_assert_num_queries(expected):
+        states.finish_with_attempt(_attempt(delivery, 1), 1, states.succeeded(200, now))

@@ -93,7 +93,7 @@ def test_claim_is_taken_once_per_attempt_number():
     assert states.claim(delivery.pk, 1, now, now)
     assert not states.claim(delivery.pk, 1, now, now)  # the same message again
     assert not states.claim(delivery.pk, 2, now, now)  # no retry while it is being sent
-    assert states.mark_retrying(delivery.pk, 1, now, 500, "HTTP 500")
+    assert states.finish(delivery.pk, 1, states.retrying(now, 500, "HTTP 500"))
     assert not states.claim(delivery.pk, 1, now, now)  # a stale copy of attempt 1
     assert states.claim(delivery.pk, 2, now, now)
 

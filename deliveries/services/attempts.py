@@ -17,6 +17,7 @@ What comes next (`Outcome.action`):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email.utils
 import logging
@@ -239,6 +240,16 @@ def _defer(delivery: Delivery, number: int, deferrals: int, now: dt.datetime) ->
     return Outcome("defer", number, delay, deferrals + 1)
 
 
+@dataclass(frozen=True)
+class _Ending:
+    """How an attempt's outcome ends it: the delivery's changes and what comes next."""
+
+    changes: dict
+    outcome: Outcome
+    signal: tuple[Signal, dict] | None = None  # sent if this attempt still owned the delivery
+    disable_reason: str = ""  # the receiver asked us to stop (410)
+
+
 def _record(
     delivery: Delivery,
     number: int,
@@ -249,10 +260,27 @@ def _record(
 ) -> Outcome:
     subscription = delivery.subscription
     finished = timezone.now()
+    ending = _ending(number, result, finished)
+    attempt = DeliveryAttempt(
+        delivery=delivery,
+        number=number,
+        started_at=started,
+        duration_ms=result.duration_ms,
+        request_headers=redact(headers),
+        response_status=result.status,
+        response_headers=result.headers,
+        response_body=result.body,
+        error_kind=result.error_kind,
+        error=result.error[:500],
+        task_id=task_id[:64],
+    )
     try:
-        return _record_in_transaction(
-            delivery, subscription, number, started, finished, headers, result, task_id
-        )
+        # The attempt row and the delivery's new state in one statement on PostgreSQL (no
+        # BEGIN/COMMIT round trips); the common path needs no other write.
+        with transaction.atomic() if ending.disable_reason else contextlib.nullcontext():
+            attempt, won = states.finish_with_attempt(attempt, number, ending.changes)
+            if ending.disable_reason:
+                disable_subscription(subscription, ending.disable_reason)
     except IntegrityError:
         # The sweep took this attempt for lost (it outlived STALE_SENDING_AFTER) and recorded
         # it as interrupted; the attempt it enqueued instead owns the delivery now.
@@ -260,51 +288,16 @@ def _record(
             "attempt %d of delivery %s finished after it was released as stale", number, delivery.pk
         )
         return Outcome("skip")
-
-
-def _record_in_transaction(
-    delivery: Delivery,
-    subscription: Subscription,
-    number: int,
-    started: dt.datetime,
-    finished: dt.datetime,
-    headers: dict[str, str],
-    result: SendResult,
-    task_id: str,
-) -> Outcome:
-    with transaction.atomic():
-        # A precompiled INSERT (rawsql): the ORM's compilation cost more than the write.
-        attempt = rawsql.insert(
-            DeliveryAttempt(
-                delivery=delivery,
-                number=number,
-                started_at=started,
-                duration_ms=result.duration_ms,
-                request_headers=redact(headers),
-                response_status=result.status,
-                response_headers=result.headers,
-                response_body=result.body,
-                error_kind=result.error_kind,
-                error=result.error[:500],
-                task_id=task_id[:64],
-            )
-        )
-        if result.ok:
-            won = states.mark_succeeded(delivery.pk, number, result.status or 0, finished)
-            _note_success(subscription, finished)
-            outcome = Outcome("done")
-            signal = (signals.delivery_succeeded, {}) if won else None
-        elif result.status == 410:
-            reason = "Endpoint answered 410 Gone."
-            states.mark_discarded(delivery.pk, number, 410, reason)
-            disable_subscription(subscription, reason)
-            return Outcome("done")
-        else:
-            outcome, signal = _after_failure(delivery, number, result, finished)
-        if signal is not None:
-            sig, extra = signal
-            transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))
-    return outcome
+    if result.ok:
+        _note_success(subscription, finished)
+    elif not ending.disable_reason:
+        _note_failure(subscription, finished)
+    if not won:
+        return Outcome("done")
+    if ending.signal is not None:
+        sig, extra = ending.signal
+        transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))
+    return ending.outcome
 
 
 def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extra: dict) -> None:
@@ -314,26 +307,35 @@ def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extr
         signal.send(sender=Delivery, delivery=delivery, attempt=attempt, **extra)
 
 
-def _after_failure(
-    delivery: Delivery, number: int, result: SendResult, now: dt.datetime
-) -> tuple[Outcome, tuple | None]:
-    _note_failure(delivery.subscription, now)
+def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
+    if result.ok:
+        return _Ending(
+            states.succeeded(result.status or 0, now),
+            Outcome("done"),
+            (signals.delivery_succeeded, {}),
+        )
+    if result.status == 410:
+        reason = "Endpoint answered 410 Gone."
+        return _Ending(states.discarded(410, reason), Outcome("done"), disable_reason=reason)
     error = result.error or f"HTTP {result.status}"
-    delay = retry_delay(number) if is_retryable(result) else None
+    retryable = is_retryable(result)
+    delay = retry_delay(number) if retryable else None
     if delay is not None and result.status in RETRY_AFTER_STATUSES:
         asked = parse_retry_after(header(result.headers, "Retry-After"), now)
         if asked is not None:
             delay = max(delay, asked)
     if delay is None:
-        won = states.mark_failed(delivery.pk, number, result.status, error)
-        reason = "not retryable" if not is_retryable(result) else "retry schedule exhausted"
-        return Outcome("done"), ((signals.delivery_failed, {"reason": reason}) if won else None)
+        reason = "retry schedule exhausted" if retryable else "not retryable"
+        return _Ending(
+            states.failed(result.status, error),
+            Outcome("done"),
+            (signals.delivery_failed, {"reason": reason}),
+        )
     due = now + dt.timedelta(seconds=delay)
-    if not states.mark_retrying(delivery.pk, number, due, result.status, error):
-        return Outcome("done"), None
+    changes = states.retrying(due, result.status, error)
     if delay <= webhook_settings.max_countdown:
-        return Outcome("retry", number + 1, delay), None
-    return Outcome("park"), None
+        return _Ending(changes, Outcome("retry", number + 1, delay))
+    return _Ending(changes, Outcome("park"))
 
 
 def _note_success(subscription: Subscription, now: dt.datetime) -> None:

@@ -52,15 +52,13 @@ def _where_clause(meta, where: Mapping[str, object], qn, prefix: str = "") -> tu
     return " AND ".join(parts), tuple(shape)
 
 
-def guarded_update(
-    model: type[Model], where: Mapping[str, object], changes: Mapping[str, object]
-) -> int:
-    """`UPDATE table SET changes WHERE where` (equality, or IN for a tuple); rows matched.
-
-    The same statement as `Model.objects.filter(**where).update(**changes)` for plain fields.
-    """
-    alias = router.db_for_write(model)
-    connection = connections[alias]
+def _update_statement(
+    model: type[Model],
+    where: Mapping[str, object],
+    changes: Mapping[str, object],
+    connection,
+    alias: str,
+) -> tuple[str, list[object]]:
     meta = model._meta
     key = (
         alias,
@@ -82,6 +80,19 @@ def guarded_update(
         _field(meta, name).get_db_prep_save(value, connection) for name, value in changes.items()
     ]
     params.extend(_where_params(meta, where, connection))
+    return sql, params
+
+
+def guarded_update(
+    model: type[Model], where: Mapping[str, object], changes: Mapping[str, object]
+) -> int:
+    """`UPDATE table SET changes WHERE where` (equality, or IN for a tuple); rows matched.
+
+    The same statement as `Model.objects.filter(**where).update(**changes)` for plain fields.
+    """
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    sql, params = _update_statement(model, where, changes, connection, alias)
     with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
@@ -92,18 +103,10 @@ def returning_supported(connection) -> bool:
     return bool(connection.features.can_return_columns_from_insert)
 
 
-def insert(obj: Model) -> Model:
-    """INSERT one new row for `obj` (auto primary key) and set its pk, as `save()` would.
-
-    Runs no model signals: only for models nobody listens to (the attempt rows).
-    """
-    model = type(obj)
-    alias = router.db_for_write(model, instance=obj)
-    connection = connections[alias]
-    meta = model._meta
+def _insert_statement(obj: Model, connection, alias, returning: bool) -> tuple[str, list]:
+    meta = obj._meta
     auto = meta.auto_field
     fields = [f for f in meta.concrete_fields if f is not auto]
-    returning = auto is not None and returning_supported(connection)
     key = (alias, meta.label, "insert", returning)
     sql = _cache.get(key)
     if sql is None:
@@ -114,15 +117,70 @@ def insert(obj: Model) -> Model:
         if returning:
             sql += f" RETURNING {qn(auto.column)}"
         _cache[key] = sql
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if auto is not None:
-            pk = cursor.fetchone()[0] if returning else cursor.lastrowid
-            setattr(obj, auto.attname, pk)
+    return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+def _inserted(obj: Model, alias: str, pk: object) -> Model:
+    auto = obj._meta.auto_field
+    if auto is not None:
+        setattr(obj, auto.attname, pk)
     obj._state.adding = False
     obj._state.db = alias
     return obj
+
+
+def insert(obj: Model) -> Model:
+    """INSERT one new row for `obj` (auto primary key) and set its pk, as `save()` would.
+
+    Runs no model signals: only for models nobody listens to (the attempt rows).
+    """
+    alias = router.db_for_write(type(obj), instance=obj)
+    connection = connections[alias]
+    auto = obj._meta.auto_field
+    returning = auto is not None and returning_supported(connection)
+    sql, params = _insert_statement(obj, connection, alias, returning)
+    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pk = None
+        if auto is not None:
+            pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    return _inserted(obj, alias, pk)
+
+
+def insert_then_update(
+    obj: Model, model: type[Model], where: Mapping[str, object], changes: Mapping[str, object]
+) -> tuple[Model, bool]:
+    """INSERT `obj` and run `guarded_update(model, where, changes)`, both or neither.
+
+    Returns the inserted object and whether the UPDATE matched a row. On PostgreSQL this is one
+    statement (the INSERT in a WITH clause), so one round trip and no BEGIN/COMMIT; elsewhere it
+    is the two statements in a transaction. An IntegrityError from the INSERT leaves both undone.
+    The inserted object's pk is only known when the UPDATE matched a row or off PostgreSQL.
+    """
+    alias = router.db_for_write(model)
+    if router.db_for_write(type(obj), instance=obj) != alias or (
+        connections[alias].vendor != "postgresql" or obj._meta.auto_field is None
+    ):
+        with transaction.atomic(using=alias):
+            insert(obj)
+            return obj, bool(guarded_update(model, where, changes))
+    connection = connections[alias]
+    insert_sql, params = _insert_statement(obj, connection, alias, returning=True)
+    update_sql, update_params = _update_statement(model, where, changes, connection, alias)
+    key = (alias, "insert_then_update", insert_sql, update_sql)
+    sql = _cache.get(key)
+    if sql is None:
+        qn = connection.ops.quote_name
+        pk_column = qn(obj._meta.auto_field.column)
+        sql = _cache[key] = (
+            f"WITH {qn('inserted')} AS ({insert_sql}) {update_sql} "
+            f"RETURNING (SELECT {pk_column} FROM {qn('inserted')})"
+        )
+    params.extend(update_params)
+    with transaction.mark_for_rollback_on_error(using=alias), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return _inserted(obj, alias, row[0] if row else None), row is not None
 
 
 def _select_plan(model: type[Model], related: tuple[str, ...], where_key, connection, alias):

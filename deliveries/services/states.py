@@ -18,8 +18,8 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from ..models import UNFINISHED, WAITING, Delivery, DeliveryStatus
-from .rawsql import guarded_update
+from ..models import UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
+from .rawsql import guarded_update, insert_then_update
 
 
 def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datetime) -> bool:
@@ -53,62 +53,67 @@ def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
     )
 
 
-def _finish(delivery_id: int, number: int, **changes: object) -> bool:
+def _finishing(delivery_id: int, number: int) -> dict[str, object]:
+    # The guard of every transition out of `sending`: still this attempt's.
+    return {"pk": delivery_id, "status": DeliveryStatus.SENDING, "attempts": number}
+
+
+def finish(delivery_id: int, number: int, changes: dict[str, object]) -> bool:
+    """End attempt `number` with `changes` (see `succeeded()` and its siblings); False if the
+    delivery is no longer this attempt's."""
     changes.setdefault("updated_at", timezone.now())
-    return bool(
-        guarded_update(
-            Delivery,
-            {"pk": delivery_id, "status": DeliveryStatus.SENDING, "attempts": number},
-            changes,
-        )
-    )
+    return bool(guarded_update(Delivery, _finishing(delivery_id, number), changes))
 
 
-def mark_succeeded(delivery_id: int, number: int, status_code: int, now: dt.datetime) -> bool:
-    return _finish(
-        delivery_id,
-        number,
-        status=DeliveryStatus.SUCCEEDED,
-        delivered_at=now,
-        next_attempt_at=None,
-        last_status_code=status_code,
-        last_error="",
-    )
+def succeeded(status_code: int, now: dt.datetime) -> dict[str, object]:
+    return {
+        "status": DeliveryStatus.SUCCEEDED,
+        "delivered_at": now,
+        "next_attempt_at": None,
+        "last_status_code": status_code,
+        "last_error": "",
+    }
 
 
-def mark_retrying(
-    delivery_id: int, number: int, due: dt.datetime, status_code: int | None, error: str
-) -> bool:
-    return _finish(
-        delivery_id,
-        number,
-        status=DeliveryStatus.RETRYING,
-        next_attempt_at=due,
-        last_status_code=status_code,
-        last_error=error[:500],
-    )
+def retrying(due: dt.datetime, status_code: int | None, error: str) -> dict[str, object]:
+    return {
+        "status": DeliveryStatus.RETRYING,
+        "next_attempt_at": due,
+        "last_status_code": status_code,
+        "last_error": error[:500],
+    }
 
 
-def mark_failed(delivery_id: int, number: int, status_code: int | None, error: str) -> bool:
-    return _finish(
-        delivery_id,
-        number,
-        status=DeliveryStatus.FAILED,
-        next_attempt_at=None,
-        last_status_code=status_code,
-        last_error=error[:500],
-    )
+def failed(status_code: int | None, error: str) -> dict[str, object]:
+    return {
+        "status": DeliveryStatus.FAILED,
+        "next_attempt_at": None,
+        "last_status_code": status_code,
+        "last_error": error[:500],
+    }
+
+
+def discarded(status_code: int | None, reason: str) -> dict[str, object]:
+    return {
+        "status": DeliveryStatus.DISCARDED,
+        "next_attempt_at": None,
+        "last_status_code": status_code,
+        "last_error": reason[:500],
+    }
+
+
+def finish_with_attempt(
+    attempt: DeliveryAttempt, number: int, changes: dict[str, object]
+) -> tuple[DeliveryAttempt, bool]:
+    """Store the attempt row and end attempt `number` with `changes`, both or neither: one
+    statement on PostgreSQL. True if the delivery was still this attempt's (the attempt row is
+    stored either way: the request was sent)."""
+    changes.setdefault("updated_at", timezone.now())
+    return insert_then_update(attempt, Delivery, _finishing(attempt.delivery_id, number), changes)
 
 
 def mark_discarded(delivery_id: int, number: int, status_code: int | None, reason: str) -> bool:
-    return _finish(
-        delivery_id,
-        number,
-        status=DeliveryStatus.DISCARDED,
-        next_attempt_at=None,
-        last_status_code=status_code,
-        last_error=reason[:500],
-    )
+    return finish(delivery_id, number, discarded(status_code, reason))
 
 
 def discard_waiting(subscription_id: object, reason: str) -> int:
@@ -182,12 +187,15 @@ __all__ = [
     "claim",
     "defer",
     "discard_waiting",
+    "discarded",
     "fail_stale",
+    "failed",
+    "finish",
+    "finish_with_attempt",
     "mark_discarded",
-    "mark_failed",
-    "mark_retrying",
-    "mark_succeeded",
     "postpone",
     "release_stale",
     "reopen",
+    "retrying",
+    "succeeded",
 ]
