@@ -40,7 +40,7 @@ from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
 from . import inflight, rawsql, states
-from .connections import release_pooled_connection
+from .connections import reconnecting, release_pooled_connection
 
 logger = logging.getLogger("deliveries.attempts")
 
@@ -155,7 +155,8 @@ def attempt_delivery(
     now = timezone.now()
     # One joined SELECT, compiled once (rawsql): the ORM's compilation of it cost more CPU than
     # the database's answer.
-    delivery = rawsql.load_with_related(
+    delivery = reconnecting(
+        rawsql.load_with_related,
         Delivery,
         ("event", "subscription"),
         {"pk": delivery_id, "status": WAITING, "attempts": number - 1},
@@ -278,7 +279,7 @@ def _record(
         # The attempt row and the delivery's new state in one statement on PostgreSQL (no
         # BEGIN/COMMIT round trips); the common path needs no other write.
         with transaction.atomic() if ending.disable_reason else contextlib.nullcontext():
-            attempt, won = states.finish_with_attempt(attempt, number, ending.changes)
+            attempt, won = reconnecting(states.finish_with_attempt, attempt, number, ending.changes)
             if ending.disable_reason:
                 disable_subscription(subscription, ending.disable_reason)
     except IntegrityError:
