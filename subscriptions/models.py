@@ -3,7 +3,8 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -52,6 +53,37 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
 
     def visible_to(self, user: models.Model) -> SubscriptionQuerySet:
         return self if getattr(user, "is_staff", False) else self.owned_by(user)
+
+    def matching(self, event_type: str) -> SubscriptionQuerySet:
+        """The subscriptions here whose filters select `event_type`, filtered by the database
+        (PostgreSQL and SQLite) without loading a row; elsewhere by a scan in Python."""
+        wanted = sorted(patterns_matching(event_type))
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        column = f"{qn(self.model._meta.db_table)}.{qn('event_types')}"
+        if connection.vendor == "postgresql":
+            # jsonb `?|`: does the array hold any of these strings (the GIN-indexable operator).
+            return self.filter(
+                RawSQL(f"{column} ?| %s", (wanted,), output_field=models.BooleanField())
+            )
+        if connection.vendor == "sqlite":
+            placeholders = ", ".join(["%s"] * len(wanted))
+            return self.filter(
+                RawSQL(
+                    f"EXISTS (SELECT 1 FROM json_each({column}) WHERE value IN ({placeholders}))",
+                    tuple(wanted),
+                    output_field=models.BooleanField(),
+                )
+            )
+        active, inactive = self.matching_ids(event_type)
+        return self.filter(pk__in=active + inactive)
+
+    def count_matching(self, event_type: str) -> tuple[int, int]:
+        """(active, all) subscriptions selecting `event_type`, counted by the database."""
+        counts = self.matching(event_type).aggregate(
+            active=models.Count("pk", filter=models.Q(is_active=True)), total=models.Count("pk")
+        )
+        return counts["active"], counts["total"]
 
     def matching_ids(self, event_type: str) -> tuple[list, list]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`."""

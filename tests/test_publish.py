@@ -6,7 +6,7 @@ from django.db import transaction
 from deliveries.models import Delivery, DeliveryStatus, Event
 from deliveries.services import PayloadTooLarge, PublishError, SchemaValidationError, publish
 from subscriptions.matching import filters_match, patterns_matching
-from subscriptions.models import EventType
+from subscriptions.models import EventType, Subscription
 from tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -22,6 +22,32 @@ def test_patterns_cover_exact_prefix_and_star():
     assert filters_match(["order.*"], "order.created")
     assert not filters_match(["order.*"], "orders.created")
     assert not filters_match(["order.created"], "order.updated")
+
+
+def test_the_database_counts_what_the_python_scan_matches():
+    # The publishing request counts in SQL (jsonb ?| on PostgreSQL, json_each on SQLite); the
+    # fan-out scans in Python. Both must agree on every kind of filter.
+    filters = [
+        ["*"],
+        ["order.*"],
+        ["order.item.*"],
+        ["order.item.created"],
+        ["order.created", "invoice.paid"],
+        ["orders.*"],
+        ["order"],
+        ["invoice.*"],
+        [],
+    ]
+    for i, event_types in enumerate(filters):
+        make_subscription(f"http://127.0.0.1:9/{i}", event_types, is_active=i % 3 != 0)
+    for event_type in ("order.item.created", "order.created", "invoice.paid", "order", "x.y"):
+        active, inactive = Subscription.objects.matching_ids(event_type)
+        counted = Subscription.objects.count_matching(event_type)
+        assert counted == (len(active), len(active) + len(inactive)), event_type
+        matched = set(Subscription.objects.matching(event_type).values_list("pk", flat=True))
+        assert matched == set(active) | set(inactive), event_type
+    # "*", "order.*", "order.item.*", the exact name, and [] which the factory makes "*".
+    assert Subscription.objects.count_matching("order.item.created")[1] == 5
 
 
 def test_publish_fans_out_to_matching_active_subscriptions(django_capture_on_commit_callbacks):

@@ -108,7 +108,9 @@ def expected_deliveries(event: Event) -> int:
     subscriptions now (the caller's transaction may not have committed yet)."""
     if event.fanned_out_at is not None:
         return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
-    return len(_matching(event)[0])
+    if event.target_subscription_id:
+        return len(_matching(event)[0])
+    return Subscription.objects.count_matching(event.type)[0]
 
 
 def _matching(event: Event) -> tuple[list, list]:
@@ -143,15 +145,16 @@ def _fan_out_after_commit(event: Event) -> None:
 def _fan_out_in_background(event: Event) -> bool:
     """Hand a large fan-out to a worker so that the producer's request answers at once.
 
-    The count of matching active subscriptions is still known (one scan) and set as the
-    event's `delivery_count`. If the message is lost, the sweep fans the event out later.
+    The count of matching active subscriptions is still known (one counting query) and set as
+    the event's `delivery_count`. If the message is lost, the sweep fans the event out later.
     """
-    active, inactive = Subscription.objects.matching_ids(event.type)
-    if len(active) + len(inactive) <= int(webhook_settings.FAN_OUT_INLINE_MAX):
+    # Counted by the database: the request must not load every subscription to decide.
+    active, total = Subscription.objects.count_matching(event.type)
+    if total <= int(webhook_settings.FAN_OUT_INLINE_MAX):
         return False
     from ..tasks import fan_out as fan_out_task
 
-    event.delivery_count = len(active)
+    event.delivery_count = active
     try:
         fan_out_task.apply_async((str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
