@@ -316,6 +316,7 @@ class Bench:
             "DATABASE_URL": self.database_url(),
             "CELERY_BROKER_URL": self.redis.url,
             "PYTHONPATH": str(ROOT),
+            "BENCH_POST_URL": self.fast.url("/bare/"),
             "WEBHOOKS_LOG_LEVEL": self.args.app_log_level,
         }
         os.environ.update({k: self.env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")})
@@ -381,15 +382,18 @@ class Bench:
     def queue_idle(self) -> bool:
         return not any(self.r.llen(q) for q in QUEUES.split(",")) and not self.r.hlen("unacked")
 
-    def drain_noop(self, n: int, timeout: float = 120) -> tuple[bool, float, float]:
-        """Enqueue n no-op tasks on the delivery queue; (drained, seconds, worker CPU seconds)."""
+    def drain_noop(
+        self, n: int, timeout: float = 120, task: Any = None
+    ) -> tuple[bool, float, float]:
+        """Enqueue n no-op tasks (or `task`) on the delivery queue; (drained, seconds, worker CPU
+        seconds)."""
         from bench.noop import noop
         from deliveries.services.queueing import enqueue_attempts
 
         wait_until(self.queue_idle, timeout=30, interval=0.01)
         cpu0 = self.worker_cpu()
         start = time.perf_counter()
-        enqueue_attempts(((i, 1) for i in range(n)), task=noop)
+        enqueue_attempts(((i, 1) for i in range(n)), task=task or noop)
         done = wait_until(self.queue_idle, timeout=timeout, interval=0.005)
         return done, time.perf_counter() - start, self.worker_cpu() - cpu0
 
@@ -494,7 +498,7 @@ class Bench:
         ]
 
     # ----- scenarios
-    def scenario_fanout(self, name: str, receiver: Receiver, events: int, subs: int) -> Row:
+    def scenario_fanout(self, name: str, receiver: Receiver, events: int, subs: int) -> list[Row]:
         expected = events * subs
         event_type = f"bench.{name.lower()}"
         self.reset_data()
@@ -533,10 +537,33 @@ class Bench:
             self.a_rate = rate
             ok = bool(noop_rate and rate >= 0.8 * noop_rate)
             row.target = f">= 80% of no-op: {'met' if ok else 'MISSED'}"
+            return [row, self.bare_post_row(receiver, expected, rate, cpu, count)]
         elif name == "B" and getattr(self, "a_rate", None):
             ok = rate >= 0.9 * self.a_rate
             row.target = f">= 90% of A ({rate / self.a_rate:.0%}): {'met' if ok else 'MISSED'}"
-        return row
+        return [row]
+
+    def bare_post_row(self, receiver: Receiver, n: int, rate: float, cpu: float, count: int) -> Row:
+        """A third yardstick: the same workers draining a task that only POSTs (bench.noop.post),
+        the cheapest a task per delivery could be. What separates ours from it is the claim, the
+        record, signing and the in-flight cap."""
+        from bench.noop import post
+
+        receiver.get("/_reset")
+        done, bare_s, bare_cpu = self.drain_noop(n, timeout=self.args.timeout, task=post)
+        stats = receiver.get("/_stats")
+        return Row(
+            "A",
+            "same, against a Celery task that only POSTs (in the no-op column)",
+            rate,
+            "deliveries/s",
+            noop=n / bare_s if done else None,
+            cpu_ours=cpu / count * 1000 if count else None,
+            cpu_noop=bare_cpu / n * 1000,
+            check="yes"
+            if stats["distinct"] == n
+            else f"NO: bare task received {stats['distinct']}",
+        )
 
     def start_profile(self, name: str) -> subprocess.Popen | None:
         """py-spy on the first worker (`--profile DIR`): collapsed stacks, for flame graphs."""
@@ -819,9 +846,9 @@ class Bench:
         receiver_alone = self.http_client_loop(self.size["alone"])
         started = time.perf_counter()
         if "A" in wanted:
-            self.rows.append(self.scenario_fanout("A", self.fast, events, subs))
+            self.rows.extend(self.scenario_fanout("A", self.fast, events, subs))
         if "B" in wanted:
-            self.rows.append(self.scenario_fanout("B", self.slow, events, subs))
+            self.rows.extend(self.scenario_fanout("B", self.slow, events, subs))
         if "C" in wanted:
             self.rows += self.scenario_c()
         if "D" in wanted:
