@@ -75,31 +75,27 @@ def succeeded(status_code: int, now: dt.datetime) -> dict[str, object]:
     }
 
 
-def retrying(due: dt.datetime, status_code: int | None, error: str) -> dict[str, object]:
+def _after_attempt(
+    status: str, due: dt.datetime | None, status_code: int | None, error: str
+) -> dict[str, object]:
     return {
-        "status": DeliveryStatus.RETRYING,
+        "status": status,
         "next_attempt_at": due,
         "last_status_code": status_code,
         "last_error": error[:500],
     }
 
 
+def retrying(due: dt.datetime, status_code: int | None, error: str) -> dict[str, object]:
+    return _after_attempt(DeliveryStatus.RETRYING, due, status_code, error)
+
+
 def failed(status_code: int | None, error: str) -> dict[str, object]:
-    return {
-        "status": DeliveryStatus.FAILED,
-        "next_attempt_at": None,
-        "last_status_code": status_code,
-        "last_error": error[:500],
-    }
+    return _after_attempt(DeliveryStatus.FAILED, None, status_code, error)
 
 
 def discarded(status_code: int | None, reason: str) -> dict[str, object]:
-    return {
-        "status": DeliveryStatus.DISCARDED,
-        "next_attempt_at": None,
-        "last_status_code": status_code,
-        "last_error": reason[:500],
-    }
+    return _after_attempt(DeliveryStatus.DISCARDED, None, status_code, reason)
 
 
 def finish_with_attempt(
