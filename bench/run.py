@@ -339,7 +339,7 @@ class Bench:
         worker_env = {**self.env, "DATABASE_POOL_MAX_SIZE": str(self.args.db_pool)}
         for spec in self.args.worker:
             self.workers.append(Worker(spec, worker_env, self.args.loglevel).start())
-        if not self.drain_noop(1, timeout=60)[0]:
+        if not self.drain(1, timeout=60)[0]:
             raise RuntimeError("workers did not start:\n" + self.workers[0].log.read_text()[-3000:])
         from django.db import connection
 
@@ -382,9 +382,7 @@ class Bench:
     def queue_idle(self) -> bool:
         return not any(self.r.llen(q) for q in QUEUES.split(",")) and not self.r.hlen("unacked")
 
-    def drain_noop(
-        self, n: int, timeout: float = 120, task: Any = None
-    ) -> tuple[bool, float, float]:
+    def drain(self, n: int, timeout: float = 120, task: Any = None) -> tuple[bool, float, float]:
         """Enqueue n no-op tasks (or `task`) on the delivery queue; (drained, seconds, worker CPU
         seconds)."""
         from bench.noop import noop
@@ -504,7 +502,7 @@ class Bench:
         self.reset_data()
         self.subscribe(subs, event_type, receiver.url(f"/{name}/"))
         # Yardstick 1: the same number of no-op tasks through the same workers.
-        done, noop_s, noop_cpu = self.drain_noop(expected, timeout=self.args.timeout)
+        done, noop_s, noop_cpu = self.drain(expected, timeout=self.args.timeout)
         noop_rate = expected / noop_s if done else None
         # Ours.
         profiler = self.start_profile(name)
@@ -550,7 +548,7 @@ class Bench:
         from bench.noop import post
 
         receiver.get("/_reset")
-        done, bare_s, bare_cpu = self.drain_noop(n, timeout=self.args.timeout, task=post)
+        done, bare_s, bare_cpu = self.drain(n, timeout=self.args.timeout, task=post)
         stats = receiver.get("/_stats")
         return Row(
             "A",
@@ -606,7 +604,7 @@ class Bench:
             noop.apply_async((i, 1), queue="bench.sink")
         apply_loop_s = time.perf_counter() - start
         self.r.delete("bench.sink")
-        done, noop_s, noop_cpu = self.drain_noop(n, timeout=self.args.timeout)
+        done, noop_s, noop_cpu = self.drain(n, timeout=self.args.timeout)
         noop_rate = n / noop_s if done else None
 
         client = APIClient()

@@ -158,13 +158,16 @@ def insert_then_update(
     The inserted object's pk is only known when the UPDATE matched a row or off PostgreSQL.
     """
     alias = router.db_for_write(model)
-    if router.db_for_write(type(obj), instance=obj) != alias or (
-        connections[alias].vendor != "postgresql" or obj._meta.auto_field is None
-    ):
+    connection = connections[alias]
+    one_statement = (
+        connection.vendor == "postgresql"
+        and obj._meta.auto_field is not None
+        and router.db_for_write(type(obj), instance=obj) == alias
+    )
+    if not one_statement:
         with transaction.atomic(using=alias):
             insert(obj)
             return obj, bool(guarded_update(model, where, changes))
-    connection = connections[alias]
     insert_sql, params = _insert_statement(obj, connection, alias, returning=True)
     update_sql, update_params = _update_statement(model, where, changes, connection, alias)
     key = (alias, "insert_then_update", insert_sql, update_sql)
