@@ -39,7 +39,7 @@ from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind
 from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
-from . import inflight, rawsql, states
+from . import inflight, states
 from .connections import reconnecting, release_pooled_connection
 
 logger = logging.getLogger("deliveries.attempts")
@@ -153,14 +153,7 @@ def attempt_delivery(
     `deferrals` counts how often this attempt already found its endpoint at its in-flight cap.
     """
     now = timezone.now()
-    # One joined SELECT, compiled once (rawsql): the ORM's compilation of it cost more CPU than
-    # the database's answer.
-    delivery = reconnecting(
-        rawsql.load_with_related,
-        Delivery,
-        ("event", "subscription"),
-        {"pk": delivery_id, "status": WAITING, "attempts": number - 1},
-    )
+    delivery = reconnecting(_load, delivery_id, number)
     if delivery is None:
         return Outcome("skip")  # finished, or this attempt is another message's
     subscription = delivery.subscription
@@ -211,6 +204,16 @@ def attempt_delivery(
         },
     )
     return _record(delivery, number, now, headers, result, task_id)
+
+
+def _load(delivery_id: int, number: int) -> Delivery | None:
+    """The delivery with its event and subscription (one joined SELECT), only if it still waits
+    for attempt `number`."""
+    return (
+        Delivery.objects.select_related("event", "subscription")
+        .filter(pk=delivery_id, status__in=WAITING, attempts=number - 1)
+        .first()
+    )
 
 
 def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:

@@ -14,28 +14,25 @@ the loser's UPDATE matches no row and it stops. Works the same on SQLite and Pos
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from ..models import UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
-from .rawsql import guarded_update, insert_then_update
 
 
 def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datetime) -> bool:
     """Take the delivery for attempt `number`; False if it is not waiting for exactly that."""
-    # Hot path (every attempt): a precompiled statement, same guard as the ORM's would be.
     return bool(
-        guarded_update(
-            Delivery,
-            {"pk": delivery_id, "status": WAITING, "attempts": number - 1},
-            {
-                "status": DeliveryStatus.SENDING,
-                "attempts": number,
-                "claimed_at": now,
-                "next_attempt_at": lease_until,
-                "updated_at": now,
-            },
+        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
+            status=DeliveryStatus.SENDING,
+            attempts=number,
+            claimed_at=now,
+            next_attempt_at=lease_until,
+            updated_at=now,
         )
     )
 
@@ -45,44 +42,47 @@ def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
     in-flight cap). No attempt number is consumed; False if it was claimed or finished meanwhile.
     """
     return bool(
-        guarded_update(
-            Delivery,
-            {"pk": delivery_id, "status": WAITING, "attempts": number - 1},
-            {"next_attempt_at": until, "updated_at": timezone.now()},
+        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
+            next_attempt_at=until, updated_at=timezone.now()
         )
     )
 
 
-def _finishing(delivery_id: int, number: int) -> dict[str, object]:
+def _finishing(delivery_id: int, number: int) -> QuerySet[Delivery]:
     # The guard of every transition out of `sending`: still this attempt's.
-    return {"pk": delivery_id, "status": DeliveryStatus.SENDING, "attempts": number}
+    return Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number)
 
 
 def finish(delivery_id: int, number: int, changes: dict[str, object]) -> bool:
     """End attempt `number` with `changes` (see `succeeded()` and its siblings); False if the
     delivery is no longer this attempt's."""
     changes.setdefault("updated_at", timezone.now())
-    return bool(guarded_update(Delivery, _finishing(delivery_id, number), changes))
+    return bool(_finishing(delivery_id, number).update(**changes))
+
+
+# The changes that end an attempt: the same five columns whatever the outcome, so that
+# `finish_with_attempt` can be one literal statement. `delivered_at` is None except on success
+# (a delivery being sent has none: `reopen` clears it).
 
 
 def succeeded(status_code: int, now: dt.datetime) -> dict[str, object]:
-    return {
-        "status": DeliveryStatus.SUCCEEDED,
-        "delivered_at": now,
-        "next_attempt_at": None,
-        "last_status_code": status_code,
-        "last_error": "",
-    }
+    return _after_attempt(DeliveryStatus.SUCCEEDED, None, status_code, "", delivered_at=now)
 
 
 def _after_attempt(
-    status: str, due: dt.datetime | None, status_code: int | None, error: str
+    status: str,
+    due: dt.datetime | None,
+    status_code: int | None,
+    error: str,
+    *,
+    delivered_at: dt.datetime | None = None,
 ) -> dict[str, object]:
     return {
         "status": status,
         "next_attempt_at": due,
         "last_status_code": status_code,
         "last_error": error[:500],
+        "delivered_at": delivered_at,
     }
 
 
@@ -101,11 +101,76 @@ def discarded(status_code: int | None, reason: str) -> dict[str, object]:
 def finish_with_attempt(
     attempt: DeliveryAttempt, number: int, changes: dict[str, object]
 ) -> tuple[DeliveryAttempt, bool]:
-    """Store the attempt row and end attempt `number` with `changes`, both or neither: one
-    statement on PostgreSQL. True if the delivery was still this attempt's (the attempt row is
-    stored either way: the request was sent)."""
-    changes.setdefault("updated_at", timezone.now())
-    return insert_then_update(attempt, Delivery, _finishing(attempt.delivery_id, number), changes)
+    """Store the attempt row and end attempt `number` with `changes` (built by `succeeded()`,
+    `retrying()`, `failed()` or `discarded()`), both or neither. True if the delivery was still
+    this attempt's (the attempt row is stored either way: the request was sent).
+
+    Raises IntegrityError, with nothing stored, if attempt `number` was already recorded (the
+    sweep took it for lost). On PostgreSQL this is one statement (`_INSERT_THEN_FINISH`), so
+    one round trip and no BEGIN/COMMIT; elsewhere the ORM's INSERT and UPDATE in a transaction.
+    """
+    now = changes.setdefault("updated_at", timezone.now())
+    if connection.vendor == "postgresql":
+        return _insert_then_finish(attempt, number, changes, now)
+    with transaction.atomic():
+        attempt.save(force_insert=True)
+        return attempt, bool(_finishing(attempt.delivery_id, number).update(**changes))
+
+
+# The attempt INSERT rides in a WITH clause of the delivery's guarded UPDATE: PostgreSQL runs
+# both or neither in one round trip, in autocommit, where a transaction would add BEGIN and
+# COMMIT round trips to every delivery (measured in docs/performance.md). The UPDATE's RETURNING
+# gives the new attempt id only when the guard matched; when it did not (the sweep moved the
+# delivery on), the attempt row is stored all the same. tests/test_states.py checks that the
+# column list is DeliveryAttempt's and that this stores what the ORM reads back.
+_INSERT_THEN_FINISH = """
+WITH inserted AS (
+    INSERT INTO webhooks_delivery_attempt (
+        delivery_id, number, started_at, duration_ms, request_headers, response_status,
+        response_headers, response_body, error_kind, error, task_id
+    ) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, %s)
+    RETURNING id
+)
+UPDATE webhooks_delivery
+SET status = %s, next_attempt_at = %s, last_status_code = %s, last_error = %s,
+    delivered_at = %s, updated_at = %s
+WHERE id = %s AND status = %s AND attempts = %s
+RETURNING (SELECT id FROM inserted)
+"""
+
+
+def _insert_then_finish(
+    attempt: DeliveryAttempt, number: int, changes: dict[str, object], now: dt.datetime
+) -> tuple[DeliveryAttempt, bool]:
+    params = [
+        attempt.delivery_id,
+        attempt.number,
+        attempt.started_at,
+        attempt.duration_ms,
+        json.dumps(attempt.request_headers),
+        attempt.response_status,
+        json.dumps(attempt.response_headers),
+        attempt.response_body,
+        attempt.error_kind,
+        attempt.error,
+        attempt.task_id,
+        changes["status"],
+        changes["next_attempt_at"],
+        changes["last_status_code"],
+        changes["last_error"],
+        changes["delivered_at"],
+        now,
+        attempt.delivery_id,
+        DeliveryStatus.SENDING,
+        number,
+    ]
+    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+        cursor.execute(_INSERT_THEN_FINISH, params)
+        row = cursor.fetchone()
+    if row is not None:
+        attempt.pk = row[0]
+        attempt._state.adding = False
+    return attempt, row is not None
 
 
 def mark_discarded(delivery_id: int, number: int, status_code: int | None, reason: str) -> bool:
