@@ -172,10 +172,6 @@ SPECTACULAR_SETTINGS = {
 # Celery 5.7's (lowercase in `app.conf`, CELERY_-prefixed here); each is covered by a test in
 # tests/test_reliability_settings.py or a fault test in tests/test_faults*.py.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
-# kombu's Redis channel builds a new client object for every reservation and acknowledgement;
-# this subclass reuses one per channel (deliveries/broker.py). Other schemes keep their own.
-if CELERY_BROKER_URL.startswith("redis://"):
-    CELERY_BROKER_TRANSPORT = "deliveries.broker:Transport"
 # Task results are never read: deliveries record their own outcome in the database.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
