@@ -386,12 +386,12 @@ class Bench:
         """Enqueue n no-op tasks (or `task`) on the delivery queue; (drained, seconds, worker CPU
         seconds)."""
         from bench.noop import noop
-        from deliveries.services.queueing import enqueue_attempts
+        from deliveries.dispatch import enqueue_attempts
 
         wait_until(self.queue_idle, timeout=30, interval=0.01)
         cpu0 = self.worker_cpu()
         start = time.perf_counter()
-        enqueue_attempts(((i, 1) for i in range(n)), task=task or noop)
+        enqueue_attempts(((i, 1) for i in range(n)), task=(task or noop).name)
         done = wait_until(self.queue_idle, timeout=timeout, interval=0.005)
         return done, time.perf_counter() - start, self.worker_cpu() - cpu0
 

@@ -1,4 +1,7 @@
-"""Celery tasks: thin wrappers that take primary keys and call services."""
+"""Celery tasks: thin wrappers that take primary keys and call services.
+
+Loaded by Celery only (autodiscovery or CELERY_IMPORTS); the services send these tasks by name
+through `deliveries.dispatch` and never import this module."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from celery import shared_task
 
 from subscriptions.conf import webhook_settings
 
+from . import dispatch
 from .services import attempt_delivery, maintenance, replay
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
@@ -16,7 +20,7 @@ from .services.connections import release_pooled_connection
 
 @shared_task(
     bind=True,
-    name="deliveries.tasks.deliver",
+    name=dispatch.DELIVER,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
@@ -43,28 +47,28 @@ def deliver(self, delivery_id: int, attempt: int = 1, deferrals: int = 0) -> str
     return outcome.action
 
 
-@shared_task(name="deliveries.tasks.fan_out", ignore_result=True, acks_late=True)
+@shared_task(name=dispatch.FAN_OUT, ignore_result=True, acks_late=True)
 def fan_out(event_id: str) -> int:
     """A large fan-out, moved off the publishing request (see FAN_OUT_INLINE_MAX)."""
     return run_fan_out(event_id)
 
 
-@shared_task(name="deliveries.tasks.sweep", ignore_result=True)
+@shared_task(name=dispatch.SWEEP, ignore_result=True)
 def sweep() -> None:
     run_sweep()
 
 
-@shared_task(name="deliveries.tasks.disable_dead_endpoints", ignore_result=True)
+@shared_task(name=dispatch.DISABLE_DEAD_ENDPOINTS, ignore_result=True)
 def disable_dead_endpoints() -> None:
     maintenance.disable_dead_endpoints()
 
 
-@shared_task(name="deliveries.tasks.prune", ignore_result=True)
+@shared_task(name=dispatch.PRUNE, ignore_result=True)
 def prune() -> None:
     maintenance.prune()
 
 
-@shared_task(name="deliveries.tasks.replay_subscription", ignore_result=True)
+@shared_task(name=dispatch.REPLAY_SUBSCRIPTION, ignore_result=True)
 def replay_subscription(subscription_id: str, since: str, until: str, statuses: list[str]) -> int:
     request = replay.ReplayRequest(
         subscription_id,

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 
+from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, Event
 from deliveries.services import publish
-from deliveries.services.queueing import enqueue_attempts
 from deliveries.services.sweeping import sweep
 from tests.factories import make_subscription
 from tests.procs import wait_until

@@ -10,9 +10,9 @@ import time
 import pytest
 from django.utils import timezone
 
+from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryStatus, Event
 from deliveries.services import inflight
-from deliveries.services.queueing import enqueue_attempts
 from tests.factories import make_subscription
 from tests.receiver import Reply
 from tests.test_faults import fault_line, faulty  # noqa: F401 - the fixture is used by name

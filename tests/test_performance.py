@@ -7,9 +7,9 @@ import json
 import pytest
 from celery.fixups.django import DjangoWorkerFixup
 
+from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryStatus, Event
 from deliveries.services import publish
-from deliveries.services.queueing import enqueue_attempts
 from tests.factories import make_subscription
 from tests.procs import wait_until
 

@@ -5,9 +5,9 @@ import json
 import pytest
 from standardwebhooks import Webhook
 
+from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
 from deliveries.services import publish
-from deliveries.services.queueing import enqueue_attempts
 from tests.factories import make_subscription
 from tests.procs import wait_until
 from tests.receiver import Reply

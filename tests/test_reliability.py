@@ -389,7 +389,7 @@ def test_sweep_does_not_pile_duplicates_onto_a_backlog(broker, webhooks):
     subscription = make_subscription("http://127.0.0.1:9/a")
     old = timezone.now() - dt.timedelta(seconds=60)
     rows = [make_delivery(subscription, next_attempt_at=old) for _ in range(5)]
-    from deliveries.services.queueing import enqueue_attempts
+    from deliveries.dispatch import enqueue_attempts
 
     enqueue_attempts((row.pk, 1) for row in rows)  # the workers have not caught up yet
     report = sweep()

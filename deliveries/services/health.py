@@ -21,6 +21,7 @@ from django.utils import timezone
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
+from ..dispatch import queue_lengths
 from ..models import Delivery, DeliveryAttempt, ErrorKind
 
 logger = logging.getLogger(__name__)
@@ -222,29 +223,6 @@ def attempts_per_minute(
         if slot is not None:
             slot[outcome_of(row["response_status"], row["error_kind"])] += row["n"]
     return list(slots.items())
-
-
-def queue_lengths() -> dict[str, int | None]:
-    """Messages waiting in each delivery queue of the broker (Redis lists), None if unknown."""
-    from ..tasks import deliver
-
-    names = [
-        webhook_settings.DELIVERY_QUEUE,
-        webhook_settings.RETRY_QUEUE,
-        webhook_settings.MAINTENANCE_QUEUE,
-    ]
-    lengths: dict[str, int | None] = dict.fromkeys(names)
-    try:
-        with deliver.app.connection_for_read() as conn:
-            conn.ensure_connection(max_retries=1, timeout=1)
-            client = getattr(conn.default_channel, "client", None)
-            if client is None:  # not Redis: no cheap way to count
-                return lengths
-            for name in names:
-                lengths[name] = int(client.llen(name))
-    except Exception as exc:  # the dashboard must render with the broker down
-        logger.info("broker queue lengths unavailable: %s", exc)
-    return lengths
 
 
 def backlog(now: dt.datetime | None = None, *, with_queues: bool = True) -> Backlog:

@@ -14,9 +14,10 @@ from subscriptions.conf import webhook_settings
 from subscriptions.matching import is_valid_event_type
 from subscriptions.models import EventType, Subscription
 
+from .. import dispatch
+from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
-from .queueing import BROKER_ERRORS, enqueue_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -152,11 +153,9 @@ def _fan_out_in_background(event: Event) -> bool:
     active, total = Subscription.objects.count_matching(event.type)
     if total <= int(webhook_settings.FAN_OUT_INLINE_MAX):
         return False
-    from ..tasks import fan_out as fan_out_task
-
     event.delivery_count = active
     try:
-        fan_out_task.apply_async((str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
+        dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
         logger.warning("broker unavailable; the sweep fans out event %s later: %s", event.pk, exc)
     return True

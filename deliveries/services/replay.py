@@ -24,9 +24,10 @@ from django.utils import timezone
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
+from .. import dispatch
+from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus
 from . import states
-from .queueing import BROKER_ERRORS, enqueue_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -212,13 +213,12 @@ def start_replay(
     statuses: Iterable[str] | None = None,
 ) -> ReplayResult:
     """Count the matching deliveries and queue a task that redelivers them in batches."""
-    from ..tasks import replay_subscription
-
     request = build_request(subscription, since, until, statuses)
     queued = request.deliveries().count()
     if queued:
         try:
-            replay_subscription.apply_async(
+            dispatch.send(
+                dispatch.REPLAY_SUBSCRIPTION,
                 (
                     str(request.subscription_id),
                     request.since.isoformat(),

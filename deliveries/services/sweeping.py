@@ -18,11 +18,11 @@ from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
 
+from ..dispatch import backlog, enqueue_attempts
 from ..models import Delivery, DeliveryAttempt, ErrorKind, Event
 from . import states
 from .attempts import retry_delay
 from .publishing import fan_out
-from .queueing import backlog, enqueue_attempts
 
 logger = logging.getLogger(__name__)
 
