@@ -15,10 +15,17 @@ class DeliveriesConfig(AppConfig):
 
         from subscriptions.signals import subscription_disabled
 
-        from .checks import check_celery
+        from .checks import check_celery, loaded_celery_app
         from .receivers import discard_for_disabled
+        from .schedule import register_periodic_tasks
 
         checks.register(check_celery, checks.Tags.compatibility)
+
+        # The sweep, dead-endpoint disabling and pruning join the host's beat schedule: no
+        # setting needed (deliveries/schedule.py). No database query here, only Celery's config.
+        app = loaded_celery_app()
+        if app is not None:
+            register_periodic_tasks(app)
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"

@@ -1,14 +1,13 @@
-"""The periodic tasks the pipeline needs, as a Celery beat schedule.
+"""The periodic tasks the pipeline needs, registered with the host's Celery beat.
 
-Adopting it in a host project (one line in its settings)::
-
-    from deliveries.schedule import BEAT_SCHEDULE
-
-    CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE}  # plus the host's own entries
-
-With django-celery-beat's ``DatabaseScheduler`` the entries are copied into the database when
-beat starts and can be tuned in the admin afterwards. Run exactly one beat process. A worker
-must consume the ``webhooks.maintenance`` queue (``WEBHOOKS["MAINTENANCE_QUEUE"]``), e.g.
+Nothing to configure: when Django starts (`DeliveriesConfig.ready()`), `register_periodic_tasks`
+adds these entries to the beat schedule of the process's Celery app through Celery's public
+`app.add_periodic_task`, so whichever beat the host runs (the default scheduler, or
+django-celery-beat's ``DatabaseScheduler``, which copies them into the database when beat starts
+and lets them be tuned in the admin afterwards) sends them. An entry of the host's own for the
+same task, under any name (e.g. ``CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE, ...}`` from earlier
+versions, or a different interval), is kept as it is and ours is not added. Run exactly one beat
+process. A worker must consume the maintenance queue (``WEBHOOKS["MAINTENANCE_QUEUE"]``), e.g.
 ``celery -A proj worker -Q webhooks,webhooks.retry,webhooks.maintenance``.
 
 The entries:
@@ -30,20 +29,61 @@ Every task is safe to run twice at once (guarded updates, idempotent fan-out), s
 briefly duplicated during a deploy sends nothing twice.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
+from subscriptions.conf import webhook_settings
+
+from . import dispatch
+
 BEAT_SCHEDULE: dict[str, dict] = {
     "webhooks-sweep": {
-        "task": "deliveries.tasks.sweep",
+        "task": dispatch.SWEEP,
         "schedule": 15.0,
         "options": {"expires": 60, "queue": "webhooks.maintenance"},
     },
     "webhooks-disable-dead-endpoints": {
-        "task": "deliveries.tasks.disable_dead_endpoints",
+        "task": dispatch.DISABLE_DEAD_ENDPOINTS,
         "schedule": 300.0,
         "options": {"expires": 600, "queue": "webhooks.maintenance"},
     },
     "webhooks-prune": {
-        "task": "deliveries.tasks.prune",
+        "task": dispatch.PRUNE,
         "schedule": 3600.0,
         "options": {"expires": 3600, "queue": "webhooks.maintenance"},
     },
 }
+
+
+def register_periodic_tasks(app: Any) -> list[str]:
+    """Add to `app`'s beat schedule the entries of `BEAT_SCHEDULE` whose task it lacks; returns
+    the names added now.
+
+    Celery's `add_periodic_task`, on the app's configuration: at once if the app is configured,
+    and again whenever it is (re)configured (`on_after_configure`), so that entries are added
+    after the host's own `CELERY_BEAT_SCHEDULE` is read and never replace them. The queue is the
+    maintenance queue of the settings (``WEBHOOKS["MAINTENANCE_QUEUE"]``).
+    """
+    app.on_after_configure.connect(_on_configure, weak=False, dispatch_uid=__name__)
+    return _add_missing(app) if app.configured else []
+
+
+def _on_configure(sender: Any, **kwargs: Any) -> None:
+    _add_missing(sender)
+
+
+def _add_missing(app: Any) -> list[str]:
+    # A copy: Celery adds entries in place, and the host's settings dict is not ours to change.
+    app.conf.beat_schedule = dict(app.conf.beat_schedule or {})
+    scheduled = {
+        entry.get("task") for entry in app.conf.beat_schedule.values() if isinstance(entry, dict)
+    }
+    added = []
+    for name, entry in BEAT_SCHEDULE.items():
+        if entry["task"] in scheduled:
+            continue
+        options = {**entry["options"], "queue": webhook_settings.MAINTENANCE_QUEUE}
+        app.add_periodic_task(entry["schedule"], app.signature(entry["task"]), name=name, **options)
+        added.append(name)
+    return added

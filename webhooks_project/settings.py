@@ -256,12 +256,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_DEFAULT_QUEUE = "webhooks"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
-
-# The periodic tasks the pipeline needs (sweep, dead endpoints, pruning); a host project adopts
-# them with the same one line. deliveries.schedule documents each entry.
-from deliveries.schedule import BEAT_SCHEDULE
-
-CELERY_BEAT_SCHEDULE = {**BEAT_SCHEDULE}
+# The periodic tasks the pipeline needs (sweep, dead endpoints, pruning) join the beat schedule
+# by themselves (deliveries/schedule.py); CELERY_BEAT_SCHEDULE is for the project's own tasks.
 
 # --- Webhooks -------------------------------------------------------------------------------
 # Every key and its default is documented in subscriptions/conf.py and docs/settings.md.
