@@ -13,10 +13,10 @@ class DeliveriesConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from subscriptions.signals import subscription_disabled
+        from subscriptions.signals import subscription_admin_extensions, subscription_disabled
 
         from .checks import check_celery, loaded_celery_app
-        from .receivers import discard_for_disabled
+        from .receivers import discard_for_disabled, subscription_admin_extension
         from .schedule import register_periodic_tasks
 
         checks.register(check_celery, checks.Tags.compatibility)
@@ -29,4 +29,7 @@ class DeliveriesConfig(AppConfig):
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )
+        subscription_admin_extensions.connect(
+            subscription_admin_extension, dispatch_uid="deliveries-subscription-admin"
         )

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -13,6 +15,7 @@ from django.utils.translation import ngettext
 from . import services
 from .models import EventType, Subscription
 from .serializers import SubscriptionSerializer
+from .signals import subscription_admin_extensions
 
 
 def _messages(errors: Any) -> list[str]:
@@ -72,6 +75,48 @@ class SubscriptionAdminForm(forms.ModelForm):
         return cleaned
 
 
+class SubscriptionAdminExtension:
+    """What another app adds to the subscription admin, without replacing or re-registering it.
+
+    Return an instance from a receiver of `subscriptions.signals.subscription_admin_extensions`
+    (connected in your `AppConfig.ready()`). Every part is optional; the admin asks for them on
+    each request, so nothing is fixed at import time.
+    """
+
+    #: Extra changelist columns: callables taking a subscription, decorated with
+    #: `@admin.display` for their header (and `ordering` if they sort).
+    list_display: Sequence[Callable[[Subscription], Any]] = ()
+    #: Extra admin actions, as for `ModelAdmin.actions` (callables, `@admin.action`).
+    actions: Sequence[Callable[..., Any]] = ()
+
+    def get_urls(self, model_admin: SubscriptionAdmin) -> list[URLPattern]:
+        """Extra admin URLs, under the subscription admin's prefix."""
+        return []
+
+    def prepare_page(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, page: list[Subscription]
+    ) -> None:
+        """Called with the changelist's page of subscriptions before it renders (to compute
+        figures for the page's columns in a few queries instead of one per row)."""
+
+    def object_links(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
+    ) -> list[tuple[str, str, str]]:
+        """Links for the change form's object tools: `(html id, label, url)`."""
+        return []
+
+    def after_enable(
+        self,
+        model_admin: SubscriptionAdmin,
+        request: HttpRequest,
+        subscription: Subscription,
+        *,
+        disabled_at: Any,
+        failing_since: Any,
+    ) -> None:
+        """Called after the admin enabled `subscription`, with the outage it had."""
+
+
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "has_schema", "created_at"]
@@ -102,7 +147,53 @@ class SubscriptionAdmin(admin.ModelAdmin):
     # The secret is shown once, in the message after creation; never in a form or a list.
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
     raw_id_fields = ["owner"]
-    actions = ["rotate_secrets", "enable_selected", "disable_selected"]
+    own_actions = ["rotate_secrets", "enable_selected", "disable_selected"]
+    change_form_template = "subscriptions/admin/subscription_change_form.html"
+
+    # --- What other apps add (SubscriptionAdminExtension) ------------------------------------
+
+    @property
+    def extensions(self) -> list[SubscriptionAdminExtension]:
+        replies = subscription_admin_extensions.send(sender=type(self), model_admin=self)
+        return [extension for _receiver, extension in replies if extension is not None]
+
+    @property
+    def actions(self) -> list:  # type: ignore[override]
+        return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
+
+    def get_list_display(self, request: HttpRequest) -> list:
+        columns = [c for ext in self.extensions for c in ext.list_display]
+        return [*super().get_list_display(request), *columns]
+
+    def get_urls(self) -> list[URLPattern]:
+        return [*(u for ext in self.extensions for u in ext.get_urls(self)), *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl")
+        if cl is not None:
+            # Evaluating the page caches its objects; the template then renders these same
+            # objects, with whatever the extensions computed for them.
+            page = list(cl.result_list)
+            for ext in self.extensions:
+                ext.prepare_page(self, request, page)
+        return response
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Subscription | None = None,
+    ) -> HttpResponse:
+        context["extension_links"] = (
+            [link for ext in self.extensions for link in ext.object_links(self, request, obj)]
+            if obj is not None
+            else []
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Enabling and disabling go through the services (signals, discarding, the replay
@@ -135,7 +226,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
         disabled_at: Any,
         failing_since: Any,
     ) -> None:
-        """Hook run after each subscription the admin enabled (the pipeline offers a replay)."""
+        """Run after each subscription the admin enabled; asks the extensions (the pipeline
+        offers to replay the outage)."""
+        for ext in self.extensions:
+            ext.after_enable(
+                self, request, subscription, disabled_at=disabled_at, failing_since=failing_since
+            )
 
     @admin.action(description=_("Disable selected subscriptions"), permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: Any) -> None:

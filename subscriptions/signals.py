@@ -4,9 +4,18 @@
   (410 Gone, a dead endpoint) or by a person (admin, API). The deliveries app listens to discard
   what was waiting for it.
 - `subscription_enabled(sender=Subscription, subscription)`: enabled again.
+
+And one for the admin:
+
+- `subscription_admin_extensions(sender=SubscriptionAdmin class, model_admin)`: asked whenever
+  the subscription admin builds its columns, actions, URLs and change-form links. A receiver
+  returns a `subscriptions.admin.SubscriptionAdminExtension` (or None). Another app extends
+  the subscription admin this way, from its `AppConfig.ready()`, instead of replacing it: the
+  deliveries app adds health columns, replay and test events.
 """
 
 from django.dispatch import Signal
 
 subscription_disabled = Signal()
 subscription_enabled = Signal()
+subscription_admin_extensions = Signal()

@@ -142,7 +142,7 @@ def test_send_again_now_reopens_and_enqueues_the_next_attempt(admin_client_, bro
     assert queue_length("webhooks.retry") == retry_queue_before + 1
 
 
-def test_dashboard_linked_from_index_and_shows_backlog(admin_client_):
+def test_dashboard_linked_from_the_delivery_list_and_shows_backlog(admin_client_):
     sub = make_subscription("http://127.0.0.1:9/dash")
     make_delivery(sub, DeliveryStatus.FAILED, attempts=[(500, 5)])
     make_delivery(sub, DeliveryStatus.SUCCEEDED, attempts=[(200, 5)])
@@ -150,8 +150,11 @@ def test_dashboard_linked_from_index_and_shows_backlog(admin_client_):
         next_attempt_at=timezone.now() - dt.timedelta(minutes=2)
     )
     index = admin_client_.get(reverse("admin:index")).content.decode()
+    deliveries = reverse("admin:deliveries_delivery_changelist")
+    assert deliveries in index
+    listing = admin_client_.get(deliveries).content.decode()
     dashboard_url = reverse("admin:deliveries_dashboard")
-    assert dashboard_url in index
+    assert f'id="webhooks-dashboard-link"><a href="{dashboard_url}"' in listing
 
     html = admin_client_.get(dashboard_url).content.decode()
     assert '<svg id="webhooks-minutes"' in html
@@ -292,3 +295,54 @@ def test_dashboard_renders_with_the_broker_unreachable(admin_client_, broker):
     finally:
         app.conf.broker_url = original
     assert html.count("unreachable") == 3
+
+
+def test_the_pipeline_extends_the_subscription_admin_without_replacing_it():
+    from django.contrib import admin
+
+    import deliveries.admin  # noqa: F401 - imported: nothing global changes
+    from subscriptions.admin import SubscriptionAdmin
+
+    registered = admin.site.get_model_admin(Subscription)
+    assert type(registered) is SubscriptionAdmin  # the registry app's own class
+    assert admin.site.index_template is None  # the site's templates are the host's
+    names = [getattr(action, "__name__", action) for action in registered.actions]
+    assert names[:3] == ["rotate_secrets", "enable_selected", "disable_selected"]
+    assert {"send_test_events", "replay_selected"} <= set(names)
+
+
+def test_another_app_can_extend_the_subscription_admin(admin_client_):
+    from django.contrib import admin as django_admin
+
+    from subscriptions.admin import SubscriptionAdminExtension
+    from subscriptions.signals import subscription_admin_extensions
+
+    @django_admin.display(description="billing plan")
+    def plan(obj):
+        return f"plan-of-{obj.description}"
+
+    class Billing(SubscriptionAdminExtension):
+        list_display = (plan,)
+
+        def object_links(self, model_admin, request, obj):
+            return [("invoice-link", "Invoices", f"/billing/{obj.pk}/")]
+
+    def provide(sender, model_admin, **kwargs):
+        return Billing()
+
+    sub = make_subscription("http://127.0.0.1:9/ext", description="gold")
+    subscription_admin_extensions.connect(provide, dispatch_uid="test-billing")
+    try:
+        listing = admin_client_.get(
+            reverse("admin:webhook_subscriptions_subscription_changelist")
+        ).content.decode()
+        change = admin_client_.get(
+            reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
+        ).content.decode()
+    finally:
+        subscription_admin_extensions.disconnect(dispatch_uid="test-billing")
+
+    assert "billing plan" in listing.lower() and "plan-of-gold" in listing
+    assert "success 24 h" in listing.lower()  # the pipeline's columns are still there
+    assert f'id="invoice-link" href="/billing/{sub.pk}/"' in change
+    assert 'id="replay-link"' in change

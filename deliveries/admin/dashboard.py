@@ -1,0 +1,31 @@
+"""The webhooks dashboard: attempts per minute, the backlog, the unhealthiest endpoints.
+
+An admin page of its own (`admin:deliveries_dashboard`), served under the delivery admin's
+URLs and linked from the delivery list; it changes nothing of the admin site itself.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext_lazy as _
+
+from subscriptions.models import Subscription
+
+from .. import charts
+from ..services import health
+
+
+def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """The page, for staff (wrapped in `admin_site.admin_view` by the delivery admin)."""
+    board = health.dashboard()
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Webhooks dashboard"),
+        "board": board,
+        "chart": charts.minute_chart(board.minutes),
+        "opts": model_admin.model._meta,
+        "subscription_opts": Subscription._meta,
+    }
+    return render(request, "deliveries/admin/dashboard.html", context)

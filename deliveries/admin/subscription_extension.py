@@ -1,0 +1,291 @@
+"""The subscription admin as seen by the pipeline: health columns, test events, replay (an
+action, a form and a change-form link), a link to the subscription's deliveries, and the offer
+to replay an outage when a subscription is enabled again.
+
+The registry's admin (subscriptions/admin.py) knows nothing of deliveries and stays registered
+as its app defines it; `PipelineExtension` plugs into it through
+`subscriptions.signals.subscription_admin_extensions` (connected in `DeliveriesConfig.ready()`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from subscriptions.admin import SubscriptionAdmin, SubscriptionAdminExtension
+from subscriptions.models import Subscription
+
+from .. import charts
+from ..forms import ReplayForm
+from ..services import health, replay
+from ..services.probes import send_test_event
+
+REPLAY_URL_NAME = "webhook_subscriptions_subscription_replay"
+
+
+# --- Health columns: figures computed for the whole page in a few grouped queries -----------
+
+
+def _health(obj: Subscription) -> health.Health | None:
+    return getattr(obj, "webhooks_health", None)
+
+
+@admin.display(description=_("success 24 h"))
+def success_rate(obj: Subscription) -> str:
+    figures = _health(obj)
+    if figures is None or figures.success_rate is None:
+        return "-"
+    rate = figures.success_rate
+    colour = "#2e7d32" if rate >= 0.99 else "#ef6c00" if rate >= 0.9 else "#c62828"
+    return format_html(
+        '<span style="color:{}" title="{} of {} attempts">{}%</span>',
+        colour,
+        figures.succeeded_24h,
+        figures.attempts_24h,
+        f"{rate * 100:.1f}",
+    )
+
+
+@admin.display(description=_("p95 24 h"))
+def p95_latency(obj: Subscription) -> str:
+    figures = _health(obj)
+    if figures is None or figures.p95_ms is None:
+        return "-"
+    sign = ">" if figures.p95_over else "≤"
+    return f"{sign} {figures.p95_ms} ms"
+
+
+@admin.display(description=_("failures in a row"))
+def failures_in_a_row(obj: Subscription) -> str:
+    figures = _health(obj)
+    count = figures.failures_in_a_row if figures else 0
+    if not count:
+        return "0"
+    return format_html('<b style="color:#c62828">{}</b>', count)
+
+
+@admin.display(description=_("last success"), ordering="last_success_at")
+def last_success(obj: Subscription) -> str:
+    if not obj.last_success_at:
+        return "-"
+    return format_html(
+        '<span title="{}">{}</span>',
+        obj.last_success_at.isoformat(),
+        _("%(ago)s ago") % {"ago": timesince(obj.last_success_at, timezone.now(), depth=1)},
+    )
+
+
+@admin.display(description=_("last 7 days"))
+def days(obj: Subscription) -> str:
+    figures = _health(obj)
+    return charts.day_bars(figures.days) if figures else "-"
+
+
+# --- Actions ---------------------------------------------------------------------------------
+
+
+@admin.action(description=_("Send a test event"), permissions=["change"])
+def send_test_events(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Subscription]
+) -> None:
+    active = list(queryset.filter(is_active=True))
+    for subscription in active:
+        send_test_event(subscription)
+    modeladmin.message_user(
+        request,
+        ngettext(
+            "Sent a test event to %(count)d subscription.",
+            "Sent a test event to %(count)d subscriptions.",
+            len(active),
+        )
+        % {"count": len(active)},
+        messages.SUCCESS,
+    )
+    skipped = queryset.count() - len(active)
+    if skipped:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(count)d disabled subscription was skipped.",
+                "%(count)d disabled subscriptions were skipped.",
+                skipped,
+            )
+            % {"count": skipped},
+            messages.WARNING,
+        )
+
+
+def replay_url(model_admin: admin.ModelAdmin) -> str:
+    return reverse(f"{model_admin.admin_site.name}:{REPLAY_URL_NAME}")
+
+
+@admin.action(description=_("Replay deliveries…"), permissions=["change"])
+def replay_selected(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Subscription]
+) -> HttpResponseRedirect:
+    """Leads to the intermediate form (since/until/statuses) for the selected subscriptions."""
+    ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+    return HttpResponseRedirect(f"{replay_url(modeladmin)}?{urlencode({'ids': ids})}")
+
+
+# --- The replay form -------------------------------------------------------------------------
+
+
+def replay_view(model_admin: SubscriptionAdmin, request: HttpRequest) -> HttpResponse:
+    """Replay from the admin: an intermediate form (since/until/statuses); the work runs in a
+    Celery task, the page answers how many were queued."""
+    if not model_admin.has_change_permission(request):
+        raise PermissionDenied
+    ids = [part for part in request.GET.get("ids", "").split(",") if part]
+    try:
+        subscriptions = list(Subscription.objects.filter(pk__in=ids))
+    except ValidationError:  # malformed ids in a hand-edited URL
+        subscriptions = []
+    changelist = reverse(
+        f"{model_admin.admin_site.name}:webhook_subscriptions_subscription_changelist"
+    )
+    if not subscriptions:
+        model_admin.message_user(request, _("Select at least one subscription."), messages.WARNING)
+        return HttpResponseRedirect(changelist)
+    if request.method == "POST":
+        form = ReplayForm(request.POST)
+        if form.is_valid():
+            queued = _start(form, subscriptions)
+            if queued is not None:
+                model_admin.message_user(
+                    request,
+                    ngettext(
+                        "%(n)d delivery queued for replay.",
+                        "%(n)d deliveries queued for replay.",
+                        queued,
+                    )
+                    % {"n": queued},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(changelist)
+    else:
+        # Default to the last hour: after an outage, one click replays it.
+        since = timezone.localtime() - dt.timedelta(hours=1)
+        initial = {"since": since.strftime("%Y-%m-%d %H:%M:%S")}
+        initial.update(
+            {key: request.GET[key] for key in ("since", "until") if request.GET.get(key)}
+        )
+        if request.GET.getlist("status"):
+            initial["status"] = request.GET.getlist("status")
+        form = ReplayForm(initial=initial)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Replay deliveries"),
+        "form": form,
+        "subscriptions": subscriptions,
+        "opts": model_admin.model._meta,
+    }
+    return render(request, "deliveries/admin/replay.html", context)
+
+
+def _start(form: ReplayForm, subscriptions: list[Subscription]) -> int | None:
+    data = form.cleaned_data
+    # Validate every subscription first, so a bad one queues nothing for the others.
+    for subscription in subscriptions:
+        try:
+            replay.build_request(subscription, data["since"], data["until"], data["status"])
+        except replay.ReplayError as exc:
+            form.add_error(None, f"{subscription}: {exc.message}")
+    if form.errors:
+        return None
+    queued = 0
+    for subscription in subscriptions:
+        try:
+            queued += replay.start_replay(
+                subscription, data["since"], data["until"], data["status"]
+            ).queued
+        except replay.ReplayError as exc:
+            form.add_error(None, f"{subscription}: {exc.message}")
+            return None
+    return queued
+
+
+# --- The extension ---------------------------------------------------------------------------
+
+
+class PipelineExtension(SubscriptionAdminExtension):
+    """Everything above, plugged into the registry's subscription admin."""
+
+    list_display = (success_rate, p95_latency, failures_in_a_row, last_success, days)
+    actions = (send_test_events, replay_selected)
+
+    def get_urls(self, model_admin: SubscriptionAdmin) -> list[URLPattern]:
+        view = model_admin.admin_site.admin_view(lambda request: replay_view(model_admin, request))
+        return [path("replay/", view, name=REPLAY_URL_NAME)]
+
+    def prepare_page(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, page: list[Subscription]
+    ) -> None:
+        figures = health.subscription_health(page)
+        for obj in page:
+            obj.webhooks_health = figures.get(obj.pk)
+
+    def object_links(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
+    ) -> list[tuple[str, str, str]]:
+        site = model_admin.admin_site.name
+        deliveries = reverse(f"{site}:deliveries_delivery_changelist")
+        return [
+            ("replay-link", _("Replay deliveries…"), f"{replay_url(model_admin)}?ids={obj.pk}"),
+            (
+                "deliveries-link",
+                _("Deliveries"),
+                f"{deliveries}?{urlencode({'subscription__id__exact': obj.pk})}",
+            ),
+        ]
+
+    def after_enable(
+        self,
+        model_admin: SubscriptionAdmin,
+        request: HttpRequest,
+        subscription: Subscription,
+        *,
+        disabled_at: Any,
+        failing_since: Any,
+    ) -> None:
+        """Offer to replay what the subscription missed while it was failing or disabled."""
+        missed = replay.missed_during_outage(subscription, disabled_at, failing_since)
+        if missed is None:
+            return
+        query = urlencode(
+            {
+                "ids": str(subscription.pk),
+                "since": timezone.localtime(missed.since).strftime("%Y-%m-%d %H:%M:%S"),
+                "status": list(replay.OUTAGE_STATUSES),
+            },
+            doseq=True,
+        )
+        model_admin.message_user(
+            request,
+            format_html(
+                '{} <a class="replay-offer" href="{}?{}">{}</a>',
+                ngettext(
+                    "%(sub)s has %(n)d undelivered event from its outage.",
+                    "%(sub)s has %(n)d undelivered events from its outage.",
+                    missed.count,
+                )
+                % {"sub": subscription, "n": missed.count},
+                replay_url(model_admin),
+                query,
+                _("Replay them"),
+            ),
+            messages.INFO,
+        )
