@@ -15,10 +15,11 @@ class DeliveriesConfig(AppConfig):
 
         from subscriptions.signals import subscription_admin_extensions, subscription_disabled
 
-        from .checks import check_celery, loaded_celery_app
+        from .checks import check_celery, check_pipeline_settings, loaded_celery_app
         from .receivers import discard_for_disabled, subscription_admin_extension
         from .schedule import register_periodic_tasks
 
+        checks.register(check_pipeline_settings, checks.Tags.compatibility)
         checks.register(check_celery, checks.Tags.compatibility)
 
         # The sweep, dead-endpoint disabling and pruning join the host's beat schedule: no

@@ -1,4 +1,5 @@
-"""System checks for the Celery side of a host project (`webhooks.W003`-`W005`).
+"""System checks of the pipeline: its `WEBHOOKS` keys (`webhooks.E007`-`E009`) and the Celery
+side of a host project (`webhooks.W003`-`W005`).
 
 Deliveries run in the host's own Celery app through `@shared_task`. If that app is missing,
 points at no broker or never imports our tasks, publishing still "works" and nothing is ever
@@ -15,13 +16,108 @@ import threading
 from typing import Any
 
 from celery.app import app_or_default
-from django.core.checks import CheckMessage, Warning
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+
+from subscriptions.checks import (
+    Validator,
+    boolean,
+    check_keys,
+    integer,
+    is_number,
+    number,
+    optional_text,
+    retry_schedule,
+    text,
+    webhooks_dict,
+)
+
+from .conf import DEFAULTS
 
 TASKS_MODULE = "deliveries.tasks"
 
 # Importing the app's task modules makes Celery's Django fixup run the system checks again
 # (it does so before a worker imports tasks); this flag stops that inner run at this check.
 _running = threading.local()
+
+
+# --- WEBHOOKS: the pipeline's keys (deliveries/conf.py) -------------------------------------
+
+VALIDATORS: dict[str, Validator] = {
+    "RETRY_SCHEDULE": retry_schedule,
+    "RETRY_JITTER": number(),
+    "CONNECT_TIMEOUT": number(strict=True),
+    "TIMEOUT": number(strict=True),
+    "MAX_RESPONSE_BODY_BYTES": integer(minimum=0),
+    "MAX_PAYLOAD_BYTES": integer(minimum=1),
+    "DISABLE_AFTER": number(strict=True),
+    "RETENTION_DAYS": number(strict=True),
+    "MAX_COUNTDOWN": number(strict=True, optional=True),
+    "STALE_SENDING_AFTER": number(strict=True, optional=True),
+    "SWEEP_GRACE": number(),
+    "BATCH_SIZE": integer(minimum=1),
+    "DELIVERY_QUEUE": text,
+    "RETRY_QUEUE": text,
+    "MAINTENANCE_QUEUE": text,
+    "CLOUDEVENTS_SOURCE": text,
+    "USER_AGENT": text,
+    "MAX_IN_FLIGHT": number(strict=True, optional=True),
+    "IN_FLIGHT_RETRY_DELAY": number(strict=True),
+    "FAN_OUT_INLINE_MAX": integer(minimum=0),
+    "ENQUEUE_CHUNK": integer(minimum=1),
+    "METRICS_ENABLED": boolean,
+    "METRICS_TOKEN": optional_text,
+    "METRICS_WINDOW": integer(minimum=1),
+}
+
+
+def check_pipeline_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    value = webhooks_dict()
+    if value is None:
+        return []  # unset, or not a dict (subscriptions' check reports webhooks.E005)
+    return [
+        *check_keys(DEFAULTS, VALIDATORS),
+        *_timeout_order(value),
+        *_countdown_within_visibility(value),
+    ]
+
+
+def _timeout_order(value: dict[str, Any]) -> list[CheckMessage]:
+    connect = value.get("CONNECT_TIMEOUT", DEFAULTS["CONNECT_TIMEOUT"])
+    total = value.get("TIMEOUT", DEFAULTS["TIMEOUT"])
+    valid = VALIDATORS["CONNECT_TIMEOUT"](connect) is None and VALIDATORS["TIMEOUT"](total) is None
+    if valid and connect > total:
+        return [
+            Error(
+                f"settings.WEBHOOKS['CONNECT_TIMEOUT'] ({connect}) is longer than "
+                f"WEBHOOKS['TIMEOUT'] ({total}), the total allowed for one attempt.",
+                hint="Lower WEBHOOKS['CONNECT_TIMEOUT'] or raise WEBHOOKS['TIMEOUT'].",
+                id="webhooks.E008",
+            )
+        ]
+    return []
+
+
+def _countdown_within_visibility(value: dict[str, Any]) -> list[CheckMessage]:
+    countdown = value.get("MAX_COUNTDOWN")
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    visibility = options.get("visibility_timeout", 3600) if isinstance(options, dict) else 3600
+    if is_number(countdown) and is_number(visibility) and countdown >= visibility:
+        # Redis hands an unacknowledged message to another worker after the visibility
+        # timeout; a retry parked that long in a worker would be delivered twice.
+        return [
+            Error(
+                f"settings.WEBHOOKS['MAX_COUNTDOWN'] ({countdown} s) is not below the broker's "
+                f"visibility timeout ({visibility} s): long retries would run twice.",
+                hint="Lower WEBHOOKS['MAX_COUNTDOWN'] (None means 60 s), or raise "
+                "CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'].",
+                id="webhooks.E009",
+            )
+        ]
+    return []
+
+
+# --- Celery ----------------------------------------------------------------------------------
 
 
 def loaded_celery_app() -> Any | None:

@@ -21,7 +21,7 @@ from celery import current_app
 from kombu import exceptions as kombu_exceptions
 from kombu.exceptions import ChannelError, OperationalError
 
-from subscriptions.conf import webhook_settings
+from .conf import webhook_settings
 
 logger = logging.getLogger(__name__)
 

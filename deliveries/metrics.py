@@ -29,9 +29,9 @@ from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
+from .conf import webhook_settings
 from .models import DeliveryAttempt, DeliveryStatus
 from .services import health
 

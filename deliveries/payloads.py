@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from subscriptions.conf import webhook_settings
 from subscriptions.models import PayloadFormat
 
+from .conf import webhook_settings
 from .models import Event
 
 CONTENT_TYPES = {

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from subscriptions.conf import webhook_settings
-
 from . import dispatch
+from .conf import webhook_settings
 
 BEAT_SCHEDULE: dict[str, dict] = {
     "webhooks-sweep": {

@@ -9,9 +9,8 @@ import datetime as dt
 
 from celery import shared_task
 
-from subscriptions.conf import webhook_settings
-
 from . import dispatch
+from .conf import webhook_settings
 from .services import attempt_delivery, maintenance, replay
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep

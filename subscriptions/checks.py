@@ -1,9 +1,11 @@
-"""System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E009`, `W001`, `W002`).
+"""System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E007`, `W001`, `W002`).
 
 A typo in a key or a wrong type would otherwise surface hours later, in a worker, as a retry
 that never comes; `manage.py check` (run by `migrate` and `runserver`) reports it at once and
-names the setting to fix. Registered in `apps.py`; the Celery and beat checks (`E001`-`E004`)
-live in `deliveries.checks`.
+names the setting to fix. Registered in `apps.py`. This module checks the dict as a whole
+(`E005`, and `E006` for a key no installed app declares) and the registry's own keys; the
+validators below are shared with `deliveries.checks`, which checks the pipeline's keys (and
+the Celery side, `W003`-`W005`).
 """
 
 from __future__ import annotations
@@ -16,22 +18,22 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, WebhookSettings
 
 Validator = Callable[[Any], str | None]
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _number(*, minimum: float = 0, strict: bool = False, optional: bool = False) -> Validator:
+def number(*, minimum: float = 0, strict: bool = False, optional: bool = False) -> Validator:
     relation = "greater than" if strict else "at least"
 
     def validate(value: Any) -> str | None:
         if value is None and optional:
             return None
-        ok = _is_number(value) and (value > minimum if strict else value >= minimum)
+        ok = is_number(value) and (value > minimum if strict else value >= minimum)
         if ok:
             return None
         expected = f"a number {relation} {minimum:g}" + (" or None" if optional else "")
@@ -40,7 +42,7 @@ def _number(*, minimum: float = 0, strict: bool = False, optional: bool = False)
     return validate
 
 
-def _integer(*, minimum: int) -> Validator:
+def integer(*, minimum: int) -> Validator:
     def validate(value: Any) -> str | None:
         if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
             return None
@@ -49,25 +51,25 @@ def _integer(*, minimum: int) -> Validator:
     return validate
 
 
-def _boolean(value: Any) -> str | None:
+def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
 
-def _text(value: Any) -> str | None:
+def text(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return None
     return f"must be a non-empty string, not {value!r}"
 
 
-def _optional_text(value: Any) -> str | None:
-    return None if value is None else _text(value)
+def optional_text(value: Any) -> str | None:
+    return None if value is None else text(value)
 
 
-def _retry_schedule(value: Any) -> str | None:
+def retry_schedule(value: Any) -> str | None:
     if (
         isinstance(value, list | tuple)
         and value
-        and all(_is_number(delay) and delay >= 0 for delay in value)
+        and all(is_number(delay) and delay >= 0 for delay in value)
     ):
         return None
     return (
@@ -76,53 +78,57 @@ def _retry_schedule(value: Any) -> str | None:
     )
 
 
+# The registry's keys (subscriptions/conf.py).
 VALIDATORS: dict[str, Validator] = {
-    "RETRY_SCHEDULE": _retry_schedule,
-    "RETRY_JITTER": _number(),
-    "CONNECT_TIMEOUT": _number(strict=True),
-    "TIMEOUT": _number(strict=True),
-    "MAX_RESPONSE_BODY_BYTES": _integer(minimum=0),
-    "MAX_PAYLOAD_BYTES": _integer(minimum=1),
-    "ALLOW_PRIVATE_NETWORKS": _boolean,
-    "ALLOW_HTTP": _boolean,
-    "SECRET_ROTATION_OVERLAP": _number(),
-    "DISABLE_AFTER": _number(strict=True),
-    "RETENTION_DAYS": _number(strict=True),
-    "MAX_COUNTDOWN": _number(strict=True, optional=True),
-    "STALE_SENDING_AFTER": _number(strict=True, optional=True),
-    "SWEEP_GRACE": _number(),
-    "BATCH_SIZE": _integer(minimum=1),
-    "DELIVERY_QUEUE": _text,
-    "RETRY_QUEUE": _text,
-    "MAINTENANCE_QUEUE": _text,
-    "CLOUDEVENTS_SOURCE": _text,
-    "USER_AGENT": _text,
-    "MAX_IN_FLIGHT": _number(strict=True, optional=True),
-    "IN_FLIGHT_RETRY_DELAY": _number(strict=True),
-    "FAN_OUT_INLINE_MAX": _integer(minimum=0),
-    "ENQUEUE_CHUNK": _integer(minimum=1),
-    "METRICS_ENABLED": _boolean,
-    "METRICS_TOKEN": _optional_text,
-    "METRICS_WINDOW": _integer(minimum=1),
+    "ALLOW_PRIVATE_NETWORKS": boolean,
+    "ALLOW_HTTP": boolean,
+    "SECRET_ROTATION_OVERLAP": number(),
 }
 
 
-def _same_type_as_default(key: str) -> Validator:
-    """For keys added to DEFAULTS without a validator here: the default's type, or None."""
-    default = DEFAULTS[key]
+def same_type_as_default(default: Any) -> Validator:
+    """For keys declared without a validator: the default's type (anything if it is None)."""
 
     def validate(value: Any) -> str | None:
         if default is None or value is None:
             return None
         if isinstance(default, bool) or isinstance(value, bool):
             ok = isinstance(value, bool) and isinstance(default, bool)
-        elif _is_number(default):
-            ok = _is_number(value)
+        elif is_number(default):
+            ok = is_number(value)
         else:
             ok = isinstance(value, type(default))
         return None if ok else f"must be of type {type(default).__name__}, not {value!r}"
 
     return validate
+
+
+def webhooks_dict() -> dict[str, Any] | None:
+    """`settings.WEBHOOKS` if it is a dict; None if it is unset or not a dict (`E005`)."""
+    value = getattr(settings, "WEBHOOKS", None)
+    return value if isinstance(value, dict) else None
+
+
+def check_keys(defaults: dict[str, Any], validators: dict[str, Validator]) -> list[CheckMessage]:
+    """`webhooks.E007` for each key of `defaults` that `settings.WEBHOOKS` sets to a value its
+    validator refuses (the default's type for keys without one)."""
+    value = webhooks_dict() or {}
+    messages: list[CheckMessage] = []
+    for key in defaults:
+        if key not in value:
+            continue
+        validate = validators.get(key) or same_type_as_default(defaults[key])
+        problem = validate(value[key])
+        if problem:
+            messages.append(
+                Error(
+                    f"settings.WEBHOOKS[{key!r}] {problem}.",
+                    hint=f"Fix WEBHOOKS[{key!r}] or remove it to use the default "
+                    f"({defaults[key]!r}).",
+                    id="webhooks.E007",
+                )
+            )
+    return messages
 
 
 def check_webhooks_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -137,10 +143,11 @@ def check_webhooks_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
                 id="webhooks.E005",
             )
         ]
+    known = WebhookSettings.known_keys()
     messages: list[CheckMessage] = []
     for key in value:
-        if key not in DEFAULTS:
-            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"Did you mean WEBHOOKS[{close[0]!r}]?" if close else None
             messages.append(
                 Error(
@@ -149,57 +156,9 @@ def check_webhooks_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
                     id="webhooks.E006",
                 )
             )
-            continue
-        validate = VALIDATORS.get(key) or _same_type_as_default(key)
-        problem = validate(value[key])
-        if problem:
-            messages.append(
-                Error(
-                    f"settings.WEBHOOKS[{key!r}] {problem}.",
-                    hint=f"Fix WEBHOOKS[{key!r}] or remove it to use the default "
-                    f"({DEFAULTS[key]!r}).",
-                    id="webhooks.E007",
-                )
-            )
-    messages += _timeout_order(value)
-    messages += _countdown_within_visibility(value)
+    messages += check_keys(DEFAULTS, VALIDATORS)
     messages += _unsafe_in_production(value)
     return messages
-
-
-def _timeout_order(value: dict[str, Any]) -> list[CheckMessage]:
-    connect = value.get("CONNECT_TIMEOUT", DEFAULTS["CONNECT_TIMEOUT"])
-    total = value.get("TIMEOUT", DEFAULTS["TIMEOUT"])
-    valid = VALIDATORS["CONNECT_TIMEOUT"](connect) is None and VALIDATORS["TIMEOUT"](total) is None
-    if valid and connect > total:
-        return [
-            Error(
-                f"settings.WEBHOOKS['CONNECT_TIMEOUT'] ({connect}) is longer than "
-                f"WEBHOOKS['TIMEOUT'] ({total}), the total allowed for one attempt.",
-                hint="Lower WEBHOOKS['CONNECT_TIMEOUT'] or raise WEBHOOKS['TIMEOUT'].",
-                id="webhooks.E008",
-            )
-        ]
-    return []
-
-
-def _countdown_within_visibility(value: dict[str, Any]) -> list[CheckMessage]:
-    countdown = value.get("MAX_COUNTDOWN")
-    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
-    visibility = options.get("visibility_timeout", 3600) if isinstance(options, dict) else 3600
-    if _is_number(countdown) and _is_number(visibility) and countdown >= visibility:
-        # Redis hands an unacknowledged message to another worker after the visibility
-        # timeout; a retry parked that long in a worker would be delivered twice.
-        return [
-            Error(
-                f"settings.WEBHOOKS['MAX_COUNTDOWN'] ({countdown} s) is not below the broker's "
-                f"visibility timeout ({visibility} s): long retries would run twice.",
-                hint="Lower WEBHOOKS['MAX_COUNTDOWN'] (None means 60 s), or raise "
-                "CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'].",
-                id="webhooks.E009",
-            )
-        ]
-    return []
 
 
 def _unsafe_in_production(value: dict[str, Any]) -> list[CheckMessage]:

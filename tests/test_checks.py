@@ -14,7 +14,7 @@ from celery.app import app_or_default
 from django.core import checks
 from django.test import override_settings
 
-from deliveries.checks import check_celery
+from deliveries.checks import check_celery, check_pipeline_settings
 from deliveries.schedule import BEAT_SCHEDULE, register_periodic_tasks
 from subscriptions.checks import check_webhooks_settings
 from tests.procs import ROOT
@@ -176,7 +176,7 @@ def test_checks_are_registered_and_run_by_manage_py_check():
     registered = checks.registry.registry.get_checks()
 
     assert check_celery in registered
-    assert check_webhooks_settings in registered
+    assert check_webhooks_settings in registered and check_pipeline_settings in registered
     with override_settings(WEBHOOKS={"RETRY_SHEDULE": [0]}):
         assert "webhooks.E006" in ids(checks.run_checks())
 
@@ -259,7 +259,7 @@ def test_project_loading_its_celery_app_passes(tmp_path):
 
 def webhooks_messages(**webhooks):
     with override_settings(WEBHOOKS=webhooks):
-        return check_webhooks_settings()
+        return check_webhooks_settings() + check_pipeline_settings()
 
 
 def test_valid_webhooks_settings_pass():
@@ -347,3 +347,16 @@ def test_unsafe_switches_warn_only_without_debug(key, check_id):
     assert production[0].level == checks.WARNING
     assert f"WEBHOOKS[{key!r}]" in production[0].hint
     assert off == development == []
+
+
+def test_each_app_reads_only_its_own_keys_of_the_one_dict():
+    from deliveries.conf import webhook_settings as pipeline
+    from subscriptions.conf import webhook_settings as registry
+
+    with override_settings(WEBHOOKS={"TIMEOUT": 7, "ALLOW_HTTP": True}):
+        assert (pipeline.TIMEOUT, registry.ALLOW_HTTP) == (7, True)
+        with pytest.raises(AttributeError):
+            registry.TIMEOUT  # noqa: B018 - the registry owns no pipeline key
+        with pytest.raises(AttributeError):
+            pipeline.ALLOW_HTTP  # noqa: B018
+    assert pipeline.TIMEOUT == 3  # the test settings', again once the override ends

@@ -9,13 +9,16 @@ import textwrap
 
 import pytest
 
-from subscriptions.conf import DEFAULTS
+from deliveries.conf import DEFAULTS as PIPELINE_DEFAULTS
+from subscriptions.conf import DEFAULTS as REGISTRY_DEFAULTS
 from tests.procs import ROOT
 
 DOCS = ROOT / "docs"
 # Pages written under other issues (API, operations, performance): linked from here, checked
 # once they exist.
 WRITTEN_ELSEWHERE = {"api.md", "operations.md", "performance.md"}
+# The one WEBHOOKS dict: the registry's keys and the pipeline's.
+DEFAULTS = {**REGISTRY_DEFAULTS, **PIPELINE_DEFAULTS}
 
 
 def settings_sections() -> dict[str, str]:
@@ -30,7 +33,7 @@ def test_every_webhooks_key_is_documented_with_its_default(key):
 
     assert key in sections, f"docs/settings.md has no '### `{key}`' section"
     assert f"Default: `{DEFAULTS[key]!r}`" in sections[key], (
-        f"docs/settings.md gives another default for {key} than subscriptions/conf.py "
+        f"docs/settings.md gives another default for {key} than the apps' conf.py "
         f"({DEFAULTS[key]!r})"
     )
     # Below the default line there is an explanation, not just the value.

@@ -19,12 +19,12 @@ from django.db import connection
 from django.utils import timezone
 
 from deliveries import signals
+from deliveries.conf import webhook_settings
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, Event
 from deliveries.services import inflight, maintenance, states
 from deliveries.services.attempts import attempt_delivery, parse_retry_after
 from deliveries.services.sweeping import sweep
 from deliveries.transport import send
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 from subscriptions.services import enable_subscription
 from tests.factories import make_subscription

@@ -6,8 +6,8 @@ import pytest
 from celery.app.defaults import NAMESPACES, flatten
 from django.conf import settings
 
+from deliveries.conf import DEFAULTS
 from deliveries.schedule import BEAT_SCHEDULE
-from subscriptions.conf import DEFAULTS
 from webhooks_project import settings as project_settings
 
 # Read by Celery's Django fixup under this exact name, not a documented Celery setting.

@@ -194,7 +194,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = int(os.environ.get("CELERY_PREFETCH_MULTIPLI
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 # A message not acknowledged within this many seconds is handed to another worker. A retry with a
 # longer countdown would run again and again, so WEBHOOKS caps its longest Celery countdown at
-# half of it (see MAX_COUNTDOWN in subscriptions/conf.py) and parks longer waits in the database.
+# half of it (see MAX_COUNTDOWN in deliveries/conf.py) and parks longer waits in the database.
 VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
@@ -260,7 +260,8 @@ CELERY_TIMEZONE = TIME_ZONE
 # by themselves (deliveries/schedule.py); CELERY_BEAT_SCHEDULE is for the project's own tasks.
 
 # --- Webhooks -------------------------------------------------------------------------------
-# Every key and its default is documented in subscriptions/conf.py and docs/settings.md.
+# Every key and its default is documented in subscriptions/conf.py (the registry's keys),
+# deliveries/conf.py (the pipeline's) and docs/settings.md.
 WEBHOOKS = {
     "ALLOW_PRIVATE_NETWORKS": env_bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False),
     "ALLOW_HTTP": env_bool("WEBHOOKS_ALLOW_HTTP", False),

@@ -29,12 +29,12 @@ from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from subscriptions.conf import webhook_settings
 from subscriptions.headers import is_reserved_header
 from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
 
 from .. import signals
+from ..conf import webhook_settings
 from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind
 from ..payloads import build_body, content_type
 from ..signing import signature_header

@@ -18,9 +18,9 @@ from django.db.models import Count, Max, Min, Q
 from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
+from ..conf import webhook_settings
 from ..dispatch import queue_lengths
 from ..models import Delivery, DeliveryAttempt, ErrorKind
 

@@ -18,8 +18,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
+
+from ..conf import webhook_settings
 
 logger = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ import datetime as dt
 
 from django.utils import timezone
 
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
 
+from ..conf import webhook_settings
 from ..models import FINISHED, Delivery, DeliveryAttempt, Event
 
 

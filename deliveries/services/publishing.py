@@ -10,11 +10,11 @@ import jsonschema
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from subscriptions.conf import webhook_settings
 from subscriptions.matching import is_valid_event_type
 from subscriptions.models import EventType, Subscription
 
 from .. import dispatch
+from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
 from .. import dispatch
+from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus
 from . import states

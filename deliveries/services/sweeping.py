@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from subscriptions.conf import webhook_settings
-
+from ..conf import webhook_settings
 from ..dispatch import backlog, enqueue_attempts
 from ..models import Delivery, DeliveryAttempt, ErrorKind, Event
 from . import states

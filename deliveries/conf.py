@@ -1,0 +1,110 @@
+"""The pipeline's keys of the `WEBHOOKS` settings dict, read as `webhook_settings.KEY`.
+
+Same dict and same mechanism as the registry's keys (`subscriptions/conf.py`): one user-facing
+setting, each app owning and documenting its own keys (every one is in docs/settings.md).
+Values are resolved on access and reset on `setting_changed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from subscriptions.conf import WebhookSettings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds to wait before each attempt, the first one included (0 = at once). Its length is
+    # the number of attempts. Jitter is added on top of every non-zero delay.
+    "RETRY_SCHEDULE": [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+    # Up to this fraction of each delay is added at random, so that the retries of an endpoint
+    # that failed for many deliveries at once do not come back at the same second.
+    "RETRY_JITTER": 0.1,
+    # Seconds to establish the TCP/TLS connection, and the total for one attempt (connect, send,
+    # wait, read the response). A receiver that trickles its answer is cut at TIMEOUT.
+    "CONNECT_TIMEOUT": 5,
+    "TIMEOUT": 15,
+    # Bytes of each response body kept on the attempt row.
+    "MAX_RESPONSE_BODY_BYTES": 16384,
+    # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
+    "MAX_PAYLOAD_BYTES": 262144,
+    # Seconds of continuous failure (no success at all) after which a subscription is disabled.
+    "DISABLE_AFTER": 432000,
+    # Finished deliveries and their attempts older than this many days are pruned.
+    "RETENTION_DAYS": 30,
+    # Longest wait, in seconds, that is handed to Celery as a retry countdown. Longer waits are
+    # parked in the database and sent by the sweep. Two reasons to keep it short: a countdown
+    # beyond the broker's visibility timeout is delivered again and again, and countdown (ETA)
+    # messages sit in worker memory whatever the prefetch limit, so 100,000 deliveries waiting
+    # for a 30-minute retry must be rows, not messages. None means 60 s. Whatever the value, it
+    # is capped at half the visibility timeout. With the default schedule only the 5 s retry
+    # rides Celery; the 300 s and longer waits are parked (the sweep's interval plus SWEEP_GRACE
+    # is how late a parked wait may be).
+    "MAX_COUNTDOWN": None,
+    # Most deliveries in flight at once to one subscription, unless its `rate_limit` says
+    # otherwise; None for no cap. A slow endpoint then holds at most this many worker slots
+    # while other endpoints' deliveries go on. Needs a Redis broker (the counter lives there);
+    # with another broker the cap is off and a warning says so once.
+    "MAX_IN_FLIGHT": 10,
+    # Seconds a delivery over its endpoint's cap waits before trying again; doubled on each
+    # further refusal (plus up to 100% jitter) up to MAX_COUNTDOWN, beyond which it is parked
+    # for the sweep. The attempt number is not consumed: a busy endpoint is not a failing one.
+    # Each refusal costs about 4 ms of worker CPU (a task run and a message).
+    "IN_FLIGHT_RETRY_DELAY": 1.0,
+    # Seconds a delivery may stay claimed ("sending") before the sweep assumes its worker died.
+    # None derives it from TIMEOUT plus a margin.
+    "STALE_SENDING_AFTER": None,
+    # Seconds past due before the sweep re-enqueues a delivery or fans out an event, so that it
+    # does not race the message that is on its way.
+    "SWEEP_GRACE": 30,
+    # Rows handled per sweep batch and per fan-out insert.
+    "BATCH_SIZE": 1000,
+    # Events matching more subscriptions than this are fanned out by a worker (a task on the
+    # maintenance queue) instead of in the publishing request, so the API answers at once
+    # whatever the number of subscribers; smaller ones are fanned out inline (lower latency).
+    "FAN_OUT_INLINE_MAX": 500,
+    # Enqueued messages sent to Redis per pipelined round trip. Large on purpose: a worker that
+    # fans out while its own threads deliver the first messages shares the interpreter lock with
+    # them; 10,000 messages went out in 2.7 s in chunks of 5,000 and in 5.0 s in chunks of 500
+    # (bench/ scenario C). A chunk of 5,000 buffers about 7 MB.
+    "ENQUEUE_CHUNK": 5000,
+    # Celery queues: first attempts and retries apart, so a backlog of retries cannot delay
+    # fresh events; maintenance (sweep, pruning) apart from both.
+    "DELIVERY_QUEUE": "webhooks",
+    "RETRY_QUEUE": "webhooks.retry",
+    "MAINTENANCE_QUEUE": "webhooks.maintenance",
+    # `source` attribute of CloudEvents payloads.
+    "CLOUDEVENTS_SOURCE": "/webhooks",
+    "USER_AGENT": "django-webhooks/1.0",
+    # The Prometheus endpoint (/api/metrics/) is off unless enabled: it reveals traffic figures.
+    "METRICS_ENABLED": False,
+    # When set, a scraper authenticates with `Authorization: Bearer <token>`; staff users
+    # logged in to the admin may always read it. Keep it out of the code (environment).
+    "METRICS_TOKEN": None,
+    # Seconds of recent attempts behind the latency histogram and the attempts-by-outcome
+    # gauge; about one scrape interval to a few, so a spike shows and then fades.
+    "METRICS_WINDOW": 300,
+}
+
+
+class PipelineSettings(WebhookSettings):
+    """The pipeline's keys, with the values derived from them."""
+
+    @property
+    def max_countdown(self) -> float:
+        """Longest retry countdown: MAX_COUNTDOWN (default 60 s), never more than half the
+        broker's visibility timeout, so no countdown message is ever handed out twice."""
+        options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+        # Kombu's Redis transport defaults to one hour when the option is not set.
+        bound = float(options.get("visibility_timeout", 3600)) / 2
+        wanted = 60.0 if self.MAX_COUNTDOWN is None else float(self.MAX_COUNTDOWN)
+        return min(wanted, bound)
+
+    @property
+    def stale_sending_after(self) -> int:
+        if self.STALE_SENDING_AFTER is not None:
+            return int(self.STALE_SENDING_AFTER)
+        return int(self.TIMEOUT) + int(self.CONNECT_TIMEOUT) + 30
+
+
+webhook_settings = PipelineSettings(DEFAULTS)
