@@ -83,9 +83,6 @@ FINISHED = (
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
-    def unfinished(self) -> DeliveryQuerySet:
-        return self.filter(status__in=UNFINISHED)
-
     def due(self, before: dt.datetime) -> DeliveryQuerySet:
         """Waiting deliveries whose next attempt was due before `before`."""
         return self.filter(status__in=WAITING, next_attempt_at__lte=before)
@@ -168,10 +165,6 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED
 
 
 class ErrorKind(models.TextChoices):

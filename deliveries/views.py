@@ -26,21 +26,19 @@ from .serializers import (
     ReplayRequestSerializer,
     RetryQueuedSerializer,
 )
-from .services import PayloadTooLarge, PublishError, expected_deliveries, publish, replay
+from .services import PayloadTooLarge, Publication, PublishError, publish_event, replay
 from .services.probes import SubscriptionInactive, send_test_event
 
 
-def published_body(event: Event) -> dict:
-    count = event.delivery_count
-    if count is None:  # the caller's transaction has not committed: no fan-out yet
-        count = expected_deliveries(event)
+def published_body(publication: Publication) -> dict:
+    event = publication.event
     return PublishedSerializer(
         {
             "id": event.id,
             "type": event.type,
             "created_at": event.created_at,
-            "deliveries": count,
-            "duplicate": not event.created,
+            "deliveries": publication.delivery_count(),
+            "duplicate": not publication.created,
         }
     ).data
 
@@ -73,7 +71,7 @@ class EventViewSet(
         serializer = PublishSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         try:
-            event = publish(
+            publication = publish_event(
                 serializer.validated_data["type"],
                 serializer.validated_data["data"],
                 idempotency_key=serializer.validated_data.get("idempotency_key"),
@@ -84,7 +82,7 @@ class EventViewSet(
             )
         except PublishError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
-        return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
+        return Response(published_body(publication), status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
@@ -143,10 +141,10 @@ class SubscriptionTestView(generics.GenericAPIView):
     def post(self, request: Request, pk: object) -> Response:
         subscription = self.get_object()
         try:
-            event = send_test_event(subscription)
+            publication = send_test_event(subscription)
         except SubscriptionInactive as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
+        return Response(published_body(publication), status=status.HTTP_202_ACCEPTED)
 
 
 class SubscriptionReplayView(GenericAPIView):

@@ -127,16 +127,16 @@ import json
 from django.contrib.auth import get_user_model
 
 import deliveries, subscriptions, webhooks_receiver
-from deliveries.services import publish
+from deliveries.services import publish_event
 from subscriptions.models import Subscription
 
 owner = get_user_model().objects.create_user("owner", password="pw")
 sub = Subscription.objects.create(owner=owner, url="{url}", event_types=["order.*"])
-event = publish("order.created", {{"id": 1001, "total": "42.00"}})
+published = publish_event("order.created", {{"id": 1001, "total": "42.00"}})
 print("RESULT " + json.dumps({{
     "secret": sub.secret,
-    "event": str(event.pk),
-    "deliveries": event.delivery_count,
+    "event": str(published.event.pk),
+    "deliveries": published.deliveries,
     "files": [m.__file__ for m in (deliveries, subscriptions, webhooks_receiver)],
 }}))
 """

@@ -9,7 +9,7 @@ from celery.fixups.django import DjangoWorkerFixup
 
 from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryStatus, Event
-from deliveries.services import publish
+from deliveries.services import publish, publish_event
 from tests.factories import make_subscription
 from tests.procs import wait_until
 
@@ -66,9 +66,10 @@ def test_small_fan_out_runs_inline(broker, settings, django_capture_on_commit_ca
         make_subscription(f"http://127.0.0.1:9/{i}", ["order.*"])
 
     with django_capture_on_commit_callbacks(execute=True):
-        event = publish("order.created", {"id": 1})
+        publication = publish_event("order.created", {"id": 1})
+    event = publication.event
 
-    assert event.delivery_count == 2
+    assert publication.deliveries == 2
     assert Delivery.objects.filter(event=event, status=DeliveryStatus.PENDING).count() == 2
     assert [name for name, _ in queued(broker, "webhooks")] == ["deliveries.tasks.deliver"] * 2
 
@@ -101,9 +102,10 @@ def test_background_fan_out_delivers_each_subscriber_once(start_worker, receiver
     subs = [make_subscription(receiver.url(f"/s{i}"), ["order.*"]) for i in range(5)]
     start_worker(overrides={"FAN_OUT_INLINE_MAX": 2})
 
-    event = publish("order.created", {"id": 9})
+    publication = publish_event("order.created", {"id": 9})
+    event = publication.event
 
-    assert event.delivery_count == 5
+    assert publication.deliveries == 5
     assert wait_until(
         lambda: Delivery.objects.filter(event=event, status=DeliveryStatus.SUCCEEDED).count() == 5,
         timeout=30,
@@ -188,10 +190,11 @@ def test_large_fan_out_with_the_broker_down_still_answers_and_leaves_it_to_the_s
         make_subscription(f"http://127.0.0.1:9/{i}", ["order.*"])
     broker.stop()
     try:
-        event = publish("order.created", {"id": 5})
+        publication = publish_event("order.created", {"id": 5})
     finally:
         broker.start()
+    event = publication.event
 
-    assert event.delivery_count == 2
+    assert publication.deliveries == 2
     event.refresh_from_db()
     assert event.fanned_out_at is None  # the sweep's not_fanned_out() finds it

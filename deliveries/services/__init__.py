@@ -4,11 +4,13 @@ management commands call the functions here and nothing else changes delivery st
 from .attempts import Outcome, attempt_delivery
 from .publishing import (
     PayloadTooLarge,
+    Publication,
     PublishError,
     SchemaValidationError,
     expected_deliveries,
     fan_out,
     publish,
+    publish_event,
     validate_event,
 )
 from .sweeping import SweepReport, sweep
@@ -16,6 +18,7 @@ from .sweeping import SweepReport, sweep
 __all__ = [
     "Outcome",
     "PayloadTooLarge",
+    "Publication",
     "PublishError",
     "SchemaValidationError",
     "SweepReport",
@@ -23,6 +26,7 @@ __all__ = [
     "expected_deliveries",
     "fan_out",
     "publish",
+    "publish_event",
     "sweep",
     "validate_event",
 ]

@@ -6,8 +6,7 @@ from django.utils import timezone
 
 from subscriptions.models import Subscription
 
-from ..models import Event
-from .publishing import publish
+from .publishing import Publication, publish_event
 
 TEST_EVENT_TYPE = "webhook.test"
 
@@ -16,11 +15,13 @@ class SubscriptionInactive(ValueError):
     """A disabled subscription receives nothing, test events included."""
 
 
-def send_test_event(subscription: Subscription) -> Event:
-    """Publish a `webhook.test` event to `subscription` only, whatever its event filters."""
+def send_test_event(subscription: Subscription) -> Publication:
+    """Publish a `webhook.test` event to `subscription` only, whatever its event filters.
+
+    Raises SubscriptionInactive if it is disabled."""
     if not subscription.is_active:
         raise SubscriptionInactive("The subscription is disabled; enable it to test it.")
-    return publish(
+    return publish_event(
         TEST_EVENT_TYPE,
         {
             "subscription": str(subscription.pk),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
@@ -65,6 +66,24 @@ def validate_event(event_type: str, data: Any) -> None:
             ) from exc
 
 
+@dataclass
+class Publication:
+    """What one `publish_event` call did.
+
+    `created` is False for an idempotent repeat (the first event is returned, nothing is sent
+    again). `deliveries` is how many deliveries the fan-out created, or counted for a fan-out
+    handed to a worker; None until it has run (the caller's transaction has not committed).
+    """
+
+    event: Event
+    created: bool
+    deliveries: int | None = None
+
+    def delivery_count(self) -> int:
+        """`deliveries` once known, else the deliveries the event has or is about to get."""
+        return self.deliveries if self.deliveries is not None else expected_deliveries(self.event)
+
+
 def publish(
     type: str,
     data: dict[str, Any],
@@ -72,17 +91,31 @@ def publish(
     idempotency_key: str | None = None,
     subscription: Subscription | None = None,
 ) -> Event:
-    """Store an event and, once the caller's transaction commits, fan it out.
+    """Store an event and, once the caller's transaction commits, fan it out; the event.
 
     Publishing again with the same `idempotency_key` returns the first event and creates
     nothing. With `subscription`, the event goes to that subscription only (test events).
-    The returned event carries `created` (False for an idempotent repeat) and, once the fan-out
-    has run, `delivery_count`.
+    Raises PublishError (a ValueError naming the field) for an invalid type or data; never
+    fails because the broker is down. `publish_event` returns the figures as well.
     """
+    return publish_event(
+        type, data, idempotency_key=idempotency_key, subscription=subscription
+    ).event
+
+
+def publish_event(
+    type: str,
+    data: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    subscription: Subscription | None = None,
+) -> Publication:
+    """`publish`, answering with a `Publication`: the event, whether it was created now, and
+    its delivery count once the fan-out has run (at once in autocommit)."""
     if idempotency_key:
         existing = Event.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _repeat(existing)
+            return Publication(existing, created=False)
     validate_event(type, data)
     event = Event(
         type=type,
@@ -97,11 +130,10 @@ def publish(
         # A concurrent publish with the same key won the race: theirs is the event.
         if not idempotency_key:
             raise
-        return _repeat(Event.objects.get(idempotency_key=idempotency_key))
-    event.created = True
-    event.delivery_count = None
-    transaction.on_commit(functools.partial(_fan_out_after_commit, event))
-    return event
+        return Publication(Event.objects.get(idempotency_key=idempotency_key), created=False)
+    publication = Publication(event, created=True)
+    transaction.on_commit(functools.partial(_fan_out_after_commit, publication))
+    return publication
 
 
 def expected_deliveries(event: Event) -> int:
@@ -127,33 +159,29 @@ def _matching(event: Event) -> tuple[list, list]:
     return Subscription.objects.all().matching_ids(event.type)
 
 
-def _repeat(event: Event) -> Event:
-    event.created = False
-    event.delivery_count = None
-    return event
-
-
-def _fan_out_after_commit(event: Event) -> None:
+def _fan_out_after_commit(publication: Publication) -> None:
+    event = publication.event
     try:
-        if event.target_subscription_id is None and _fan_out_in_background(event):
+        if event.target_subscription_id is None and _fan_out_in_background(publication):
             return
-        event.delivery_count = fan_out(event.pk)
+        publication.deliveries = fan_out(event.pk)
     except Exception:
         # The event is stored; the sweep fans it out later. Never fail the producer's request.
         logger.exception("fan-out of event %s failed; the sweep will retry it", event.pk)
 
 
-def _fan_out_in_background(event: Event) -> bool:
+def _fan_out_in_background(publication: Publication) -> bool:
     """Hand a large fan-out to a worker so that the producer's request answers at once.
 
     The count of matching active subscriptions is still known (one counting query) and set as
-    the event's `delivery_count`. If the message is lost, the sweep fans the event out later.
+    the publication's `deliveries`. If the message is lost, the sweep fans the event out later.
     """
+    event = publication.event
     # Counted by the database: the request must not load every subscription to decide.
     active, total = Subscription.objects.count_matching(event.type)
     if total <= int(webhook_settings.FAN_OUT_INLINE_MAX):
         return False
-    event.delivery_count = active
+    publication.deliveries = active
     try:
         dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:

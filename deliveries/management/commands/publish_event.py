@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from deliveries.services import PublishError, publish
+from deliveries.services import PublishError, publish_event
 
 
 class Command(BaseCommand):
@@ -31,13 +31,16 @@ class Command(BaseCommand):
         except json.JSONDecodeError as exc:
             raise CommandError(f"--data is not valid JSON: {exc}")
         try:
-            event = publish(options["type"], data, idempotency_key=options["idempotency_key"])
+            publication = publish_event(
+                options["type"], data, idempotency_key=options["idempotency_key"]
+            )
         except PublishError as exc:
             raise CommandError(f"{exc.field}: {exc.message}")
-        if not event.created:
+        event = publication.event
+        if not publication.created:
             self.stdout.write(f"Event {event.pk} already published with this idempotency key.")
             return
-        count = event.delivery_count
+        count = publication.deliveries
         target = (
             f"to {count} subscriptions"
             if count is not None
