@@ -217,14 +217,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_connections": int(os.environ.get("CELERY_BROKER_MAX_CONNECTIONS", "256")),
 }
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # The embedded demo's fallback when no Redis is reachable: messages are files under var/.
+    # The embedded demo's fallback when no Redis is reachable: messages are files under var/,
+    # and so is kombu's exchange table (its default is ./control, wherever the process starts).
     # No visibility timeout and no concurrency cap; use Redis for anything real.
     _broker_dir = BASE_DIR / "var" / "broker"
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 # Connecting to the broker from the web process gives up after 2 s (default 4 s).

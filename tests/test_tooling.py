@@ -1,0 +1,43 @@
+"""The development tooling: the demo's fallback broker, `dev.py up` and the test helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.procs import ROOT
+
+
+def test_the_filesystem_broker_writes_nothing_into_the_repository(tmp_path):
+    # dev.py falls back to kombu's filesystem broker when no Redis is reachable. Its exchange
+    # table defaults to ./control (wherever the process starts): the settings move it to var/.
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
+        "CELERY_BROKER_URL": "filesystem://",
+        "PYTHONPATH": str(ROOT),
+    }
+    code = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "from deliveries import dispatch\n"
+        "assert dispatch.enqueue_attempts([(1, 1), (2, 2)]) == 2\n"
+        "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['control_folder'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    control = result.stdout.strip().splitlines()[-1]
+    assert control.startswith(str(ROOT / "var"))
+    assert {p.name for p in (ROOT / "var" / "broker" / "control").iterdir()} >= {
+        "webhooks.exchange",
+        "webhooks.retry.exchange",
+    }
+    assert list(tmp_path.iterdir()) == []
+    tracked = subprocess.run(
+        ["git", "ls-files", "control"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert not (ROOT / "control").exists() and tracked == ""
