@@ -22,7 +22,11 @@ def test_the_filesystem_broker_writes_nothing_into_the_repository(tmp_path):
         "import django; django.setup()\n"
         "from django.conf import settings\n"
         "from deliveries import dispatch\n"
+        "from celery import current_app\n"
         "assert dispatch.enqueue_attempts([(1, 1), (2, 2)]) == 2\n"
+        "with current_app.connection_for_write() as conn:\n"
+        "    for queue in ('webhooks', 'webhooks.retry'):\n"
+        "        conn.default_channel.queue_purge(queue)\n"
         "print(settings.CELERY_BROKER_TRANSPORT_OPTIONS['control_folder'])\n"
     )
     result = subprocess.run(
