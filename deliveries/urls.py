@@ -1,6 +1,14 @@
-from django.urls import path
+"""The one URL include of the webhooks apps: `path("api/", include("deliveries.urls"))`.
+
+It mounts the registry's API (`subscriptions.urls`: subscriptions, event types), the pipeline's
+(events, deliveries, a subscription's test and replay actions, metrics), and the OpenAPI schema
+and its Swagger UI page (`schema/`, `docs/`) of both.
+"""
+
+from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from .apidocs import ApiDocsView, ApiSchemaView
 from .metrics import metrics_view
 from .views import DeliveryViewSet, EventViewSet, SubscriptionReplayView, SubscriptionTestView
 
@@ -8,9 +16,10 @@ router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 
-# The test and replay actions sit under /api/subscriptions/ but live here: they drive the
-# pipeline, which the subscriptions app never imports.
-urlpatterns = [
+# The test and replay actions sit under /subscriptions/ but live here: they drive the pipeline,
+# which the subscriptions app never imports.
+api_patterns = [
+    path("", include("subscriptions.urls")),
     path("subscriptions/<uuid:pk>/test/", SubscriptionTestView.as_view(), name="subscription-test"),
     path(
         "subscriptions/<uuid:pk>/replay/",
@@ -19,4 +28,10 @@ urlpatterns = [
     ),
     path("metrics/", metrics_view, name="webhooks-metrics"),
     *router.urls,
+]
+
+urlpatterns = [
+    *api_patterns,
+    path("schema/", ApiSchemaView.as_view(api_patterns=api_patterns), name="webhooks-schema"),
+    path("docs/", ApiDocsView.as_view(), name="webhooks-api-docs"),
 ]

@@ -30,4 +30,3 @@ def patterns_matching(event_type: str) -> frozenset[str]:
     parts = event_type.split(".")
     prefixes = {".".join(parts[:i]) + ".*" for i in range(1, len(parts))}
     return frozenset({"*", event_type, *prefixes})
-

@@ -1,0 +1,58 @@
+"""The OpenAPI schema and the Swagger UI page of this API, served by the one URL include.
+
+They work in a host project that configured nothing for drf-spectacular: every API view of both
+apps names drf-spectacular's `AutoSchema` itself (whatever the host's `DEFAULT_SCHEMA_CLASS`),
+the schema covers this API alone (not the host's other views) with its paths as mounted, and
+the page finds the schema next to itself whatever prefix or namespace the include has. The page
+needs `drf_spectacular` in `INSTALLED_APPS` (its template); with `drf_spectacular_sidecar` as
+well it serves Swagger UI's files itself instead of from a CDN (the reference project does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.http import HttpRequest
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.settings import patched_settings
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.response import Response
+
+SCHEMA_SETTINGS = {
+    "TITLE": "Webhooks API",
+    "DESCRIPTION": "Publish events and manage webhook subscriptions.",
+    "VERSION": "1.0.0",
+}
+
+
+class ApiSchemaView(SpectacularAPIView):
+    """`GET <prefix>/schema/`: the OpenAPI 3 schema of `api_patterns` (YAML, or JSON with
+    `?format=json` or `Accept: application/vnd.oai.openapi+json`)."""
+
+    custom_settings = SCHEMA_SETTINGS
+    api_patterns: list[URLPattern | URLResolver] = []
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        # The paths as the host mounted them: this view's route up to its own "schema/".
+        prefix = request.resolver_match.route.removesuffix("schema/")
+        self.patterns = [path(prefix, include(self.api_patterns))]
+        return super().get(request, *args, **kwargs)
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """`GET <prefix>/docs/`: Swagger UI on the schema next to it."""
+
+    title = SCHEMA_SETTINGS["TITLE"]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
+        # Next to this page, found by path rather than by URL name, which the include's
+        # namespace (if any) would change.
+        self.url = request.path.removesuffix("docs/") + "schema/"
+        offline = (
+            {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR"}
+            if apps.is_installed("drf_spectacular_sidecar")
+            else {}
+        )
+        with patched_settings(offline):
+            return super().get(request, *args, **kwargs)
