@@ -1,10 +1,14 @@
 """Embedding: the wheel, installed into a clean virtualenv, inside a fresh `startproject`.
 
 The host project is built from the code blocks of docs/embedding.md (so the guide cannot drift
-from what works), with its own Celery app, its own user model and its own app labelled
-`subscriptions`. A worker started from that virtualenv delivers a published event to a real
-receiver on 127.0.0.1, and the receiver toolkit from the wheel verifies it. Everything is
-created under pytest's temporary directory (pip's cache included) and removed with it.
+from what works): the apps in INSTALLED_APPS, one URL include and a Celery app, nothing else
+(the broker URL comes from the environment). `check`, `migrate` and `makemigrations --check`
+pass as they are; the schema and the docs page answer; beat, started with its defaults, has the
+sweep scheduled; a worker from that virtualenv delivers a published event to a real receiver on
+127.0.0.1, and the receiver toolkit from the wheel verifies it. The host has its own user model
+and its own app labelled `subscriptions`. Everything is created under pytest's temporary
+directory (pip's cache included) and removed with it; on PostgreSQL, a database of its own,
+created from the server's maintenance database `postgres`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from deliveries.schedule import BEAT_SCHEDULE
 from tests.procs import ROOT, wait_until
 
 pytestmark = [pytest.mark.embedding, pytest.mark.timeout(420)]
@@ -149,7 +152,6 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from deliveries.models import Delivery
-from django_celery_beat.models import PeriodicTask
 from webhooks_receiver import verify_event
 from webhooks_receiver.django import webhook_view
 
@@ -175,33 +177,50 @@ print("RESULT " + json.dumps({{
     "view": [status, seen],
     "statuses": list(Delivery.objects.values_list("status", flat=True)),
     "database": connection.vendor,
-    "periodic": sorted(PeriodicTask.objects.values_list("task", flat=True)),
 }}))
+"""
+
+API = """
+import json
+
+from django.test import Client
+
+client = Client(HTTP_HOST="localhost")
+schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+docs = client.get("/api/docs/")
+paths = sorted(schema.json()["paths"]) if schema.status_code == 200 else []
+print("RESULT " + json.dumps({
+    "schema": [schema.status_code, paths],
+    "docs": [docs.status_code, "swagger-ui" in docs.content.decode()],
+}))
 """
 
 
 @pytest.fixture
 def host_database() -> Iterator[dict | None]:
     """On the PostgreSQL run (DATABASE_URL=postgres://...), a fresh database for the host
-    project on the same server, dropped afterwards; None means the host keeps its SQLite file."""
+    project on the same server, dropped afterwards; None means the host keeps its SQLite file.
+
+    Created and dropped through the maintenance database `postgres`, which every server has:
+    the database named in DATABASE_URL need not exist (pytest-django creates only test_<name>).
+    """
     url = urlsplit(os.environ.get("DATABASE_URL", ""))
     if not url.scheme.startswith("postgres"):
         yield None
         return
     import psycopg
 
-    base = url.path.lstrip("/") or "postgres"
-    name = f"{base}_embed_{secrets.token_hex(3)}"
+    name = f"{url.path.lstrip('/') or 'webhooks'}_embed_{secrets.token_hex(3)}"
     params = {
         "host": url.hostname or "127.0.0.1",
         "port": url.port or 5432,
         "user": unquote(url.username or "postgres"),
         "password": unquote(url.password or ""),
     }
-    with psycopg.connect(dbname=base, autocommit=True, **params) as conn:
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield {"ENGINE": "django.db.backends.postgresql", "NAME": name, **params}
-    with psycopg.connect(dbname=base, autocommit=True, **params) as conn:
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -248,8 +267,8 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
         env=pip_env,
     )
 
-    # ...and a fresh project following docs/embedding.md, with a custom user model and an app of
-    # its own labelled "subscriptions".
+    # ...and a fresh project with a custom user model and an app of its own labelled
+    # "subscriptions", to which docs/embedding.md adds the apps, a Celery app and one include.
     host = tmp_path / "host"
     host.mkdir()
     run([bin_dir / "django-admin", "startproject", "hostproj", host], cwd=tmp_path, env=env)
@@ -274,19 +293,14 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
             settings.write(f'DATABASES = {{"default": {host_database!r}}}\n\n')
         else:
             settings.write('DATABASES["default"]["OPTIONS"] = {"timeout": 20}\n\n')
-        settings.write(docs_block("installed-apps") + "\n" + docs_block("settings") + "\n")
-        # A local receiver on plain http; DEBUG is on in a fresh project, as for a demo.
-        settings.write(
-            'WEBHOOKS = {"ALLOW_PRIVATE_NETWORKS": True, "ALLOW_HTTP": True,'
-            ' "RETRY_SCHEDULE": [0, 1, 1]}\n'
-        )
+        settings.write(docs_block("installed-apps") + "\n")
     (project / "celery.py").write_text(docs_block("celery.py"))
     (project / "__init__.py").write_text(docs_block("__init__.py"))
     with (project / "urls.py").open("a") as urls:
         urls.write("\n" + docs_block("urls"))
     manage = [bin_dir / "python", host / "manage.py"]
 
-    # When it is checked and migrated...
+    # When it is checked and migrated with no settings for the apps...
     check = run([*manage, "check"], cwd=host, env=env)
     assert "no issues" in check, check
     run([*manage, "makemigrations", "accounts", "subscriptions"], cwd=host, env=env)
@@ -294,6 +308,18 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert "Applying webhook_subscriptions.0001_initial" in migrated
     assert "Applying deliveries.0001_initial" in migrated
     assert "Applying subscriptions.0001_initial" in migrated  # the host's own app
+    assert "No changes detected" in run([*manage, "makemigrations", "--check"], cwd=host, env=env)
+    # ...the API's schema and docs page answer where the one include put them...
+    api = result_of(run([*manage, "shell", "-c", API], cwd=host, env=env))
+    assert api["docs"] == [200, True]
+    assert api["schema"][0] == 200
+    assert {"/api/events/", "/api/subscriptions/", "/api/deliveries/"} <= set(api["schema"][1])
+    # (The receiver below listens on plain http on 127.0.0.1: a demo's settings, not the apps'.)
+    with (project / "settings.py").open("a") as settings:
+        settings.write(
+            'WEBHOOKS = {"ALLOW_PRIVATE_NETWORKS": True, "ALLOW_HTTP": True,'
+            ' "RETRY_SCHEDULE": [0, 1, 1]}\n'
+        )
 
     # ...a worker and beat from the virtualenv run on the host's own Celery app...
     processes: list[subprocess.Popen] = []
@@ -329,7 +355,8 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
         boot = worker_log.read_text()
         assert "app:         hostproj" in boot, boot
         assert "deliveries.tasks.deliver" in boot, boot
-        start("beat", "beat", "-s", str(tmp_path / "beat-schedule"))
+        # Beat with its defaults (no CELERY_BEAT_SCHEDULE, no scheduler setting).
+        beat_log = start("beat", "beat", "-s", str(tmp_path / "beat-schedule"))
 
         # ...and the host publishes through the Python API,
         published = result_of(
@@ -359,7 +386,12 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
             return result_of(out)
 
         assert wait_until(lambda: delivered()["statuses"] == ["succeeded"], timeout=30)
-        # Beat, configured as the guide says, has the sweep run on the maintenance queue.
+        # Beat has the sweep, registered by the apps, run on the maintenance queue.
+        assert wait_until(
+            lambda: "Sending due task webhooks-sweep (deliveries.tasks.sweep)"
+            in beat_log.read_text(),
+            timeout=60,
+        ), beat_log.read_text()
         assert wait_until(
             lambda: re.search(
                 r"Task deliveries\.tasks\.sweep\[\S+\] succeeded", worker_log.read_text()
@@ -382,5 +414,8 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert (verified["type"], verified["data"]) == ("order.created", {"id": 1001, "total": "42.00"})
     assert verified["view"] == [200, ["order.created"]]
     assert verified["database"] == ("postgresql" if host_database else "sqlite")
-    assert {entry["task"] for entry in BEAT_SCHEDULE.values()} <= set(verified["periodic"])
+    # The guide's recommended settings are valid too.
+    with (project / "settings.py").open("a") as settings:
+        settings.write("\n" + docs_block("settings") + "\n")
+    assert "no issues" in run([*manage, "check"], cwd=host, env=env)
     assert time.monotonic() - started < 180
