@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
+from .api import APIDefaults
 from .models import EventType, Subscription
 from .serializers import (
     EventTypeSerializer,
@@ -28,7 +29,7 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
 
 
-class EventTypeViewSet(viewsets.ModelViewSet):
+class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types: everyone signed in reads it, staff change it."""
 
     queryset = EventType.objects.all()
@@ -48,7 +49,7 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     ),
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
-class SubscriptionViewSet(viewsets.ModelViewSet):
+class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: users see and change their own, staff see all. Another user's
     subscription answers 404, as if it did not exist."""
 
