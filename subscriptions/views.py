@@ -36,7 +36,9 @@ class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
+    # URL is then a 404 like any unknown name, not a database error.
+    lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
 
 

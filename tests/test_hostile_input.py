@@ -259,6 +259,25 @@ def test_unstorable_subscription_fields_are_a_400(owner, field, value_json):
     assert Subscription.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/event-types/a%00b/",
+        "/api/subscriptions/a%00b/",
+        "/api/events/a%00b/",
+        "/api/deliveries/1%00/",
+        "/api/deliveries/?type=a%00b",
+        "/api/deliveries/?subscription=%00",
+    ],
+)
+def test_nul_in_a_url_is_a_4xx_not_a_database_error(publisher, path):
+    EventType.objects.create(name="a.b")
+
+    response = publisher.get(path)
+
+    assert 400 <= response.status_code < 500, response.content[:300]
+
+
 # --- item 7: JSON nested 10,000 levels deep ----------------------------------------------------
 
 
