@@ -25,7 +25,7 @@ from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views import defaults
-from rest_framework import parsers
+from rest_framework import parsers, views
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -109,7 +109,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     Django's `got_request_exception` signal (error trackers and the test client listen to it)
     and the request's atomic block, if any, is rolled back, as DRF does for handled errors.
     """
-    response = api_settings.EXCEPTION_HANDLER(exc, context)
+    handler = api_settings.EXCEPTION_HANDLER
+    if handler is exception_handler:  # a host that made this its global handler
+        handler = views.exception_handler
+    response = handler(exc, context)
     if response is not None:
         return response
     request = context.get("request")

@@ -142,6 +142,18 @@ def test_an_unexpected_error_in_any_view_is_a_json_500(publisher, rest_framework
     assert response.json() == {"detail": "Internal server error."}
 
 
+def test_a_host_may_make_the_handler_its_own_global_one(publisher):
+    rest = {"EXCEPTION_HANDLER": "subscriptions.api.exception_handler"}
+    with override_settings(REST_FRAMEWORK=rest), connection_lost(after_commit=False):
+        Event.objects.create(type="order.created", data={})
+        broken = publisher.get("/api/events/")
+    with override_settings(REST_FRAMEWORK=rest):
+        missing = publisher.get("/api/events/00000000-0000-0000-0000-000000000000/")
+
+    assert broken.status_code == 500 and broken.json() == {"detail": "Internal server error."}
+    assert missing.status_code == 404 and "detail" in missing.json()
+
+
 class BreakingMiddleware:
     """Raises outside any DRF view, where only the project's handler500 can answer."""
 
