@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.openapi import AutoSchema
@@ -11,6 +14,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subscriptions.api import APIDefaults
 from subscriptions.models import Subscription
 from subscriptions.openapi import extend_schema
 
@@ -31,21 +35,32 @@ from .serializers import (
 from .services import PayloadTooLarge, Publication, PublishError, publish_event, replay
 from .services.probes import SubscriptionInactive, send_test_event
 
+logger = logging.getLogger(__name__)
+
 
 def published_body(publication: Publication) -> dict:
+    """The 202 answer to a publish. The event is committed by now: whatever fails from here on
+    must not turn into an error, or the publisher would send it again (a second event without
+    an idempotency key). The sweep fans out an event whose fan-out could not run."""
     event = publication.event
+    try:
+        count: int | None = publication.delivery_count()
+    except DatabaseError:
+        logger.warning("event %s stored; its deliveries could not be counted", event.pk)
+        count = None
     return PublishedSerializer(
         {
             "id": event.id,
             "type": event.type,
             "created_at": event.created_at,
-            "deliveries": publication.delivery_count(),
+            "deliveries": count,
             "duplicate": not publication.created,
         }
     ).data
 
 
 class EventViewSet(
+    APIDefaults,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -88,7 +103,7 @@ class EventViewSet(
         return Response(published_body(publication), status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
@@ -119,7 +134,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionTestView(generics.GenericAPIView):
+class SubscriptionTestView(APIDefaults, generics.GenericAPIView):
     """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
     sending belongs to the pipeline and the registry never imports it."""
 
@@ -153,7 +168,7 @@ class SubscriptionTestView(generics.GenericAPIView):
         return Response(published_body(publication), status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionReplayView(GenericAPIView):
+class SubscriptionReplayView(APIDefaults, GenericAPIView):
     """Re-send a subscription's deliveries created in a time range (default: failed and
     discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
 

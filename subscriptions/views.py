@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
+from .api import APIDefaults
 from .models import EventType, Subscription
 from .openapi import extend_schema
 from .serializers import (
@@ -30,7 +31,7 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
 
 
-class EventTypeViewSet(viewsets.ModelViewSet):
+class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types: everyone signed in reads it, staff change it."""
 
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
@@ -39,7 +40,9 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
+    # URL is then a 404 like any unknown name, not a database error.
+    lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
 
 
@@ -52,7 +55,7 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     ),
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
-class SubscriptionViewSet(viewsets.ModelViewSet):
+class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: users see and change their own, staff see all. Another user's
     subscription answers 404, as if it did not exist."""
 
