@@ -45,3 +45,29 @@ def test_the_filesystem_broker_writes_nothing_into_the_repository(tmp_path):
         ["git", "ls-files", "control"], cwd=ROOT, capture_output=True, text=True
     ).stdout
     assert not (ROOT / "control").exists() and tracked == ""
+
+
+def test_unit_tests_start_no_redis_and_broker_tests_start_one_lazily(tmp_path):
+    # With no redis-server to run, tests that need no broker pass: none was started for them.
+    # The inner runs use a SQLite database of their own, never this run's.
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(REDIS_SERVER="/nonexistent/redis-server", SQLITE_TEST_NAME=str(tmp_path / "t.db"))
+
+    def pytest(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    unit = pytest("tests/test_signing.py", "tests/test_states.py")
+    needs_broker = pytest(
+        "tests/test_performance.py::test_enqueue_with_the_broker_down_returns_without_raising"
+    )
+
+    assert unit.returncode == 0, unit.stdout[-3000:]
+    assert needs_broker.returncode != 0
+    assert "redis-server not found (/nonexistent/redis-server)" in needs_broker.stdout
