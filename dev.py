@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the whole system, or its tests, from a fresh checkout with nothing but Python 3.11+.
 
-    python3 dev.py up        # web + worker + beat on embedded defaults (SQLite, Redis if any)
+    python3 dev.py up        # web, workers (one per core) and beat under honcho: SQLite, Redis
     python3 dev.py test      # ruff, migrations check, the suite on SQLite and PostgreSQL
     python3 dev.py receiver  # a local receiver that prints and verifies deliveries
 
@@ -16,11 +16,9 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -130,44 +128,77 @@ def start_local_redis(port: int = 6379) -> str | None:
     return None
 
 
+def can_connect(url: str) -> bool:
+    """Whether `url`'s server lets us into its maintenance database `postgres`."""
+    maintenance = url.rsplit("/", 1)[0] + "/postgres"
+    code = f"import psycopg; psycopg.connect({maintenance!r}, connect_timeout=5).close()"
+    return subprocess.run([str(PY), "-c", code], capture_output=True).returncode == 0
+
+
 def ensure_postgres(url: str) -> str | None:
-    """Return a reachable PostgreSQL URL, starting or installing the server when allowed."""
-    if reachable(url, 5432):
-        return url
-    clusters = Path("/etc/postgresql")
-    if not clusters.exists():
-        apt_install("postgresql")
-    if clusters.exists() and shutil.which("pg_ctlcluster"):
-        for version in sorted(os.listdir(clusters)):
-            subprocess.run(
-                ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
-                check=False,
-            )
-        for _ in range(50):
-            if reachable(url, 5432):
-                break
-            time.sleep(0.2)
+    """Return a PostgreSQL URL the tests can use, starting or installing the server when allowed.
+
+    The tests create their databases themselves (pytest-django `test_<name>`, the embedding
+    test through the maintenance database), so only a role that may create databases is needed.
+    """
+    if not reachable(url, 5432):
+        clusters = Path("/etc/postgresql")
+        if not clusters.exists():
+            apt_install("postgresql")
+        if clusters.exists() and shutil.which("pg_ctlcluster"):
+            for version in sorted(os.listdir(clusters)):
+                subprocess.run(
+                    ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                    check=False,
+                )
+            for _ in range(50):
+                if reachable(url, 5432):
+                    break
+                time.sleep(0.2)
     if not reachable(url, 5432):
         return None
-    if (
-        subprocess.run(
-            [
-                str(PY),
-                "-c",
-                f"import psycopg; psycopg.connect({url.rsplit('/', 1)[0] + '/postgres'!r}).close()",
-            ],
-            capture_output=True,
-        ).returncode
-        == 0
-    ):
+    if can_connect(url):
         return url
-    # A freshly installed server refuses password-less TCP logins: give the postgres role a
-    # password through the local socket and use it.
-    subprocess.run(
-        ["su", "postgres", "-c", "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\""],
+    return own_role_url(url)
+
+
+TEST_ROLE = "webhooks_dev"
+
+
+def own_role_url(url: str) -> str | None:
+    """`url` with a role of our own: a freshly installed server refuses password-less TCP
+    logins, and the password of its `postgres` role (or any role we did not create) is not ours
+    to change. As the `postgres` system user, through the local socket, create (or give a new
+    password to) the role `webhooks_dev`, allowed to create databases; its password is kept in
+    var/. None, with a hint, when that is not possible (not root, no `su`)."""
+    VAR.mkdir(exist_ok=True)
+    secret = VAR / "postgres-test-role.txt"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(16))
+    password = secret.read_text().strip()
+    # Sent on stdin: nothing to quote for a shell, and the password stays out of `ps`.
+    sql = (
+        f"SELECT 'CREATE ROLE {TEST_ROLE}' WHERE NOT EXISTS "
+        f"(SELECT FROM pg_roles WHERE rolname = '{TEST_ROLE}')\\gexec\n"
+        f"ALTER ROLE {TEST_ROLE} WITH LOGIN CREATEDB PASSWORD '{password}';\n"
+    )
+    if not shutil.which("su") or os.geteuid() != 0:
+        say(
+            "PostgreSQL refuses password-less logins; set TEST_DATABASE_URL to a URL with a "
+            "role that may create databases, e.g. postgres://USER:PASSWORD@127.0.0.1:5432/webhooks"
+        )
+        return None
+    done = subprocess.run(
+        ["su", "postgres", "-c", "psql -q -v ON_ERROR_STOP=1 -d postgres"],
+        input=sql,
+        text=True,
         check=False,
     )
-    return url.replace("postgres@", "postgres:postgres@", 1)
+    if done.returncode != 0:
+        return None
+    parts = urlsplit(url)
+    netloc = f"{TEST_ROLE}:{password}@{parts.hostname or '127.0.0.1'}:{parts.port or 5432}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 # --- up -----------------------------------------------------------------------------------
@@ -190,6 +221,35 @@ def dev_secret_key() -> str:
     return path.read_text().strip()
 
 
+def procfile(python: str, port: int, threads: int) -> str:
+    """The processes of `up`, for honcho: the Django development server, a worker (scaled to
+    one process per core by honcho's `-c worker=N`, as the Procfile's worker line is) and beat.
+    honcho gives each process its own $PORT, which names the worker nodes apart."""
+    celery = f"{python} -m celery -A webhooks_project"
+    queues = "webhooks,webhooks.retry,webhooks.maintenance"
+    return "\n".join(
+        [
+            f"web: {python} manage.py runserver 127.0.0.1:{port} --noreload",
+            f"worker: {celery} worker -P threads -c {threads} -Q {queues} -n worker-$PORT@%h"
+            " --without-gossip --without-mingle -l info",
+            f"beat: {celery} beat -l info -s {VAR / 'celerybeat-schedule'}",
+            "",
+        ]
+    )
+
+
+def banner(port: int, password: str, workers: int, threads: int) -> list[str]:
+    base = f"http://127.0.0.1:{port}"
+    return [
+        f"admin: {base}/admin/  user: admin  password: {password}",
+        f"API:   {base}/api/  (docs: {base}/api/docs/, schema: {base}/api/schema/)",
+        f"workers: {workers} process(es), one per core, {threads} threads each; "
+        "web, worker and beat run under honcho; Ctrl-C stops them all",
+        "another port: python3 dev.py up --port 8001; another Redis: "
+        "python3 dev.py up --redis redis://HOST:6380/0 (or set CELERY_BROKER_URL)",
+    ]
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     ensure_venv("requirements.txt")
     VAR.mkdir(exist_ok=True)
@@ -203,7 +263,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         "WEBHOOKS_ALLOW_HTTP": os.environ.get("WEBHOOKS_ALLOW_HTTP", "1"),
         "PYTHONUNBUFFERED": "1",
     }
-    broker = env.get("CELERY_BROKER_URL", DEFAULT_REDIS)
+    broker = args.redis or env.get("CELERY_BROKER_URL", DEFAULT_REDIS)
     if broker.startswith("redis") and not reachable(broker, 6379):
         started = start_local_redis() if broker == DEFAULT_REDIS else None
         if started:
@@ -236,85 +296,16 @@ def cmd_up(args: argparse.Namespace) -> None:
         ],
         env=env,
     )
-    port = args.port
-    processes = {
-        "web": [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"],
-        "worker": [
-            str(PY),
-            "-m",
-            "celery",
-            "-A",
-            "webhooks_project",
-            "worker",
-            "-P",
-            "threads",
-            "-c",
-            "16",
-            "-Q",
-            "webhooks,webhooks.retry,webhooks.maintenance",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-        ],
-        "beat": [
-            str(PY),
-            "-m",
-            "celery",
-            "-A",
-            "webhooks_project",
-            "beat",
-            "-l",
-            "info",
-            "-s",
-            str(VAR / "celerybeat-schedule"),
-        ],
-    }
-    say(f"admin: http://127.0.0.1:{port}/admin/  user: admin  password: {password}")
-    say(f"API:   http://127.0.0.1:{port}/api/  (docs at /api/docs/)  Ctrl-C stops everything")
-    supervise(processes, env)
-
-
-def supervise(processes: dict[str, list[str]], env: dict[str, str]) -> None:
-    children: dict[str, subprocess.Popen] = {}
-
-    def pump(name: str, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:  # type: ignore[union-attr]
-            sys.stdout.write(f"{name:>6} | {line}")
-            sys.stdout.flush()
-
-    for name, cmd in processes.items():
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        children[name] = proc
-        threading.Thread(target=pump, args=(name, proc), daemon=True).start()
-
-    def stop(*_: object) -> None:
-        for proc in children.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in children.values():
-            try:
-                proc.wait(25)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        sys.exit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while True:
-        for name, proc in children.items():
-            if proc.poll() is not None:
-                say(f"{name} exited with {proc.returncode}; stopping the rest")
-                stop()
-        time.sleep(0.5)
+    workers = args.workers or os.cpu_count() or 1
+    threads = 16
+    procs = VAR / "Procfile.dev"
+    procs.write_text(procfile(str(PY), args.port, threads))
+    for line in banner(args.port, password, workers, threads):
+        say(line)
+    # honcho prefixes each line with the process name, stops the others when one exits and
+    # forwards Ctrl-C to all of them.
+    honcho = [str(PY), "-m", "honcho", "-f", str(procs), "-d", str(ROOT)]
+    os.execve(str(PY), [*honcho, "start", "-c", f"worker={workers}"], env)
 
 
 # --- test ---------------------------------------------------------------------------------
@@ -395,7 +386,11 @@ def main() -> None:
     )
     sub = parser.add_subparsers(dest="command")
     up = sub.add_parser("up", help="run web, worker and beat")
-    up.add_argument("--port", type=int, default=8000)
+    up.add_argument("--port", type=int, default=8000, help="of the web process (default 8000)")
+    up.add_argument(
+        "--redis", help="broker URL, e.g. redis://127.0.0.1:6380/0 (default: $CELERY_BROKER_URL)"
+    )
+    up.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     test = sub.add_parser("test", help="run ruff, the migrations check and the test suite")
     test.add_argument("--sqlite-only", action="store_true")
     test.add_argument("--postgres-only", action="store_true")

@@ -1,4 +1,5 @@
-"""The OpenAPI schema and the Swagger UI page of this API, served by the one URL include.
+"""The API's front door, served by the one URL include: its root (a list of links), its
+OpenAPI schema and the Swagger UI page.
 
 They work in a host project that configured nothing for drf-spectacular: every API view of both
 apps names drf-spectacular's `AutoSchema` itself (whatever the host's `DEFAULT_SCHEMA_CLASS`),
@@ -17,13 +18,28 @@ from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.settings import patched_settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 SCHEMA_SETTINGS = {
     "TITLE": "Webhooks API",
     "DESCRIPTION": "Publish events and manage webhook subscriptions.",
     "VERSION": "1.0.0",
 }
+
+
+class ApiRootView(APIView):
+    """`GET <prefix>/`: where everything is, as absolute URLs. Not in the schema (which covers
+    `api_patterns` only)."""
+
+    # Links only; each endpoint checks its own permissions.
+    permission_classes = [AllowAny]
+    resources = ("subscriptions", "event-types", "events", "deliveries", "schema", "docs")
+
+    def get(self, request: Request) -> Response:
+        return Response({name: request.build_absolute_uri(f"{name}/") for name in self.resources})
 
 
 class ApiSchemaView(SpectacularAPIView):

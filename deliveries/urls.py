@@ -1,14 +1,14 @@
 """The one URL include of the webhooks apps: `path("api/", include("deliveries.urls"))`.
 
 It mounts the registry's API (`subscriptions.urls`: subscriptions, event types), the pipeline's
-(events, deliveries, a subscription's test and replay actions, metrics), and the OpenAPI schema
-and its Swagger UI page (`schema/`, `docs/`) of both.
+(events, deliveries, a subscription's test and replay actions, metrics), the OpenAPI schema and
+its Swagger UI page (`schema/`, `docs/`) of both, and a root listing them.
 """
 
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from .apidocs import ApiDocsView, ApiSchemaView
+from .apidocs import ApiDocsView, ApiRootView, ApiSchemaView
 from .metrics import metrics_view
 from .views import DeliveryViewSet, EventViewSet, SubscriptionReplayView, SubscriptionTestView
 
@@ -31,6 +31,7 @@ api_patterns = [
 ]
 
 urlpatterns = [
+    path("", ApiRootView.as_view(), name="webhooks-api-root"),
     *api_patterns,
     path("schema/", ApiSchemaView.as_view(api_patterns=api_patterns), name="webhooks-schema"),
     path("docs/", ApiDocsView.as_view(), name="webhooks-api-docs"),

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
-from tests.procs import RedisServer, Worker, database_url_for_tests
+from tests.procs import RedisServer, Worker, database_url_for_tests, free_port
 from tests.receiver import Receiver
 
 
@@ -15,14 +15,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
-@pytest.fixture(scope="session", autouse=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Until a test asks for a broker, the Celery app of this process points at a loopback
+    port nothing listens on: a test that publishes without one finds the broker down (publishing
+    copes, the sweep would send later), and never a developer's own Redis on 6379."""
+    from webhooks_project.celery import app
+
+    app.conf.broker_url = settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
+
+
+@pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """A private Redis for the whole run; the Celery app in this process publishes to it."""
+    """A private Redis, started the first time a test needs a broker and kept for the run; the
+    Celery app in this process publishes to it from then on. Unit tests start none."""
     from webhooks_project.celery import app
 
     server = RedisServer().start()
-    app.conf.broker_url = server.url
-    settings.CELERY_BROKER_URL = server.url
+    app.pool.force_close_all()
+    app.conf.broker_url = settings.CELERY_BROKER_URL = server.url
     yield server
     app.pool.force_close_all()
     server.stop()

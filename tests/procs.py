@@ -36,9 +36,10 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05) -> bool
 
 
 def redis_binary() -> str:
-    path = shutil.which("redis-server") or "/usr/bin/redis-server"
+    """The redis-server to run: $REDIS_SERVER if set, else the one on PATH."""
+    path = os.environ.get("REDIS_SERVER") or shutil.which("redis-server") or "/usr/bin/redis-server"
     if not os.path.exists(path):
-        raise RuntimeError("redis-server is not installed; `python dev.py test` installs it.")
+        raise RuntimeError(f"redis-server not found ({path}); `python dev.py test` installs it.")
     return path
 
 

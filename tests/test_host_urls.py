@@ -95,3 +95,13 @@ def test_schema_and_docs_page_work_in_a_host_without_settings_for_them(tmp_path)
     assert answer["docs_status"] == 200
     assert "swagger-ui" in answer["docs"] and '"/hooks/v1/schema/"' in answer["docs"]
     assert "/static/drf_spectacular_sidecar/" in answer["docs"]  # served here, not from a CDN
+
+
+def test_the_api_root_lists_where_everything_is(client):
+    response = client.get("/api/")
+
+    assert response.status_code == 200
+    assert response.json()["docs"] == "http://testserver/api/docs/"
+    assert response.json()["events"] == "http://testserver/api/events/"
+    for url in response.json().values():
+        assert client.get(url).status_code in {200, 401, 403}, url

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import urllib.request
+
+import pytest
 
 from tests.procs import ROOT
 
@@ -45,3 +51,112 @@ def test_the_filesystem_broker_writes_nothing_into_the_repository(tmp_path):
         ["git", "ls-files", "control"], cwd=ROOT, capture_output=True, text=True
     ).stdout
     assert not (ROOT / "control").exists() and tracked == ""
+
+
+def test_unit_tests_start_no_redis_and_broker_tests_start_one_lazily(tmp_path):
+    # With no redis-server to run, tests that need no broker pass: none was started for them.
+    # The inner runs use a SQLite database of their own, never this run's.
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(REDIS_SERVER="/nonexistent/redis-server", SQLITE_TEST_NAME=str(tmp_path / "t.db"))
+
+    def pytest(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    unit = pytest("tests/test_signing.py", "tests/test_states.py")
+    needs_broker = pytest(
+        "tests/test_performance.py::test_enqueue_with_the_broker_down_returns_without_raising"
+    )
+
+    assert unit.returncode == 0, unit.stdout[-3000:]
+    assert needs_broker.returncode != 0
+    assert "redis-server not found (/nonexistent/redis-server)" in needs_broker.stdout
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(240)
+def test_dev_up_runs_web_a_worker_per_core_and_beat_under_honcho(tmp_path, broker):
+    from tests.procs import free_port, wait_until
+
+    port = free_port()
+    log = tmp_path / "up.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [sys.executable, "dev.py", "up", "--port", str(port), "--redis", broker.url,
+             "--workers", "2"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def api_root() -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/", timeout=2) as answer:
+                return json.load(answer)
+        except OSError:
+            return None
+
+    try:
+        assert wait_until(lambda: api_root() is not None, timeout=120), log.read_text()
+        assert wait_until(lambda: log.read_text().count(" ready.") >= 2, timeout=60), (
+            log.read_text()
+        )
+        text = log.read_text()
+    finally:
+        os.killpg(up.pid, signal.SIGINT)
+        try:
+            up.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(10)
+
+    base = f"http://127.0.0.1:{port}"
+    # Where everything is, and that each printed address answers.
+    assert f"admin: {base}/admin/" in text
+    assert f"API:   {base}/api/  (docs: {base}/api/docs/" in text
+    assert "--port 8001" in text and "--redis redis://" in text
+    # honcho's prefixes: two worker processes and beat.
+    assert re.search(r"worker\.1 +\|.* ready\.", text) and re.search(
+        r"worker\.2 +\|.* ready\.", text
+    )
+    assert re.search(r"beat\.1 +\|.*beat: Starting", text), text
+
+
+def test_the_test_helper_creates_its_own_role_and_never_touches_the_postgres_role(
+    tmp_path, monkeypatch
+):
+    # `dev.py test` on a fresh server that refuses password-less logins: it runs psql as the
+    # postgres system user (here a fake `su` that records what it was given).
+    import dev
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    record = tmp_path / "su.txt"
+    (fake / "su").write_text(f'#!/bin/sh\necho "$@" > {record}\ncat >> {record}\n')
+    (fake / "su").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(dev, "VAR", tmp_path / "var")
+    monkeypatch.setattr(dev.os, "geteuid", lambda: 0)
+
+    url = dev.own_role_url("postgres://postgres@127.0.0.1:5432/webhooks")
+
+    password = (tmp_path / "var" / "postgres-test-role.txt").read_text().strip()
+    assert url == f"postgres://webhooks_dev:{password}@127.0.0.1:5432/webhooks"
+    sent = record.read_text()
+    assert sent.startswith("postgres -c psql")
+    assert "CREATE ROLE webhooks_dev" in sent and "CREATEDB" in sent
+    statements = [line for line in sent.splitlines()[1:] if line.strip()]
+    assert all("webhooks_dev" in line for line in statements)
+    assert "ROLE postgres" not in sent and "USER postgres" not in sent
+    # Run again (the role exists): the same password, kept in var/.
+    assert dev.own_role_url("postgres://postgres@127.0.0.1:5432/webhooks") == url
