@@ -334,7 +334,7 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert "Applying subscriptions.0001_initial" in migrated  # the host's own app
     assert "No changes detected" in run([*manage, "makemigrations", "--check"], cwd=host, env=env)
     # ...the API's schema and docs page answer where the one include put them...
-    api = result_of(run([*manage, "shell", "-c", API], cwd=host, env=env))
+    api = result_of(run([*manage, "shell", "-c", SCHEMA], cwd=host, env=env))
     assert api["docs"] == [200, True]
     assert api["schema"][0] == 200
     assert {"/api/events/", "/api/subscriptions/", "/api/deliveries/"} <= set(api["schema"][1])
