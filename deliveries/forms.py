@@ -26,7 +26,11 @@ class ReplayForm(forms.Form):
         choices=[(s, DeliveryStatus(s).label) for s in REPLAYABLE_STATUSES],
         initial=list(DEFAULT_REPLAY_STATUSES),
         widget=forms.CheckboxSelectMultiple,
-        help_text=_("Skipped deliveries are what a subscription missed while disabled."),
+        help_text=_(
+            "Skipped deliveries are what a subscription missed while disabled. Retrying ones "
+            "wait for a later attempt (up to hours after an outage): replaying them sends them "
+            "now instead."
+        ),
     )
 
     def clean(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def subscription_admin_extension(sender: type, model_admin: Any, **kwargs: Any) 
 def discard_for_disabled(
     sender: type, subscription: Subscription, reason: str, **kwargs: Any
 ) -> None:
-    states.discard_waiting(subscription.pk, f"Discarded: {reason}")
+    states.discard_waiting(subscription.pk, states.disabled_reason(reason))
 
 
 def discard_for_changed_filters(

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -154,6 +155,29 @@ class SubscriptionAdminExtension:
     ) -> None:
         """Called after the admin enabled `subscription`, with the outage it had."""
 
+    def disable_consequences(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, subscription: Subscription
+    ) -> list[str]:
+        """What disabling `subscription` would do besides stopping it, one sentence each, for
+        the confirmation page (e.g. "12 deliveries waiting to be sent will be discarded.")."""
+        return []
+
+    def after_disable(
+        self,
+        model_admin: SubscriptionAdmin,
+        request: HttpRequest,
+        subscriptions: list[Subscription],
+        reason: str,
+    ) -> None:
+        """Called once after the admin disabled `subscriptions` (those it did disable), to
+        report what the disabling did (`model_admin.message_user`)."""
+
+    def object_panels(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
+    ) -> list[str]:
+        """Blocks of safe HTML shown on the change form below the fields (e.g. notices)."""
+        return []
+
 
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
@@ -166,10 +190,29 @@ class EventTypeAdmin(admin.ModelAdmin):
         return bool(obj.schema)
 
 
+# Longest URL shown whole in the changelist; longer ones are cut in the middle (the full URL is
+# in the cell's title and on the change form).
+URL_DISPLAY_LENGTH = 48
+
+
+def short_url(url: str, limit: int = URL_DISPLAY_LENGTH) -> str:
+    """`url` if it fits in `limit` characters, else its start and end around an ellipsis (the
+    host and the last path segment are what tell endpoints apart)."""
+    if len(url) <= limit:
+        return url
+    keep = limit - 1
+    return f"{url[: keep - keep // 3]}…{url[-(keep // 3) :]}"
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionAdminForm
-    list_display = ["__str__", "url", "owner", "status", "payload_format", "created_at"]
+    # The endpoint (its description over its URL, each shown once) and its status lead; the
+    # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
+    # screen they are on screen next to the name, not after the owner and dates.
+    list_display = ["endpoint", "status", "owner", "created_at"]
+    #: Extension columns go right after this column.
+    extension_columns_after = "status"
     # `owner` is nullable, which the changelist's automatic select_related() skips.
     list_select_related = ["owner"]
     list_filter = ["is_active", "payload_format"]
@@ -188,6 +231,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     raw_id_fields = ["owner"]
     own_actions = ["rotate_secrets", "enable_selected", "disable_selected"]
     change_form_template = "subscriptions/admin/subscription_change_form.html"
+    change_list_template = "subscriptions/admin/subscription_change_list.html"
 
     # --- What other apps add (SubscriptionAdminExtension) ------------------------------------
 
@@ -202,7 +246,24 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def get_list_display(self, request: HttpRequest) -> list:
         columns = [c for ext in self.extensions for c in ext.list_display]
-        return [*super().get_list_display(request), *columns]
+        own = list(super().get_list_display(request))
+        at = (
+            own.index(self.extension_columns_after) + 1
+            if self.extension_columns_after in own
+            else len(own)
+        )
+        return [*own[:at], *columns, *own[at:]]
+
+    @admin.display(description=_("endpoint"), ordering="description")
+    def endpoint(self, obj: Subscription) -> str:
+        if not obj.description:
+            return format_html('<span title="{}">{}</span>', obj.url, short_url(obj.url))
+        return format_html(
+            '<strong>{}</strong><br><span class="webhooks-url" title="{}">{}</span>',
+            obj.description,
+            obj.url,
+            short_url(obj.url),
+        )
 
     def get_urls(self) -> list[URLPattern]:
         return [*(u for ext in self.extensions for u in ext.get_urls(self)), *super().get_urls()]
@@ -229,6 +290,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         context["extension_links"] = (
             [link for ext in self.extensions for link in ext.object_links(self, request, obj)]
+            if obj is not None
+            else []
+        )
+        context["extension_panels"] = (
+            [panel for ext in self.extensions for panel in ext.object_panels(self, request, obj)]
             if obj is not None
             else []
         )
@@ -272,17 +338,60 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 self, request, subscription, disabled_at=disabled_at, failing_since=failing_since
             )
 
-    @admin.action(description=_("Disable selected subscriptions"), permissions=["change"])
-    def disable_selected(self, request: HttpRequest, queryset: Any) -> None:
-        reason = f"Disabled in the admin by {request.user}."
-        active = queryset.filter(is_active=True)
-        disabled = sum(services.disable_subscription(s, reason) for s in active)
+    @admin.action(description=_("Disable selected subscriptions…"), permissions=["change"])
+    def disable_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        """Asks first: a page lists the active subscriptions selected and what disabling them
+        does (the extensions say what waits and will be discarded), with an optional reason.
+        Confirmed, it disables them through the service and reports what was done."""
+        active = list(queryset.filter(is_active=True))
+        if not active:
+            self.message_user(
+                request, _("The selected subscriptions are already disabled."), messages.INFO
+            )
+            return None
+        if request.POST.get("confirm") != "yes":
+            return self.disable_confirmation(request, queryset, active)
+        default = f"Disabled in the admin by {request.user}."
+        reason = (request.POST.get("reason") or "").strip()[:400] or default
+        disabled = [s for s in active if services.disable_subscription(s, reason)]
         self.message_user(
             request,
-            ngettext("%d subscription disabled.", "%d subscriptions disabled.", disabled)
-            % disabled,
+            ngettext("%d subscription disabled.", "%d subscriptions disabled.", len(disabled))
+            % len(disabled),
             messages.SUCCESS,
         )
+        if disabled:
+            for ext in self.extensions:
+                ext.after_disable(self, request, disabled, reason)
+        return None
+
+    def disable_confirmation(
+        self, request: HttpRequest, queryset: Any, active: list[Subscription]
+    ) -> HttpResponse:
+        """The page that asks before `disable_selected` acts (as Django's delete does)."""
+        rows = [
+            (
+                subscription,
+                [
+                    line
+                    for ext in self.extensions
+                    for line in ext.disable_consequences(self, request, subscription)
+                ],
+            )
+            for subscription in active
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Disable subscriptions?"),
+            "opts": self.model._meta,
+            "rows": rows,
+            "already_disabled": queryset.count() - len(active),
+            "selected": queryset.values_list("pk", flat=True),
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "default_reason": f"Disabled in the admin by {request.user}.",
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "subscriptions/admin/disable_confirmation.html", context)
 
     @admin.display(description=_("status"), ordering="is_active")
     def status(self, obj: Subscription) -> str:

@@ -148,7 +148,7 @@ def test_operator_walkthrough(page, live_server, staff_user, broker):
     assert request_text.startswith("POST http://127.0.0.1:9/crm")
     assert f"webhook-id: {failed.event_id}" in request_text
     assert '"type":"order.created"' in request_text
-    assert page.locator(".inline-related", has_text="Connection failed").count() >= 1
+    assert page.locator("#attempts tbody tr", has_text="Connection failed").count() >= 1
 
     # Action: send again now.
     page.goto(f"{base}/admin/deliveries/delivery/?status__exact=failed")

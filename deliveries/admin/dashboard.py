@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from subscriptions.models import Subscription
 
 from .. import charts
+from ..conf import webhook_settings
 from ..services import health
 
 
@@ -27,5 +28,7 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         "chart": charts.minute_chart(board.minutes),
         "opts": model_admin.model._meta,
         "subscription_opts": Subscription._meta,
+        "retry_queue": webhook_settings.RETRY_QUEUE,
+        "max_countdown": webhook_settings.max_countdown,
     }
     return render(request, "deliveries/admin/dashboard.html", context)

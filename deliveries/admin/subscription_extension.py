@@ -30,7 +30,8 @@ from subscriptions.models import Subscription
 
 from .. import charts
 from ..forms import ReplayForm
-from ..services import health, replay
+from ..models import DeliveryStatus
+from ..services import health, replay, states
 from ..services.probes import send_test_event
 
 REPLAY_URL_NAME = "webhook_subscriptions_subscription_replay"
@@ -251,6 +252,53 @@ class PipelineExtension(SubscriptionAdminExtension):
                 f"{deliveries}?{urlencode({'subscription__id__exact': obj.pk})}",
             ),
         ]
+
+    def disable_consequences(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, subscription: Subscription
+    ) -> list[str]:
+        """What waits for the subscription and would be discarded by disabling it."""
+        waiting = health.waiting_deliveries([subscription.pk]).get(subscription.pk, {})
+        total = sum(waiting.values())
+        if not total:
+            return [str(_("Nothing is waiting to be sent; nothing will be discarded."))]
+        detail = ", ".join(
+            f"{count} {DeliveryStatus(status).label.lower()}" for status, count in waiting.items()
+        )
+        return [
+            ngettext(
+                "%(n)d delivery waiting to be sent (%(detail)s) will be discarded; it can be "
+                "replayed after enabling the subscription again.",
+                "%(n)d deliveries waiting to be sent (%(detail)s) will be discarded; they can "
+                "be replayed after enabling the subscription again.",
+                total,
+            )
+            % {"n": total, "detail": detail}
+        ]
+
+    def after_disable(
+        self,
+        model_admin: SubscriptionAdmin,
+        request: HttpRequest,
+        subscriptions: list[Subscription],
+        reason: str,
+    ) -> None:
+        """Report how many waiting deliveries the disabling discarded."""
+        discarded = sum(
+            states.discard_for_disable(s.pk, reason, s.disabled_at or timezone.now())
+            for s in subscriptions
+        )
+        model_admin.message_user(
+            request,
+            ngettext(
+                "%(n)d waiting delivery was discarded (status “discarded”: replay it after "
+                "enabling the subscription again).",
+                "%(n)d waiting deliveries were discarded (status “discarded”: replay them after "
+                "enabling the subscription again).",
+                discarded,
+            )
+            % {"n": discarded},
+            messages.WARNING if discarded else messages.INFO,
+        )
 
     def after_enable(
         self,

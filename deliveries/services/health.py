@@ -22,7 +22,7 @@ from subscriptions.models import Subscription
 
 from ..conf import webhook_settings
 from ..dispatch import queue_lengths
-from ..models import Delivery, DeliveryAttempt, ErrorKind
+from ..models import WAITING, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
 
 logger = logging.getLogger(__name__)
 
@@ -181,11 +181,27 @@ def outcome_of(response_status: int | None, error_kind: str) -> str:
 
 
 @dataclass
+class Retries:
+    """Where retries wait. A retry is a `retrying` row in the database whatever else holds it;
+    the broker's retry queue only lists the messages that are due and not yet taken, because a
+    short wait rides a countdown message held by a worker (reserved, not in the queue) and a
+    long one is parked in the database. So the queue alone reads 0 while deliveries retry.
+    """
+
+    total: int  # deliveries in `retrying`
+    due: int  # their next attempt is due now (a message is on its way, or the sweep sends it)
+    soon: int  # due within `max_countdown`: a worker holds their countdown message
+    parked: int  # due later: parked in the database, the sweep sends them when due
+    queued: int | None  # messages in the broker's retry queue; None when it is unreachable
+
+
+@dataclass
 class Backlog:
     due: int
     oldest_due_age: float | None  # seconds since the oldest due delivery became due
     sending: int
     queues: dict[str, int | None]  # broker queue lengths; None when the broker is unreachable
+    retries: Retries | None = None
 
 
 @dataclass
@@ -225,15 +241,36 @@ def attempts_per_minute(
     return list(slots.items())
 
 
+def retries(now: dt.datetime, queued: int | None) -> Retries:
+    """`retrying` deliveries by when they are due (one query), with the retry queue's length
+    `queued` as the broker reported it."""
+    soon = now + dt.timedelta(seconds=webhook_settings.max_countdown)
+    row = Delivery.objects.filter(status=DeliveryStatus.RETRYING).aggregate(
+        total=Count("pk"),
+        due=Count("pk", filter=Q(next_attempt_at__lte=now)),
+        soon=Count("pk", filter=Q(next_attempt_at__gt=now, next_attempt_at__lte=soon)),
+    )
+    return Retries(
+        total=row["total"],
+        due=row["due"],
+        soon=row["soon"],
+        parked=row["total"] - row["due"] - row["soon"],
+        queued=queued,
+    )
+
+
 def backlog(now: dt.datetime | None = None, *, with_queues: bool = True) -> Backlog:
     now = now or timezone.now()
     due = Delivery.objects.due(now).aggregate(n=Count("pk"), oldest=Min("next_attempt_at"))
     sending = Delivery.objects.filter(status="sending").count()
+    queues = queue_lengths() if with_queues else {}
     return Backlog(
         due=due["n"],
         oldest_due_age=(now - due["oldest"]).total_seconds() if due["oldest"] else None,
         sending=sending,
-        queues=queue_lengths() if with_queues else {},
+        queues=queues,
+        # Asked with the queues, for the pages and commands; the metrics keep their own figures.
+        retries=retries(now, queues.get(webhook_settings.RETRY_QUEUE)) if with_queues else None,
     )
 
 
@@ -253,6 +290,21 @@ def unhealthiest(now: dt.datetime | None = None, limit: int = 10) -> list[Unheal
         for r in rows
         if r["delivery__subscription_id"] in subs
     ]
+
+
+def waiting_deliveries(subscription_ids: Sequence[object]) -> dict[object, dict[str, int]]:
+    """Deliveries waiting for an attempt (pending, retrying) per subscription and status, in
+    one grouped query; subscriptions with none are absent."""
+    rows = (
+        Delivery.objects.filter(subscription_id__in=list(subscription_ids), status__in=WAITING)
+        .values("subscription_id", "status")
+        .annotate(n=Count("pk"))
+        .order_by("subscription_id", "status")
+    )
+    result: dict[object, dict[str, int]] = {}
+    for row in rows:
+        result.setdefault(row["subscription_id"], {})[row["status"]] = row["n"]
+    return result
 
 
 def status_counts() -> dict[str, int]:

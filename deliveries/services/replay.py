@@ -32,13 +32,17 @@ from . import states
 logger = logging.getLogger(__name__)
 
 DEFAULT_REPLAY_STATUSES: tuple[str, ...] = (DeliveryStatus.FAILED, DeliveryStatus.DISCARDED)
-# Finished outcomes a replay may select. `skipped` holds what a disabled subscription missed;
-# `succeeded` lets an operator re-send a range the receiver lost on its side.
+# What a replay may select. `skipped` holds what a disabled subscription missed; `succeeded`
+# lets an operator re-send a range the receiver lost on its side; `retrying` sends now what
+# waits for a later attempt (after an outage is fixed, the backoff would otherwise hold those
+# deliveries for hours): the attempt it makes is the one that was scheduled, and the waiting
+# message for it finds it taken and does nothing.
 REPLAYABLE_STATUSES: tuple[str, ...] = (
     DeliveryStatus.FAILED,
     DeliveryStatus.DISCARDED,
     DeliveryStatus.SKIPPED,
     DeliveryStatus.SUCCEEDED,
+    DeliveryStatus.RETRYING,
 )
 
 # What an outage leaves undelivered: failed in the failing run, discarded when the subscription

@@ -192,6 +192,25 @@ def discard_waiting(subscription_id: object, reason: str) -> int:
     )
 
 
+def disabled_reason(reason: str) -> str:
+    """The recorded error of a delivery discarded because its subscription was disabled."""
+    return f"Discarded: {reason}"[:500]
+
+
+def discard_for_disable(subscription_id: object, reason: str, since: dt.datetime) -> int:
+    """Discard what still waits for a subscription disabled with `reason` at or after `since`,
+    and return how many deliveries that disabling discarded, whoever ran it first (the
+    `subscription_disabled` receiver after commit, or this call). Idempotent."""
+    recorded = disabled_reason(reason)
+    discard_waiting(subscription_id, recorded)
+    return Delivery.objects.filter(
+        subscription_id=subscription_id,
+        status=DeliveryStatus.DISCARDED,
+        last_error=recorded,
+        updated_at__gte=since,
+    ).count()
+
+
 def unselected_reason(event_type: str) -> str:
     """The recorded reason of a delivery discarded because its subscription's filters changed."""
     return f"Subscription no longer selects {event_type!r}."
@@ -276,6 +295,8 @@ __all__ = [
     "UNFINISHED",
     "claim",
     "defer",
+    "disabled_reason",
+    "discard_for_disable",
     "discard_unselected",
     "discard_waiting",
     "discarded",

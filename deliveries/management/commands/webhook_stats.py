@@ -71,5 +71,12 @@ class Command(BaseCommand):
             f"backlog: due={backlog.due} oldest_due={oldest} sending={backlog.sending} "
             f"queues: {queues}"
         )
+        retries = backlog.retries
+        if retries is not None:
+            self.stdout.write(
+                f"retries: retrying={retries.total} (due now={retries.due}, "
+                f"soon={retries.soon}, parked={retries.parked}) "
+                f"retry queue={'?' if retries.queued is None else retries.queued}"
+            )
         counts = health.status_counts()
         self.stdout.write("deliveries: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
