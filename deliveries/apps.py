@@ -19,11 +19,14 @@ class DeliveriesConfig(AppConfig):
 
         from .checks import check_celery, check_pipeline_settings, loaded_celery_app
         from .receivers import (
+            announce_notice,
             discard_for_changed_filters,
             discard_for_disabled,
+            notice_for_disabled,
             subscription_admin_extension,
         )
         from .schedule import register_periodic_tasks
+        from .signals import endpoint_notice
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
         checks.register(check_celery, checks.Tags.compatibility)
@@ -37,6 +40,10 @@ class DeliveriesConfig(AppConfig):
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
         )
+        subscription_disabled.connect(
+            notice_for_disabled, dispatch_uid="deliveries-notice-for-disabled"
+        )
+        endpoint_notice.connect(announce_notice, dispatch_uid="deliveries-announce-notice")
         subscription_admin_extensions.connect(
             subscription_admin_extension, dispatch_uid="deliveries-subscription-admin"
         )

@@ -31,6 +31,7 @@ from subscriptions.checks import (
     text,
     webhooks_dict,
 )
+from subscriptions.secrets import validate_secret
 
 from .conf import DEFAULTS
 
@@ -42,6 +43,25 @@ _running = threading.local()
 
 
 # --- WEBHOOKS: the pipeline's keys (deliveries/conf.py) -------------------------------------
+
+
+def optional_url(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.startswith(("https://", "http://"))):
+        return None
+    return f"must be an http:// or https:// URL or None, not {value!r}"
+
+
+def optional_secret(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"must be a signing secret ('whsec_...') or None, not {value!r}"
+    try:
+        validate_secret(value)
+    except ValueError as exc:
+        return f"must be a signing secret or None: {exc}"
+    return None
+
 
 VALIDATORS: dict[str, Validator] = {
     "RETRY_SCHEDULE": retry_schedule,
@@ -70,6 +90,9 @@ VALIDATORS: dict[str, Validator] = {
     "METRICS_ENABLED": boolean,
     "METRICS_TOKEN": optional_text,
     "METRICS_WINDOW": integer(minimum=1),
+    "NOTICE_EMAIL": boolean,
+    "NOTICE_WEBHOOK_URL": optional_url,
+    "NOTICE_WEBHOOK_SECRET": optional_secret,
 }
 
 

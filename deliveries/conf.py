@@ -88,6 +88,15 @@ DEFAULTS: dict[str, Any] = {
     # Seconds of recent attempts behind the latency histogram and the attempts-by-outcome
     # gauge; about one scrape interval to a few, so a spike shows and then fades.
     "METRICS_WINDOW": 300,
+    # Operational notices (an endpoint starts failing, is disabled, recovers: one per
+    # incident, always recorded and sent as the `endpoint_notice` signal). Optionally also:
+    # an email to the endpoint's contact (Django's `send_mail`, from DEFAULT_FROM_EMAIL)...
+    "NOTICE_EMAIL": False,
+    # ...and a POST to an operator URL (JSON, Standard Webhooks headers), signed when
+    # NOTICE_WEBHOOK_SECRET (a `whsec_...` secret) is set. Sent by the same function as the
+    # deliveries, so the same SSRF rules apply to it.
+    "NOTICE_WEBHOOK_URL": None,
+    "NOTICE_WEBHOOK_SECRET": None,
 }
 
 

@@ -213,3 +213,94 @@ class DeliveryAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.response_status is not None and 200 <= self.response_status < 300
+
+
+class NoticeKind(models.TextChoices):
+    FAILING = "failing", _("Failing")
+    DISABLED = "disabled", _("Disabled")
+    RECOVERED = "recovered", _("Recovered")
+
+
+class EndpointNoticeQuerySet(models.QuerySet["EndpointNotice"]):
+    def for_subscriptions(self, subscription_ids: list[object]) -> EndpointNoticeQuerySet:
+        return self.filter(subscription_id__in=subscription_ids)
+
+
+class EndpointNotice(models.Model):
+    """One notice per incident and kind: an endpoint started failing, was disabled, or
+    recovered (deliveries/services/notices.py). The unique constraint on (subscription, kind,
+    incident start) keeps concurrent workers from making two for one incident."""
+
+    subscription = models.ForeignKey(
+        Subscription,
+        verbose_name=_("subscription"),
+        on_delete=models.CASCADE,
+        related_name="notices",
+    )
+    kind = models.CharField(_("kind"), max_length=16, choices=NoticeKind.choices)
+    incident_started_at = models.DateTimeField(
+        _("incident started"),
+        help_text=_(
+            "The incident this notice belongs to: the end of the first failed attempt of the "
+            "failing run or, for an endpoint disabled without one, when it was disabled."
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    disable_at = models.DateTimeField(
+        _("disabled at (if nothing changes)"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "For a failing endpoint: when it will be disabled if no attempt succeeds before "
+            "(incident start + DISABLE_AFTER)."
+        ),
+    )
+    reason = models.CharField(
+        _("reason"),
+        max_length=500,
+        blank=True,
+        help_text=_("The last error, or why the endpoint was disabled."),
+    )
+    missed_count = models.PositiveIntegerField(
+        _("missed"),
+        default=0,
+        help_text=_(
+            "Deliveries of the incident that had not reached the endpoint when the notice was "
+            "made (counted among the statuses a replay would send)."
+        ),
+    )
+    missed_since = models.DateTimeField(
+        _("missed since"),
+        null=True,
+        blank=True,
+        help_text=_("Creation time of the oldest of them: a replay from here covers them all."),
+    )
+    announced_at = models.DateTimeField(
+        _("announced"),
+        null=True,
+        blank=True,
+        help_text=_("When the email and the operator webhook were sent (at most once)."),
+    )
+    email_result = models.CharField(_("email"), max_length=255, blank=True)
+    webhook_result = models.CharField(_("operator webhook"), max_length=255, blank=True)
+
+    objects = EndpointNoticeQuerySet.as_manager()
+
+    class Meta:
+        db_table = "webhooks_endpoint_notice"
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("endpoint notice")
+        verbose_name_plural = _("endpoint notices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "kind", "incident_started_at"],
+                name="webhooks_notice_one_per_incident",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subscription", "-created_at"], name="webhooks_notice_sub_idx"),
+            models.Index(fields=["-created_at"], name="webhooks_notice_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subscription_id}"

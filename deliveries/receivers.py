@@ -9,7 +9,7 @@ from django.db import transaction
 
 from subscriptions.models import Subscription
 
-from .services import states
+from .services import notices, states
 
 
 def subscription_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any:
@@ -24,6 +24,18 @@ def discard_for_disabled(
     sender: type, subscription: Subscription, reason: str, **kwargs: Any
 ) -> None:
     states.discard_waiting(subscription.pk, states.disabled_reason(reason))
+
+
+def notice_for_disabled(
+    sender: type, subscription: Subscription, reason: str, **kwargs: Any
+) -> None:
+    """`subscription_disabled` (after commit): the incident's `disabled` notice."""
+    notices.endpoint_disabled(subscription.pk, reason)
+
+
+def announce_notice(sender: type, notice: Any, **kwargs: Any) -> None:
+    """`endpoint_notice`: email it and POST it to the operator URL, as configured."""
+    notices.queue_announcement(notice)
 
 
 def discard_for_changed_filters(

@@ -11,7 +11,7 @@ from celery import shared_task
 
 from . import dispatch
 from .conf import webhook_settings
-from .services import attempt_delivery, maintenance, replay
+from .services import attempt_delivery, maintenance, notices, replay
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
 from .services.connections import release_pooled_connection
@@ -65,6 +65,12 @@ def disable_dead_endpoints() -> None:
 @shared_task(name=dispatch.PRUNE, ignore_result=True)
 def prune() -> None:
     maintenance.prune()
+
+
+@shared_task(name=dispatch.ANNOUNCE_NOTICE, ignore_result=True)
+def announce_notice(notice_id: int) -> None:
+    """Email an endpoint notice and POST it to the operator URL (at most once)."""
+    notices.announce(notice_id)
 
 
 @shared_task(name=dispatch.REPLAY_SUBSCRIPTION, ignore_result=True)

@@ -1,9 +1,10 @@
 """The deliveries admin, by job: `history` (events, deliveries and attempts, read-only),
-`dashboard` (its own admin page) and `subscription_extension` (what the pipeline adds to the
-subscription admin through `subscriptions.signals.subscription_admin_extensions`, connected in
+`notices` (operational notices, read-only), `dashboard` (its own admin page) and
+`subscription_extension` (what the pipeline adds to the subscription admin through
+`subscriptions.signals.subscription_admin_extensions`, connected in
 `DeliveriesConfig.ready()`). Importing this package registers the deliveries' own models only.
 """
 
-from . import history
+from . import history, notices
 
-__all__ = ["history"]
+__all__ = ["history", "notices"]

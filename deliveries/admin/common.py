@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from ..models import DeliveryStatus
+
+# The subscription admin's replay form (deliveries/admin/subscription_extension.py).
+REPLAY_URL_NAME = "webhook_subscriptions_subscription_replay"
 
 STATUS_COLOURS = {
     DeliveryStatus.SUCCEEDED: "#2e7d32",
@@ -73,3 +78,26 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+def replay_url(model_admin: admin.ModelAdmin) -> str:
+    return reverse(f"{model_admin.admin_site.name}:{REPLAY_URL_NAME}")
+
+
+def prefilled_replay_url(
+    model_admin: admin.ModelAdmin,
+    subscription_id: object,
+    since: dt.datetime,
+    statuses: Sequence[str],
+) -> str:
+    """The replay form for one subscription, filled in with `since` (as the form shows times:
+    local, to the second) and `statuses`."""
+    query = urlencode(
+        {
+            "ids": str(subscription_id),
+            "since": timezone.localtime(since).strftime("%Y-%m-%d %H:%M:%S"),
+            "status": list(statuses),
+        },
+        doseq=True,
+    )
+    return f"{replay_url(model_admin)}?{query}"

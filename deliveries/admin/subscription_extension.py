@@ -33,9 +33,8 @@ from ..forms import ReplayForm
 from ..models import DeliveryStatus
 from ..services import health, replay, states
 from ..services.probes import send_test_event
-
-REPLAY_URL_NAME = "webhook_subscriptions_subscription_replay"
-
+from .common import REPLAY_URL_NAME, prefilled_replay_url, replay_url
+from .notices import notices_panel
 
 # --- Health columns: figures computed for the whole page in a few grouped queries -----------
 
@@ -127,10 +126,6 @@ def send_test_events(
             % {"count": skipped},
             messages.WARNING,
         )
-
-
-def replay_url(model_admin: admin.ModelAdmin) -> str:
-    return reverse(f"{model_admin.admin_site.name}:{REPLAY_URL_NAME}")
 
 
 @admin.action(description=_("Replay deliveries…"), permissions=["change"])
@@ -239,6 +234,12 @@ class PipelineExtension(SubscriptionAdminExtension):
         for obj in page:
             obj.webhooks_health = figures.get(obj.pk)
 
+    def object_panels(
+        self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
+    ) -> list[str]:
+        """The subscription's latest operational notices, each with its replay link."""
+        return [notices_panel(model_admin, request, obj)]
+
     def object_links(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
     ) -> list[tuple[str, str, str]]:
@@ -313,26 +314,19 @@ class PipelineExtension(SubscriptionAdminExtension):
         missed = replay.missed_during_outage(subscription, disabled_at, failing_since)
         if missed is None:
             return
-        query = urlencode(
-            {
-                "ids": str(subscription.pk),
-                "since": timezone.localtime(missed.since).strftime("%Y-%m-%d %H:%M:%S"),
-                "status": list(replay.OUTAGE_STATUSES),
-            },
-            doseq=True,
-        )
         model_admin.message_user(
             request,
             format_html(
-                '{} <a class="replay-offer" href="{}?{}">{}</a>',
+                '{} <a class="replay-offer" href="{}">{}</a>',
                 ngettext(
                     "%(sub)s has %(n)d undelivered event from its outage.",
                     "%(sub)s has %(n)d undelivered events from its outage.",
                     missed.count,
                 )
                 % {"sub": subscription, "n": missed.count},
-                replay_url(model_admin),
-                query,
+                prefilled_replay_url(
+                    model_admin, subscription.pk, missed.since, replay.OUTAGE_STATUSES
+                ),
                 _("Replay them"),
             ),
             messages.INFO,

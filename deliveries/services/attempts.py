@@ -40,7 +40,7 @@ from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind
 from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
-from . import inflight, states
+from . import inflight, notices, states
 from .connections import reconnecting, release_pooled_connection
 
 logger = logging.getLogger("deliveries.attempts")
@@ -365,14 +365,29 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
 def _note_success(subscription: Subscription, now: dt.datetime) -> None:
     # Written at most about once a minute per endpoint, and at once after a failing run, so a
     # busy endpoint does not add an UPDATE to every delivery.
+    started = subscription.failing_since
     last = subscription.last_success_at
-    if subscription.failing_since is None and last and (now - last).total_seconds() < 60:
-        return
-    Subscription.objects.filter(pk=subscription.pk).update(failing_since=None, last_success_at=now)
+    if started is None:
+        if last and (now - last).total_seconds() < 60:
+            return
+        endpoint = Subscription.objects.filter(pk=subscription.pk)
+        if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
+            return
+        # A failing run began after this subscription was loaded: this success ends it.
+        started = endpoint.values_list("failing_since", flat=True).first()
+        if started is None:
+            return
+    # Guarded on the run's start, so that of concurrent successes exactly one ends the
+    # incident and makes its notice.
+    if Subscription.objects.filter(pk=subscription.pk, failing_since=started).update(
+        failing_since=None, last_success_at=now
+    ):
+        notices.endpoint_recovered(subscription, started)
 
 
 def _note_failure(subscription: Subscription, now: dt.datetime) -> None:
-    if subscription.failing_since is None:
-        Subscription.objects.filter(pk=subscription.pk, failing_since__isnull=True).update(
-            failing_since=now
-        )
+    # The worker whose UPDATE starts the failing run makes the incident's one notice.
+    if subscription.failing_since is None and Subscription.objects.filter(
+        pk=subscription.pk, failing_since__isnull=True
+    ).update(failing_since=now):
+        notices.endpoint_failing(subscription, now)

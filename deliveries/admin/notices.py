@@ -1,0 +1,121 @@
+"""Operational notices in the admin: a read-only list (`EndpointNoticeAdmin`) and the panel of
+a subscription's latest notices on its change page (through the pipeline's extension of the
+subscription admin)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from subscriptions.models import Subscription
+
+from ..models import EndpointNotice, NoticeKind
+from ..services import notices
+from .common import ReadOnlyAdminMixin, at_seconds, prefilled_replay_url, seconds_display
+
+KIND_COLOURS = {
+    NoticeKind.FAILING: "#ef6c00",
+    NoticeKind.DISABLED: "#c62828",
+    NoticeKind.RECOVERED: "#2e7d32",
+}
+# Notices shown on a subscription's page; the rest are a click away in the notice list.
+PANEL_SIZE = 5
+
+
+def kind_badge(notice: EndpointNotice) -> str:
+    return format_html(
+        '<b style="color:{}">{}</b>', KIND_COLOURS[notice.kind], notice.get_kind_display()
+    )
+
+
+def replay_link(model_admin: admin.ModelAdmin, notice: EndpointNotice) -> str:
+    """The replay form, filled in for what the notice's incident missed; "" if nothing."""
+    if notice.missed_since is None:
+        return ""
+    return prefilled_replay_url(
+        model_admin, notice.subscription_id, notice.missed_since, notices.replay_statuses(notice)
+    )
+
+
+@admin.register(EndpointNotice)
+class EndpointNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created",
+        "badge",
+        "subscription",
+        "incident_started",
+        "disable_at_",
+        "missed_count",
+        "reason",
+        "replay",
+        "announced",
+    ]
+    list_filter = ["kind", "created_at"]
+    search_fields = ["subscription__url", "subscription__description", "reason"]
+    date_hierarchy = "created_at"
+    list_select_related = ["subscription"]
+    fields = [
+        "subscription",
+        "badge",
+        "created",
+        "incident_started",
+        "disable_at_",
+        "reason",
+        "missed_count",
+        "missed_since_",
+        "replay",
+        "announced",
+        "email_result",
+        "webhook_result",
+    ]
+    readonly_fields = fields
+
+    created = seconds_display("created_at", _("created"))
+    incident_started = seconds_display("incident_started_at", _("incident started"))
+    disable_at_ = seconds_display("disable_at", _("disabled at if nothing changes"))
+    missed_since_ = seconds_display("missed_since", _("missed since"))
+    announced = seconds_display("announced_at", _("announced"))
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def badge(self, obj: EndpointNotice) -> str:
+        return kind_badge(obj)
+
+    @admin.display(description=_("replay"))
+    def replay(self, obj: EndpointNotice) -> str:
+        url = replay_link(self, obj)
+        if not url:
+            return "-"
+        return format_html('<a class="notice-replay" href="{}">{}</a>', url, _("Replay…"))
+
+
+def notices_panel(model_admin: admin.ModelAdmin, request: HttpRequest, obj: Subscription) -> str:
+    """The latest notices of `obj` as an HTML block for its change page."""
+    latest = notices.for_subscription(obj.pk, limit=PANEL_SIZE)
+    site = model_admin.admin_site.name
+    rows = [
+        {
+            "notice": notice,
+            "badge": kind_badge(notice),
+            "created": at_seconds(notice.created_at),
+            "started": at_seconds(notice.incident_started_at),
+            "disable_at": at_seconds(notice.disable_at) if notice.disable_at else "",
+            "replay_url": replay_link(model_admin, notice),
+            "current": notices.is_current(notice, obj),
+        }
+        for notice in latest
+    ]
+    listing = reverse(f"{site}:deliveries_endpointnotice_changelist")
+    return render_to_string(
+        "deliveries/admin/notices_panel.html",
+        {
+            "rows": rows,
+            "all_url": f"{listing}?{urlencode({'subscription__id__exact': obj.pk})}",
+        },
+        request=request,
+    )

@@ -1,0 +1,384 @@
+"""Operational notices: one per incident, not one per failed attempt.
+
+An incident of an endpoint (a subscription) starts with the first failed attempt of a failing
+run (`failing_since` goes from empty to set) and ends with the next success (`recovered`), or
+goes on until the endpoint is disabled (`disabled`, by `DISABLE_AFTER`, a 410, or a person).
+Enabling it again starts afresh. Each transition makes at most one `EndpointNotice`:
+
+- `failing`: made by the attempt that set `failing_since` (a guarded UPDATE only one worker
+  wins: `attempts._note_failure`), with `disable_at` = `failing_since` + `DISABLE_AFTER`;
+- `recovered`: made by the attempt that cleared it (`attempts._note_success`, guarded the same
+  way);
+- `disabled`: made after commit by the `subscription_disabled` receiver, whoever disabled it.
+
+The unique constraint (subscription, kind, incident start) backs the guards: a second notice for
+the same incident is refused by the database and ignored here. Each notice carries what the
+endpoint missed since the incident began (count, and the creation time of the oldest, from which
+a replay covers them) and the statuses such a replay should select.
+
+After commit the notice is sent as the `deliveries.signals.endpoint_notice` signal, and, when
+`NOTICE_EMAIL` or `NOTICE_WEBHOOK_URL` is set, a task on the maintenance queue announces it
+(`announce`): an email to the endpoint's contact and a POST to the operator URL, at most once.
+Nothing here ever makes an attempt fail: a notice that cannot be written is logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, Max, Min
+from django.utils import timezone
+
+from subscriptions.models import Subscription
+
+from .. import dispatch, signals
+from ..conf import webhook_settings
+from ..models import WAITING, Delivery, DeliveryAttempt, DeliveryStatus, EndpointNotice, NoticeKind
+from ..payloads import dumps, isoformat
+from ..signing import signature_header
+from ..transport import send
+
+logger = logging.getLogger("deliveries.notices")
+
+# What a replay after each kind of notice should send. While failing or once recovered: what
+# failed or was discarded, and what still waits in the backoff (sent now rather than hours
+# later). Once disabled: what was discarded by the disable, failed in the run, or skipped
+# while disabled (retrying deliveries were discarded by the disable).
+REPLAY_STATUSES: dict[str, tuple[str, ...]] = {
+    NoticeKind.FAILING: (DeliveryStatus.FAILED, DeliveryStatus.DISCARDED, DeliveryStatus.RETRYING),
+    NoticeKind.RECOVERED: (
+        DeliveryStatus.FAILED,
+        DeliveryStatus.DISCARDED,
+        DeliveryStatus.RETRYING,
+    ),
+    NoticeKind.DISABLED: (DeliveryStatus.SKIPPED, DeliveryStatus.DISCARDED, DeliveryStatus.FAILED),
+}
+# `failing_since` is written when the first failed attempt ends, after its delivery's row was
+# updated: count the incident's deliveries from a little earlier.
+INCIDENT_MARGIN = dt.timedelta(minutes=1)
+SUBJECTS = {
+    NoticeKind.FAILING: "Webhook endpoint failing: {name}",
+    NoticeKind.DISABLED: "Webhook endpoint disabled: {name}",
+    NoticeKind.RECOVERED: "Webhook endpoint recovered: {name}",
+}
+
+
+def replay_statuses(notice: EndpointNotice) -> tuple[str, ...]:
+    """The statuses a replay of what `notice`'s incident missed should select."""
+    return REPLAY_STATUSES[notice.kind]
+
+
+def replay_query(notice: EndpointNotice) -> dict[str, object] | None:
+    """Parameters of a replay of what the incident missed, as the replay form and the API take
+    them (`since` in ISO 8601, `status` a list); None when it missed nothing."""
+    if notice.missed_since is None:
+        return None
+    return {"since": isoformat(notice.missed_since), "status": list(replay_statuses(notice))}
+
+
+# --- Making notices (called from the attempt path and the disable receiver) -------------------
+
+
+def endpoint_failing(subscription: Subscription, started: dt.datetime) -> EndpointNotice | None:
+    """The `failing` notice of the incident that began at `started` (the `failing_since` the
+    caller just wrote); None if it exists already or cannot be written."""
+    disable_at = started + dt.timedelta(seconds=float(webhook_settings.DISABLE_AFTER))
+    return _make(subscription, NoticeKind.FAILING, started, disable_at=disable_at)
+
+
+def endpoint_recovered(subscription: Subscription, started: dt.datetime) -> EndpointNotice | None:
+    """The `recovered` notice of the incident that began at `started` and that a success has
+    just ended."""
+    return _make(subscription, NoticeKind.RECOVERED, started)
+
+
+def endpoint_disabled(subscription_id: object, reason: str) -> EndpointNotice | None:
+    """The `disabled` notice of a subscription that was just disabled (after commit)."""
+    row = Subscription.objects.filter(pk=subscription_id).first()
+    if row is None or row.is_active or row.disabled_at is None:
+        return None  # deleted, or enabled again meanwhile
+    started = row.failing_since or row.disabled_at
+    return _make(row, NoticeKind.DISABLED, started, reason=reason)
+
+
+def _make(
+    subscription: Subscription,
+    kind: str,
+    started: dt.datetime,
+    *,
+    disable_at: dt.datetime | None = None,
+    reason: str = "",
+) -> EndpointNotice | None:
+    try:
+        missed_count, missed_since = _missed(subscription.pk, kind, started)
+        notice = EndpointNotice(
+            subscription=subscription,
+            kind=kind,
+            incident_started_at=started,
+            disable_at=disable_at,
+            reason=(reason or _last_error(subscription.pk, started))[:500],
+            missed_count=missed_count,
+            missed_since=missed_since,
+        )
+        with transaction.atomic():
+            notice.save(force_insert=True)
+    except IntegrityError:
+        return None  # another worker made this incident's notice first
+    except DatabaseError:
+        logger.exception("could not record the %s notice of subscription %s", kind, subscription.pk)
+        return None
+    logger.info(
+        "endpoint notice %s subscription=%s incident_started=%s missed=%d",
+        kind,
+        subscription.pk,
+        started.isoformat(),
+        missed_count,
+        extra={"subscription_id": str(subscription.pk), "notice": kind},
+    )
+    transaction.on_commit(lambda: _announce(notice))
+    return notice
+
+
+def _missed(
+    subscription_id: object, kind: str, started: dt.datetime
+) -> tuple[int, dt.datetime | None]:
+    """Deliveries of the incident not received (count, oldest creation time): those in the
+    statuses a replay of this kind selects that changed since the incident began. For a
+    disabled endpoint, what still waits counts too: it is being discarded by the disable."""
+    statuses = set(REPLAY_STATUSES[kind])
+    if kind == NoticeKind.DISABLED:
+        statuses |= set(WAITING)
+    figures = Delivery.objects.filter(
+        subscription_id=subscription_id,
+        status__in=sorted(statuses),
+        updated_at__gte=started - INCIDENT_MARGIN,
+    ).aggregate(oldest=Min("created_at"), count=Count("pk"))
+    return figures["count"], figures["oldest"]
+
+
+def _last_error(subscription_id: object, started: dt.datetime) -> str:
+    """What the endpoint answered last in the incident: the error, or the status code."""
+    last = (
+        DeliveryAttempt.objects.filter(
+            delivery__subscription_id=subscription_id,
+            started_at__gte=started - INCIDENT_MARGIN,
+        )
+        .exclude(response_status__gte=200, response_status__lt=300)
+        .order_by("-started_at")
+        .values_list("response_status", "error")
+        .first()
+    )
+    if last is None:
+        return ""
+    status, error = last
+    return error or (f"HTTP {status}" if status is not None else "")
+
+
+# --- After commit: the signal, then the announcement -------------------------------------------
+
+
+def _announce(notice: EndpointNotice) -> None:
+    signals.endpoint_notice.send(sender=EndpointNotice, notice=notice)
+
+
+def wants_announcement() -> bool:
+    """Whether notices are emailed or POSTed anywhere (`NOTICE_EMAIL`, `NOTICE_WEBHOOK_URL`)."""
+    return bool(webhook_settings.NOTICE_EMAIL or webhook_settings.NOTICE_WEBHOOK_URL)
+
+
+def queue_announcement(notice: EndpointNotice) -> None:
+    """Hand the email and the operator webhook of `notice` to a worker (maintenance queue), so
+    that neither waits inside an attempt or a request. If the broker refuses, they are sent
+    here and now: a notice is rare, and losing it would hide the incident it reports."""
+    if not wants_announcement():
+        return
+    try:
+        dispatch.send(
+            dispatch.ANNOUNCE_NOTICE, (notice.pk,), queue=webhook_settings.MAINTENANCE_QUEUE
+        )
+    except dispatch.BROKER_ERRORS as exc:
+        logger.warning("broker unavailable, announcing notice %s inline: %s", notice.pk, exc)
+        announce(notice.pk)
+
+
+@dataclass(frozen=True)
+class Announcement:
+    email: str  # what happened to the email ("" when NOTICE_EMAIL is off)
+    webhook: str  # what happened to the operator webhook ("" when no URL is set)
+
+
+def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | None:
+    """Email the notice to its endpoint's contact and POST it to the operator URL, as the
+    settings ask; record what happened on the notice. At most once per notice (a guarded
+    UPDATE claims it): None if it was announced already or no longer exists."""
+    now = now or timezone.now()
+    if not EndpointNotice.objects.filter(pk=notice_id, announced_at__isnull=True).update(
+        announced_at=now
+    ):
+        return None
+    notice = (
+        EndpointNotice.objects.select_related("subscription", "subscription__owner")
+        .filter(pk=notice_id)
+        .first()
+    )
+    if notice is None:
+        return None
+    result = Announcement(
+        email=_email(notice) if webhook_settings.NOTICE_EMAIL else "",
+        webhook=_post(notice, now) if webhook_settings.NOTICE_WEBHOOK_URL else "",
+    )
+    EndpointNotice.objects.filter(pk=notice_id).update(
+        email_result=result.email[:255], webhook_result=result.webhook[:255]
+    )
+    return result
+
+
+def contact_addresses(notice: EndpointNotice) -> list[str]:
+    """Who is told about the endpoint: its owner's email address, if any."""
+    owner = notice.subscription.owner
+    email = getattr(owner, "email", "") if owner is not None else ""
+    return [email] if email else []
+
+
+def _name(subscription: Subscription) -> str:
+    return subscription.description or subscription.url
+
+
+def describe(notice: EndpointNotice) -> str:
+    """The notice as plain text (the email's body): what happened, since when, what it means,
+    what was missed and how to replay it."""
+    sub = notice.subscription
+    lines = [f"Endpoint: {_name(sub)}", f"URL: {sub.url}", f"Subscription id: {sub.pk}", ""]
+    started = isoformat(notice.incident_started_at)
+    if notice.kind == NoticeKind.FAILING:
+        lines.append(f"Every attempt to deliver to it has failed since {started}.")
+        if notice.reason:
+            lines.append(f"Last error: {notice.reason}")
+        lines.append("Deliveries are retried on their schedule.")
+        if notice.disable_at is not None:
+            lines.append(
+                f"If no delivery succeeds before {isoformat(notice.disable_at)}, the endpoint "
+                "will be disabled."
+            )
+    elif notice.kind == NoticeKind.DISABLED:
+        lines.append(f"It was disabled: {notice.reason or 'no reason given'}")
+        lines.append(f"Its incident began at {started}.")
+        lines.append(
+            "Nothing is sent to it until it is enabled again; events published meanwhile are "
+            "kept and can be replayed then."
+        )
+    else:
+        lines.append(f"It accepts deliveries again: the failures that began at {started} ended.")
+    query = replay_query(notice)
+    if query is not None:
+        statuses = ", ".join(query["status"])  # type: ignore[arg-type]
+        lines += [
+            "",
+            f"Deliveries it has not received: {notice.missed_count}, the oldest created at "
+            f"{query['since']}.",
+            f"To send them again, replay from {query['since']} with statuses {statuses} (in "
+            f"your webhooks portal, or POST /api/subscriptions/{sub.pk}/replay/ with "
+            f'{{"since": "{query["since"]}", "status": {dumps(query["status"]).decode()}}}).',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _email(notice: EndpointNotice) -> str:
+    recipients = contact_addresses(notice)
+    if not recipients:
+        return "no contact address"
+    subject = SUBJECTS[notice.kind].format(name=_name(notice.subscription))
+    try:
+        send_mail(subject, describe(notice), settings.DEFAULT_FROM_EMAIL, recipients)
+    except Exception as exc:  # any backend error: record it, never crash the task
+        logger.warning("notice %s: email failed: %s", notice.pk, exc)
+        return f"failed: {type(exc).__name__}: {exc}"
+    return "sent to " + ", ".join(recipients)
+
+
+def payload(notice: EndpointNotice) -> dict[str, object]:
+    """The operator webhook's JSON body (Standard Webhooks' envelope)."""
+    sub = notice.subscription
+    return {
+        "type": f"endpoint.{notice.kind}",
+        "timestamp": isoformat(notice.created_at),
+        "data": {
+            "notice": notice.pk,
+            "subscription": {"id": str(sub.pk), "url": sub.url, "description": sub.description},
+            "incident_started_at": isoformat(notice.incident_started_at),
+            "disable_at": isoformat(notice.disable_at) if notice.disable_at else None,
+            "reason": notice.reason,
+            "missed": notice.missed_count,
+            "replay": replay_query(notice),
+        },
+    }
+
+
+def _post(notice: EndpointNotice, now: dt.datetime) -> str:
+    body = dumps(payload(notice))
+    msg_id = f"notice_{notice.pk}"
+    timestamp = int(now.timestamp())
+    headers = {
+        "content-type": "application/json",
+        "user-agent": webhook_settings.USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+    }
+    secret = webhook_settings.NOTICE_WEBHOOK_SECRET
+    if secret:
+        headers["webhook-signature"] = signature_header([secret], msg_id, timestamp, body)
+    result = send(
+        webhook_settings.NOTICE_WEBHOOK_URL,
+        body,
+        headers,
+        connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
+        timeout=float(webhook_settings.TIMEOUT),
+        max_body_bytes=1024,
+    )
+    if result.ok:
+        return f"HTTP {result.status}"
+    outcome = f"HTTP {result.status}" if result.status is not None else str(result.error_kind)
+    if result.error and result.error != outcome:
+        outcome = f"{outcome}: {result.error}"
+    logger.warning("notice %s: operator webhook failed: %s", notice.pk, outcome)
+    return f"failed: {outcome}"
+
+
+# --- Reading notices (admin, portal) ---------------------------------------------------------
+
+
+def for_subscription(subscription_id: object, limit: int = 10) -> list[EndpointNotice]:
+    """The subscription's latest `limit` notices, newest first."""
+    return list(EndpointNotice.objects.filter(subscription_id=subscription_id)[:limit])
+
+
+def latest(subscription_ids: Sequence[object]) -> dict[object, EndpointNotice]:
+    """The newest notice of each subscription that has one (two queries for a whole page)."""
+    newest = (
+        EndpointNotice.objects.for_subscriptions(list(subscription_ids))
+        .values("subscription_id")
+        .annotate(last=Max("pk"))
+        .values_list("last", flat=True)
+        .order_by()
+    )
+    return {
+        notice.subscription_id: notice
+        for notice in EndpointNotice.objects.filter(pk__in=list(newest))
+    }
+
+
+def is_current(notice: EndpointNotice, subscription: Subscription) -> bool:
+    """Whether `notice` describes the subscription's state now: a `failing` notice of the run
+    still going on, a `disabled` notice of a subscription still disabled. A `recovered` notice
+    never is (there is nothing to act on)."""
+    if notice.kind == NoticeKind.FAILING:
+        return subscription.is_active and subscription.failing_since == notice.incident_started_at
+    if notice.kind == NoticeKind.DISABLED:
+        return not subscription.is_active
+    return False
