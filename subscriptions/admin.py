@@ -175,7 +175,7 @@ class SubscriptionAdminExtension:
     def object_panels(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
     ) -> list[str]:
-        """Blocks of safe HTML shown on the change form below the fields (e.g. notices)."""
+        """Blocks of safe HTML shown at the top of the change form (e.g. notices)."""
         return []
 
 

@@ -45,7 +45,9 @@ def at_seconds(value: dt.datetime | None) -> str:
         return "-"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
     return format_html(
-        '<time datetime="{}">{}</time>', value.isoformat(), local.strftime("%Y-%m-%d %H:%M:%S %Z")
+        '<time datetime="{}" style="white-space:nowrap">{}</time>',
+        value.isoformat(),
+        local.strftime("%Y-%m-%d %H:%M:%S %Z"),
     )
 
 

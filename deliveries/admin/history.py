@@ -77,8 +77,8 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "badge",
         "attempts",
         "last_status_code",
-        "next_attempt_at",
-        "created_at",
+        "next_attempt",
+        "created",
     ]
     list_filter = ["status", "event__type", "created_at", "subscription"]
     search_fields = ["=event__id", "subscription__url", "last_error"]

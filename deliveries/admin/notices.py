@@ -10,8 +10,9 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from subscriptions.models import Subscription
 
@@ -45,17 +46,9 @@ def replay_link(model_admin: admin.ModelAdmin, notice: EndpointNotice) -> str:
 
 @admin.register(EndpointNotice)
 class EndpointNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "created",
-        "badge",
-        "subscription",
-        "incident_started",
-        "disable_at_",
-        "missed_count",
-        "reason",
-        "replay",
-        "announced",
-    ]
+    # Few columns, so that the list fits beside the admin's sidebar and filters at 1400 px:
+    # the figures of a notice read as one sentence in `summary`.
+    list_display = ["created", "badge", "subscription", "summary", "replay"]
     list_filter = ["kind", "created_at"]
     search_fields = ["subscription__url", "subscription__description", "reason"]
     date_hierarchy = "created_at"
@@ -86,12 +79,39 @@ class EndpointNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def badge(self, obj: EndpointNotice) -> str:
         return kind_badge(obj)
 
+    @admin.display(description=_("what happened"))
+    def summary(self, obj: EndpointNotice) -> str:
+        return summary(obj)
+
     @admin.display(description=_("replay"))
     def replay(self, obj: EndpointNotice) -> str:
         url = replay_link(self, obj)
         if not url:
             return "-"
         return format_html('<a class="notice-replay" href="{}">{}</a>', url, _("Replay…"))
+
+
+def summary(notice: EndpointNotice) -> str:
+    """The notice in a line and a half: its reason, then the incident's start, when the
+    endpoint will be disabled if nothing changes, and how many deliveries it missed."""
+    facts = [format_html("{} {}", _("incident began"), at_seconds(notice.incident_started_at))]
+    if notice.disable_at is not None:
+        facts.append(
+            format_html("{} {}", _("disabled at"), at_seconds(notice.disable_at))
+            + format_html(" {}", _("if nothing changes"))
+        )
+    facts.append(
+        format_html(
+            "{}",
+            ngettext("%(n)d delivery missed", "%(n)d deliveries missed", notice.missed_count)
+            % {"n": notice.missed_count},
+        )
+    )
+    return format_html(
+        '{}<br><small class="quiet">{}</small>',
+        notice.reason or "-",
+        format_html_join("; ", "{}", ((fact,) for fact in facts)),
+    )
 
 
 def notices_panel(model_admin: admin.ModelAdmin, request: HttpRequest, obj: Subscription) -> str:

@@ -171,13 +171,15 @@ def _last_error(subscription_id: object, started: dt.datetime) -> str:
         )
         .exclude(response_status__gte=200, response_status__lt=300)
         .order_by("-started_at")
-        .values_list("response_status", "error")
         .first()
     )
     if last is None:
         return ""
-    status, error = last
-    return error or (f"HTTP {status}" if status is not None else "")
+    if last.error:
+        return last.error
+    if last.response_status is not None:
+        return f"HTTP {last.response_status}"
+    return last.get_error_kind_display() if last.error_kind else ""
 
 
 # --- After commit: the signal, then the announcement -------------------------------------------
