@@ -21,23 +21,11 @@ from subscriptions.admin import short_url
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
 from tests.ops_helpers import make_delivery
+from tests.test_admin_ops import queue_length
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:webhook_subscriptions_subscription_changelist"
-
-
-@pytest.fixture
-def admin_client_(client, staff_user):
-    client.force_login(staff_user)
-    return client
-
-
-def queue_length(name: str) -> int:
-    from webhooks_project.celery import app
-
-    with app.connection_for_read() as conn:
-        return conn.default_channel.client.llen(name)
 
 
 def header_names(html: str) -> list[str]:
@@ -49,11 +37,11 @@ def header_names(html: str) -> list[str]:
 # --- Subscription list ------------------------------------------------------------------------
 
 
-def test_the_subscription_list_leads_with_health_and_shows_each_url_once(admin_client_):
+def test_the_subscription_list_leads_with_health_and_shows_each_url_once(admin_client):
     named = make_subscription("http://127.0.0.1:9/named-endpoint", description="Billing")
     bare = make_subscription("http://127.0.0.1:9/bare-endpoint")
 
-    html = admin_client_.get(reverse(CHANGELIST)).content.decode()
+    html = admin_client.get(reverse(CHANGELIST)).content.decode()
 
     columns = header_names(html)
     assert columns[:7] == [
@@ -91,7 +79,7 @@ def attempt(delivery: Delivery, number: int, started: dt.datetime, **fields) -> 
     )
 
 
-def test_attempts_are_one_compact_table_timed_to_the_second(admin_client_):
+def test_attempts_are_one_compact_table_timed_to_the_second(admin_client):
     sub = make_subscription("http://127.0.0.1:9/table")
     delivery = make_delivery(sub, DeliveryStatus.RETRYING)
     minute = timezone.now().replace(second=10, microsecond=0)
@@ -116,7 +104,7 @@ def test_attempts_are_one_compact_table_timed_to_the_second(admin_client_):
         error="Read timed out after 3 s",
     )
 
-    html = admin_client_.get(
+    html = admin_client.get(
         reverse("admin:deliveries_delivery_change", args=[delivery.pk])
     ).content.decode()
 
@@ -138,18 +126,18 @@ def test_attempts_are_one_compact_table_timed_to_the_second(admin_client_):
     assert "2 attempts" in html
 
 
-def test_send_again_now_on_the_delivery_page(admin_client_, broker):
+def test_send_again_now_on_the_delivery_page(admin_client, broker):
     sub = make_subscription("http://127.0.0.1:9/again")
     failed = make_delivery(sub, DeliveryStatus.FAILED, attempts=[(500, 1), (500, 1)])
     page = reverse("admin:deliveries_delivery_change", args=[failed.pk])
     button = reverse("admin:deliveries_delivery_send_again", args=[failed.pk])
     retry_queue_before = queue_length("webhooks.retry")
 
-    html = admin_client_.get(page).content.decode()
+    html = admin_client.get(page).content.decode()
     assert f'action="{button}"' in html and 'id="send-again-now"' in html
-    assert admin_client_.get(button).status_code == 405  # only a POST sends
+    assert admin_client.get(button).status_code == 405  # only a POST sends
 
-    response = admin_client_.post(button, follow=True)
+    response = admin_client.post(button, follow=True)
 
     assert response.redirect_chain[-1][0] == page
     assert "Attempt 3 queued" in response.content.decode()
@@ -158,11 +146,11 @@ def test_send_again_now_on_the_delivery_page(admin_client_, broker):
     assert queue_length("webhooks.retry") == retry_queue_before + 1
 
 
-def test_send_again_now_says_why_it_cannot(admin_client_, broker):
+def test_send_again_now_says_why_it_cannot(admin_client, broker):
     sub = make_subscription("http://127.0.0.1:9/off", is_active=False)
     failed = make_delivery(sub, DeliveryStatus.FAILED, attempts=[(500, 1)])
 
-    response = admin_client_.post(
+    response = admin_client.post(
         reverse("admin:deliveries_delivery_send_again", args=[failed.pk]), follow=True
     )
 
@@ -198,13 +186,13 @@ def waiting_rows(sub: Subscription) -> list[Delivery]:
     ]
 
 
-def test_disabling_asks_for_confirmation_and_changes_nothing_until_confirmed(admin_client_):
+def test_disabling_asks_for_confirmation_and_changes_nothing_until_confirmed(admin_client):
     sub = make_subscription("http://127.0.0.1:9/ask", description="Orders")
     waiting_rows(sub)
     idle = make_subscription("http://127.0.0.1:9/idle", description="Idle")
     gone = make_subscription("http://127.0.0.1:9/gone", is_active=False)
 
-    response = admin_client_.post(
+    response = admin_client.post(
         reverse(CHANGELIST),
         {"action": "disable_selected", "_selected_action": [sub.pk, idle.pk, gone.pk]},
     )
@@ -223,14 +211,14 @@ def test_disabling_asks_for_confirmation_and_changes_nothing_until_confirmed(adm
 
 
 def test_confirmed_disabling_reports_what_it_discarded(
-    admin_client_, django_capture_on_commit_callbacks
+    admin_client, django_capture_on_commit_callbacks
 ):
     sub = make_subscription("http://127.0.0.1:9/confirm")
     waiting = waiting_rows(sub)
     done = make_delivery(sub, DeliveryStatus.FAILED)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client_.post(
+        response = admin_client.post(
             reverse(CHANGELIST),
             {
                 "action": "disable_selected",
@@ -275,7 +263,7 @@ def test_the_discard_count_is_right_when_the_signal_ran_first(client, staff_user
 # --- Dashboard: retries where they wait ----------------------------------------------------------
 
 
-def test_the_dashboard_counts_retries_in_the_database_and_the_queue(admin_client_, broker):
+def test_the_dashboard_counts_retries_in_the_database_and_the_queue(admin_client, broker):
     sub = make_subscription("http://127.0.0.1:9/retries")
     now = timezone.now()
     due = make_delivery(sub, DeliveryStatus.RETRYING, next_attempt_at=now - dt.timedelta(seconds=5))
@@ -285,7 +273,7 @@ def test_the_dashboard_counts_retries_in_the_database_and_the_queue(admin_client
     # The due one's message waits in the retry queue (attempt 2 goes there).
     dispatch.enqueue_attempts([(due.pk, 2)])
 
-    html = admin_client_.get(reverse("admin:deliveries_dashboard")).content.decode()
+    html = admin_client.get(reverse("admin:deliveries_dashboard")).content.decode()
 
     figures = {
         name: int(value)
@@ -359,17 +347,17 @@ def test_the_api_replays_retrying_deliveries_when_asked(staff_client, broker):
     assert bad.status_code == 400 and "status" in bad.json()
 
 
-def test_the_admin_replay_form_offers_retrying(admin_client_, broker):
+def test_the_admin_replay_form_offers_retrying(admin_client, broker):
     sub = make_subscription("http://127.0.0.1:9/form-backoff")
     make_delivery(
         sub, DeliveryStatus.RETRYING, next_attempt_at=timezone.now() + dt.timedelta(hours=1)
     )
     form_url = reverse("admin:webhook_subscriptions_subscription_replay") + f"?ids={sub.pk}"
 
-    page = admin_client_.get(form_url).content.decode()
+    page = admin_client.get(form_url).content.decode()
     assert 'name="status" value="retrying"' in page
     assert 'value="retrying" checked' not in page  # offered, not chosen by default
 
     since = (timezone.now() - dt.timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:%S")
-    done = admin_client_.post(form_url, {"since": since, "status": ["retrying"]}, follow=True)
+    done = admin_client.post(form_url, {"since": since, "status": ["retrying"]}, follow=True)
     assert "1 delivery queued for replay." in done.content.decode()
