@@ -433,3 +433,67 @@ def test_notice_settings_are_checked(settings, key, value):
 
     assert [key in m.msg for m in errors] == [True]
     assert "not-a-secret" not in errors[0].msg  # a secret is never echoed
+
+
+# --- The template tags the portal (or any page) includes -----------------------------------------
+
+
+def render(source: str, **context) -> str:
+    from django.template import Context, Template
+
+    return Template("{% load webhooks_notices %}" + source).render(Context(context))
+
+
+@pytest.mark.django_db
+def test_the_endpoint_page_tag_shows_the_current_incident_and_its_replay():
+    from urllib.parse import parse_qs, urlsplit
+
+    from django.http import QueryDict
+
+    from deliveries.forms import ReplayForm
+
+    started = timezone.now() - dt.timedelta(minutes=30)
+    sub = make_subscription("http://127.0.0.1:9/tag", failing_since=started)
+    missed = make_delivery(sub, DeliveryStatus.RETRYING, next_attempt_at=timezone.now())
+    notice = notices.endpoint_failing(sub, started)
+
+    html = render("{% endpoint_notices endpoint '/portal/endpoints/x/replay/' %}", endpoint=sub)
+
+    assert 'id="endpoint-notice"' in html and "This endpoint is failing" in html
+    disable_at = timezone.localtime(notice.disable_at).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"If no delivery succeeds before {disable_at}" in html
+    assert "1 delivery has not reached it since" in html
+    link = re.search(r'id="endpoint-notice-replay" href="([^"]+)"', html).group(1)
+    url = urlsplit(link.replace("&amp;", "&"))
+    assert url.path == "/portal/endpoints/x/replay/"
+    query = parse_qs(url.query)
+    assert query["status"] == ["failed", "discarded", "retrying"]
+    # The replay forms read the link's values as they are.
+    form = ReplayForm(QueryDict(url.query))
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["since"] == missed.created_at.replace(microsecond=0)
+    assert 'id="endpoint-notices"' in html  # the history table
+
+
+@pytest.mark.django_db
+def test_the_tags_show_nothing_for_a_healthy_endpoint_and_the_list_line_for_others(
+    django_assert_num_queries,
+):
+    healthy = make_subscription("http://127.0.0.1:9/fine")
+    with django_assert_num_queries(0):
+        assert render("{% endpoint_notice_line e %}", e=healthy).strip() == ""
+    assert "endpoint-notice" not in render("{% endpoint_notices e %}", e=healthy)
+
+    started = timezone.now()
+    failing = make_subscription("http://127.0.0.1:9/bad", failing_since=started)
+    notice = notices.endpoint_failing(failing, started)
+    line = render("{% endpoint_notice_line e %}", e=failing)
+    assert "disabled at " + timezone.localtime(notice.disable_at).strftime("%Y-%m-%d %H:%M") in line
+
+    # Recovered: the notice stays in the history, and no longer reads as the current state.
+    notices.endpoint_recovered(failing, started)
+    Subscription.objects.filter(pk=failing.pk).update(failing_since=None)
+    failing.refresh_from_db()
+    assert render("{% endpoint_notice_line e %}", e=failing).strip() == ""
+    html = render("{% endpoint_notices e %}", e=failing)
+    assert 'id="endpoint-notice"' not in html and "Recovered" in html and "Failing" in html

@@ -82,6 +82,16 @@ def replay_query(notice: EndpointNotice) -> dict[str, object] | None:
     return {"since": isoformat(notice.missed_since), "status": list(replay_statuses(notice))}
 
 
+def replay_form_query(notice: EndpointNotice) -> dict[str, object] | None:
+    """`replay_query` for the replay forms (the admin's, the portal's): `since` in the current
+    time zone as `YYYY-MM-DDTHH:MM:SS`, which a text field and a `datetime-local` input both
+    read; None when the incident missed nothing."""
+    if notice.missed_since is None:
+        return None
+    since = timezone.localtime(notice.missed_since).strftime("%Y-%m-%dT%H:%M:%S")
+    return {"since": since, "status": list(replay_statuses(notice))}
+
+
 # --- Making notices (called from the attempt path and the disable receiver) -------------------
 
 
@@ -373,6 +383,14 @@ def latest(subscription_ids: Sequence[object]) -> dict[object, EndpointNotice]:
         notice.subscription_id: notice
         for notice in EndpointNotice.objects.filter(pk__in=list(newest))
     }
+
+
+def current(subscription: Subscription) -> EndpointNotice | None:
+    """The notice describing the subscription's state now (see `is_current`), if any."""
+    if subscription.is_active and subscription.failing_since is None:
+        return None  # healthy: nothing to read
+    notice = EndpointNotice.objects.filter(subscription_id=subscription.pk).first()
+    return notice if notice is not None and is_current(notice, subscription) else None
 
 
 def is_current(notice: EndpointNotice, subscription: Subscription) -> bool:
