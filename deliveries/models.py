@@ -221,11 +221,6 @@ class NoticeKind(models.TextChoices):
     RECOVERED = "recovered", _("Recovered")
 
 
-class EndpointNoticeQuerySet(models.QuerySet["EndpointNotice"]):
-    def for_subscriptions(self, subscription_ids: list[object]) -> EndpointNoticeQuerySet:
-        return self.filter(subscription_id__in=subscription_ids)
-
-
 class EndpointNotice(models.Model):
     """One notice per incident and kind: an endpoint started failing, was disabled, or
     recovered (deliveries/services/notices.py). The unique constraint on (subscription, kind,
@@ -283,8 +278,6 @@ class EndpointNotice(models.Model):
     )
     email_result = models.CharField(_("email"), max_length=255, blank=True)
     webhook_result = models.CharField(_("operator webhook"), max_length=255, blank=True)
-
-    objects = EndpointNoticeQuerySet.as_manager()
 
     class Meta:
         db_table = "webhooks_endpoint_notice"

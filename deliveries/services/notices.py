@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from subscriptions.models import Subscription
@@ -368,21 +367,6 @@ def _post(notice: EndpointNotice, now: dt.datetime) -> str:
 def for_subscription(subscription_id: object, limit: int = 10) -> list[EndpointNotice]:
     """The subscription's latest `limit` notices, newest first."""
     return list(EndpointNotice.objects.filter(subscription_id=subscription_id)[:limit])
-
-
-def latest(subscription_ids: Sequence[object]) -> dict[object, EndpointNotice]:
-    """The newest notice of each subscription that has one (two queries for a whole page)."""
-    newest = (
-        EndpointNotice.objects.for_subscriptions(list(subscription_ids))
-        .values("subscription_id")
-        .annotate(last=Max("pk"))
-        .values_list("last", flat=True)
-        .order_by()
-    )
-    return {
-        notice.subscription_id: notice
-        for notice in EndpointNotice.objects.filter(pk__in=list(newest))
-    }
 
 
 def current(subscription: Subscription) -> EndpointNotice | None:
