@@ -240,6 +240,8 @@ class Subscription(models.Model):
         on_delete=models.PROTECT,
         default=default_tenant,
         related_name="subscriptions",
+        # Indexed by the composite indexes that start with it (Meta), not on its own.
+        db_index=False,
         help_text=_("The customer account this endpoint belongs to; it receives its events only."),
     )
     owner = models.ForeignKey(
