@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +84,20 @@ def _callable_path(value: Any) -> str | None:
     return None if callable(target) else f"= {value!r} is not callable"
 
 
+def _throttle_rates(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a dict of scope to rate, not {value!r}"
+    unknown = sorted(set(value) - set(DEFAULTS["THROTTLE_RATES"]))
+    if unknown:
+        return f"has unknown scopes {unknown} (known: {sorted(DEFAULTS['THROTTLE_RATES'])})"
+    for scope, rate in value.items():
+        if rate is not None and not (
+            isinstance(rate, str) and re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)[a-z]*", rate)
+        ):
+            return f"[{scope!r}] must be like '10/minute' or None, not {rate!r}"
+    return None
+
+
 def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
@@ -142,6 +157,7 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_RESOLVER": _callable_path,
     "TENANT_MAX_SUBSCRIPTIONS": _optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": _optional_integer(minimum=1),
+    "THROTTLE_RATES": _throttle_rates,
 }
 
 

@@ -95,6 +95,18 @@ DEFAULTS: dict[str, Any] = {
     # that one tenant's hanging endpoints leave slots for the others. Needs a Redis broker,
     # like MAX_IN_FLIGHT.
     "TENANT_MAX_IN_FLIGHT": 20,
+    # Request budgets of the API (DRF throttles, subscriptions/throttling.py), each applied per
+    # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
+    # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
+    # per client address and per user name (subscriptions/authentication.py).
+    "THROTTLE_RATES": {
+        "publish": "200/second",
+        "test": "30/minute",
+        "replay": "60/hour",
+        "retry": "600/hour",
+        "create": "200/hour",
+        "failed_login": "10/minute",
+    },
     # `source` attribute of CloudEvents payloads.
     "CLOUDEVENTS_SOURCE": "/webhooks",
     "USER_AGENT": "django-webhooks/1.0",

@@ -15,7 +15,7 @@ from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
 from .access import TenantModelPermissions, read_scope, write_scope
-from .models import EventType, Subscription, default_tenant_key
+from .models import EventType, Subscription, default_tenant_key, is_valid_tenant_key
 from .serializers import (
     EventTypeSerializer,
     RotatedSecretSerializer,
@@ -23,6 +23,7 @@ from .serializers import (
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
 )
+from .throttling import TenantThrottle, UserThrottle
 
 
 class SubscriptionLimitExceeded(exceptions.PermissionDenied):
@@ -63,10 +64,21 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
     permission_classes = [TenantModelPermissions]
     tenant_model = Subscription
     tenant_action_perms = {"rotate_secret": ("change",)}
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"create": "create"}
 
     def get_queryset(self) -> QuerySet[Subscription]:
         scope = read_scope(self.request, Subscription)
         return scope.filter(Subscription.objects.all()).order_by("-created_at")
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        """The tenant a creation counts against: the one it names if the user may choose,
+        else their own. A tenant user naming another tenant cannot spend that one's budget."""
+        scope = write_scope(request, self)
+        named = request.data.get("tenant") if isinstance(request.data, dict) else None
+        if scope.all_tenants and is_valid_tenant_key(named):
+            return named
+        return scope.tenant or default_tenant_key()
 
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()
