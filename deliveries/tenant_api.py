@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from subscriptions.access import READ, has_any_perm, model_perms
+from subscriptions.api import APIDefaults
 from subscriptions.models import Tenant
 
 from .services import inflight
@@ -92,7 +93,7 @@ class TenantDetailSerializer(TenantSerializer):
         return inflight.tenant_in_flight(tenant.pk)
 
 
-class TenantViewSet(viewsets.ReadOnlyModelViewSet):
+class TenantViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     """Tenants with their limits and health, for users with the `view_tenant` permission."""
 
     queryset = Tenant.objects.order_by("key")

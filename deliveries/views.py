@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -10,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from subscriptions.access import TenantModelPermissions, read_scope
+from subscriptions.api import APIDefaults
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
 from subscriptions.tenancy import resolve_tenant
 from subscriptions.throttling import TenantThrottle, UserThrottle
@@ -38,11 +42,20 @@ from .services import (
 )
 from .services.probes import SubscriptionInactive, send_test_event
 
+logger = logging.getLogger(__name__)
+
 
 def published_body(event: Event) -> dict:
+    """The 202 answer to a publish. The event is committed by now: whatever fails from here on
+    must not turn into an error, or the publisher would send it again (a second event without
+    an idempotency key). The sweep fans out an event whose fan-out could not run."""
     count = event.delivery_count
-    if count is None:  # the caller's transaction has not committed: no fan-out yet
-        count = expected_deliveries(event)
+    if count is None:  # the fan-out did not run (yet): count what it will create
+        try:
+            count = expected_deliveries(event)
+        except DatabaseError:
+            logger.warning("event %s stored; its deliveries could not be counted", event.pk)
+            count = None
     return PublishedSerializer(
         {
             "id": event.id,
@@ -56,6 +69,7 @@ def published_body(event: Event) -> dict:
 
 
 class EventViewSet(
+    APIDefaults,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -122,7 +136,7 @@ class EventViewSet(
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     """Deliveries to a tenant's endpoints: its users see and retry them; `view_delivery` /
     `change_delivery` reach every tenant's."""
 
@@ -166,7 +180,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionActionView(GenericAPIView):
+class SubscriptionActionView(APIDefaults, GenericAPIView):
     """Base of the pipeline's actions on one subscription (test, replay): tenant access as the
     subscription API, and throttled per user and per the subscription's tenant."""
 

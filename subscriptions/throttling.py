@@ -67,6 +67,12 @@ class _ScopedThrottle(SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
+        # Outside the guard below: finding the tenant may read the body, and a malformed body
+        # must answer its own 400, not pass as a cache failure.
+        ident = self.ident_of(request, view)
+        if ident is None:
+            return True
+        self.key = f"webhooks-throttle:{self.scope}:{self.kind}:{ident}"
         try:
             return super().allow_request(request, view)
         except Exception as exc:  # whatever the cache backend raises (Redis down...)
@@ -77,10 +83,7 @@ class _ScopedThrottle(SimpleRateThrottle):
         raise NotImplementedError
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
-        ident = self.ident_of(request, view)
-        if ident is None:
-            return None
-        return f"webhooks-throttle:{self.scope}:{self.kind}:{ident}"
+        return self.key  # found in allow_request()
 
 
 class UserThrottle(_ScopedThrottle):

@@ -15,6 +15,7 @@ from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
 from .access import TenantModelPermissions, read_scope, write_scope
+from .api import APIDefaults
 from .models import EventType, Subscription, default_tenant_key, is_valid_tenant_key
 from .serializers import (
     EventTypeSerializer,
@@ -32,7 +33,7 @@ class SubscriptionLimitExceeded(exceptions.PermissionDenied):
     default_code = "subscription_limit"
 
 
-class EventTypeViewSet(viewsets.ModelViewSet):
+class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types, shared by every tenant: everyone signed in reads it; changing
     it needs the model permissions (`add_eventtype`...), never `is_staff` alone."""
 
@@ -40,7 +41,9 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.DjangoModelPermissions]
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
+    # URL is then a 404 like any unknown name, not a database error.
+    lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
 
 
@@ -53,7 +56,7 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     ),
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
-class SubscriptionViewSet(viewsets.ModelViewSet):
+class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: tenant users see and manage their tenant's; users with the model
     permissions act on every tenant's (subscriptions.access). Another tenant's subscription
     answers 404, as if it did not exist."""
