@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from subscriptions.admin import SubscriptionAdmin as BaseSubscriptionAdmin
+from subscriptions.admin import tenant_filter
 from subscriptions.models import Subscription
 
 from . import charts
@@ -84,12 +85,14 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "type", "created_at", "fanned_out_at"]
-    list_filter = ["type", "created_at"]
+    list_display = ["id", "tenant", "type", "broadcast", "created_at", "fanned_out_at"]
+    list_filter = [tenant_filter("tenant_id"), "broadcast", "type", "created_at"]
     search_fields = ["=id", "type", "idempotency_key"]
     date_hierarchy = "created_at"
     fields = [
         "id",
+        "tenant",
+        "broadcast",
         "type",
         "payload",
         "idempotency_key",
@@ -136,6 +139,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event_type",
+        "tenant",
         "subscription",
         "badge",
         "attempts",
@@ -143,7 +147,13 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "next_attempt_at",
         "created_at",
     ]
-    list_filter = ["status", "event__type", "created_at", "subscription"]
+    list_filter = [
+        tenant_filter("subscription__tenant_id"),
+        "status",
+        "event__type",
+        "created_at",
+        "subscription",
+    ]
     search_fields = ["=event__id", "subscription__url", "last_error"]
     date_hierarchy = "created_at"
     list_select_related = ["event", "subscription"]
@@ -167,6 +177,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return super().get_queryset(request).select_related("event", "subscription")
+
+    @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
+    def tenant(self, obj: Delivery) -> str:
+        return obj.subscription.tenant_id
 
     @admin.display(description=_("request sent"))
     def request_sent(self, obj: Delivery) -> str:
@@ -500,6 +514,8 @@ class SubscriptionAdmin(SubscriptionReplayMixin, SubscriptionHealthMixin, BaseSu
 
 admin.site.unregister(Subscription)
 admin.site.register(Subscription, SubscriptionAdmin)
+
+from . import tenant_admin  # noqa: E402, F401 - the tenant list with health replaces the registry's
 
 # The index links to the dashboard; a host that set its own index template keeps it.
 if admin.site.index_template is None:

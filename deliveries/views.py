@@ -149,8 +149,12 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     throttle_scopes = {"retry": "retry"}
 
     def throttle_tenant(self, request: Request) -> str | None:
-        """A retry counts against the tenant of the delivery's endpoint."""
-        found = read_scope(request, Delivery).filter(Delivery.objects.filter(pk=self.kwargs["pk"]))
+        """A retry counts against the tenant of the delivery's endpoint (none for an id that
+        cannot exist: the request answers 404 after the per-user budget)."""
+        pk = str(self.kwargs.get("pk", ""))
+        if not pk.isascii() or not pk.isdigit() or len(pk) > 18:
+            return None
+        found = read_scope(request, Delivery).filter(Delivery.objects.filter(pk=int(pk)))
         return found.values_list("subscription__tenant_id", flat=True).first()
 
     def get_serializer_class(self):  # type: ignore[override]
