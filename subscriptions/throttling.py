@@ -14,6 +14,7 @@ throttle protects capacity, it must not take the API down.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from typing import Any
@@ -27,6 +28,14 @@ from .conf import DEFAULTS, webhook_settings
 from .tenancy import resolve_tenant
 
 logger = logging.getLogger(__name__)
+
+
+def cache_key(prefix: str, ident: str) -> str:
+    """`prefix:ident`, the ident hashed when long (tenant keys reach 255 characters; memcached
+    refuses keys over 250) or not plain ASCII."""
+    if len(ident) > 64 or not ident.isascii() or not ident.isprintable():
+        ident = "sha256-" + hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{prefix}:{ident}"
 
 
 def rate_for(scope: str) -> str | None:
@@ -72,7 +81,7 @@ class _ScopedThrottle(SimpleRateThrottle):
         ident = self.ident_of(request, view)
         if ident is None:
             return True
-        self.key = f"webhooks-throttle:{self.scope}:{self.kind}:{ident}"
+        self.key = cache_key(f"webhooks-throttle:{self.scope}:{self.kind}", ident)
         try:
             return super().allow_request(request, view)
         except Exception as exc:  # whatever the cache backend raises (Redis down...)
@@ -124,9 +133,9 @@ class FailedLogins:
         if self.enabled:
             self.limit, self.window = UserThrottle().parse_rate(rate)
         address = BaseThrottle().get_ident(request)
-        self.keys = [f"webhooks-failed-login:addr:{address}"]
+        self.keys = [cache_key("webhooks-failed-login:addr", str(address))]
         if username:
-            self.keys.append(f"webhooks-failed-login:user:{username.lower()[:150]}")
+            self.keys.append(cache_key("webhooks-failed-login:user", username.lower()))
 
     def _recent(self, key: str, now: float) -> list[float]:
         return [t for t in default_cache.get(key, []) if t > now - self.window]
