@@ -94,6 +94,10 @@ class TenantModelPermissions(permissions.BasePermission):
         return not write_scope(request, view).is_empty
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            # Found through the view's read-scoped queryset: visible, so readable (a broadcast
+            # event is readable by every tenant though it belongs to one).
+            return True
         return write_scope(request, view).allows(object_tenant(obj))
 
 

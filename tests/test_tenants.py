@@ -244,3 +244,93 @@ def test_the_tenant_index_drives_the_fan_out_query():
         assert "Seq Scan" not in plan, plan
     else:
         assert "SCAN webhooks_subscription\n" not in plan + "\n", plan
+
+
+# --- Through the API ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def backend(django_user_model):
+    """The SaaS backend's token: publishes for every tenant (`deliveries.add_event`)."""
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("backend")
+    user.user_permissions.add(Permission.objects.get(codename="add_event"))
+    client = APIClient()
+    client.force_authenticate(django_user_model.objects.get(pk=user.pk))
+    return client
+
+
+def test_the_api_publishes_to_the_named_tenant_only(backend, django_capture_on_commit_callbacks):
+    a = make_subscription("http://127.0.0.1:9/a", ["order.*"], tenant="org_a")
+    b = make_subscription("http://127.0.0.1:9/b", ["order.*"], tenant="org_b")
+    answers = {}
+    with django_capture_on_commit_callbacks(execute=True):
+        for key in ("org_a", "org_b"):
+            body = {"type": "order.created", "data": {"for": key}, "tenant": key}
+            answers[key] = backend.post("/api/events/", body, format="json").json()
+    assert answers["org_a"]["tenant"] == "org_a" and answers["org_a"]["deliveries"] == 1
+    assert deliveries_of(Event.objects.get(pk=answers["org_a"]["id"])) == {a.pk}
+    assert deliveries_of(Event.objects.get(pk=answers["org_b"]["id"])) == {b.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        everyone = backend.post(
+            "/api/events/", {"type": "order.created", "data": {}, "broadcast": True}, format="json"
+        ).json()
+    assert everyone["deliveries"] == 2
+    assert deliveries_of(Event.objects.get(pk=everyone["id"])) == {a.pk, b.pk}
+
+
+def test_the_api_refuses_a_malformed_tenant(backend):
+    response = backend.post(
+        "/api/events/", {"type": "a.b", "data": {}, "tenant": "org 42"}, format="json"
+    )
+    assert response.status_code == 400 and "tenant" in response.json()
+    assert not Event.objects.exists()
+
+
+def test_idempotency_through_the_api(backend):
+    def post(tenant, data):
+        body = {"type": "a.b", "data": data, "tenant": tenant, "idempotency_key": "k"}
+        return backend.post("/api/events/", body, format="json")
+
+    first = post("org_a", {"n": 1})
+    assert post("org_a", {"n": 1}).json()["id"] == first.json()["id"]
+    other_tenant = post("org_b", {"n": 1})
+    assert other_tenant.status_code == 202 and other_tenant.json()["id"] != first.json()["id"]
+    conflict = post("org_a", {"n": 2})
+    assert conflict.status_code == 422
+    assert "another event type or data" in conflict.json()["idempotency_key"][0]
+    assert Event.objects.count() == 2
+
+
+def test_a_tenant_user_sees_a_broadcast_with_its_own_deliveries_only(
+    django_capture_on_commit_callbacks,
+):
+    make_subscription("http://127.0.0.1:9/a", ["*"], tenant="org_a")
+    mine = make_subscription("http://127.0.0.1:9/b", ["*"], tenant="org_b")
+    with django_capture_on_commit_callbacks(execute=True):
+        everyone = publish("notice.sent", {}, broadcast=True)
+        publish("order.created", {}, tenant="org_a")
+    client = APIClient()
+    client.force_authenticate(make_tenant_user("bea", "org_b"))
+
+    listed = client.get("/api/events/").json()["results"]
+    assert [row["id"] for row in listed] == [str(everyone.pk)]
+    detail = client.get(f"/api/events/{everyone.pk}/").json()
+    assert detail["broadcast"] is True
+    assert [d["subscription"] for d in detail["deliveries"]] == [str(mine.pk)]
+
+
+def test_tenant_users_never_choose_the_tenant_of_a_subscription(django_user_model):
+    client = APIClient()
+    client.force_authenticate(make_tenant_user("ann", "org_a"))
+    body = {"url": "http://127.0.0.1:9/x", "event_types": ["*"]}
+    refused = client.post("/api/subscriptions/", {**body, "tenant": "org_b"}, format="json")
+    assert refused.status_code == 400 and "tenant" in refused.json()
+    created = client.post("/api/subscriptions/", body, format="json").json()
+    assert created["tenant"] == "org_a"
+    same = client.post("/api/subscriptions/", {**body, "tenant": "org_a"}, format="json")
+    assert same.status_code == 201
+    moved = client.patch(f"/api/subscriptions/{created['id']}/", {"tenant": "org_b"}, format="json")
+    assert moved.status_code == 400
+    assert not Subscription.objects.filter(tenant_id="org_b").exists()
