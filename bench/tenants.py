@@ -32,6 +32,7 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,24 @@ def setup_django(database_url: str, broker_url: str, overrides: dict | None = No
     call_command("migrate", verbosity=0)
 
 
+@contextlib.contextmanager
+def environment(args: argparse.Namespace, name: str) -> Iterator[None]:
+    """A Redis and a fresh database for one scenario, Django set up on them; both removed
+    after (only what this started is stopped)."""
+    redis = RedisServer().start()
+    database = Database(args, name)
+    try:
+        setup_django(database.url(), redis.url)
+        yield
+    finally:
+        from django.db import connections
+
+        with contextlib.suppress(Exception):
+            connections.close_all()
+        database.drop()
+        redis.stop()
+
+
 def publisher_client():
     """An API client authenticated as the SaaS backend: a token, `deliveries.add_event`."""
     from django.contrib.auth import get_user_model
@@ -140,10 +159,7 @@ def create_subscriptions(tenants: int, per_tenant: int, matching: int) -> None:
 
 
 def run_fanout(args: argparse.Namespace) -> str:
-    redis = RedisServer().start()
-    database = Database(args, "webhooks_bench_tenants")
-    try:
-        setup_django(database.url(), redis.url)
+    with environment(args, "webhooks_bench_tenants"):
         from django.db import connection
         from django.db.models import F
         from django.test.utils import CaptureQueriesContext
@@ -205,26 +221,19 @@ def run_fanout(args: argparse.Namespace) -> str:
         if crossed or deliveries != expected or not uses_index:
             raise SystemExit(text + "\nCHECK FAILED")
         return text
-    finally:
-        from django.db import connections
-
-        with contextlib.suppress(Exception):
-            connections.close_all()
-        database.drop()
-        redis.stop()
 
 
 # --- fairness ---------------------------------------------------------------------------------
 
 
 def fairness_case(args: argparse.Namespace, cap: bool) -> dict:
-    """One run in a fresh process state is not possible after django.setup(), so each case gets
-    its own database and worker; the Django side only publishes and reads."""
+    """One case: its own worker (the one with the settings under test), receiver and pair of
+    tenants; this process only publishes and reads."""
     from deliveries.services import inflight, publish
     from subscriptions.models import Subscription, Tenant
 
-    Subscription.objects.all().delete()
-    Tenant.objects.filter(key__in=["tenant-a", "tenant-b"]).delete()
+    suffix = "capped" if cap else "uncapped"
+    tenant_a, tenant_b = f"a-{suffix}", f"b-{suffix}"
     receiver = Receiver().start()
     overrides = {"TIMEOUT": args.timeout}
     if not cap:
@@ -242,24 +251,24 @@ def fairness_case(args: argparse.Namespace, cap: bool) -> dict:
         for n in range(30):
             receiver.script(f"/a{n}", Reply(200, delay=args.timeout * 3))
             Subscription.objects.create(
-                tenant=Tenant.objects.for_key("tenant-a"),
+                tenant=Tenant.objects.for_key(tenant_a),
                 url=receiver.url(f"/a{n}"),
                 event_types=["order.*"],
             )
         Subscription.objects.create(
-            tenant=Tenant.objects.for_key("tenant-b"), url=receiver.url("/b"), event_types=["*"]
+            tenant=Tenant.objects.for_key(tenant_b), url=receiver.url("/b"), event_types=["*"]
         )
         worker.start()
         for n in range(10):
-            publish("order.created", {"n": n}, tenant="tenant-a")
+            publish("order.created", {"n": n}, tenant=tenant_a)
         published = {}
         for n in range(10):
-            event = publish("order.created", {"n": n}, tenant="tenant-b")
+            event = publish("order.created", {"n": n}, tenant=tenant_b)
             published[str(event.pk)] = time.monotonic()
         peak = 0
         deadline = time.monotonic() + args.timeout * 4 + 30
         while receiver.counts["/b"] < 10 and time.monotonic() < deadline:
-            peak = max(peak, inflight.tenant_in_flight("tenant-a"))
+            peak = max(peak, inflight.tenant_in_flight(tenant_a))
             time.sleep(0.05)
         arrivals = {r.headers["webhook-id"]: r.at for r in receiver.requests_to("/b")}
         latencies = sorted(arrivals[e] - at for e, at in published.items() if e in arrivals)
@@ -279,10 +288,7 @@ def fairness_case(args: argparse.Namespace, cap: bool) -> dict:
 
 
 def run_fairness(args: argparse.Namespace) -> str:
-    redis = RedisServer().start()
-    database = Database(args, "webhooks_bench_fairness")
-    try:
-        setup_django(database.url(), redis.url)
+    with environment(args, "webhooks_bench_fairness"):
         rows = [fairness_case(args, cap=True), fairness_case(args, cap=False)]
         from django.db import connection
 
@@ -305,13 +311,6 @@ def run_fairness(args: argparse.Namespace) -> str:
         text = "\n".join(lines)
         print(text)
         return text
-    finally:
-        from django.db import connections
-
-        with contextlib.suppress(Exception):
-            connections.close_all()
-        database.drop()
-        redis.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

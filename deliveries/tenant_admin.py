@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from subscriptions.admin import TenantAdmin as BaseTenantAdmin
 from subscriptions.models import Subscription, Tenant
 
+from . import charts
 from .services.health import TenantHealth, tenant_health
 
 
@@ -73,24 +74,12 @@ class TenantAdmin(BaseTenantAdmin):
     @admin.display(description=_("success 24 h"))
     def success_rate(self, obj: Tenant) -> str:
         figures = self._health(obj)
-        if figures.success_rate is None:
-            return "-"
-        rate = figures.success_rate
-        colour = "#2e7d32" if rate >= 0.99 else "#ef6c00" if rate >= 0.9 else "#c62828"
-        return format_html(
-            '<span style="color:{}" title="{} of {} attempts">{}%</span>',
-            colour,
-            figures.succeeded_24h,
-            figures.attempts_24h,
-            f"{rate * 100:.1f}",
-        )
+        return charts.success_rate_html(figures.succeeded_24h, figures.attempts_24h)
 
     @admin.display(description=_("p95 24 h"))
     def p95_latency(self, obj: Tenant) -> str:
         figures = self._health(obj)
-        if figures.p95_ms is None:
-            return "-"
-        return f"{'>' if figures.p95_over else '≤'} {figures.p95_ms} ms"
+        return charts.p95_text(figures.p95_ms, figures.p95_over)
 
     @admin.display(description=_("waiting deliveries"))
     def unfinished(self, obj: Tenant) -> int:

@@ -26,3 +26,27 @@ def make_tenant_user(username: str, tenant: str, **fields: Any) -> Any:
     group, _ = Group.objects.get_or_create(name=f"{TENANT_GROUP_PREFIX}{tenant}")
     user.groups.add(group)
     return user
+
+
+def make_user(username: str, *codenames: str, tenant: str | None = None, **fields: Any) -> Any:
+    """A user holding the model permissions `codenames` (e.g. "add_event"), in `tenant` if
+    given; loaded afresh so that its permission cache is empty."""
+    from django.contrib.auth.models import Permission
+
+    user = (
+        make_tenant_user(username, tenant, **fields)
+        if tenant
+        else get_user_model().objects.create_user(username, **fields)
+    )
+    if codenames:
+        user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    return get_user_model().objects.get(pk=user.pk)
+
+
+def api_client(user: Any) -> Any:
+    """A DRF test client authenticated as `user`."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

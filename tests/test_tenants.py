@@ -12,7 +12,7 @@ from deliveries.models import Delivery, Event
 from deliveries.services import IdempotencyConflict, PublishError, publish
 from subscriptions.models import Subscription, Tenant
 from subscriptions.tenancy import resolve_tenant, tenant_from_groups
-from tests.factories import make_subscription, make_tenant_user
+from tests.factories import api_client, make_subscription, make_tenant_user, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -250,15 +250,9 @@ def test_the_tenant_index_drives_the_fan_out_query():
 
 
 @pytest.fixture
-def backend(django_user_model):
+def backend():
     """The SaaS backend's token: publishes for every tenant (`deliveries.add_event`)."""
-    from django.contrib.auth.models import Permission
-
-    user = django_user_model.objects.create_user("backend")
-    user.user_permissions.add(Permission.objects.get(codename="add_event"))
-    client = APIClient()
-    client.force_authenticate(django_user_model.objects.get(pk=user.pk))
-    return client
+    return api_client(make_user("backend", "add_event"))
 
 
 def test_the_api_publishes_to_the_named_tenant_only(backend, django_capture_on_commit_callbacks):
@@ -311,8 +305,7 @@ def test_a_tenant_user_sees_a_broadcast_with_its_own_deliveries_only(
     with django_capture_on_commit_callbacks(execute=True):
         everyone = publish("notice.sent", {}, broadcast=True)
         publish("order.created", {}, tenant="org_a")
-    client = APIClient()
-    client.force_authenticate(make_tenant_user("bea", "org_b"))
+    client = api_client(make_tenant_user("bea", "org_b"))
 
     listed = client.get("/api/events/").json()["results"]
     assert [row["id"] for row in listed] == [str(everyone.pk)]
@@ -321,9 +314,8 @@ def test_a_tenant_user_sees_a_broadcast_with_its_own_deliveries_only(
     assert [d["subscription"] for d in detail["deliveries"]] == [str(mine.pk)]
 
 
-def test_tenant_users_never_choose_the_tenant_of_a_subscription(django_user_model):
-    client = APIClient()
-    client.force_authenticate(make_tenant_user("ann", "org_a"))
+def test_tenant_users_never_choose_the_tenant_of_a_subscription():
+    client = api_client(make_tenant_user("ann", "org_a"))
     body = {"url": "http://127.0.0.1:9/x", "event_types": ["*"]}
     refused = client.post("/api/subscriptions/", {**body, "tenant": "org_b"}, format="json")
     assert refused.status_code == 400 and "tenant" in refused.json()

@@ -5,28 +5,22 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from deliveries.models import DeliveryStatus
 from deliveries.services import inflight
 from subscriptions.models import Subscription, Tenant
-from tests.factories import make_subscription
+from tests.factories import api_client, make_subscription, make_user
 from tests.ops_helpers import make_delivery
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def operator(django_user_model):
-    user = django_user_model.objects.create_user("operator")
-    user.user_permissions.add(Permission.objects.get(codename="view_tenant"))
-    client = APIClient()
-    client.force_authenticate(django_user_model.objects.get(pk=user.pk))
-    return client
+def operator():
+    return api_client(make_user("operator", "view_tenant"))
 
 
 def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from deliveries.services import inflight
 from subscriptions.models import Subscription, Tenant
-from tests.factories import make_subscription, make_tenant_user
+from tests.factories import api_client, make_subscription, make_tenant_user, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +20,6 @@ def webhooks(settings):
     return apply
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def body(n: int) -> dict:
     return {"url": f"http://127.0.0.1:9/{n}", "event_types": ["*"]}
 
@@ -37,8 +29,8 @@ def body(n: int) -> dict:
 
 def test_the_subscription_limit_answers_403_and_creates_nothing(webhooks):
     webhooks(TENANT_MAX_SUBSCRIPTIONS=2)
-    alice = client_for(make_tenant_user("alice", "org_a"))
-    bob = client_for(make_tenant_user("bob", "org_b"))
+    alice = api_client(make_tenant_user("alice", "org_a"))
+    bob = api_client(make_tenant_user("bob", "org_b"))
     assert [alice.post("/api/subscriptions/", body(n)).status_code for n in range(2)] == [201, 201]
 
     refused = alice.post("/api/subscriptions/", body(3), format="json")
@@ -57,12 +49,10 @@ def test_the_subscription_limit_answers_403_and_creates_nothing(webhooks):
     assert alice.post("/api/subscriptions/", body(5)).status_code == 201
 
 
-def test_a_tenants_own_limit_overrides_the_default_and_binds_operators(django_user_model):
+def test_a_tenants_own_limit_overrides_the_default_and_binds_operators():
     Tenant.objects.filter(pk=Tenant.objects.for_key("org_a").pk).update(max_subscriptions=1)
     make_subscription("http://127.0.0.1:9/x", tenant="org_a")
-    operator = django_user_model.objects.create_user("operator")
-    operator.user_permissions.add(Permission.objects.get(codename="add_subscription"))
-    client = client_for(django_user_model.objects.get(pk=operator.pk))
+    client = api_client(make_user("operator", "add_subscription"))
 
     refused = client.post("/api/subscriptions/", {**body(1), "tenant": "org_a"}, format="json")
     assert refused.status_code == 403 and "limit of 1" in refused.json()["detail"]
@@ -74,7 +64,7 @@ def test_a_tenants_own_limit_overrides_the_default_and_binds_operators(django_us
 def test_the_default_tenant_is_limited_by_its_own_row_only(webhooks, django_user_model):
     # A single-tenant project is one tenant: the per-customer default must not cap it.
     webhooks(TENANT_MAX_SUBSCRIPTIONS=1, TENANT_MAX_IN_FLIGHT=1)
-    user = client_for(django_user_model.objects.create_user("plain"))
+    user = api_client(django_user_model.objects.create_user("plain"))
     assert [user.post("/api/subscriptions/", body(n)).status_code for n in range(3)] == [201] * 3
     default = Tenant.objects.default()
     assert (default.subscription_limit, default.in_flight_limit) == (None, None)

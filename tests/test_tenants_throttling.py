@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from deliveries.models import Event
 from subscriptions.models import Subscription
-from tests.factories import make_subscription, make_tenant_user
+from tests.factories import api_client, make_subscription, make_tenant_user, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -24,21 +23,15 @@ def rates(settings):
     return apply
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
-
-
 def new(n: int, **extra) -> dict:
     return {"url": f"http://127.0.0.1:9/{n}", "event_types": ["*"], **extra}
 
 
 def test_creation_is_throttled_per_user_and_per_tenant(rates):
     rates(create="3/hour")
-    alice = client_for(make_tenant_user("alice", "org_a"))
-    bob = client_for(make_tenant_user("bob", "org_a"))
-    carol = client_for(make_tenant_user("carol", "org_b"))
+    alice = api_client(make_tenant_user("alice", "org_a"))
+    bob = api_client(make_tenant_user("bob", "org_a"))
+    carol = api_client(make_tenant_user("carol", "org_b"))
 
     codes = [alice.post("/api/subscriptions/", new(n)).status_code for n in range(2)]
     codes += [bob.post("/api/subscriptions/", new(2)).status_code]
@@ -53,11 +46,9 @@ def test_creation_is_throttled_per_user_and_per_tenant(rates):
     assert alice.get("/api/subscriptions/").status_code == 200
 
 
-def test_a_user_budget_binds_across_tenants(rates, django_user_model):
+def test_a_user_budget_binds_across_tenants(rates):
     rates(publish="2/minute")
-    backend = django_user_model.objects.create_user("backend")
-    backend.user_permissions.add(Permission.objects.get(codename="add_event"))
-    client = client_for(django_user_model.objects.get(pk=backend.pk))
+    client = api_client(make_user("backend", "add_event"))
     answers = [
         client.post(
             "/api/events/", {"type": "a.b", "data": {}, "tenant": f"org_{n}"}, format="json"
@@ -68,13 +59,9 @@ def test_a_user_budget_binds_across_tenants(rates, django_user_model):
     assert Event.objects.count() == 2
 
 
-def test_publishing_is_throttled_per_tenant_of_the_event(rates, django_user_model):
+def test_publishing_is_throttled_per_tenant_of_the_event(rates):
     rates(publish="2/minute")
-    publishers = []
-    for name in ("one", "two", "three"):
-        user = django_user_model.objects.create_user(name)
-        user.user_permissions.add(Permission.objects.get(codename="add_event"))
-        publishers.append(client_for(django_user_model.objects.get(pk=user.pk)))
+    publishers = [api_client(make_user(name, "add_event")) for name in ("one", "two", "three")]
     body = {"type": "a.b", "data": {}, "tenant": "org_a"}
     answers = [p.post("/api/events/", body, format="json").status_code for p in publishers]
     assert answers == [202, 202, 429]
@@ -84,13 +71,13 @@ def test_publishing_is_throttled_per_tenant_of_the_event(rates, django_user_mode
 
 def test_a_tenant_user_cannot_spend_another_tenants_budget(rates):
     rates(create="1/hour")
-    mallory = client_for(make_tenant_user("mallory", "org_m"))
+    mallory = api_client(make_tenant_user("mallory", "org_m"))
     # Naming another tenant is refused (400) and counts against mallory's own tenant.
     assert (
         mallory.post("/api/subscriptions/", new(1, tenant="org_v"), format="json").status_code
         == 400
     )
-    victim = client_for(make_tenant_user("victim", "org_v"))
+    victim = api_client(make_tenant_user("victim", "org_v"))
     assert victim.post("/api/subscriptions/", new(2)).status_code == 201
 
 
@@ -99,7 +86,7 @@ def test_test_events_replays_and_retries_are_throttled(rates, broker):
 
     rates(test="1/minute", replay="1/minute", retry="1/minute")
     owner = make_tenant_user("owner", "org_a")
-    client = client_for(owner)
+    client = api_client(owner)
     sub = make_subscription("http://127.0.0.1:9/x", tenant="org_a", owner=owner)
     delivery = make_delivery(sub)
     since = {"since": "2026-01-01T00:00:00Z"}
@@ -160,15 +147,13 @@ def test_successful_logins_are_not_counted(rates, django_user_model):
     assert answers == [200] * 5
 
 
-def test_long_tenant_keys_make_short_cache_keys(rates, django_user_model, recwarn):
+def test_long_tenant_keys_make_short_cache_keys(rates, recwarn):
     # Tenant keys reach 255 characters; cache keys over 250 break memcached. Hashed, two keys
     # that differ in their last character still have budgets of their own.
     rates(publish="1/minute")
 
     def publisher(name: str) -> APIClient:
-        user = django_user_model.objects.create_user(name)
-        user.user_permissions.add(Permission.objects.get(codename="add_event"))
-        return client_for(django_user_model.objects.get(pk=user.pk))
+        return api_client(make_user(name, "add_event"))
 
     long_key = {"type": "a.b", "data": {}, "tenant": "k" * 255}
     neighbour = {**long_key, "tenant": "k" * 254 + "j"}
