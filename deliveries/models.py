@@ -94,6 +94,13 @@ class Event(models.Model):
                 name="webhooks_event_unfanned_idx",
             ),
             models.Index(fields=["tenant", "-created_at"], name="webhooks_event_tenant_idx"),
+            # A tenant's event list is its own events or broadcasts: the database combines this
+            # small index with the one above instead of reading every event.
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(broadcast=True),
+                name="webhooks_event_broadcast_idx",
+            ),
         ]
 
     def __str__(self) -> str:
