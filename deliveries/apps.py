@@ -12,9 +12,10 @@ class DeliveriesConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
-        from django.db.models.signals import post_save
+        from django.core.signals import setting_changed
+        from django.db.models.signals import post_delete, post_save
 
-        from subscriptions.models import Subscription
+        from subscriptions.models import Subscription, Tenant
         from subscriptions.signals import subscription_admin_extensions, subscription_disabled
 
         from .checks import check_celery, check_pipeline_settings, loaded_celery_app
@@ -22,6 +23,8 @@ class DeliveriesConfig(AppConfig):
             announce_notice,
             discard_for_changed_filters,
             discard_for_disabled,
+            forget_limits_on_settings_change,
+            forget_tenant_limit,
             notice_for_disabled,
             subscription_admin_extension,
         )
@@ -51,4 +54,11 @@ class DeliveriesConfig(AppConfig):
             discard_for_changed_filters,
             sender=Subscription,
             dispatch_uid="deliveries-discard-for-changed-filters",
+        )
+        for name, signal in (("save", post_save), ("delete", post_delete)):
+            signal.connect(
+                forget_tenant_limit, sender=Tenant, dispatch_uid=f"deliveries-tenant-limit-{name}"
+            )
+        setting_changed.connect(
+            forget_limits_on_settings_change, dispatch_uid="deliveries-tenant-limit-settings"
         )

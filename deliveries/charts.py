@@ -138,3 +138,26 @@ def minute_chart(
         mark_safe("".join(parts)),
         legend,
     )
+
+
+def success_rate_html(succeeded: int, attempts: int) -> str:
+    """The share of 2xx attempts as a coloured percentage ("-" without attempts): green from
+    99%, orange from 90%, red below; the counts in its title."""
+    if not attempts:
+        return "-"
+    rate = succeeded / attempts
+    colour = "#2e7d32" if rate >= 0.99 else "#ef6c00" if rate >= 0.9 else "#c62828"
+    return format_html(
+        '<span style="color:{}" title="{} of {} attempts">{}%</span>',
+        colour,
+        succeeded,
+        attempts,
+        f"{rate * 100:.1f}",
+    )
+
+
+def p95_text(p95_ms: int | None, over: bool) -> str:
+    """A p95 read from latency buckets: "≤ 250 ms", "> 30000 ms" beyond the last, "-"."""
+    if p95_ms is None:
+        return "-"
+    return f"{'>' if over else '≤'} {p95_ms} ms"

@@ -82,8 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "USER_AGENT": "django-webhooks/1.0",
     # The Prometheus endpoint (/api/metrics/) is off unless enabled: it reveals traffic figures.
     "METRICS_ENABLED": False,
-    # When set, a scraper authenticates with `Authorization: Bearer <token>`; staff users
-    # logged in to the admin may always read it. Keep it out of the code (environment).
+    # When set, a scraper authenticates with `Authorization: Bearer <token>`; signed-in users
+    # with the `deliveries.view_delivery` permission may always read it. Keep it out of the
+    # code (environment).
     "METRICS_TOKEN": None,
     # Seconds of recent attempts behind the latency histogram and the attempts-by-outcome
     # gauge; about one scrape interval to a few, so a spike shows and then fades.

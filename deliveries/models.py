@@ -9,10 +9,16 @@ from django.utils.translation import gettext_lazy as _
 
 from subscriptions.ids import uuid7
 from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, Tenant, default_tenant
 
 
 class EventQuerySet(models.QuerySet["Event"]):
+    def for_tenant(self, key: str | None) -> EventQuerySet:
+        """The events tenant `key` may see: its own and broadcasts (None: none at all)."""
+        if key is None:
+            return self.none()
+        return self.filter(Q(tenant_id=key) | Q(broadcast=True))
+
     def not_fanned_out(self, before: dt.datetime) -> EventQuerySet:
         """Events stored before `before` whose fan-out never ran (process died, broker down)."""
         return self.filter(fanned_out_at__isnull=True, created_at__lt=before)
@@ -20,6 +26,23 @@ class EventQuerySet(models.QuerySet["Event"]):
 
 class Event(models.Model):
     id = models.UUIDField(_("id"), primary_key=True, default=uuid7, editable=False)
+    tenant = models.ForeignKey(
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.PROTECT,
+        default=default_tenant,
+        related_name="events",
+        # Indexed by the composite indexes that start with it (Meta), not on its own.
+        db_index=False,
+        help_text=_(
+            "The tenant whose subscriptions receive the event (the publisher's, for a broadcast)."
+        ),
+    )
+    broadcast = models.BooleanField(
+        _("broadcast"),
+        default=False,
+        help_text=_("Sent to the matching subscriptions of every tenant."),
+    )
     type = models.CharField(_("type"), max_length=EVENT_TYPE_MAX_LENGTH, db_index=True)
     data = models.JSONField(_("data"), default=dict)
     idempotency_key = models.CharField(
@@ -27,8 +50,16 @@ class Event(models.Model):
         max_length=255,
         null=True,
         blank=True,
-        unique=True,
-        help_text=_("Publishing again with the same key returns this event."),
+        help_text=_("Publishing again in the same tenant with the same key returns this event."),
+    )
+    body_hash = models.CharField(
+        _("body hash"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "SHA-256 of the published type and data, to tell a repeat from a conflict "
+            "when an idempotency key is reused."
+        ),
     )
     target_subscription = models.ForeignKey(
         Subscription,
@@ -49,11 +80,26 @@ class Event(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("event")
         verbose_name_plural = _("events")
+        constraints = [
+            # Idempotency keys are the publisher's, so unique per tenant: two tenants' systems
+            # may pick the same key without one receiving the other's event.
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="webhooks_event_tenant_idem_uniq"
+            ),
+        ]
         indexes = [
             models.Index(
                 fields=["created_at"],
                 condition=Q(fanned_out_at__isnull=True),
                 name="webhooks_event_unfanned_idx",
+            ),
+            models.Index(fields=["tenant", "-created_at"], name="webhooks_event_tenant_idx"),
+            # A tenant's event list is its own events or broadcasts: the database combines this
+            # small index with the one above instead of reading every event.
+            models.Index(
+                fields=["-created_at"],
+                condition=Q(broadcast=True),
+                name="webhooks_event_broadcast_idx",
             ),
         ]
 
@@ -83,6 +129,10 @@ FINISHED = (
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def unfinished(self) -> DeliveryQuerySet:
+        """Pending, being sent or waiting to retry."""
+        return self.filter(status__in=UNFINISHED)
+
     def due(self, before: dt.datetime) -> DeliveryQuerySet:
         """Waiting deliveries whose next attempt was due before `before`."""
         return self.filter(status__in=WAITING, next_attempt_at__lte=before)
@@ -91,10 +141,9 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         """Claimed by a worker that has not finished in time: presumed dead."""
         return self.filter(status=DeliveryStatus.SENDING, claimed_at__lt=claimed_before)
 
-    def visible_to(self, user: models.Model) -> DeliveryQuerySet:
-        if getattr(user, "is_staff", False):
-            return self
-        return self.filter(subscription__owner=user)
+    def for_tenant(self, key: str | None) -> DeliveryQuerySet:
+        """The deliveries to tenant `key`'s subscriptions (None: none at all)."""
+        return self.none() if key is None else self.filter(subscription__tenant_id=key)
 
 
 class Delivery(models.Model):
@@ -232,6 +281,15 @@ class EndpointNotice(models.Model):
         on_delete=models.CASCADE,
         related_name="notices",
     )
+    tenant = models.ForeignKey(
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.CASCADE,
+        related_name="endpoint_notices",
+        # Indexed by the composite index that starts with it (Meta), not on its own.
+        db_index=False,
+        help_text=_("The subscription's tenant, whose contact is told."),
+    )
     kind = models.CharField(_("kind"), max_length=16, choices=NoticeKind.choices)
     incident_started_at = models.DateTimeField(
         _("incident started"),
@@ -292,6 +350,7 @@ class EndpointNotice(models.Model):
         ]
         indexes = [
             models.Index(fields=["subscription", "-created_at"], name="webhooks_notice_sub_idx"),
+            models.Index(fields=["tenant", "-created_at"], name="webhooks_notice_tenant_idx"),
             models.Index(fields=["-created_at"], name="webhooks_notice_created_idx"),
         ]
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db import transaction
 
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, Tenant
 
-from .services import notices, states
+from .services import inflight, notices, states
 
 
 def subscription_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any:
@@ -53,3 +53,13 @@ def discard_for_changed_filters(
         functools.partial(states.discard_unselected, instance.pk, list(instance.event_types or ())),
         using=kwargs.get("using"),
     )
+
+
+def forget_tenant_limit(sender: type, instance: Tenant, **kwargs: Any) -> None:
+    # This process applies a changed limit at once; other workers within TENANT_LIMIT_TTL.
+    inflight.forget_tenant_limits()
+
+
+def forget_limits_on_settings_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "WEBHOOKS":
+        inflight.forget_tenant_limits()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
+
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem
 from .services.replay import REPLAYABLE_STATUSES
@@ -19,6 +21,17 @@ class PublishSerializer(serializers.Serializer):
 
     type = serializers.CharField(max_length=255)
     data = serializers.JSONField()
+    tenant = serializers.CharField(
+        max_length=TENANT_KEY_MAX_LENGTH,
+        required=False,
+        help_text="The tenant whose subscriptions receive the event; default: the caller's "
+        "tenant, else the default tenant.",
+    )
+    broadcast = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send to the matching subscriptions of every tenant.",
+    )
     idempotency_key = serializers.CharField(
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
         required=False,
@@ -28,6 +41,13 @@ class PublishSerializer(serializers.Serializer):
         help_text="Printable text, at most 255 characters. Send one with every event: a retry "
         "with the same key returns the first event instead of publishing twice.",
     )
+
+    def validate_tenant(self, value: str) -> str:
+        if not is_valid_tenant_key(value):
+            raise serializers.ValidationError(
+                "A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."
+            )
+        return value
 
     def validate(self, attrs: dict) -> dict:
         # The key may come as the `Idempotency-Key` header instead (the body wins); it obeys
@@ -44,6 +64,7 @@ class PublishSerializer(serializers.Serializer):
 
 class PublishedSerializer(serializers.Serializer):
     id = serializers.UUIDField()
+    tenant = serializers.CharField()
     type = serializers.CharField()
     created_at = serializers.DateTimeField()
     deliveries = serializers.IntegerField(
@@ -102,7 +123,16 @@ class DeliveryDetailSerializer(DeliverySerializer):
 class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
-        fields = ["id", "type", "data", "idempotency_key", "created_at", "fanned_out_at"]
+        fields = [
+            "id",
+            "tenant",
+            "broadcast",
+            "type",
+            "data",
+            "idempotency_key",
+            "created_at",
+            "fanned_out_at",
+        ]
 
 
 class EventDetailSerializer(EventSerializer):

@@ -3,20 +3,22 @@ from __future__ import annotations
 import logging
 
 from django.db import DatabaseError
-from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import generics, mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subscriptions.access import TenantModelPermissions, read_scope
 from subscriptions.api import APIDefaults
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
 from subscriptions.openapi import extend_schema
+from subscriptions.tenancy import resolve_tenant
+from subscriptions.throttling import TenantThrottle, UserThrottle
 
 from .models import Delivery, Event
 from .permissions import CanPublish
@@ -32,7 +34,14 @@ from .serializers import (
     ReplayRequestSerializer,
     RetryQueuedSerializer,
 )
-from .services import PayloadTooLarge, Publication, PublishError, publish_event, replay
+from .services import (
+    IdempotencyConflict,
+    PayloadTooLarge,
+    Publication,
+    PublishError,
+    publish_event,
+    replay,
+)
 from .services.probes import SubscriptionInactive, send_test_event
 
 logger = logging.getLogger(__name__)
@@ -51,6 +60,7 @@ def published_body(publication: Publication) -> dict:
     return PublishedSerializer(
         {
             "id": event.id,
+            "tenant": event.tenant_id,
             "type": event.type,
             "created_at": event.created_at,
             "deliveries": count,
@@ -66,13 +76,32 @@ class EventViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
+    """The event log and publishing. Publishing needs `deliveries.add_event`; a tenant's users
+    read its events and broadcasts (with their own deliveries only)."""
+
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
+    # Only for schema generation (the model behind `{id}`); requests use get_queryset().
+    queryset = Event.objects.none()
     permission_classes = [CanPublish]
+    tenant_model = Event
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"create": "publish"}
+
+    def throttle_tenant(self, request: Request) -> str:
+        """The tenant a publish counts against: the one its event belongs to."""
+        named = request.data.get("tenant") if isinstance(request.data, dict) else None
+        if is_valid_tenant_key(named):
+            return named
+        return resolve_tenant(request) or default_tenant_key()
 
     def get_queryset(self) -> QuerySet[Event]:
-        queryset = Event.objects.order_by("-created_at")
+        queryset = read_scope(self.request, Event).filter(Event.objects.order_by("-created_at"))
         if self.action == "retrieve":
-            queryset = queryset.prefetch_related("deliveries__event")
+            # A broadcast reaches every tenant: each sees its own deliveries of it only.
+            deliveries = read_scope(self.request, Delivery).filter(
+                Delivery.objects.select_related("event")
+            )
+            queryset = queryset.prefetch_related(Prefetch("deliveries", queryset=deliveries))
         return queryset
 
     def get_serializer_class(self):  # type: ignore[override]
@@ -88,32 +117,56 @@ class EventViewSet(
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = PublishSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         try:
             publication = publish_event(
-                serializer.validated_data["type"],
-                serializer.validated_data["data"],
-                idempotency_key=serializer.validated_data.get("idempotency_key"),
+                data["type"],
+                data["data"],
+                tenant=data.get("tenant") or resolve_tenant(request),
+                idempotency_key=data.get("idempotency_key"),
+                broadcast=data["broadcast"],
             )
         except PayloadTooLarge as exc:
             return Response(
                 {exc.field: [exc.message]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
             )
+        except IdempotencyConflict as exc:
+            # IETF idempotency-key draft, section 2.7: a key reused for another payload.
+            return Response({exc.field: [exc.message]}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         except PublishError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
         return Response(published_body(publication), status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
+    """Deliveries to a tenant's endpoints: its users see and retry them; `view_delivery` /
+    `change_delivery` reach every tenant's."""
+
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Delivery
+    tenant_action_perms = {"retry": ("change",)}
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"retry": "retry"}
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        """A retry counts against the tenant of the delivery's endpoint (none for an id that
+        cannot exist: the request answers 404 after the per-user budget)."""
+        pk = str(self.kwargs.get("pk", ""))
+        if not pk.isascii() or not pk.isdigit() or len(pk) > 18:
+            return None
+        found = read_scope(request, Delivery).filter(Delivery.objects.filter(pk=int(pk)))
+        return found.values_list("subscription__tenant_id", flat=True).first()
 
     def get_serializer_class(self):  # type: ignore[override]
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def get_queryset(self) -> QuerySet[Delivery]:
-        queryset = Delivery.objects.visible_to(self.request.user).select_related("event")
+        queryset = read_scope(self.request, Delivery).filter(
+            Delivery.objects.select_related("event", "subscription")
+        )
         if self.action == "retrieve":
             return queryset.prefetch_related("attempt_set")
         filters = DeliveryFilterSerializer(data=self.request.query_params)
@@ -134,18 +187,32 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionTestView(APIDefaults, generics.GenericAPIView):
-    """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
-    sending belongs to the pipeline and the registry never imports it."""
+class SubscriptionActionView(APIDefaults, GenericAPIView):
+    """Base of the pipeline's actions on one subscription (test, replay): tenant access as the
+    subscription API, and throttled per user and per the subscription's tenant."""
 
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
-
-    permission_classes = [permissions.IsAuthenticated]
-    serializer_class = PublishedSerializer
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    # Acting on an endpoint is changing it, as the admin's actions require.
+    tenant_action_perms = {"post": ("change",)}
+    throttle_classes = [UserThrottle, TenantThrottle]
     queryset = Subscription.objects.none()  # schema generation only
 
     def get_queryset(self) -> QuerySet[Subscription]:
-        return Subscription.objects.visible_to(self.request.user)
+        return read_scope(self.request, Subscription).filter(Subscription.objects.all())
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        found = self.get_queryset().filter(pk=self.kwargs["pk"])
+        return found.values_list("tenant_id", flat=True).first()
+
+
+class SubscriptionTestView(SubscriptionActionView):
+    """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
+    sending belongs to the pipeline and the registry never imports it."""
+
+    serializer_class = PublishedSerializer
+    throttle_scope = "test"
 
     @extend_schema(
         operation_id="subscriptions_test_create",
@@ -168,18 +235,16 @@ class SubscriptionTestView(APIDefaults, generics.GenericAPIView):
         return Response(published_body(publication), status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionReplayView(APIDefaults, GenericAPIView):
+class SubscriptionReplayView(SubscriptionActionView):
     """Re-send a subscription's deliveries created in a time range (default: failed and
     discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
 
-    schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
-
-    permission_classes = [permissions.IsAuthenticated]
     serializer_class = ReplayRequestSerializer
+    throttle_scope = "replay"
 
     @extend_schema(request=ReplayRequestSerializer, responses={202: ReplayQueuedSerializer})
     def post(self, request: Request, pk: str) -> Response:
-        subscription = get_object_or_404(Subscription.objects.visible_to(request.user), pk=pk)
+        subscription = self.get_object()
         serializer = ReplayRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -15,7 +16,7 @@ from django.utils.translation import ngettext
 
 from . import services
 from .headers import mask_headers, unmask_headers
-from .models import EventType, Subscription
+from .models import EventType, Subscription, Tenant
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions
 
@@ -87,6 +88,7 @@ class SubscriptionAdminForm(APIRulesForm):
         model = Subscription
         # Never the secrets: they are shown once after creation and changed by rotation.
         fields = [
+            "tenant",
             "owner",
             "url",
             "description",
@@ -99,10 +101,17 @@ class SubscriptionAdminForm(APIRulesForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if "tenant" in self.fields:
+            # Left empty: the default tenant, as in code that names none.
+            self.fields["tenant"].required = False
+            self.fields["tenant"].help_text = _("Empty for the default tenant.")
         # Header values are write-only, as in the API: the form shows the mask, and a value
         # left as the mask keeps the stored one.
         if self.instance.pk and self.instance.headers:
             self.initial["headers"] = mask_headers(self.instance.headers)
+
+    def clean_tenant(self) -> Tenant:
+        return self.cleaned_data.get("tenant") or Tenant.objects.default()
 
     def clean_headers(self) -> Any:
         value = self.cleaned_data.get("headers")
@@ -112,6 +121,53 @@ class SubscriptionAdminForm(APIRulesForm):
             except ValueError as exc:
                 raise forms.ValidationError(str(exc)) from exc
         return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant")
+        if self.instance._state.adding and tenant is not None:
+            # The API's limit holds here too (the API also locks; a race in the admin may
+            # overshoot by one, which an operator can undo).
+            try:
+                with transaction.atomic():
+                    services.tenant_for_new_subscription(tenant.pk)
+            except services.SubscriptionLimitReached as exc:
+                self.add_error("tenant", str(exc))
+        return cleaned
+
+
+def tenant_filter(field_path: str, shown: int = 50) -> type[admin.SimpleListFilter]:
+    """A list filter by tenant on `field_path` (e.g. "tenant_id", "subscription__tenant_id"):
+    `?tenant=<key>` narrows any changelist to one tenant. The sidebar offers the first
+    `shown` tenants by key (and the one chosen), not thousands; the tenant list links here."""
+
+    class TenantFilter(admin.SimpleListFilter):
+        title = _("tenant")
+        parameter_name = "tenant"
+
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            keys = list(Tenant.objects.order_by("key").values_list("key", flat=True)[:shown])
+            if self.value() and self.value() not in keys:
+                keys.append(self.value())
+            return [(key, key) for key in keys]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+            if self.value():
+                return queryset.filter(**{field_path: self.value()})
+            return queryset
+
+    return TenantFilter
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "contact_email", "max_subscriptions", "max_in_flight"]
+    search_fields = ["key", "name", "contact_email"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The key is what subscriptions and events point to: fixed once created.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "key"] if obj is not None else fields
 
 
 class SubscriptionAdminExtension:
@@ -209,14 +265,14 @@ class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionAdminForm
     # The endpoint (its description over its URL, each shown once) and its status lead; the
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
-    # screen they are on screen next to the name, not after the owner and dates.
-    list_display = ["endpoint", "status", "owner", "created_at"]
+    # screen they are on screen next to the name, not after the tenant, owner and dates.
+    list_display = ["endpoint", "status", "tenant", "owner", "created_at"]
     #: Extension columns go right after this column.
     extension_columns_after = "status"
     # `owner` is nullable, which the changelist's automatic select_related() skips.
-    list_select_related = ["owner"]
-    list_filter = ["is_active", "payload_format"]
-    search_fields = ["url", "description", "id"]
+    list_select_related = ["owner", "tenant"]
+    list_filter = [tenant_filter("tenant_id"), "is_active", "payload_format"]
+    search_fields = ["url", "description", "id", "=tenant__key"]
     readonly_fields = [
         "id",
         "disabled_reason",
@@ -228,7 +284,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
     # The secret is shown once, in the message after creation; never in a form or a list.
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
-    raw_id_fields = ["owner"]
+    raw_id_fields = ["owner", "tenant"]
     own_actions = ["rotate_secrets", "enable_selected", "disable_selected"]
     change_form_template = "subscriptions/admin/subscription_change_form.html"
     change_list_template = "subscriptions/admin/subscription_change_list.html"
@@ -303,8 +359,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Enabling and disabling go through the services (signals, discarding, the replay
         # offer), so on an existing subscription the flag only changes through the actions.
+        # The tenant is fixed at creation, as in the API.
         fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "is_active"] if obj is not None else fields
+        return [*fields, "is_active", "tenant"] if obj is not None else fields
 
     @admin.action(description=_("Enable selected subscriptions"), permissions=["change"])
     def enable_selected(self, request: HttpRequest, queryset: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +59,54 @@ def integer(*, minimum: int, maximum: int | None = None) -> Validator:
     return validate
 
 
+def optional_integer(*, minimum: int) -> Validator:
+    def validate(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return None
+        return f"must be an integer of at least {minimum} or None, not {value!r}"
+
+    return validate
+
+
+def tenant_key(value: Any) -> str | None:
+    from .models import is_valid_tenant_key
+
+    if is_valid_tenant_key(value):
+        return None
+    return f"must be 1 to 255 letters, digits, '.', '_', ':' or '-', not {value!r}"
+
+
+def callable_path(value: Any) -> str | None:
+    """A dotted path to a callable (or the callable itself), importable now."""
+    from django.utils.module_loading import import_string
+
+    if callable(value):
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a dotted path to a callable, not {value!r}"
+    try:
+        target = import_string(value)
+    except ImportError as exc:
+        return f"= {value!r} cannot be imported ({exc})"
+    return None if callable(target) else f"= {value!r} is not callable"
+
+
+def throttle_rates(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a dict of scope to rate, not {value!r}"
+    unknown = sorted(set(value) - set(DEFAULTS["THROTTLE_RATES"]))
+    if unknown:
+        return f"has unknown scopes {unknown} (known: {sorted(DEFAULTS['THROTTLE_RATES'])})"
+    for scope, rate in value.items():
+        if rate is not None and not (
+            isinstance(rate, str) and re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)[a-z]*", rate)
+        ):
+            return f"[{scope!r}] must be like '10/minute' or None, not {rate!r}"
+    return None
+
+
 def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
@@ -92,6 +141,11 @@ VALIDATORS: dict[str, Validator] = {
     "ALLOW_PRIVATE_NETWORKS": boolean,
     "ALLOW_HTTP": boolean,
     "SECRET_ROTATION_OVERLAP": number(),
+    "DEFAULT_TENANT": tenant_key,
+    "TENANT_RESOLVER": callable_path,
+    "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
+    "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
+    "THROTTLE_RATES": throttle_rates,
 }
 
 

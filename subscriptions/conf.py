@@ -16,8 +16,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-# The registry's keys: which destinations a subscription may have, secret rotation, and the
-# page sizes of both apps' API lists (subscriptions/api.py).
+# The registry's keys: which destinations a subscription may have, secret rotation, the page
+# sizes and request budgets of both apps' API lists, and tenants.
 DEFAULTS: dict[str, Any] = {
     # Items per page of every API list (`?limit=` chooses another size), and the largest
     # `limit` a client may ask for: a bigger one gets this many.
@@ -29,6 +29,34 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_HTTP": False,
     # Seconds an old secret keeps signing beside the new one after a rotation.
     "SECRET_ROTATION_OVERLAP": 86400,
+    # Tenants (docs/tenants.md). The key of the tenant that owns whatever is created or
+    # published without naming one: single-tenant projects live in it without knowing.
+    "DEFAULT_TENANT": "default",
+    # Dotted path to `callable(request) -> str | None` giving the tenant key of a request's
+    # user (None: no tenant). Model permissions, not this, grant access across tenants. The
+    # default maps a user in the group "tenant:<key>" to <key>, any other user to
+    # DEFAULT_TENANT and anonymous requests to None.
+    "TENANT_RESOLVER": "subscriptions.tenancy.tenant_from_groups",
+    # Most subscriptions one tenant may have, unless its Tenant row says otherwise; None for
+    # no limit. Creating one more answers 403 and creates nothing.
+    "TENANT_MAX_SUBSCRIPTIONS": 1000,
+    # Most deliveries of one tenant in flight at once (all its endpoints together), unless its
+    # Tenant row says otherwise; None for no cap. Keep it well under the worker's concurrency so
+    # that one tenant's hanging endpoints leave slots for the others. Needs a Redis broker,
+    # like MAX_IN_FLIGHT. (A registry key: the Tenant row it defaults lives here.)
+    "TENANT_MAX_IN_FLIGHT": 20,
+    # Request budgets of the API (DRF throttles, subscriptions/throttling.py), each applied per
+    # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
+    # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
+    # per client address and per user name (subscriptions/authentication.py).
+    "THROTTLE_RATES": {
+        "publish": "200/second",
+        "test": "30/minute",
+        "replay": "60/hour",
+        "retry": "600/hour",
+        "create": "200/hour",
+        "failed_login": "10/minute",
+    },
 }
 
 

@@ -4,18 +4,20 @@ default is `AllowAny` must not open subscriptions to the world."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_view
-from rest_framework import permissions, status, viewsets
+from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
+from .access import TenantModelPermissions, read_scope, write_scope
 from .api import APIDefaults
-from .models import EventType, Subscription
+from .models import EventType, Subscription, default_tenant_key, is_valid_tenant_key
 from .openapi import extend_schema
 from .serializers import (
     EventTypeSerializer,
@@ -24,21 +26,24 @@ from .serializers import (
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
 )
+from .throttling import TenantThrottle, UserThrottle
 
 
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request: Request, view: object) -> bool:
-        return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
+class SubscriptionLimitExceeded(exceptions.PermissionDenied):
+    """403: the tenant is at its subscription limit; nothing was created."""
+
+    default_code = "subscription_limit"
 
 
 class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
-    """The catalog of event types: everyone signed in reads it, staff change it."""
+    """The catalog of event types, shared by every tenant: everyone signed in reads it; changing
+    it needs the model permissions (`add_eventtype`...), never `is_staff` alone."""
 
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
 
     queryset = EventType.objects.all()
     serializer_class = EventTypeSerializer
-    permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
+    permission_classes = [permissions.DjangoModelPermissions]
     lookup_field = "name"
     # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
     # URL is then a 404 like any unknown name, not a database error.
@@ -56,18 +61,39 @@ class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
 class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
-    """Subscriptions: users see and change their own, staff see all. Another user's
-    subscription answers 404, as if it did not exist."""
+    """Subscriptions: tenant users see and manage their tenant's; users with the model
+    permissions act on every tenant's (subscriptions.access). Another tenant's subscription
+    answers 404, as if it did not exist."""
 
     schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Subscription.objects.none()
     serializer_class = SubscriptionSerializer
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    tenant_action_perms = {"rotate_secret": ("change",)}
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"create": "create"}
 
     def get_queryset(self) -> QuerySet[Subscription]:
-        return Subscription.objects.visible_to(self.request.user).order_by("-created_at")
+        scope = read_scope(self.request, Subscription)
+        return scope.filter(Subscription.objects.all()).order_by("-created_at")
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        """The tenant a creation counts against: the one it names if the user may choose,
+        else their own. A tenant user naming another tenant cannot spend that one's budget."""
+        scope = write_scope(request, self)
+        named = request.data.get("tenant") if isinstance(request.data, dict) else None
+        if scope.all_tenants and is_valid_tenant_key(named):
+            return named
+        return scope.tenant or default_tenant_key()
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        if getattr(self, "request", None) is not None and self.request.user.is_authenticated:
+            context["tenant_scope"] = write_scope(self.request, self)
+        return context
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "create":
@@ -77,7 +103,14 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
         return SubscriptionSerializer
 
     def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.save(owner=self.request.user)
+        scope = write_scope(self.request, self)
+        key = serializer.validated_data.get("tenant_id") or scope.tenant or default_tenant_key()
+        with transaction.atomic():
+            try:
+                tenant = services.tenant_for_new_subscription(key)
+            except services.SubscriptionLimitReached as exc:
+                raise SubscriptionLimitExceeded(str(exc)) from exc
+            serializer.save(owner=self.request.user, tenant_id=tenant.pk)
 
     @extend_schema(
         request=RotateSecretSerializer,

@@ -33,8 +33,11 @@ HOST_DRF = {
 
 @pytest.fixture
 def publisher(django_user_model):
-    user = django_user_model.objects.create_user("publisher", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="add_event"))
+    # Publishing and adding to the catalog need model permissions (is_staff alone grants none).
+    user = django_user_model.objects.create_user("publisher")
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["add_event", "add_eventtype"])
+    )
     client = APIClient()
     client.force_authenticate(django_user_model.objects.get(pk=user.pk))
     return client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
@@ -37,13 +38,18 @@ def test_metrics_are_off_by_default(client):
 
 @pytest.mark.django_db
 @override_settings(WEBHOOKS=ENABLED)
-def test_metrics_need_the_token_or_a_staff_user(client, django_user_model):
+def test_metrics_need_the_token_or_the_view_delivery_permission(client, django_user_model):
     assert client.get(URL).status_code == 401
     assert client.get(URL, HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     assert client.get(URL, HTTP_AUTHORIZATION="Bearer s3cret-tokén").status_code == 401
     client.force_login(django_user_model.objects.create_user("plain"))
     assert client.get(URL).status_code == 401
-    client.force_login(django_user_model.objects.create_user("ops", is_staff=True))
+    # is_staff alone does not show every tenant's traffic; the model permission does.
+    ops = django_user_model.objects.create_user("ops", is_staff=True)
+    client.force_login(ops)
+    assert client.get(URL).status_code == 401
+    ops.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    client.force_login(django_user_model.objects.get(pk=ops.pk))
     assert client.get(URL).status_code == 200
     client.logout()
     assert client.get(URL, HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200

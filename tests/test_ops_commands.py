@@ -50,9 +50,27 @@ def test_publish_event_stores_and_fans_out(broker):
     assert f"Published event {event.pk}" in out and "to 1 subscriptions" in out
     assert event.data == {"id": 1}
     assert Delivery.objects.filter(event=event, subscription=sub).exists()
-    again = run("publish_event", "order.created", "--data", '{"id": 2}', "--idempotency-key", "k1")
+    again = run("publish_event", "order.created", "--data", '{"id": 1}', "--idempotency-key", "k1")
     assert "already published" in again
+    with pytest.raises(CommandError, match=r"idempotency_key: .*another event type or data"):
+        run("publish_event", "order.created", "--data", '{"id": 2}', "--idempotency-key", "k1")
     assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_event_for_a_tenant_or_every_tenant(broker):
+    mine = make_subscription("http://127.0.0.1:9/a", ["order.*"], tenant="org_a")
+    theirs = make_subscription("http://127.0.0.1:9/b", ["order.*"], tenant="org_b")
+    assert "to 1 subscriptions" in run("publish_event", "order.created", "--tenant", "org_a")
+    event = Event.objects.get()
+    assert event.tenant_id == "org_a"
+    assert list(Delivery.objects.values_list("subscription", flat=True)) == [mine.pk]
+    assert "to 2 subscriptions" in run("publish_event", "order.paid", "--broadcast")
+    assert set(
+        Delivery.objects.filter(event__type="order.paid").values_list("subscription", flat=True)
+    ) == {mine.pk, theirs.pk}
+    with pytest.raises(CommandError, match="tenant"):
+        run("publish_event", "order.created", "--tenant", "bad key")
 
 
 @pytest.mark.parametrize(

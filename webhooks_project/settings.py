@@ -156,12 +156,27 @@ WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 
+# --- Cache ---------------------------------------------------------------------------------
+# The API's throttles (WEBHOOKS["THROTTLE_RATES"]) count in the default cache. Several web
+# processes must share it, or each counts alone: DJANGO_CACHE_URL names a Redis for it (e.g.
+# redis://127.0.0.1:6379/1). Without it, each process keeps its own counts in memory.
+if os.environ.get("DJANGO_CACHE_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["DJANGO_CACHE_URL"],
+            "KEY_PREFIX": "webhooks",
+        }
+    }
+
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # DRF's token and basic authentication with failed attempts bounded per client address
+    # (and user name), WEBHOOKS["THROTTLE_RATES"]["failed_login"]: guessing answers 429.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "subscriptions.authentication.BoundedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "subscriptions.authentication.BoundedBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",

@@ -5,6 +5,7 @@
 `DeliveriesConfig.ready()`). Importing this package registers the deliveries' own models only.
 """
 
+from .. import tenant_admin
 from . import history, notices
 
-__all__ = ["history", "notices"]
+__all__ = ["history", "notices", "tenant_admin"]

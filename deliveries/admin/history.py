@@ -21,6 +21,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from subscriptions.admin import tenant_filter
+
 from ..models import Delivery, Event
 from ..payloads import build_body
 from ..services import replay
@@ -47,12 +49,14 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["id", "type", "created_at", "fanned_out_at"]
-    list_filter = ["type", "created_at"]
+    list_display = ["id", "tenant", "type", "broadcast", "created_at", "fanned_out_at"]
+    list_filter = [tenant_filter("tenant_id"), "broadcast", "type", "created_at"]
     search_fields = ["=id", "type", "idempotency_key"]
     date_hierarchy = "created_at"
     fields = [
         "id",
+        "tenant",
+        "broadcast",
         "type",
         "payload",
         "idempotency_key",
@@ -73,6 +77,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "event_type",
+        "tenant",
         "subscription",
         "badge",
         "attempts",
@@ -80,7 +85,13 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "next_attempt",
         "created",
     ]
-    list_filter = ["status", "event__type", "created_at", "subscription"]
+    list_filter = [
+        tenant_filter("subscription__tenant_id"),
+        "status",
+        "event__type",
+        "created_at",
+        "subscription",
+    ]
     search_fields = ["=event__id", "subscription__url", "last_error"]
     date_hierarchy = "created_at"
     list_select_related = ["event", "subscription"]
@@ -166,6 +177,10 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return super().get_queryset(request).select_related("event", "subscription")
+
+    @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
+    def tenant(self, obj: Delivery) -> str:
+        return obj.subscription.tenant_id
 
     @admin.display(description=_("as sent (last attempt)"))
     def request_sent(self, obj: Delivery) -> str:

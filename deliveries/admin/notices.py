@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from subscriptions.admin import tenant_filter
 from subscriptions.models import Subscription
 
 from ..models import EndpointNotice, NoticeKind
@@ -48,13 +49,14 @@ def replay_link(model_admin: admin.ModelAdmin, notice: EndpointNotice) -> str:
 class EndpointNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Few columns, so that the list fits beside the admin's sidebar and filters at 1400 px:
     # the figures of a notice read as one sentence in `summary`.
-    list_display = ["created", "badge", "subscription", "summary", "replay"]
-    list_filter = ["kind", "created_at"]
+    list_display = ["created", "badge", "tenant", "subscription", "summary", "replay"]
+    list_filter = [tenant_filter("tenant_id"), "kind", "created_at"]
     search_fields = ["subscription__url", "subscription__description", "reason"]
     date_hierarchy = "created_at"
-    list_select_related = ["subscription"]
+    list_select_related = ["subscription", "tenant"]
     fields = [
         "subscription",
+        "tenant",
         "badge",
         "created",
         "incident_started",

@@ -46,26 +46,15 @@ def _health(obj: Subscription) -> health.Health | None:
 @admin.display(description=_("success 24 h"))
 def success_rate(obj: Subscription) -> str:
     figures = _health(obj)
-    if figures is None or figures.success_rate is None:
+    if figures is None:
         return "-"
-    rate = figures.success_rate
-    colour = "#2e7d32" if rate >= 0.99 else "#ef6c00" if rate >= 0.9 else "#c62828"
-    return format_html(
-        '<span style="color:{}" title="{} of {} attempts">{}%</span>',
-        colour,
-        figures.succeeded_24h,
-        figures.attempts_24h,
-        f"{rate * 100:.1f}",
-    )
+    return charts.success_rate_html(figures.succeeded_24h, figures.attempts_24h)
 
 
 @admin.display(description=_("p95 24 h"))
 def p95_latency(obj: Subscription) -> str:
     figures = _health(obj)
-    if figures is None or figures.p95_ms is None:
-        return "-"
-    sign = ">" if figures.p95_over else "≤"
-    return f"{sign} {figures.p95_ms} ms"
+    return charts.p95_text(figures.p95_ms, figures.p95_over) if figures else "-"
 
 
 @admin.display(description=_("failures in a row"))

@@ -128,6 +128,7 @@ def _make(
         missed_count, missed_since = _missed(subscription.pk, kind, started)
         notice = EndpointNotice(
             subscription=subscription,
+            tenant_id=subscription.tenant_id,
             kind=kind,
             incident_started_at=started,
             disable_at=disable_at,
@@ -234,7 +235,7 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
     ):
         return None
     notice = (
-        EndpointNotice.objects.select_related("subscription", "subscription__owner")
+        EndpointNotice.objects.select_related("subscription", "subscription__owner", "tenant")
         .filter(pk=notice_id)
         .first()
     )
@@ -251,7 +252,10 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
 
 
 def contact_addresses(notice: EndpointNotice) -> list[str]:
-    """Who is told about the endpoint: its owner's email address, if any."""
+    """Who is told about the endpoint: its tenant's contact address, else the email address
+    of the subscription's owner; none if neither is set."""
+    if notice.tenant.contact_email:
+        return [notice.tenant.contact_email]
     owner = notice.subscription.owner
     email = getattr(owner, "email", "") if owner is not None else ""
     return [email] if email else []
@@ -265,7 +269,13 @@ def describe(notice: EndpointNotice) -> str:
     """The notice as plain text (the email's body): what happened, since when, what it means,
     what was missed and how to replay it."""
     sub = notice.subscription
-    lines = [f"Endpoint: {_name(sub)}", f"URL: {sub.url}", f"Subscription id: {sub.pk}", ""]
+    lines = [
+        f"Endpoint: {_name(sub)}",
+        f"URL: {sub.url}",
+        f"Subscription id: {sub.pk}",
+        f"Tenant: {notice.tenant_id}",
+        "",
+    ]
     started = isoformat(notice.incident_started_at)
     if notice.kind == NoticeKind.FAILING:
         lines.append(f"Every attempt to deliver to it has failed since {started}.")
@@ -321,6 +331,7 @@ def payload(notice: EndpointNotice) -> dict[str, object]:
         "timestamp": isoformat(notice.created_at),
         "data": {
             "notice": notice.pk,
+            "tenant": notice.tenant_id,
             "subscription": {"id": str(sub.pk), "url": sub.url, "description": sub.description},
             "incident_started_at": isoformat(notice.incident_started_at),
             "disable_at": isoformat(notice.disable_at) if notice.disable_at else None,

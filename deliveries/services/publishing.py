@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from subscriptions.matching import is_valid_event_type
-from subscriptions.models import EventType, Subscription
+from subscriptions.models import EventType, Subscription, Tenant, default_tenant_key
 from subscriptions.text import find_unstorable
 
 from .. import dispatch
@@ -64,6 +67,39 @@ def idempotency_key_problem(key: str) -> str | None:
             "An idempotency key is printable text without control characters or surrounding spaces."
         )
     return None
+
+
+class IdempotencyConflict(PublishError):
+    """The idempotency key was used before in this tenant for another body. The API answers
+    422 (IETF draft-ietf-httpapi-idempotency-key-header, section 2.7: a key reused with a
+    different payload)."""
+
+    field = "idempotency_key"
+
+
+def body_hash(event_type: str, data: Any) -> str:
+    """SHA-256 (hex) of the type and data as canonical JSON (sorted keys, compact), so that the
+    same body with its keys in another order is the same body."""
+    canonical = json.dumps(
+        {"type": event_type, "data": data},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def tenant_key(tenant: str | Tenant | None) -> str:
+    """The key of `tenant` (None: the default tenant), its row created on first use.
+
+    Raises PublishError (field `tenant`) for a malformed key.
+    """
+    if isinstance(tenant, Tenant):
+        return tenant.pk
+    try:
+        return Tenant.objects.for_key(default_tenant_key() if tenant is None else tenant).pk
+    except DjangoValidationError as exc:
+        raise PublishError(" ".join(exc.messages), field="tenant") from exc
 
 
 def validate_event(event_type: str, data: Any) -> None:
@@ -126,19 +162,32 @@ def publish(
     type: str,
     data: dict[str, Any],
     *,
+    tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    broadcast: bool = False,
     subscription: Subscription | None = None,
 ) -> Event:
     """Store an event and, once the caller's transaction commits, fan it out; the event.
 
-    Publishing again with the same `idempotency_key` returns the first event and creates
-    nothing. With `subscription`, the event goes to that subscription only (test events).
-    Raises `PublishError` (with its `field`) for input that cannot be published: see
-    `validate_event` and `idempotency_key_problem`; never fails because the broker is down.
+    The event goes to the matching active subscriptions of `tenant` (a key such as "org_42";
+    None: `DEFAULT_TENANT`), never to another tenant's. `broadcast=True` sends it to the
+    matching subscriptions of every tenant (it still belongs to `tenant`). With `subscription`,
+    it goes to that subscription only (test events) and belongs to its tenant.
+
+    Publishing again in the same tenant with the same `idempotency_key` and the same type and
+    data returns the first event and creates nothing; another body raises IdempotencyConflict.
+    Keys are per tenant: two tenants using one key get two events. Raises `PublishError` (with
+    its `field`) for input that cannot be published: see `validate_event`,
+    `idempotency_key_problem` and `tenant_key`; never fails because the broker is down.
     `publish_event` returns the figures as well.
     """
     return publish_event(
-        type, data, idempotency_key=idempotency_key, subscription=subscription
+        type,
+        data,
+        tenant=tenant,
+        idempotency_key=idempotency_key,
+        broadcast=broadcast,
+        subscription=subscription,
     ).event
 
 
@@ -146,23 +195,33 @@ def publish_event(
     type: str,
     data: dict[str, Any],
     *,
+    tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    broadcast: bool = False,
     subscription: Subscription | None = None,
 ) -> Publication:
     """`publish`, answering with a `Publication`: the event, whether it was created now, and
     its delivery count once the fan-out has run (at once in autocommit)."""
+    key = subscription.tenant_id if subscription is not None else tenant_key(tenant)
     if idempotency_key:
         problem = idempotency_key_problem(idempotency_key)
         if problem is not None:
             raise PublishError(problem, field="idempotency_key")
-        existing = Event.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is not None:
-            return Publication(existing, created=False)
+    # Before the repeat check: the body hash needs data that serialises (depth, storable text),
+    # and input that cannot be published is refused whatever its key.
     validate_event(type, data)
+    digest = body_hash(type, data)
+    if idempotency_key:
+        existing = Event.objects.filter(tenant_id=key, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _repeat(existing, digest)
     event = Event(
+        tenant_id=key,
+        broadcast=bool(broadcast),
         type=type,
         data=data,
         idempotency_key=idempotency_key or None,
+        body_hash=digest,
         target_subscription=subscription,
     )
     try:
@@ -172,7 +231,7 @@ def publish_event(
         # A concurrent publish with the same key won the race: theirs is the event.
         if not idempotency_key:
             raise
-        return Publication(Event.objects.get(idempotency_key=idempotency_key), created=False)
+        return _repeat(Event.objects.get(tenant_id=key, idempotency_key=idempotency_key), digest)
     publication = Publication(event, created=True)
     transaction.on_commit(functools.partial(_fan_out_after_commit, publication))
     return publication
@@ -185,7 +244,14 @@ def expected_deliveries(event: Event) -> int:
         return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
     if event.target_subscription_id:
         return len(_matching(event)[0])
-    return Subscription.objects.count_matching(event.type)[0]
+    return _candidates(event).count_matching(event.type)[0]
+
+
+def _candidates(event: Event) -> Any:
+    """The subscriptions an event may reach: its tenant's, or every tenant's for a broadcast."""
+    if event.broadcast:
+        return Subscription.objects.all()
+    return Subscription.objects.for_tenant(event.tenant_id)
 
 
 def _matching(event: Event) -> tuple[list, list]:
@@ -198,7 +264,16 @@ def _matching(event: Event) -> tuple[list, list]:
         for pk, is_active in target.values_list("pk", "is_active"):
             (active if is_active else inactive).append(pk)
         return active, inactive
-    return Subscription.objects.all().matching_ids(event.type)
+    return _candidates(event).targets(event.type)
+
+
+def _repeat(event: Event, digest: str) -> Publication:
+    # Events stored before body hashes existed have none: they cannot conflict.
+    if event.body_hash and event.body_hash != digest:
+        raise IdempotencyConflict(
+            "This idempotency key was already used for another event type or data."
+        )
+    return Publication(event, created=False)
 
 
 def _fan_out_after_commit(publication: Publication) -> None:
@@ -220,7 +295,7 @@ def _fan_out_in_background(publication: Publication) -> bool:
     """
     event = publication.event
     # Counted by the database: the request must not load every subscription to decide.
-    active, total = Subscription.objects.count_matching(event.type)
+    active, total = _candidates(event).count_matching(event.type)
     if total <= int(webhook_settings.FAN_OUT_INLINE_MAX):
         return False
     publication.deliveries = active

@@ -10,14 +10,23 @@ from deliveries.services import PublishError, publish_event
 
 class Command(BaseCommand):
     help = (
-        "Publish an event: it is stored and fanned out to every matching active subscription. "
-        "Example: manage.py publish_event order.created --data '{\"id\": 42}'"
+        "Publish an event: it is stored and fanned out to the matching active subscriptions of "
+        "its tenant (the default one unless --tenant), or of every tenant with --broadcast. "
+        "Example: manage.py publish_event order.created --data '{\"id\": 42}' --tenant org_42"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("type", help="Event type, e.g. order.created.")
         parser.add_argument(
             "--data", default="{}", help="Event data as a JSON object (default: {})."
+        )
+        parser.add_argument(
+            "--tenant", default=None, help="Tenant key (default: WEBHOOKS['DEFAULT_TENANT'])."
+        )
+        parser.add_argument(
+            "--broadcast",
+            action="store_true",
+            help="Send to the matching subscriptions of every tenant.",
         )
         parser.add_argument(
             "--idempotency-key",
@@ -32,7 +41,11 @@ class Command(BaseCommand):
             raise CommandError(f"--data is not valid JSON: {exc}")
         try:
             publication = publish_event(
-                options["type"], data, idempotency_key=options["idempotency_key"]
+                options["type"],
+                data,
+                tenant=options["tenant"],
+                idempotency_key=options["idempotency_key"],
+                broadcast=options["broadcast"],
             )
         except PublishError as exc:
             raise CommandError(f"{exc.field}: {exc.message}")
