@@ -9,7 +9,7 @@ from django.test import RequestFactory, override_settings
 from rest_framework.test import APIClient
 
 from deliveries.models import Delivery, Event
-from deliveries.services import IdempotencyConflict, PublishError, publish
+from deliveries.services import IdempotencyConflict, PublishError, publish, publish_event
 from subscriptions.models import Subscription, Tenant
 from subscriptions.tenancy import resolve_tenant, tenant_from_groups
 from tests.factories import api_client, make_subscription, make_tenant_user, make_user
@@ -134,9 +134,12 @@ def test_publish_reaches_only_its_tenants_subscriptions(django_capture_on_commit
     a = make_subscription("http://127.0.0.1:9/a", ["order.*"], tenant="org_a")
     b = make_subscription("http://127.0.0.1:9/b", ["order.*"], tenant="org_b")
     with django_capture_on_commit_callbacks(execute=True):
-        for_a = publish("order.created", {"id": 1}, tenant="org_a")
-        for_b = publish("order.created", {"id": 2}, tenant=Tenant.objects.get(pk="org_b"))
+        published_a = publish_event("order.created", {"id": 1}, tenant="org_a")
+        published_b = publish_event(
+            "order.created", {"id": 2}, tenant=Tenant.objects.get(pk="org_b")
+        )
         for_default = publish("order.created", {"id": 3})
+    for_a, for_b = published_a.event, published_b.event
     assert deliveries_of(for_a) == {a.pk}
     assert deliveries_of(for_b) == {b.pk}
     assert deliveries_of(for_default) == set()
@@ -145,7 +148,7 @@ def test_publish_reaches_only_its_tenants_subscriptions(django_capture_on_commit
         "org_b",
         "default",
     )
-    assert for_a.delivery_count == for_b.delivery_count == 1
+    assert published_a.deliveries == published_b.deliveries == 1
 
 
 def test_broadcast_reaches_every_tenant(django_capture_on_commit_callbacks):
@@ -153,9 +156,10 @@ def test_broadcast_reaches_every_tenant(django_capture_on_commit_callbacks):
     b = make_subscription("http://127.0.0.1:9/b", ["order.*"], tenant="org_b")
     make_subscription("http://127.0.0.1:9/c", ["invoice.*"], tenant="org_c")
     with django_capture_on_commit_callbacks(execute=True):
-        event = publish("order.created", {}, broadcast=True)
+        publication = publish_event("order.created", {}, broadcast=True)
+    event = publication.event
     assert deliveries_of(event) == {a.pk, b.pk}
-    assert event.broadcast and event.delivery_count == 2
+    assert event.broadcast and publication.deliveries == 2
 
 
 def test_publishing_to_a_malformed_tenant_is_refused():
@@ -174,9 +178,9 @@ def test_an_idempotency_key_is_per_tenant(django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         first_a = publish("order.created", {"n": 1}, tenant="org_a", idempotency_key="k")
         first_b = publish("order.created", {"n": 1}, tenant="org_b", idempotency_key="k")
-        again_a = publish("order.created", {"n": 1}, tenant="org_a", idempotency_key="k")
+        again_a = publish_event("order.created", {"n": 1}, tenant="org_a", idempotency_key="k")
     assert first_a.pk != first_b.pk
-    assert again_a.pk == first_a.pk and again_a.created is False
+    assert again_a.event.pk == first_a.pk and again_a.created is False
     assert Event.objects.count() == 2
     assert Delivery.objects.count() == 2
 
@@ -219,8 +223,8 @@ def test_fan_out_filters_subscriptions_by_tenant_in_sql(django_capture_on_commit
         CaptureQueriesContext(connection) as captured,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        event = publish("order.created", {}, tenant="t7")
-    assert event.delivery_count == 5
+        publication = publish_event("order.created", {}, tenant="t7")
+    assert publication.deliveries == 5
     queries = subscription_queries(captured)
     assert queries, "the fan-out reads subscriptions"
     # Every read of subscriptions names the tenant (the statement as sent, parameters in).
