@@ -76,6 +76,20 @@ def _retry_schedule(value: Any) -> str | None:
     )
 
 
+def _frame_ancestors(value: Any) -> str | None:
+    # Each source becomes part of a header: a ';' or a line break would inject directives.
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(s, str) and s.strip() and not set(s) & set(";,\r\n") for s in value)
+    ):
+        return None
+    return (
+        "must be a non-empty list of CSP source expressions (\"'self'\", "
+        f"\"https://app.example.com\", \"'none'\"), not {value!r}"
+    )
+
+
 VALIDATORS: dict[str, Validator] = {
     "RETRY_SCHEDULE": _retry_schedule,
     "RETRY_JITTER": _number(),
@@ -104,6 +118,9 @@ VALIDATORS: dict[str, Validator] = {
     "METRICS_ENABLED": _boolean,
     "METRICS_TOKEN": _optional_text,
     "METRICS_WINDOW": _integer(minimum=1),
+    "PORTAL_LINK_MAX_AGE": _integer(minimum=1),
+    "PORTAL_SESSION_AGE": _integer(minimum=1),
+    "PORTAL_FRAME_ANCESTORS": _frame_ancestors,
 }
 
 

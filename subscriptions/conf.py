@@ -90,6 +90,17 @@ DEFAULTS: dict[str, Any] = {
     # Seconds of recent attempts behind the latency histogram and the attempts-by-outcome
     # gauge; about one scrape interval to a few, so a spike shows and then fades.
     "METRICS_WINDOW": 300,
+    # The customer portal (the `portal` app). Seconds a portal link made by
+    # POST /api/tenants/{key}/portal-link/ can be opened; keep it short: the link is a bearer
+    # credential until then.
+    "PORTAL_LINK_MAX_AGE": 3600,
+    # Seconds the portal session opened by a link lasts (the tenant stays signed in to the
+    # portal, not to the host's site).
+    "PORTAL_SESSION_AGE": 43200,
+    # Who may show the portal in a frame: the sources of the `frame-ancestors` directive of the
+    # portal's Content-Security-Policy, e.g. ["'self'", "https://app.example.com"]. ["'none'"]
+    # forbids framing.
+    "PORTAL_FRAME_ANCESTORS": ["'self'"],
 }
 
 

@@ -1,0 +1,55 @@
+"""POST /api/tenants/{key}/portal-link/: a signed, expiring link to one tenant's portal, for
+the host's backend (the way Svix's app-portal access works)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from . import access
+
+# Whoever may change every tenant's subscriptions may hand one tenant the pages that change its
+# own: the same model permission the admin asks for.
+LINK_PERMISSION = "webhook_subscriptions.change_subscription"
+
+
+class CanMakePortalLinks(permissions.BasePermission):
+    """The `webhook_subscriptions.change_subscription` model permission (superusers have
+    it); `is_staff` alone is not enough."""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm(LINK_PERMISSION))
+
+
+class PortalLinkSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Open it (or put it in an iframe) within its lifetime.")
+    expires_at = serializers.DateTimeField(help_text="The link cannot be opened after this.")
+
+
+class PortalLinkView(APIView):
+    permission_classes = [CanMakePortalLinks]
+
+    @extend_schema(
+        operation_id="tenants_portal_link_create",
+        tags=["tenants"],
+        request=None,
+        responses={
+            200: PortalLinkSerializer,
+            400: OpenApiResponse(description="Not a valid tenant key."),
+            403: OpenApiResponse(
+                description="Needs the webhook_subscriptions.change_subscription permission."
+            ),
+        },
+        description="A signed link that opens the portal for this tenant alone. It can be "
+        "opened until `expires_at` (`WEBHOOKS['PORTAL_LINK_MAX_AGE']`, default 1 hour) and "
+        "starts a portal session of `PORTAL_SESSION_AGE` seconds. Call it from your backend "
+        "each time you show the portal; never from a browser with your API token.",
+    )
+    def post(self, request: Request, key: str) -> Response:
+        link = access.make_link(request, key)
+        body = PortalLinkSerializer({"url": link.url, "expires_at": link.expires_at}).data
+        return Response(body, status=status.HTTP_200_OK)
