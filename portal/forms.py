@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers as drf
 
@@ -169,6 +170,9 @@ class DeliveryFilterForm(forms.Form):
 
     def __init__(self, *args: Any, endpoints: list[Subscription], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].label = _("From (%(zone)s)") % {"zone": zone}
+        self.fields["until"].label = _("Until (%(zone)s)") % {"zone": zone}
         self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
             (str(sub.pk), str(sub)) for sub in endpoints
         ]
@@ -199,4 +203,10 @@ class ReplayForm(BaseReplayForm):
         super().__init__(*args, **kwargs)
         self.fields["since"].widget = DateTimeLocalInput()
         self.fields["until"].widget = DateTimeLocalInput()
-        self.fields["since"].help_text = _("Deliveries created at or after this time (UTC).")
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].help_text = _(
+            "Deliveries created at or after this time (%(zone)s)."
+        ) % {"zone": zone}
+        self.fields["until"].help_text = _(
+            "Deliveries created before this time (%(zone)s); empty for now."
+        ) % {"zone": zone}

@@ -41,6 +41,19 @@ def _detail(subscription: Subscription) -> str:
     return reverse("webhooks_portal:endpoint", kwargs={"pk": subscription.pk})
 
 
+def default_replay_start(subscription: Subscription) -> dt.datetime:
+    """Where the replay form starts: just before the current failing run (its first delivery
+    was created before `failing_since`, which is written when its attempt ended), or 24 hours
+    ago for an endpoint that is not failing now."""
+    if subscription.failing_since:
+        start = subscription.failing_since - dt.timedelta(
+            seconds=webhook_settings.stale_sending_after
+        )
+    else:
+        start = timezone.now() - dt.timedelta(hours=24)
+    return timezone.localtime(start).replace(second=0, microsecond=0)
+
+
 def _reveal(request: HttpRequest, subscription: Subscription, secret: str) -> None:
     """Keep the secret for the next page view of this endpoint only (then it is gone)."""
     request.session[REVEAL_KEY] = {"id": str(subscription.pk), "secret": secret}
@@ -269,8 +282,7 @@ def endpoint_replay(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
     if request.method == "POST":
         form = ReplayForm(request.POST)
     else:
-        start = subscription.failing_since or timezone.now() - dt.timedelta(hours=1)
-        initial = {"since": timezone.localtime(start).replace(second=0, microsecond=0)}
+        initial = {"since": default_replay_start(subscription)}
         form = ReplayForm(request.GET or None, initial=initial)
         if request.GET:
             form.is_valid()  # show the prefilled values, and their errors if any
