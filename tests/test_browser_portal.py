@@ -137,7 +137,7 @@ def test_tenant_walkthrough(browser, live_server, worker, receiver, django_user_
     receiver.script("/acme", Reply(status=500, body=b"database is down"))
     event = publish("order.created", {"id": 1001, "total": "42.00"})
     page.goto(f"{live_server.url}/portal/deliveries/")
-    failed_row = page.locator(f'tr[data-delivery]:has(code:text("order.created"))')
+    failed_row = page.locator('tr[data-delivery]:has(code:text("order.created"))')
     expect(failed_row.locator(".badge")).to_have_text("Failed", timeout=30_000)
     pages.check(page, "deliveries-failed")
     failed_row.locator("a", has_text="Details").click()
