@@ -9,10 +9,16 @@ from django.utils.translation import gettext_lazy as _
 
 from subscriptions.ids import uuid7
 from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, Tenant, default_tenant
 
 
 class EventQuerySet(models.QuerySet["Event"]):
+    def for_tenant(self, key: str | None) -> EventQuerySet:
+        """The events tenant `key` may see: its own and broadcasts (None: none at all)."""
+        if key is None:
+            return self.none()
+        return self.filter(Q(tenant_id=key) | Q(broadcast=True))
+
     def not_fanned_out(self, before: dt.datetime) -> EventQuerySet:
         """Events stored before `before` whose fan-out never ran (process died, broker down)."""
         return self.filter(fanned_out_at__isnull=True, created_at__lt=before)
@@ -20,6 +26,21 @@ class EventQuerySet(models.QuerySet["Event"]):
 
 class Event(models.Model):
     id = models.UUIDField(_("id"), primary_key=True, default=uuid7, editable=False)
+    tenant = models.ForeignKey(
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.PROTECT,
+        default=default_tenant,
+        related_name="events",
+        help_text=_(
+            "The tenant whose subscriptions receive the event (the publisher's, for a broadcast)."
+        ),
+    )
+    broadcast = models.BooleanField(
+        _("broadcast"),
+        default=False,
+        help_text=_("Sent to the matching subscriptions of every tenant."),
+    )
     type = models.CharField(_("type"), max_length=EVENT_TYPE_MAX_LENGTH, db_index=True)
     data = models.JSONField(_("data"), default=dict)
     idempotency_key = models.CharField(
@@ -27,8 +48,16 @@ class Event(models.Model):
         max_length=255,
         null=True,
         blank=True,
-        unique=True,
-        help_text=_("Publishing again with the same key returns this event."),
+        help_text=_("Publishing again in the same tenant with the same key returns this event."),
+    )
+    body_hash = models.CharField(
+        _("body hash"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "SHA-256 of the published type and data, to tell a repeat from a conflict "
+            "when an idempotency key is reused."
+        ),
     )
     target_subscription = models.ForeignKey(
         Subscription,
@@ -49,12 +78,20 @@ class Event(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("event")
         verbose_name_plural = _("events")
+        constraints = [
+            # Idempotency keys are the publisher's, so unique per tenant: two tenants' systems
+            # may pick the same key without one receiving the other's event.
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="webhooks_event_tenant_idem_uniq"
+            ),
+        ]
         indexes = [
             models.Index(
                 fields=["created_at"],
                 condition=Q(fanned_out_at__isnull=True),
                 name="webhooks_event_unfanned_idx",
             ),
+            models.Index(fields=["tenant", "-created_at"], name="webhooks_event_tenant_idx"),
         ]
 
     def __str__(self) -> str:
@@ -94,10 +131,9 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         """Claimed by a worker that has not finished in time: presumed dead."""
         return self.filter(status=DeliveryStatus.SENDING, claimed_at__lt=claimed_before)
 
-    def visible_to(self, user: models.Model) -> DeliveryQuerySet:
-        if getattr(user, "is_staff", False):
-            return self
-        return self.filter(subscription__owner=user)
+    def for_tenant(self, key: str | None) -> DeliveryQuerySet:
+        """The deliveries to tenant `key`'s subscriptions (None: none at all)."""
+        return self.none() if key is None else self.filter(subscription__tenant_id=key)
 
 
 class Delivery(models.Model):

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
+
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from .services.replay import REPLAYABLE_STATUSES
 
@@ -9,7 +11,25 @@ from .services.replay import REPLAYABLE_STATUSES
 class PublishSerializer(serializers.Serializer):
     type = serializers.CharField(max_length=255)
     data = serializers.JSONField()
+    tenant = serializers.CharField(
+        max_length=TENANT_KEY_MAX_LENGTH,
+        required=False,
+        help_text="The tenant whose subscriptions receive the event; default: the caller's "
+        "tenant, else the default tenant.",
+    )
+    broadcast = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Send to the matching subscriptions of every tenant.",
+    )
     idempotency_key = serializers.CharField(max_length=255, required=False, allow_blank=False)
+
+    def validate_tenant(self, value: str) -> str:
+        if not is_valid_tenant_key(value):
+            raise serializers.ValidationError(
+                "A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."
+            )
+        return value
 
     def validate(self, attrs: dict) -> dict:
         # The key may come as the `Idempotency-Key` header instead (the body wins); it obeys
@@ -26,6 +46,7 @@ class PublishSerializer(serializers.Serializer):
 
 class PublishedSerializer(serializers.Serializer):
     id = serializers.UUIDField()
+    tenant = serializers.CharField()
     type = serializers.CharField()
     created_at = serializers.DateTimeField()
     deliveries = serializers.IntegerField(help_text="Subscriptions the event was fanned out to.")
@@ -80,7 +101,16 @@ class DeliveryDetailSerializer(DeliverySerializer):
 class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
-        fields = ["id", "type", "data", "idempotency_key", "created_at", "fanned_out_at"]
+        fields = [
+            "id",
+            "tenant",
+            "broadcast",
+            "type",
+            "data",
+            "idempotency_key",
+            "created_at",
+            "fanned_out_at",
+        ]
 
 
 class EventDetailSerializer(EventSerializer):

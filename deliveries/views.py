@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, mixins, permissions, status, viewsets
+from rest_framework import generics, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subscriptions.access import TenantModelPermissions, read_scope
 from subscriptions.models import Subscription
+from subscriptions.tenancy import resolve_tenant
 
 from .models import Delivery, Event
 from .permissions import CanPublish
@@ -26,7 +27,14 @@ from .serializers import (
     ReplayRequestSerializer,
     RetryQueuedSerializer,
 )
-from .services import PayloadTooLarge, PublishError, expected_deliveries, publish, replay
+from .services import (
+    IdempotencyConflict,
+    PayloadTooLarge,
+    PublishError,
+    expected_deliveries,
+    publish,
+    replay,
+)
 from .services.probes import SubscriptionInactive, send_test_event
 
 
@@ -37,6 +45,7 @@ def published_body(event: Event) -> dict:
     return PublishedSerializer(
         {
             "id": event.id,
+            "tenant": event.tenant_id,
             "type": event.type,
             "created_at": event.created_at,
             "deliveries": count,
@@ -51,12 +60,22 @@ class EventViewSet(
     mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
+    """The event log and publishing. Publishing needs `deliveries.add_event`; a tenant's users
+    read its events and broadcasts (with their own deliveries only)."""
+
+    # Only for schema generation (the model behind `{id}`); requests use get_queryset().
+    queryset = Event.objects.none()
     permission_classes = [CanPublish]
+    tenant_model = Event
 
     def get_queryset(self) -> QuerySet[Event]:
-        queryset = Event.objects.order_by("-created_at")
+        queryset = read_scope(self.request, Event).filter(Event.objects.order_by("-created_at"))
         if self.action == "retrieve":
-            queryset = queryset.prefetch_related("deliveries__event")
+            # A broadcast reaches every tenant: each sees its own deliveries of it only.
+            deliveries = read_scope(self.request, Delivery).filter(
+                Delivery.objects.select_related("event")
+            )
+            queryset = queryset.prefetch_related(Prefetch("deliveries", queryset=deliveries))
         return queryset
 
     def get_serializer_class(self):  # type: ignore[override]
@@ -72,31 +91,44 @@ class EventViewSet(
     def create(self, request: Request, *args: object, **kwargs: object) -> Response:
         serializer = PublishSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         try:
             event = publish(
-                serializer.validated_data["type"],
-                serializer.validated_data["data"],
-                idempotency_key=serializer.validated_data.get("idempotency_key"),
+                data["type"],
+                data["data"],
+                tenant=data.get("tenant") or resolve_tenant(request),
+                idempotency_key=data.get("idempotency_key"),
+                broadcast=data["broadcast"],
             )
         except PayloadTooLarge as exc:
             return Response(
                 {exc.field: [exc.message]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
             )
+        except IdempotencyConflict as exc:
+            # IETF idempotency-key draft, section 2.7: a key reused for another payload.
+            return Response({exc.field: [exc.message]}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         except PublishError as exc:
             raise ValidationError({exc.field: [exc.message]}) from exc
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+    """Deliveries to a tenant's endpoints: its users see and retry them; `view_delivery` /
+    `change_delivery` reach every tenant's."""
+
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Delivery
+    tenant_action_perms = {"retry": ("change",)}
 
     def get_serializer_class(self):  # type: ignore[override]
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def get_queryset(self) -> QuerySet[Delivery]:
-        queryset = Delivery.objects.visible_to(self.request.user).select_related("event")
+        queryset = read_scope(self.request, Delivery).filter(
+            Delivery.objects.select_related("event", "subscription")
+        )
         if self.action == "retrieve":
             return queryset.prefetch_related("attempt_set")
         filters = DeliveryFilterSerializer(data=self.request.query_params)
@@ -121,12 +153,15 @@ class SubscriptionTestView(generics.GenericAPIView):
     """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
     sending belongs to the pipeline and the registry never imports it."""
 
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    # Sending to an endpoint is changing it, as the admin's "Send a test event" action.
+    tenant_action_perms = {"post": ("change",)}
     serializer_class = PublishedSerializer
     queryset = Subscription.objects.none()  # schema generation only
 
     def get_queryset(self) -> QuerySet[Subscription]:
-        return Subscription.objects.visible_to(self.request.user)
+        return read_scope(self.request, Subscription).filter(Subscription.objects.all())
 
     @extend_schema(
         operation_id="subscriptions_test_create",
@@ -153,12 +188,19 @@ class SubscriptionReplayView(GenericAPIView):
     """Re-send a subscription's deliveries created in a time range (default: failed and
     discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
 
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    # As the admin's replay action: the `change_subscription` permission across tenants.
+    tenant_action_perms = {"post": ("change",)}
     serializer_class = ReplayRequestSerializer
+    queryset = Subscription.objects.none()  # schema generation only
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        return read_scope(self.request, Subscription).filter(Subscription.objects.all())
 
     @extend_schema(request=ReplayRequestSerializer, responses={202: ReplayQueuedSerializer})
     def post(self, request: Request, pk: str) -> Response:
-        subscription = get_object_or_404(Subscription.objects.visible_to(request.user), pk=pk)
+        subscription = self.get_object()
         serializer = ReplayRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .models import EventType, Subscription
+from .models import EventType, Subscription, Tenant
 from .serializers import SubscriptionSerializer
 
 
@@ -39,6 +39,7 @@ class SubscriptionAdminForm(forms.ModelForm):
         model = Subscription
         # Never the secrets: they are shown once after creation and changed by rotation.
         fields = [
+            "tenant",
             "owner",
             "url",
             "description",
@@ -48,6 +49,16 @@ class SubscriptionAdminForm(forms.ModelForm):
             "headers",
             "rate_limit",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "tenant" in self.fields:
+            # Left empty: the default tenant, as in code that names none.
+            self.fields["tenant"].required = False
+            self.fields["tenant"].help_text = _("Empty for the default tenant.")
+
+    def clean_tenant(self) -> Tenant:
+        return self.cleaned_data.get("tenant") or Tenant.objects.default()
 
     checked_fields = (
         "url",
@@ -72,6 +83,17 @@ class SubscriptionAdminForm(forms.ModelForm):
         return cleaned
 
 
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "contact_email", "max_subscriptions", "max_in_flight"]
+    search_fields = ["key", "name", "contact_email"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # The key is what subscriptions and events point to: fixed once created.
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "key"] if obj is not None else fields
+
+
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "has_schema", "created_at"]
@@ -85,10 +107,10 @@ class EventTypeAdmin(admin.ModelAdmin):
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     form = SubscriptionAdminForm
-    list_display = ["__str__", "url", "owner", "status", "payload_format", "created_at"]
+    list_display = ["__str__", "url", "tenant", "owner", "status", "payload_format", "created_at"]
     # `owner` is nullable, which the changelist's automatic select_related() skips.
-    list_select_related = ["owner"]
-    list_filter = ["is_active", "payload_format"]
+    list_select_related = ["owner", "tenant"]
+    list_filter = ["tenant", "is_active", "payload_format"]
     search_fields = ["url", "description", "id"]
     readonly_fields = [
         "id",
@@ -101,14 +123,15 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ]
     # The secret is shown once, in the message after creation; never in a form or a list.
     exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
-    raw_id_fields = ["owner"]
+    raw_id_fields = ["owner", "tenant"]
     actions = ["rotate_secrets", "enable_selected", "disable_selected"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Enabling and disabling go through the services (signals, discarding, the replay
         # offer), so on an existing subscription the flag only changes through the actions.
+        # The tenant is fixed at creation, as in the API.
         fields = list(super().get_readonly_fields(request, obj))
-        return [*fields, "is_active"] if obj is not None else fields
+        return [*fields, "is_active", "tenant"] if obj is not None else fields
 
     @admin.action(description=_("Enable selected subscriptions"), permissions=["change"])
     def enable_selected(self, request: HttpRequest, queryset: Any) -> None:

@@ -49,6 +49,40 @@ def _integer(*, minimum: int) -> Validator:
     return validate
 
 
+def _optional_integer(*, minimum: int) -> Validator:
+    def validate(value: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+            return None
+        return f"must be an integer of at least {minimum} or None, not {value!r}"
+
+    return validate
+
+
+def _tenant_key(value: Any) -> str | None:
+    from .models import is_valid_tenant_key
+
+    if is_valid_tenant_key(value):
+        return None
+    return f"must be 1 to 255 letters, digits, '.', '_', ':' or '-', not {value!r}"
+
+
+def _callable_path(value: Any) -> str | None:
+    """A dotted path to a callable (or the callable itself), importable now."""
+    from django.utils.module_loading import import_string
+
+    if callable(value):
+        return None
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a dotted path to a callable, not {value!r}"
+    try:
+        target = import_string(value)
+    except ImportError as exc:
+        return f"= {value!r} cannot be imported ({exc})"
+    return None if callable(target) else f"= {value!r} is not callable"
+
+
 def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
@@ -118,6 +152,10 @@ VALIDATORS: dict[str, Validator] = {
     "METRICS_ENABLED": _boolean,
     "METRICS_TOKEN": _optional_text,
     "METRICS_WINDOW": _integer(minimum=1),
+    "DEFAULT_TENANT": _tenant_key,
+    "TENANT_RESOLVER": _callable_path,
+    "TENANT_MAX_SUBSCRIPTIONS": _optional_integer(minimum=1),
+    "TENANT_MAX_IN_FLIGHT": _optional_integer(minimum=1),
     "PORTAL_LINK_MAX_AGE": _integer(minimum=1),
     "PORTAL_SESSION_AGE": _integer(minimum=1),
     "PORTAL_FRAME_ANCESTORS": _frame_ancestors,

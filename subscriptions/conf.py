@@ -79,6 +79,22 @@ DEFAULTS: dict[str, Any] = {
     "DELIVERY_QUEUE": "webhooks",
     "RETRY_QUEUE": "webhooks.retry",
     "MAINTENANCE_QUEUE": "webhooks.maintenance",
+    # Tenants (docs/tenants.md). The key of the tenant that owns whatever is created or
+    # published without naming one: single-tenant projects live in it without knowing.
+    "DEFAULT_TENANT": "default",
+    # Dotted path to `callable(request) -> str | None` giving the tenant key of a request's
+    # user (None: no tenant). Model permissions, not this, grant access across tenants. The
+    # default maps a user in the group "tenant:<key>" to <key>, any other user to
+    # DEFAULT_TENANT and anonymous requests to None.
+    "TENANT_RESOLVER": "subscriptions.tenancy.tenant_from_groups",
+    # Most subscriptions one tenant may have, unless its Tenant row says otherwise; None for
+    # no limit. Creating one more answers 403 and creates nothing.
+    "TENANT_MAX_SUBSCRIPTIONS": 1000,
+    # Most deliveries of one tenant in flight at once (all its endpoints together), unless its
+    # Tenant row says otherwise; None for no cap. Keep it well under the worker's concurrency so
+    # that one tenant's hanging endpoints leave slots for the others. Needs a Redis broker,
+    # like MAX_IN_FLIGHT.
+    "TENANT_MAX_IN_FLIGHT": 20,
     # `source` attribute of CloudEvents payloads.
     "CLOUDEVENTS_SOURCE": "/webhooks",
     "USER_AGENT": "django-webhooks/1.0",

@@ -1,16 +1,136 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.conf import settings
-from django.db import connections, models
+from django.core.validators import RegexValidator
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .conf import webhook_settings
 from .ids import uuid7
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
 from .secrets import generate_secret
+
+TENANT_KEY_MAX_LENGTH = 255
+# Letters, digits and `. _ : -`: safe in URLs, Redis keys, logs and file names unquoted.
+TENANT_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,255}\Z")
+validate_tenant_key = RegexValidator(
+    TENANT_KEY_RE,
+    _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."),
+    code="invalid_tenant_key",
+)
+
+
+def is_valid_tenant_key(key: object) -> bool:
+    return isinstance(key, str) and bool(TENANT_KEY_RE.match(key))
+
+
+class TenantQuerySet(models.QuerySet["Tenant"]):
+    def for_key(self, key: str) -> Tenant:
+        """The tenant with this key, created on first use (its name is the key).
+
+        Raises django.core.exceptions.ValidationError if `key` is not 1-255 characters of
+        `[A-Za-z0-9._:-]`. Safe under concurrency: two first uses create one row.
+        """
+        if not is_valid_tenant_key(key):
+            # The validator alone would turn None or 42 into a string and accept it.
+            validate_tenant_key(key if isinstance(key, str) else "")
+        tenant = self.filter(pk=key).first()
+        if tenant is not None:
+            return tenant
+        try:
+            with transaction.atomic(using=self.db):
+                return self.create(key=key, name=key)
+        except IntegrityError:
+            return self.get(pk=key)
+
+    def default(self) -> Tenant:
+        """The tenant of everything created or published without one (`DEFAULT_TENANT`)."""
+        return self.for_key(default_tenant_key())
+
+
+def default_tenant_key() -> str:
+    """The key of the default tenant (`WEBHOOKS["DEFAULT_TENANT"]`)."""
+    return str(webhook_settings.DEFAULT_TENANT)
+
+
+def default_tenant() -> str:
+    """Model default of every `tenant` field: the default tenant's key, its row created on
+    first use, so code that creates a subscription or an event without a tenant keeps working.
+
+    Reads the primary key only, so the migrations that add `tenant` columns can call it
+    whatever columns later versions of Tenant have (their data step creates the row).
+    """
+    key = default_tenant_key()
+    if not Tenant.objects.filter(pk=key).exists():
+        Tenant.objects.for_key(key)
+    return key
+
+
+class Tenant(models.Model):
+    """One of the host's customer accounts. Every subscription and every event belongs to one;
+    the key is what the host's code and the API name it by."""
+
+    key = models.CharField(
+        _("key"),
+        max_length=TENANT_KEY_MAX_LENGTH,
+        primary_key=True,
+        validators=[validate_tenant_key],
+        help_text=_("Chosen by the host, e.g. 'org_42': letters, digits, '.', '_', ':', '-'."),
+    )
+    name = models.CharField(_("name"), max_length=255, blank=True)
+    contact_email = models.EmailField(
+        _("contact email"),
+        blank=True,
+        help_text=_("Where notices about this tenant's endpoints go (disabled endpoints)."),
+    )
+    max_subscriptions = models.PositiveIntegerField(
+        _("max subscriptions"),
+        null=True,
+        blank=True,
+        help_text=_("Most subscriptions of this tenant; empty for the default."),
+    )
+    max_in_flight = models.PositiveIntegerField(
+        _("max deliveries in flight"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Most deliveries of this tenant in flight at once, all endpoints together; "
+            "empty for the default."
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        db_table = "webhooks_tenant"
+        ordering = ["key"]
+        verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
+
+    def __str__(self) -> str:
+        return self.name or self.key
+
+    @property
+    def subscription_limit(self) -> int | None:
+        """Most subscriptions: this row's override, else TENANT_MAX_SUBSCRIPTIONS (None: none)."""
+        return _limit(self.max_subscriptions, webhook_settings.TENANT_MAX_SUBSCRIPTIONS)
+
+    @property
+    def in_flight_limit(self) -> int | None:
+        """Most deliveries in flight: this row's override, else TENANT_MAX_IN_FLIGHT."""
+        return _limit(self.max_in_flight, webhook_settings.TENANT_MAX_IN_FLIGHT)
+
+
+def _limit(override: int | None, default: object) -> int | None:
+    if override is not None:
+        return int(override)
+    return int(default) if default else None  # type: ignore[call-overload]
 
 
 class EventType(models.Model):
@@ -51,8 +171,9 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def owned_by(self, user: models.Model) -> SubscriptionQuerySet:
         return self.filter(owner=user)
 
-    def visible_to(self, user: models.Model) -> SubscriptionQuerySet:
-        return self if getattr(user, "is_staff", False) else self.owned_by(user)
+    def for_tenant(self, key: str | None) -> SubscriptionQuerySet:
+        """The subscriptions of tenant `key` (None: none at all)."""
+        return self.none() if key is None else self.filter(tenant_id=key)
 
     def matching(self, event_type: str) -> SubscriptionQuerySet:
         """The subscriptions here whose filters select `event_type`, filtered by the database
@@ -85,6 +206,16 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         )
         return counts["active"], counts["total"]
 
+    def targets(self, event_type: str) -> tuple[list, list]:
+        """Ids of the active and of the inactive subscriptions here that select `event_type`,
+        matched by the database (see `matching`): only rows this queryset selects are read, so
+        `for_tenant(key).targets(...)` reads that tenant's rows through its index."""
+        active, inactive = [], []
+        rows = self.matching(event_type).values_list("pk", "is_active").order_by()
+        for pk, is_active in rows.iterator(chunk_size=5000):
+            (active if is_active else inactive).append(pk)
+        return active, inactive
+
     def matching_ids(self, event_type: str) -> tuple[list, list]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`."""
         wanted = patterns_matching(event_type)
@@ -98,6 +229,14 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
 
 class Subscription(models.Model):
     id = models.UUIDField(_("id"), primary_key=True, default=uuid7, editable=False)
+    tenant = models.ForeignKey(
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.PROTECT,
+        default=default_tenant,
+        related_name="subscriptions",
+        help_text=_("The customer account this endpoint belongs to; it receives its events only."),
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("owner"),
@@ -157,7 +296,12 @@ class Subscription(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("subscription")
         verbose_name_plural = _("subscriptions")
-        indexes = [models.Index(fields=["owner", "-created_at"], name="webhooks_sub_owner_idx")]
+        indexes = [
+            models.Index(fields=["owner", "-created_at"], name="webhooks_sub_owner_idx"),
+            # One tenant's subscriptions, newest first: its list, its count against the limit,
+            # and the fan-out of its events, which must not read other tenants' rows.
+            models.Index(fields=["tenant", "-created_at"], name="webhooks_sub_tenant_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.description or self.url

@@ -16,7 +16,7 @@ from rest_framework import serializers
 from . import services
 from .headers import HEADER_NAME_RE, HEADER_VALUE_RE, is_reserved_header
 from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
-from .models import EventType, Subscription
+from .models import TENANT_KEY_MAX_LENGTH, EventType, Subscription, is_valid_tenant_key
 from .netguard import BlockedDestination, resolve_destination
 from .secrets import validate_secret
 
@@ -102,7 +102,22 @@ def _references(node: Any) -> Any:
 
 
 class SubscriptionSerializer(serializers.ModelSerializer):
-    """A subscription as its owner sees it; the secret is never part of it."""
+    """A subscription as its tenant sees it; the secret is never part of it.
+
+    `tenant` is chosen on creation by users with the model permission to act across tenants
+    (context `tenant_scope`); a tenant user's subscriptions are always their own tenant's.
+    It never changes afterwards.
+    """
+
+    tenant = serializers.CharField(
+        source="tenant_id",
+        required=False,
+        max_length=TENANT_KEY_MAX_LENGTH,
+        help_text=_(
+            "The tenant this endpoint belongs to. Set on creation by users allowed to act "
+            "across tenants; defaults to the caller's tenant."
+        ),
+    )
 
     event_types = serializers.ListField(
         child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH),
@@ -129,6 +144,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         model = Subscription
         fields = [
             "id",
+            "tenant",
             "url",
             "description",
             "event_types",
@@ -149,6 +165,23 @@ class SubscriptionSerializer(serializers.ModelSerializer):
                 {"secret": [_("Use POST .../rotate-secret/ to change the secret.")]}
             )
         return attrs
+
+    def validate_tenant(self, value: str) -> str:
+        if not is_valid_tenant_key(value):
+            raise serializers.ValidationError(
+                _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'.")
+            )
+        if self.instance is not None:
+            if value != self.instance.tenant_id:
+                # Its deliveries and history belong to the tenant it was created in.
+                raise serializers.ValidationError(_("The tenant of a subscription never changes."))
+            return value
+        scope = self.context.get("tenant_scope")
+        if scope is not None and not scope.all_tenants and value != scope.tenant:
+            raise serializers.ValidationError(
+                _("Only users allowed to act across tenants choose the tenant.")
+            )
+        return value
 
     def validate_url(self, value: str) -> str:
         try:

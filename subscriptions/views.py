@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
-from .models import EventType, Subscription
+from .access import TenantModelPermissions, read_scope, write_scope
+from .models import EventType, Subscription, Tenant
 from .serializers import (
     EventTypeSerializer,
     RotatedSecretSerializer,
@@ -23,17 +24,13 @@ from .serializers import (
 )
 
 
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request: Request, view: object) -> bool:
-        return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
-
-
 class EventTypeViewSet(viewsets.ModelViewSet):
-    """The catalog of event types: everyone signed in reads it, staff change it."""
+    """The catalog of event types, shared by every tenant: everyone signed in reads it; changing
+    it needs the model permissions (`add_eventtype`...), never `is_staff` alone."""
 
     queryset = EventType.objects.all()
     serializer_class = EventTypeSerializer
-    permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
+    permission_classes = [permissions.DjangoModelPermissions]
     lookup_field = "name"
     lookup_value_regex = r"[^/]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
@@ -49,16 +46,26 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
 class SubscriptionViewSet(viewsets.ModelViewSet):
-    """Subscriptions: users see and change their own, staff see all. Another user's
-    subscription answers 404, as if it did not exist."""
+    """Subscriptions: tenant users see and manage their tenant's; users with the model
+    permissions act on every tenant's (subscriptions.access). Another tenant's subscription
+    answers 404, as if it did not exist."""
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Subscription.objects.none()
     serializer_class = SubscriptionSerializer
-    permission_classes = [permissions.IsAuthenticated]
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    tenant_action_perms = {"rotate_secret": ("change",)}
 
     def get_queryset(self) -> QuerySet[Subscription]:
-        return Subscription.objects.visible_to(self.request.user).order_by("-created_at")
+        scope = read_scope(self.request, Subscription)
+        return scope.filter(Subscription.objects.all()).order_by("-created_at")
+
+    def get_serializer_context(self) -> dict:
+        context = super().get_serializer_context()
+        if getattr(self, "request", None) is not None and self.request.user.is_authenticated:
+            context["tenant_scope"] = write_scope(self.request, self)
+        return context
 
     def get_serializer_class(self) -> type[BaseSerializer]:
         if self.action == "create":
@@ -68,7 +75,10 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
         return SubscriptionSerializer
 
     def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.save(owner=self.request.user)
+        scope = write_scope(self.request, self)
+        key = serializer.validated_data.get("tenant_id") or scope.tenant
+        tenant = Tenant.objects.for_key(key) if key else Tenant.objects.default()
+        serializer.save(owner=self.request.user, tenant_id=tenant.pk)
 
     @extend_schema(
         request=RotateSecretSerializer,

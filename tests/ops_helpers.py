@@ -24,7 +24,11 @@ def make_delivery(
     """A delivery with `attempts` given as (response status or None, duration ms)."""
     created_at = created_at or timezone.now()
     event = Event.objects.create(
-        type=event_type, data=data or {"n": 1}, created_at=created_at, fanned_out_at=created_at
+        tenant_id=subscription.tenant_id,
+        type=event_type,
+        data=data or {"n": 1},
+        created_at=created_at,
+        fanned_out_at=created_at,
     )
     delivery = Delivery.objects.create(
         event=event,

@@ -11,11 +11,12 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from deliveries.models import Event
+from deliveries.models import DeliveryStatus, Event
 from subscriptions import signals
 from subscriptions.models import EventType, Subscription
 from subscriptions.secrets import generate_secret
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
+from tests.ops_helpers import make_delivery
 from tests.stubdns import resolving
 
 pytestmark = pytest.mark.django_db
@@ -35,15 +36,30 @@ def catalog():
         EventType.objects.create(name=name)
 
 
+A, B = "tenant-a", "tenant-b"
+# Every model permission of the two apps: what the SaaS backend's token or an operator holds.
+ALL_WEBHOOK_PERMS = {"app_label__in": ["webhook_subscriptions", "deliveries"]}
+
+
 @pytest.fixture
 def users(django_user_model):
-    staff = django_user_model.objects.create_user("boss", password="pw-boss", is_staff=True)
-    staff.user_permissions.add(Permission.objects.get(codename="add_event"))
+    operator = django_user_model.objects.create_user("operator", password="pw-operator")
+    operator.user_permissions.add(*Permission.objects.filter(content_type__in=_webhook_types()))
     return {
-        "owner": django_user_model.objects.create_user("owner", password="pw-owner"),
-        "other": django_user_model.objects.create_user("other", password="pw-other"),
-        "staff": django_user_model.objects.get(pk=staff.pk),
+        # Tenant users (the reference resolver: a member of the group "tenant:<key>").
+        "owner": make_tenant_user("owner", A, password="pw-owner"),
+        "other": make_tenant_user("other", B, password="pw-other"),
+        # `is_staff` alone: an ordinary user of the default tenant, no more.
+        "staff": django_user_model.objects.create_user("boss", password="pw-boss", is_staff=True),
+        "operator": django_user_model.objects.get(pk=operator.pk),
+        "superuser": django_user_model.objects.create_superuser("root", password="pw-root"),
     }
+
+
+def _webhook_types():
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.filter(**ALL_WEBHOOK_PERMS)
 
 
 def client_for(user) -> APIClient:
@@ -65,26 +81,42 @@ def new_body(**extra):
 # --- Authorization matrix -------------------------------------------------------------------
 
 SUB = "/api/subscriptions/{id}/"
-ACTORS = ["anonymous", "owner", "other", "staff"]
+# The subscription, event and delivery of the matrix belong to tenant A, managed by "owner".
+ACTORS = ["anonymous", "owner", "other", "staff", "operator", "superuser"]
+OWN = [401, 200, 404, 404, 200, 200]  # tenant A's object: its users and permission holders
 # (method, path, body, expected status per actor)
 MATRIX = [
-    ("get", "/api/subscriptions/", None, [401, 200, 200, 200]),
-    ("post", "/api/subscriptions/", "new", [401, 201, 201, 201]),
-    ("get", SUB, None, [401, 200, 404, 200]),
-    ("patch", SUB, {"description": "changed"}, [401, 200, 404, 200]),
-    ("put", SUB, "new", [401, 200, 404, 200]),
-    ("delete", SUB, None, [401, 204, 404, 204]),
-    ("post", SUB + "rotate-secret/", {}, [401, 200, 404, 200]),
-    ("post", SUB + "test/", None, [401, 202, 404, 202]),
-    ("get", "/api/event-types/", None, [401, 200, 200, 200]),
-    ("post", "/api/event-types/", {"name": "user.signed_up"}, [401, 403, 403, 201]),
-    ("get", "/api/event-types/order.created/", None, [401, 200, 200, 200]),
-    ("patch", "/api/event-types/order.created/", {"description": "x"}, [401, 403, 403, 200]),
-    ("put", "/api/event-types/order.created/", {"name": "order.created"}, [401, 403, 403, 200]),
-    ("delete", "/api/event-types/order.created/", None, [401, 403, 403, 204]),
-    ("get", "/api/events/", None, [401, 403, 403, 200]),
-    ("post", "/api/events/", {"type": "order.created", "data": {}}, [401, 403, 403, 202]),
-    ("get", "/api/deliveries/", None, [401, 200, 200, 200]),
+    ("get", "/api/subscriptions/", None, [401, 200, 200, 200, 200, 200]),
+    ("post", "/api/subscriptions/", "new", [401, 201, 201, 201, 201, 201]),
+    ("get", SUB, None, OWN),
+    ("patch", SUB, {"description": "changed"}, OWN),
+    ("put", SUB, "new", OWN),
+    ("delete", SUB, None, [401, 204, 404, 404, 204, 204]),
+    ("post", SUB + "rotate-secret/", {}, OWN),
+    ("post", SUB + "test/", None, [401, 202, 404, 404, 202, 202]),
+    ("post", SUB + "replay/", {"since": "2026-01-01T00:00:00Z"}, [401, 202, 404, 404, 202, 202]),
+    ("get", "/api/event-types/", None, [401, 200, 200, 200, 200, 200]),
+    ("post", "/api/event-types/", {"name": "user.signed_up"}, [401, 403, 403, 403, 201, 201]),
+    ("get", "/api/event-types/order.created/", None, [401, 200, 200, 200, 200, 200]),
+    (
+        "patch",
+        "/api/event-types/order.created/",
+        {"description": "x"},
+        [401, 403, 403, 403, 200, 200],
+    ),
+    (
+        "put",
+        "/api/event-types/order.created/",
+        {"name": "order.created"},
+        [401, 403, 403, 403, 200, 200],
+    ),
+    ("delete", "/api/event-types/order.created/", None, [401, 403, 403, 403, 204, 204]),
+    ("get", "/api/events/", None, [401, 200, 200, 200, 200, 200]),
+    ("get", "/api/events/{event}/", None, OWN),
+    ("post", "/api/events/", {"type": "order.created", "data": {}}, [401, 403, 403, 403, 202, 202]),
+    ("get", "/api/deliveries/", None, [401, 200, 200, 200, 200, 200]),
+    ("get", "/api/deliveries/{delivery}/", None, OWN),
+    ("post", "/api/deliveries/{delivery}/retry/", None, [401, 202, 404, 404, 202, 202]),
 ]
 CASES = [
     pytest.param(method, path, body, actor, expected[i], id=f"{method}-{path}-{actor}")
@@ -94,51 +126,76 @@ CASES = [
 
 
 @pytest.mark.parametrize(("method", "path", "body", "actor", "expected"), CASES)
-def test_authorization_matrix(users, catalog, method, path, body, actor, expected):
-    sub = make_subscription("https://hooks.example.com/mine", ["order.created"])
-    sub.owner = users["owner"]
-    sub.save()
+def test_authorization_matrix(users, catalog, broker, method, path, body, actor, expected):
+    sub = make_subscription(
+        "https://hooks.example.com/mine", ["order.created"], owner=users["owner"], tenant=A
+    )
+    delivery = make_delivery(sub, DeliveryStatus.FAILED)
     client = client_for(None if actor == "anonymous" else users[actor])
     data = new_body() if body == "new" else body
+    url = path.format(id=sub.pk, event=delivery.event_id, delivery=delivery.pk)
 
-    response = getattr(client, method)(path.format(id=sub.pk), data, format="json")
+    response = getattr(client, method)(url, data, format="json")
 
     assert response.status_code == expected, response.content
-    if expected == 404:  # nothing of the other user's subscription changed or leaked
+    if expected == 404:  # nothing of the other tenant's subscription changed or leaked
         sub.refresh_from_db()
         assert sub.description == "" and sub.url.endswith("/mine")
         assert str(sub.pk) not in response.content.decode()
+        delivery.refresh_from_db()
+        assert delivery.status == DeliveryStatus.FAILED
 
 
-def test_lists_show_own_subscriptions_and_staff_sees_all(users):
-    mine = make_subscription("https://hooks.example.com/a", owner=users["owner"])
-    theirs = make_subscription("https://hooks.example.com/b", owner=users["other"])
+def test_a_view_permission_reads_every_tenant_but_changes_only_its_own(django_user_model, catalog):
+    # Model permissions work action by action, as in the admin: `view_subscription` shows
+    # tenant A's endpoint to a tenant B user, `change_subscription` is still needed to change it.
+    sub = make_subscription("https://hooks.example.com/mine", ["order.created"], tenant=A)
+    viewer = make_tenant_user("viewer", B)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_subscription"))
+    client = client_for(django_user_model.objects.get(pk=viewer.pk))
+
+    assert client.get(f"/api/subscriptions/{sub.pk}/").status_code == 200
+    response = client.patch(f"/api/subscriptions/{sub.pk}/", {"description": "x"}, format="json")
+    assert response.status_code == 403
+    assert client.post(f"/api/subscriptions/{sub.pk}/rotate-secret/", {}).status_code == 403
+    sub.refresh_from_db()
+    assert sub.description == ""
+
+
+def test_lists_show_the_tenants_subscriptions_and_permission_holders_see_all(users):
+    mine = make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
+    colleague = make_tenant_user("colleague", A)
+    ours = make_subscription("https://hooks.example.com/c", owner=colleague, tenant=A)
+    theirs = make_subscription("https://hooks.example.com/b", owner=users["other"], tenant=B)
 
     def ids(actor):
         body = client_for(users[actor]).get("/api/subscriptions/").json()
         return {row["id"] for row in body["results"]}
 
-    assert ids("owner") == {str(mine.pk)}
+    # A tenant's users share its subscriptions, whoever created them.
+    assert ids("owner") == {str(mine.pk), str(ours.pk)}
     assert ids("other") == {str(theirs.pk)}
-    assert ids("staff") == {str(mine.pk), str(theirs.pk)}
+    assert ids("staff") == set()
+    assert ids("operator") == ids("superuser") == {str(mine.pk), str(ours.pk), str(theirs.pk)}
 
 
-def test_deliveries_of_other_users_are_invisible(
+def test_deliveries_of_other_tenants_are_invisible(
     users, catalog, django_capture_on_commit_callbacks
 ):
     from deliveries.services import publish
 
-    make_subscription("https://hooks.example.com/a", owner=users["owner"])
+    make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
     with django_capture_on_commit_callbacks(execute=True):
-        publish("order.created", {})
+        publish("order.created", {}, tenant=A)
     assert client_for(users["owner"]).get("/api/deliveries/").json()["count"] == 1
     assert client_for(users["other"]).get("/api/deliveries/").json()["count"] == 0
-    assert client_for(users["staff"]).get("/api/deliveries/").json()["count"] == 1
+    assert client_for(users["staff"]).get("/api/deliveries/").json()["count"] == 0
+    assert client_for(users["operator"]).get("/api/deliveries/").json()["count"] == 1
 
 
 def test_token_session_and_basic_authentication_work(users):
     token = Token.objects.create(user=users["owner"])
-    make_subscription("https://hooks.example.com/a", owner=users["owner"])
+    make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
 
     by_token = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
     basic = base64.b64encode(b"owner:pw-owner").decode()
@@ -206,7 +263,7 @@ def test_client_supplied_secret_is_validated(owner_client, catalog):
 
 
 def test_secret_cannot_be_changed_by_patch(owner_client, catalog, users):
-    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"])
+    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
     response = owner_client.patch(
         f"/api/subscriptions/{sub.pk}/", {"secret": generate_secret()}, format="json"
     )
@@ -215,7 +272,7 @@ def test_secret_cannot_be_changed_by_patch(owner_client, catalog, users):
 
 
 def test_rotate_secret_answers_the_new_secret_once(owner_client, users):
-    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"])
+    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
     response = owner_client.post(f"/api/subscriptions/{sub.pk}/rotate-secret/")
     assert response.status_code == 200
     body = response.json()
@@ -226,7 +283,7 @@ def test_rotate_secret_answers_the_new_secret_once(owner_client, users):
 
 
 def test_rotate_secret_refuses_a_bad_or_unchanged_secret(owner_client, users):
-    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"])
+    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
     url = f"/api/subscriptions/{sub.pk}/rotate-secret/"
     assert owner_client.post(url, {"secret": "nope"}, format="json").status_code == 400
     same = owner_client.post(url, {"secret": sub.secret}, format="json")
@@ -314,7 +371,9 @@ def test_valid_subscription_is_stored_as_given(owner_client, catalog, users):
 
 
 def test_event_types_removed_from_the_catalog_may_stay_on_update(owner_client, catalog, users):
-    sub = make_subscription("https://hooks.example.com/a", ["order.created"], owner=users["owner"])
+    sub = make_subscription(
+        "https://hooks.example.com/a", ["order.created"], owner=users["owner"], tenant=A
+    )
     EventType.objects.filter(name="order.created").delete()
     url = f"/api/subscriptions/{sub.pk}/"
     kept = owner_client.patch(url, {"event_types": ["order.created", "order.paid"]}, format="json")
@@ -326,7 +385,7 @@ def test_event_types_removed_from_the_catalog_may_stay_on_update(owner_client, c
 def test_changing_is_active_goes_through_the_services(
     owner_client, users, django_capture_on_commit_callbacks
 ):
-    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"])
+    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
     seen = []
 
     def on_disabled(sender, subscription, reason, **kwargs):
@@ -353,7 +412,9 @@ def test_changing_is_active_goes_through_the_services(
 
 
 def test_test_event_on_a_disabled_subscription_is_a_conflict(owner_client, users):
-    sub = make_subscription("https://hooks.example.com/a", owner=users["owner"], is_active=False)
+    sub = make_subscription(
+        "https://hooks.example.com/a", owner=users["owner"], tenant=A, is_active=False
+    )
     response = owner_client.post(f"/api/subscriptions/{sub.pk}/test/")
     assert response.status_code == 409
     assert Event.objects.count() == 0
@@ -364,7 +425,8 @@ def test_test_event_on_a_disabled_subscription_is_a_conflict(owner_client, users
 
 @pytest.fixture
 def staff_api(users):
-    return client_for(users["staff"])
+    # Changing the catalog and publishing need model permissions, not `is_staff`.
+    return client_for(users["operator"])
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from deliveries.models import Delivery, DeliveryStatus
 from deliveries.services import publish, replay
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.ops_helpers import make_delivery
 from tests.procs import wait_until
 from tests.receiver import Reply
@@ -101,10 +101,12 @@ def test_retry_endpoint_sends_again_with_the_same_webhook_id(worker, receiver, s
 
 
 @pytest.mark.django_db
-def test_retry_of_another_users_delivery_is_404(django_user_model, broker):
-    owner = django_user_model.objects.create_user("owner")
-    other = django_user_model.objects.create_user("other")
-    delivery = make_delivery(make_subscription("http://127.0.0.1:9/x", owner=owner))
+def test_retry_of_another_tenants_delivery_is_404(broker):
+    owner = make_tenant_user("owner", "tenant-a")
+    other = make_tenant_user("other", "tenant-b")
+    delivery = make_delivery(
+        make_subscription("http://127.0.0.1:9/x", owner=owner, tenant="tenant-a")
+    )
     client = APIClient()
     client.force_authenticate(other)
     assert client.post(f"/api/deliveries/{delivery.pk}/retry/").status_code == 404
@@ -127,10 +129,10 @@ def test_retry_conflicts_while_sending_or_disabled(staff_client, broker):
 
 
 @pytest.mark.django_db
-def test_replay_api_validates_input_and_ownership(django_user_model, broker):
-    owner = django_user_model.objects.create_user("owner")
-    other = django_user_model.objects.create_user("other")
-    sub = make_subscription("http://127.0.0.1:9/x", owner=owner)
+def test_replay_api_validates_input_and_ownership(broker):
+    owner = make_tenant_user("owner", "tenant-a")
+    other = make_tenant_user("other", "tenant-b")
+    sub = make_subscription("http://127.0.0.1:9/x", owner=owner, tenant="tenant-a")
     url = f"/api/subscriptions/{sub.pk}/replay/"
     client = APIClient()
     client.force_authenticate(other)

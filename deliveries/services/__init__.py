@@ -3,6 +3,7 @@ management commands call the functions here and nothing else changes delivery st
 
 from .attempts import Outcome, attempt_delivery
 from .publishing import (
+    IdempotencyConflict,
     PayloadTooLarge,
     PublishError,
     SchemaValidationError,
@@ -14,6 +15,7 @@ from .publishing import (
 from .sweeping import SweepReport, sweep
 
 __all__ = [
+    "IdempotencyConflict",
     "Outcome",
     "PayloadTooLarge",
     "PublishError",

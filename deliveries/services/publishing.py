@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 from typing import Any
 
 import jsonschema
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
 from subscriptions.matching import is_valid_event_type
-from subscriptions.models import EventType, Subscription
+from subscriptions.models import EventType, Subscription, Tenant, default_tenant_key
 
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
@@ -39,6 +42,39 @@ class PayloadTooLarge(PublishError):
 
 class SchemaValidationError(PublishError):
     field = "data"
+
+
+class IdempotencyConflict(PublishError):
+    """The idempotency key was used before in this tenant for another body. The API answers
+    422 (IETF draft-ietf-httpapi-idempotency-key-header, section 2.7: a key reused with a
+    different payload)."""
+
+    field = "idempotency_key"
+
+
+def body_hash(event_type: str, data: Any) -> str:
+    """SHA-256 (hex) of the type and data as canonical JSON (sorted keys, compact), so that the
+    same body with its keys in another order is the same body."""
+    canonical = json.dumps(
+        {"type": event_type, "data": data},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def tenant_key(tenant: str | Tenant | None) -> str:
+    """The key of `tenant` (None: the default tenant), its row created on first use.
+
+    Raises PublishError (field `tenant`) for a malformed key.
+    """
+    if isinstance(tenant, Tenant):
+        return tenant.pk
+    try:
+        return Tenant.objects.for_key(default_tenant_key() if tenant is None else tenant).pk
+    except DjangoValidationError as exc:
+        raise PublishError(" ".join(exc.messages), field="tenant") from exc
 
 
 def validate_event(event_type: str, data: Any) -> None:
@@ -68,25 +104,38 @@ def publish(
     type: str,
     data: dict[str, Any],
     *,
+    tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    broadcast: bool = False,
     subscription: Subscription | None = None,
 ) -> Event:
     """Store an event and, once the caller's transaction commits, fan it out.
 
-    Publishing again with the same `idempotency_key` returns the first event and creates
-    nothing. With `subscription`, the event goes to that subscription only (test events).
-    The returned event carries `created` (False for an idempotent repeat) and, once the fan-out
-    has run, `delivery_count`.
+    The event goes to the matching active subscriptions of `tenant` (a key such as "org_42";
+    None: `DEFAULT_TENANT`), never to another tenant's. `broadcast=True` sends it to the
+    matching subscriptions of every tenant (it still belongs to `tenant`). With `subscription`,
+    it goes to that subscription only (test events) and belongs to its tenant.
+
+    Publishing again in the same tenant with the same `idempotency_key` and the same type and
+    data returns the first event and creates nothing; another body raises IdempotencyConflict.
+    Keys are per tenant: two tenants using one key get two events. Raises PublishError (with
+    its `field`) for invalid input. The returned event carries `created` (False for an
+    idempotent repeat) and, once the fan-out has run, `delivery_count`.
     """
+    key = subscription.tenant_id if subscription is not None else tenant_key(tenant)
+    digest = body_hash(type, data)
     if idempotency_key:
-        existing = Event.objects.filter(idempotency_key=idempotency_key).first()
+        existing = Event.objects.filter(tenant_id=key, idempotency_key=idempotency_key).first()
         if existing is not None:
-            return _repeat(existing)
+            return _repeat(existing, digest)
     validate_event(type, data)
     event = Event(
+        tenant_id=key,
+        broadcast=bool(broadcast),
         type=type,
         data=data,
         idempotency_key=idempotency_key or None,
+        body_hash=digest,
         target_subscription=subscription,
     )
     try:
@@ -96,7 +145,7 @@ def publish(
         # A concurrent publish with the same key won the race: theirs is the event.
         if not idempotency_key:
             raise
-        return _repeat(Event.objects.get(idempotency_key=idempotency_key))
+        return _repeat(Event.objects.get(tenant_id=key, idempotency_key=idempotency_key), digest)
     event.created = True
     event.delivery_count = None
     transaction.on_commit(functools.partial(_fan_out_after_commit, event))
@@ -110,7 +159,14 @@ def expected_deliveries(event: Event) -> int:
         return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
     if event.target_subscription_id:
         return len(_matching(event)[0])
-    return Subscription.objects.count_matching(event.type)[0]
+    return _candidates(event).count_matching(event.type)[0]
+
+
+def _candidates(event: Event) -> Any:
+    """The subscriptions an event may reach: its tenant's, or every tenant's for a broadcast."""
+    if event.broadcast:
+        return Subscription.objects.all()
+    return Subscription.objects.for_tenant(event.tenant_id)
 
 
 def _matching(event: Event) -> tuple[list, list]:
@@ -123,10 +179,15 @@ def _matching(event: Event) -> tuple[list, list]:
         for pk, is_active in target.values_list("pk", "is_active"):
             (active if is_active else inactive).append(pk)
         return active, inactive
-    return Subscription.objects.all().matching_ids(event.type)
+    return _candidates(event).targets(event.type)
 
 
-def _repeat(event: Event) -> Event:
+def _repeat(event: Event, digest: str) -> Event:
+    # Events stored before body hashes existed have none: they cannot conflict.
+    if event.body_hash and event.body_hash != digest:
+        raise IdempotencyConflict(
+            "This idempotency key was already used for another event type or data."
+        )
     event.created = False
     event.delivery_count = None
     return event
@@ -149,7 +210,7 @@ def _fan_out_in_background(event: Event) -> bool:
     the event's `delivery_count`. If the message is lost, the sweep fans the event out later.
     """
     # Counted by the database: the request must not load every subscription to decide.
-    active, total = Subscription.objects.count_matching(event.type)
+    active, total = _candidates(event).count_matching(event.type)
     if total <= int(webhook_settings.FAN_OUT_INLINE_MAX):
         return False
     from ..tasks import fan_out as fan_out_task

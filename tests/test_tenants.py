@@ -1,0 +1,191 @@
+"""Tenants: the key, the default tenant, the resolver, and delivery scoped by tenant."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.test import RequestFactory, override_settings
+from rest_framework.test import APIClient
+
+from deliveries.models import Delivery, Event
+from deliveries.services import IdempotencyConflict, PublishError, publish
+from subscriptions.models import Subscription, Tenant
+from subscriptions.tenancy import resolve_tenant, tenant_from_groups
+from tests.factories import make_subscription, make_tenant_user
+
+pytestmark = pytest.mark.django_db
+
+
+def tenant_resolver_for_tests(request):
+    """A resolver as a host writes it: the tenant is an attribute of the user."""
+    return getattr(request.user, "org_key", None)
+
+
+def bad_resolver(request):
+    return "no spaces allowed"
+
+
+# --- The tenant row -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["org_42", "a", "x" * 255, "team.eu-west:7"])
+def test_a_tenant_is_created_on_first_use(key):
+    tenant = Tenant.objects.for_key(key)
+    assert tenant.pk == key and tenant.name == key
+    assert Tenant.objects.for_key(key) == tenant
+    assert Tenant.objects.filter(pk=key).count() == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "org 42", "org/42", "é", "a\x00b", "a\n", None, 42])
+def test_a_malformed_tenant_key_is_refused(key):
+    with pytest.raises(ValidationError):
+        Tenant.objects.for_key(key)
+    assert not Tenant.objects.exclude(pk="default").exists()
+
+
+def test_objects_made_without_a_tenant_belong_to_the_default_tenant(settings):
+    # Single-tenant code keeps working: nothing names a tenant.
+    sub = Subscription.objects.create(url="http://127.0.0.1:9/", event_types=["*"])
+    event = Event.objects.create(type="a.b", data={})
+    assert sub.tenant_id == event.tenant_id == "default"
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "DEFAULT_TENANT": "main"}
+    assert Subscription.objects.create(url="http://127.0.0.1:9/").tenant.key == "main"
+
+
+def test_limits_fall_back_to_the_settings(settings):
+    settings.WEBHOOKS = {
+        **settings.WEBHOOKS,
+        "TENANT_MAX_SUBSCRIPTIONS": 7,
+        "TENANT_MAX_IN_FLIGHT": None,
+    }
+    tenant = Tenant.objects.for_key("org_1")
+    assert (tenant.subscription_limit, tenant.in_flight_limit) == (7, None)
+    tenant.max_subscriptions, tenant.max_in_flight = 3, 2
+    assert (tenant.subscription_limit, tenant.in_flight_limit) == (3, 2)
+
+
+# --- The resolver ---------------------------------------------------------------------------
+
+
+def request_for(user):
+    request = RequestFactory().get("/")
+    request.user = user
+    return request
+
+
+def test_reference_resolver_reads_tenant_groups(django_user_model):
+    assert tenant_from_groups(request_for(AnonymousUser())) is None
+    plain = django_user_model.objects.create_user("plain")
+    assert tenant_from_groups(request_for(plain)) == "default"
+    member = make_tenant_user("member", "org_42")
+    assert tenant_from_groups(request_for(member)) == "org_42"
+    # Two tenant groups: no guess, no tenant.
+    both = make_tenant_user("both", "org_1")
+    both.groups.add(*make_tenant_user("x", "org_2").groups.all())
+    assert tenant_from_groups(request_for(both)) is None
+
+
+def test_resolve_tenant_uses_the_configured_resolver_once_per_request(django_user_model):
+    user = django_user_model.objects.create_user("u")
+    user.org_key = "org_7"
+    request = request_for(user)
+    with override_settings(WEBHOOKS={"TENANT_RESOLVER": f"{__name__}.tenant_resolver_for_tests"}):
+        assert resolve_tenant(request) == "org_7"
+        user.org_key = "changed"
+        assert resolve_tenant(request) == "org_7"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [("nowhere.resolver", "cannot be imported"), (f"{__name__}.bad_resolver", "returned")],
+)
+def test_a_broken_resolver_is_an_error_naming_the_setting(django_user_model, path, message):
+    request = request_for(django_user_model.objects.create_user("u"))
+    with (
+        override_settings(WEBHOOKS={"TENANT_RESOLVER": path}),
+        pytest.raises(ImproperlyConfigured, match=message) as raised,
+    ):
+        resolve_tenant(request)
+    assert "TENANT_RESOLVER" in str(raised.value)
+
+
+def test_the_api_follows_the_configured_resolver(django_user_model):
+    sub = make_subscription("http://127.0.0.1:9/a", tenant="org_7")
+    user = django_user_model.objects.create_user("u")
+    user.org_key = "org_7"
+    client = APIClient()
+    client.force_authenticate(user)
+    with override_settings(WEBHOOKS={"TENANT_RESOLVER": f"{__name__}.tenant_resolver_for_tests"}):
+        assert client.get(f"/api/subscriptions/{sub.pk}/").json()["tenant"] == "org_7"
+        user.org_key = None  # no tenant and no permission: nothing at all
+        assert client.get("/api/subscriptions/").status_code == 403
+
+
+# --- Delivery scoped by tenant ----------------------------------------------------------------
+
+
+def deliveries_of(event: Event) -> set:
+    return set(Delivery.objects.filter(event=event).values_list("subscription_id", flat=True))
+
+
+def test_publish_reaches_only_its_tenants_subscriptions(django_capture_on_commit_callbacks):
+    # Two tenants with identical filters: each event reaches its own tenant only.
+    a = make_subscription("http://127.0.0.1:9/a", ["order.*"], tenant="org_a")
+    b = make_subscription("http://127.0.0.1:9/b", ["order.*"], tenant="org_b")
+    with django_capture_on_commit_callbacks(execute=True):
+        for_a = publish("order.created", {"id": 1}, tenant="org_a")
+        for_b = publish("order.created", {"id": 2}, tenant=Tenant.objects.get(pk="org_b"))
+        for_default = publish("order.created", {"id": 3})
+    assert deliveries_of(for_a) == {a.pk}
+    assert deliveries_of(for_b) == {b.pk}
+    assert deliveries_of(for_default) == set()
+    assert (for_a.tenant_id, for_b.tenant_id, for_default.tenant_id) == (
+        "org_a",
+        "org_b",
+        "default",
+    )
+    assert for_a.delivery_count == for_b.delivery_count == 1
+
+
+def test_broadcast_reaches_every_tenant(django_capture_on_commit_callbacks):
+    a = make_subscription("http://127.0.0.1:9/a", ["order.*"], tenant="org_a")
+    b = make_subscription("http://127.0.0.1:9/b", ["order.*"], tenant="org_b")
+    make_subscription("http://127.0.0.1:9/c", ["invoice.*"], tenant="org_c")
+    with django_capture_on_commit_callbacks(execute=True):
+        event = publish("order.created", {}, broadcast=True)
+    assert deliveries_of(event) == {a.pk, b.pk}
+    assert event.broadcast and event.delivery_count == 2
+
+
+def test_publishing_to_a_malformed_tenant_is_refused():
+    with pytest.raises(PublishError) as raised:
+        publish("order.created", {}, tenant="org 42")
+    assert raised.value.field == "tenant"
+    assert not Event.objects.exists()
+
+
+# --- Idempotency per tenant -------------------------------------------------------------------
+
+
+def test_an_idempotency_key_is_per_tenant(django_capture_on_commit_callbacks):
+    make_subscription("http://127.0.0.1:9/a", tenant="org_a")
+    make_subscription("http://127.0.0.1:9/b", tenant="org_b")
+    with django_capture_on_commit_callbacks(execute=True):
+        first_a = publish("order.created", {"n": 1}, tenant="org_a", idempotency_key="k")
+        first_b = publish("order.created", {"n": 1}, tenant="org_b", idempotency_key="k")
+        again_a = publish("order.created", {"n": 1}, tenant="org_a", idempotency_key="k")
+    assert first_a.pk != first_b.pk
+    assert again_a.pk == first_a.pk and again_a.created is False
+    assert Event.objects.count() == 2
+    assert Delivery.objects.count() == 2
+
+
+def test_an_idempotency_key_reused_for_another_body_conflicts():
+    first = publish("order.created", {"n": 1, "m": 2}, idempotency_key="k")
+    # Same body, keys in another order: the same request.
+    assert publish("order.created", {"m": 2, "n": 1}, idempotency_key="k").pk == first.pk
+    for event_type, data in (("order.created", {"n": 2}), ("order.paid", {"n": 1, "m": 2})):
+        with pytest.raises(IdempotencyConflict):
+            publish(event_type, data, idempotency_key="k")
+    assert Event.objects.count() == 1
