@@ -19,6 +19,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from subscriptions.conf import webhook_settings
+from subscriptions.tenancy import resolve_tenant
 
 LINK_SALT = "webhooks.portal.link"
 SESSION_KEY = "webhooks_portal"
@@ -122,4 +123,4 @@ def resolved_tenant(request: HttpRequest) -> str | None:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return None
-    return None  # placeholder until subscriptions.resolve_tenant exists (tenants foundation)
+    return resolve_tenant(request)

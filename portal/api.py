@@ -5,24 +5,24 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import access
+from subscriptions.access import has_any_perm, model_perms
+from subscriptions.models import Subscription, Tenant, is_valid_tenant_key
 
-# Whoever may change every tenant's subscriptions may hand one tenant the pages that change its
-# own: the same model permission the admin asks for.
-LINK_PERMISSION = "webhook_subscriptions.change_subscription"
+from . import access
 
 
 class CanMakePortalLinks(permissions.BasePermission):
-    """The `webhook_subscriptions.change_subscription` model permission (superusers have
-    it); `is_staff` alone is not enough."""
+    """Whoever may change every tenant's subscriptions may hand one tenant the pages that change
+    its own: the `webhook_subscriptions.change_subscription` model permission, as in the admin
+    (superusers hold it). `is_staff` alone is not enough, and neither is being a tenant user."""
 
     def has_permission(self, request: Request, view: object) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.has_perm(LINK_PERMISSION))
+        return has_any_perm(request.user, model_perms(Subscription, ("change",)))
 
 
 class PortalLinkSerializer(serializers.Serializer):
@@ -50,6 +50,11 @@ class PortalLinkView(APIView):
         "each time you show the portal; never from a browser with your API token.",
     )
     def post(self, request: Request, key: str) -> Response:
-        link = access.make_link(request, key)
+        if not is_valid_tenant_key(key):
+            raise ValidationError(
+                {"key": ["A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."]}
+            )
+        tenant = Tenant.objects.for_key(key)  # created on first use, like publishing does
+        link = access.make_link(request, tenant.pk)
         body = PortalLinkSerializer({"url": link.url, "expires_at": link.expires_at}).data
         return Response(body, status=status.HTTP_200_OK)

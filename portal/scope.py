@@ -7,31 +7,34 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from deliveries.models import Delivery, DeliveryAttempt, Event
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, Tenant
 
 
 def subscriptions(tenant: str) -> QuerySet[Subscription]:
     """The tenant's endpoints, newest first."""
-    return Subscription.objects.filter(owner__username=tenant).order_by("-created_at")
+    return Subscription.objects.for_tenant(tenant).order_by("-created_at")
 
 
 def deliveries(tenant: str) -> QuerySet[Delivery]:
     """Deliveries to the tenant's endpoints, newest first."""
-    return Delivery.objects.filter(subscription__in=subscriptions(tenant)).order_by("-created_at")
+    return Delivery.objects.for_tenant(tenant).order_by("-created_at")
 
 
 def events(tenant: str) -> QuerySet[Event]:
-    """Events published for the tenant, newest first."""
-    return Event.objects.filter(deliveries__subscription__in=subscriptions(tenant)).distinct()
+    """Events the tenant's endpoints may receive: its own and broadcasts, newest first."""
+    return Event.objects.for_tenant(tenant).order_by("-created_at")
 
 
 def attempts(tenant: str) -> QuerySet[DeliveryAttempt]:
-    return DeliveryAttempt.objects.filter(delivery__in=deliveries(tenant))
+    return DeliveryAttempt.objects.filter(delivery__subscription__tenant_id=tenant)
 
 
 def ownership(tenant: str) -> dict[str, object]:
-    """The fields that put a new subscription in the tenant."""
-    from django.contrib.auth import get_user_model
+    """The fields that put a new subscription in the tenant (its row created on first use)."""
+    return {"tenant_id": Tenant.objects.for_key(tenant).pk}
 
-    owner, _ = get_user_model().objects.get_or_create(username=tenant)
-    return {"owner": owner}
+
+def display_name(tenant: str) -> str:
+    """The tenant's name as the host set it, else its key."""
+    name = Tenant.objects.filter(pk=tenant).values_list("name", flat=True).first()
+    return name or tenant

@@ -6,7 +6,6 @@ from typing import Any
 
 from django.urls import reverse
 
-from portal import scope
 from portal.access import make_token
 from subscriptions.models import EventType, Subscription
 from tests.factories import make_subscription
@@ -33,7 +32,7 @@ def tenant_endpoint(
     tenant: str, url: str = "http://127.0.0.1:9/hook", **fields: Any
 ) -> Subscription:
     """A subscription of `tenant`."""
-    return make_subscription(url, **scope.ownership(tenant), **fields)
+    return make_subscription(url, tenant=tenant, **fields)
 
 
 def portal_url(name: str, *args: object) -> str:

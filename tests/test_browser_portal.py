@@ -135,7 +135,7 @@ def test_tenant_walkthrough(browser, live_server, worker, receiver, django_user_
 
     # 4. The receiver breaks: the next order fails, attempt after attempt.
     receiver.script("/acme", Reply(status=500, body=b"database is down"))
-    event = publish("order.created", {"id": 1001, "total": "42.00"})
+    event = publish("order.created", {"id": 1001, "total": "42.00"}, tenant=TENANT)
     page.goto(f"{live_server.url}/portal/deliveries/")
     failed_row = page.locator('tr[data-delivery]:has(code:text("order.created"))')
     expect(failed_row.locator(".badge")).to_have_text("Failed", timeout=30_000)
@@ -222,7 +222,7 @@ def test_tenant_walkthrough(browser, live_server, worker, receiver, django_user_
     page.click('button:has-text("Disable endpoint")')
     expect(page.locator("#disabled-heading")).to_be_visible()
     pages.check(page, "endpoint-disabled")
-    publish("order.created", {"id": 1002, "total": "7.00"})  # missed while disabled
+    publish("order.created", {"id": 1002, "total": "7.00"}, tenant=TENANT)  # missed while disabled
     page.click('button:has-text("Enable endpoint")')
     expect(page.locator(".messages")).to_contain_text("missed 1 event")
     expect(page.locator("#replay-form")).to_be_visible()

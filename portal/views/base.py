@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_protect
 
 from subscriptions.conf import webhook_settings
 
-from .. import access
+from .. import access, scope
 
 DEFAULT_FRAME_ANCESTORS = ["'self'"]
 NONCE_ATTR = "webhooks_portal_nonce"
@@ -87,16 +87,11 @@ def page(
     tenant = getattr(request, "webhooks_portal_tenant", None)
     base = {
         "portal_tenant": tenant,
-        "portal_tenant_name": tenant_name(tenant) if tenant else "",
+        "portal_tenant_name": scope.display_name(tenant) if tenant else "",
         "portal_nonce": getattr(request, NONCE_ATTR, ""),
         "portal_link_session": access.link_tenant(request) is not None,
     }
     return render(request, template, {**base, **context}, status=status)
-
-
-def tenant_name(tenant: str) -> str:
-    """The tenant's display name (its key until the tenant has a name)."""
-    return tenant
 
 
 def no_access(request: HttpRequest) -> HttpResponse:
