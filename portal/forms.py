@@ -204,6 +204,12 @@ class ReplayForm(BaseReplayForm):
         self.fields["since"].widget = DateTimeLocalInput()
         self.fields["until"].widget = DateTimeLocalInput()
         zone = timezone.get_current_timezone_name()
+        self.fields["since"].label = _("From")
+        self.fields["until"].label = _("Until")
+        self.fields["status"].label = _("Deliveries that ended as")
+        self.fields["status"].help_text = _(
+            "Skipped deliveries are the events published while the endpoint was disabled."
+        )
         self.fields["since"].help_text = _(
             "Deliveries created at or after this time (%(zone)s)."
         ) % {"zone": zone}
