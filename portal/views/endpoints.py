@@ -83,16 +83,27 @@ def endpoint_list(request: HttpRequest, tenant: str) -> HttpResponse:
 @portal_view
 @require_http_methods(["GET", "HEAD", "POST"])
 def endpoint_create(request: HttpRequest, tenant: str) -> HttpResponse:
-    form = EndpointForm(request.POST or None)
+    return _endpoint_form(request, tenant, None)
+
+
+def _endpoint_form(
+    request: HttpRequest, tenant: str, subscription: Subscription | None
+) -> HttpResponse:
+    """The add and the edit page: one form, checked by the API's serializer."""
+    form = EndpointForm(request.POST or None, instance=subscription)
     if request.method == "POST" and form.is_valid():
-        subscription = form.save(**scope.ownership(tenant))
-        _reveal(request, subscription, subscription.secret)
-        messages.success(request, _("Endpoint created."))
+        if subscription is None:
+            subscription = form.save(**scope.ownership(tenant))
+            _reveal(request, subscription, subscription.secret)
+            messages.success(request, _("Endpoint created."))
+        else:
+            form.save()
+            messages.success(request, _("Endpoint saved."))
         return redirect(_detail(subscription))
     return page(
         request,
         "webhooks_portal/endpoint_form.html",
-        {"form": form, "endpoint": None, "nav": "endpoints"},
+        {"form": form, "endpoint": subscription, "nav": "endpoints"},
         status=400 if form.errors else 200,
     )
 
@@ -109,7 +120,7 @@ def endpoint_detail(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
         del request.session[REVEAL_KEY]
     recent = scope.deliveries(tenant).filter(subscription=subscription).select_related("event")[:10]
     waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
-    response = page(
+    return page(
         request,
         "webhooks_portal/endpoint_detail.html",
         {
@@ -124,24 +135,12 @@ def endpoint_detail(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
             "nav": "endpoints",
         },
     )
-    return response
 
 
 @portal_view
 @require_http_methods(["GET", "HEAD", "POST"])
 def endpoint_edit(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
-    subscription = _endpoint(tenant, pk)
-    form = EndpointForm(request.POST or None, instance=subscription)
-    if request.method == "POST" and form.is_valid():
-        form.save()
-        messages.success(request, _("Endpoint saved."))
-        return redirect(_detail(subscription))
-    return page(
-        request,
-        "webhooks_portal/endpoint_form.html",
-        {"form": form, "endpoint": subscription, "nav": "endpoints"},
-        status=400 if form.errors else 200,
-    )
+    return _endpoint_form(request, tenant, _endpoint(tenant, pk))
 
 
 @portal_view
