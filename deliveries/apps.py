@@ -12,14 +12,28 @@ class DeliveriesConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.core.signals import setting_changed
+        from django.db.models.signals import post_delete, post_save
 
+        from subscriptions.models import Tenant
         from subscriptions.signals import subscription_disabled
 
         from .checks import check_celery
-        from .receivers import discard_for_disabled
+        from .receivers import (
+            discard_for_disabled,
+            forget_limits_on_settings_change,
+            forget_tenant_limit,
+        )
 
         checks.register(check_celery, checks.Tags.compatibility)
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )
+        for name, signal in (("save", post_save), ("delete", post_delete)):
+            signal.connect(
+                forget_tenant_limit, sender=Tenant, dispatch_uid=f"deliveries-tenant-limit-{name}"
+            )
+        setting_changed.connect(
+            forget_limits_on_settings_change, dispatch_uid="deliveries-tenant-limit-settings"
         )

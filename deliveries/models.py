@@ -32,6 +32,8 @@ class Event(models.Model):
         on_delete=models.PROTECT,
         default=default_tenant,
         related_name="events",
+        # Indexed by the composite indexes that start with it (Meta), not on its own.
+        db_index=False,
         help_text=_(
             "The tenant whose subscriptions receive the event (the publisher's, for a broadcast)."
         ),

@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -71,6 +72,15 @@ class SubscriptionAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        tenant = cleaned.get("tenant")
+        if self.instance._state.adding and tenant is not None:
+            # The API's limit holds here too (the API also locks; a race in the admin may
+            # overshoot by one, which an operator can undo).
+            try:
+                with transaction.atomic():
+                    services.tenant_for_new_subscription(tenant.pk)
+            except services.SubscriptionLimitReached as exc:
+                self.add_error("tenant", str(exc))
         data = {name: cleaned[name] for name in self.checked_fields if name in cleaned}
         serializer = SubscriptionSerializer(
             instance=self.instance if self.instance.pk else None, data=data, partial=True

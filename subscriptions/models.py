@@ -118,19 +118,24 @@ class Tenant(models.Model):
 
     @property
     def subscription_limit(self) -> int | None:
-        """Most subscriptions: this row's override, else TENANT_MAX_SUBSCRIPTIONS (None: none)."""
-        return _limit(self.max_subscriptions, webhook_settings.TENANT_MAX_SUBSCRIPTIONS)
+        """Most subscriptions: this row's override, else TENANT_MAX_SUBSCRIPTIONS (None: none).
+        The default tenant takes its row's override only (see `_limit`)."""
+        return self._limit(self.max_subscriptions, webhook_settings.TENANT_MAX_SUBSCRIPTIONS)
 
     @property
     def in_flight_limit(self) -> int | None:
-        """Most deliveries in flight: this row's override, else TENANT_MAX_IN_FLIGHT."""
-        return _limit(self.max_in_flight, webhook_settings.TENANT_MAX_IN_FLIGHT)
+        """Most deliveries in flight at once: this row's override, else TENANT_MAX_IN_FLIGHT.
+        The default tenant takes its row's override only (see `_limit`)."""
+        return self._limit(self.max_in_flight, webhook_settings.TENANT_MAX_IN_FLIGHT)
 
-
-def _limit(override: int | None, default: object) -> int | None:
-    if override is not None:
-        return int(override)
-    return int(default) if default else None  # type: ignore[call-overload]
+    def _limit(self, override: int | None, default: object) -> int | None:
+        if override is not None:
+            return int(override)
+        if self.key == default_tenant_key():
+            # In a single-tenant project the default tenant is the whole project: a default
+            # limit meant for one customer among many would cap all of it.
+            return None
+        return int(default) if default else None  # type: ignore[call-overload]
 
 
 class EventType(models.Model):
@@ -235,6 +240,8 @@ class Subscription(models.Model):
         on_delete=models.PROTECT,
         default=default_tenant,
         related_name="subscriptions",
+        # Indexed by the composite indexes that start with it (Meta), not on its own.
+        db_index=False,
         help_text=_("The customer account this endpoint belongs to; it receives its events only."),
     )
     owner = models.ForeignKey(

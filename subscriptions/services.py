@@ -9,8 +9,38 @@ from django.utils import timezone
 
 from . import signals
 from .conf import webhook_settings
-from .models import Subscription
+from .models import Subscription, Tenant
 from .secrets import generate_secret, secrets_equal, validate_secret
+
+
+class SubscriptionLimitReached(Exception):
+    """The tenant already has as many subscriptions as its limit allows."""
+
+    def __init__(self, tenant: Tenant, limit: int) -> None:
+        super().__init__(
+            f"Tenant {tenant.key!r} has reached its limit of {limit} subscriptions; delete one "
+            "or ask for a higher limit."
+        )
+        self.tenant = tenant
+        self.limit = limit
+
+
+def tenant_for_new_subscription(key: str) -> Tenant:
+    """The tenant `key` (created on first use), locked until the caller's transaction ends,
+    once it is known to have room for one more subscription.
+
+    Call it inside `transaction.atomic()` and create the subscription in the same transaction:
+    the row lock (PostgreSQL) makes concurrent creations for one tenant wait for each other, so
+    they cannot overshoot the limit together. Raises SubscriptionLimitReached at the limit
+    (`Tenant.max_subscriptions`, else `TENANT_MAX_SUBSCRIPTIONS`), and
+    django.core.exceptions.ValidationError for a malformed key.
+    """
+    key = Tenant.objects.for_key(key).pk
+    tenant = Tenant.objects.select_for_update().get(pk=key)
+    limit = tenant.subscription_limit
+    if limit is not None and Subscription.objects.for_tenant(key).count() >= limit:
+        raise SubscriptionLimitReached(tenant, limit)
+    return tenant
 
 
 def disable_subscription(subscription: Subscription, reason: str) -> bool:

@@ -4,9 +4,10 @@ default is `AllowAny` must not open subscriptions to the world."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import permissions, status, viewsets
+from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,7 +15,7 @@ from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
 from .access import TenantModelPermissions, read_scope, write_scope
-from .models import EventType, Subscription, Tenant
+from .models import EventType, Subscription, default_tenant_key
 from .serializers import (
     EventTypeSerializer,
     RotatedSecretSerializer,
@@ -22,6 +23,12 @@ from .serializers import (
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
 )
+
+
+class SubscriptionLimitExceeded(exceptions.PermissionDenied):
+    """403: the tenant is at its subscription limit; nothing was created."""
+
+    default_code = "subscription_limit"
 
 
 class EventTypeViewSet(viewsets.ModelViewSet):
@@ -76,9 +83,13 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         scope = write_scope(self.request, self)
-        key = serializer.validated_data.get("tenant_id") or scope.tenant
-        tenant = Tenant.objects.for_key(key) if key else Tenant.objects.default()
-        serializer.save(owner=self.request.user, tenant_id=tenant.pk)
+        key = serializer.validated_data.get("tenant_id") or scope.tenant or default_tenant_key()
+        with transaction.atomic():
+            try:
+                tenant = services.tenant_for_new_subscription(key)
+            except services.SubscriptionLimitReached as exc:
+                raise SubscriptionLimitExceeded(str(exc)) from exc
+            serializer.save(owner=self.request.user, tenant_id=tenant.pk)
 
     @extend_schema(
         request=RotateSecretSerializer,

@@ -460,7 +460,7 @@ def test_cap_counts_slots_per_subscription_and_expires_lost_ones(broker, webhook
 
 
 def test_no_cap_configured_or_broker_not_redis(broker, webhooks, caplog):
-    webhooks(MAX_IN_FLIGHT=None)
+    webhooks(MAX_IN_FLIGHT=None, TENANT_MAX_IN_FLIGHT=None)
     sub = make_subscription("http://127.0.0.1:9/a")
     assert all(inflight.acquire(sub) is inflight.UNCAPPED for _ in range(50))
     webhooks(MAX_IN_FLIGHT=1)

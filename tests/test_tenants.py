@@ -189,3 +189,56 @@ def test_an_idempotency_key_reused_for_another_body_conflicts():
         with pytest.raises(IdempotencyConflict):
             publish(event_type, data, idempotency_key="k")
     assert Event.objects.count() == 1
+
+
+# --- Fan-out reads only the publishing tenant's rows ------------------------------------------------
+
+
+def many_subscriptions(tenants: int, each: int) -> None:
+    Tenant.objects.bulk_create([Tenant(key=f"t{n}", name=f"t{n}") for n in range(tenants)])
+    Subscription.objects.bulk_create(
+        [
+            Subscription(tenant_id=f"t{n}", url=f"http://127.0.0.1:9/{n}/{i}", event_types=["*"])
+            for n in range(tenants)
+            for i in range(each)
+        ],
+        batch_size=1000,
+    )
+
+
+def subscription_queries(captured) -> list[str]:
+    return [q["sql"] for q in captured if "webhooks_subscription" in q["sql"]]
+
+
+def test_fan_out_filters_subscriptions_by_tenant_in_sql(django_capture_on_commit_callbacks):
+    many_subscriptions(tenants=20, each=5)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        with django_capture_on_commit_callbacks(execute=True):
+            event = publish("order.created", {}, tenant="t7")
+    assert event.delivery_count == 5
+    queries = subscription_queries(captured)
+    assert queries, "the fan-out reads subscriptions"
+    # Every read of subscriptions names the tenant (the statement as sent, parameters in).
+    tenant_column = connection.ops.quote_name("tenant_id")
+    for sql in queries:
+        assert f"{tenant_column} = 't7'" in sql or f"{tenant_column} = %s" in sql, sql
+    assert set(Delivery.objects.values_list("subscription__tenant_id", flat=True)) == {"t7"}
+
+
+def test_the_tenant_index_drives_the_fan_out_query():
+    # The plan, not only the WHERE clause: the database reaches the tenant's rows through the
+    # (tenant, created_at) index instead of reading the table.
+    from django.db import connection
+
+    many_subscriptions(tenants=200, each=10)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    plan = Subscription.objects.for_tenant("t42").matching("order.created").explain()
+    assert "webhooks_sub_tenant_idx" in plan, plan
+    if connection.vendor == "postgresql":
+        assert "Seq Scan" not in plan, plan
+    else:
+        assert "SCAN webhooks_subscription\n" not in plan + "\n", plan

@@ -26,7 +26,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='event',
             name='tenant',
-            field=models.ForeignKey(default=subscriptions.models.default_tenant, help_text="The tenant whose subscriptions receive the event (the publisher's, for a broadcast).", on_delete=django.db.models.deletion.PROTECT, related_name='events', to='webhook_subscriptions.tenant', verbose_name='tenant'),
+            field=models.ForeignKey(db_index=False, default=subscriptions.models.default_tenant, help_text="The tenant whose subscriptions receive the event (the publisher's, for a broadcast).", on_delete=django.db.models.deletion.PROTECT, related_name='events', to='webhook_subscriptions.tenant', verbose_name='tenant'),
         ),
         migrations.AlterField(
             model_name='event',

@@ -1,9 +1,12 @@
-"""The per-subscription cap on deliveries in flight, kept in the broker's Redis.
+"""The caps on deliveries in flight, per subscription and per tenant, kept in the broker's Redis.
 
 Each subscription has a sorted set `webhooks:inflight:<id>` of slot tokens scored by their
-expiry time (Redis server clock). Taking a slot is one Lua script: drop expired tokens, add ours
-if fewer than the cap remain. A worker killed mid-request cannot leak its slot for longer than
-the lease (the attempt's total timeout plus a margin), because an expired token no longer counts.
+expiry time (Redis server clock), and each tenant one, `webhooks:inflight:tenant:<key>`, holding
+the tokens of all its endpoints. Taking a slot is one Lua script: drop expired tokens, and add
+ours to both sets only if both are under their caps. The tenant cap is what keeps one tenant's
+hanging endpoints from taking every worker slot (`TENANT_MAX_IN_FLIGHT`). A worker killed
+mid-request cannot leak its slot for longer than the lease (the attempt's total timeout plus a
+margin), because an expired token no longer counts.
 
 With a broker that is not Redis the cap is off, and a warning says so once per process. If Redis
 cannot be reached the delivery goes ahead uncapped: the cap protects other endpoints' latency,
@@ -14,29 +17,41 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from subscriptions.conf import webhook_settings
-from subscriptions.models import Subscription
+from subscriptions.models import Subscription, Tenant
 
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "webhooks:inflight:"
+TENANT_KEY_PREFIX = "webhooks:inflight:tenant:"
 
-# KEYS[1] the set; ARGV: cap, lease in ms, token. Returns 1 if the slot was taken.
+# KEYS: the sets (subscription, then tenant); ARGV: lease in ms, token, then one cap per key
+# (-1: no cap on that key). Returns 1 if the slot was taken in every set, else 0.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  return 0
+for i, key in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  local cap = tonumber(ARGV[i + 2])
+  if cap >= 0 and redis.call('ZCARD', key) >= cap then
+    return 0
+  end
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+end
 return 1
 """
+
+# Seconds a tenant's in-flight cap is kept in a worker's memory: reading the Tenant row on
+# every attempt would add a query to the hot path. A changed limit applies within this time.
+TENANT_LIMIT_TTL = 30.0
 
 # Errors from redis-py and sockets: the cap is skipped, the delivery is not.
 try:
@@ -48,9 +63,10 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (_RedisError, OSError)
 
 @dataclass
 class Slot:
-    """A taken slot; `release()` frees it (idempotent). A no-op slot when the cap is off."""
+    """A taken slot (in one set per cap); `release()` frees it (idempotent). A no-op slot when
+    no cap applies."""
 
-    key: str = ""
+    keys: list[str] = field(default_factory=list)
     token: str = ""
     client: Any = None
 
@@ -59,9 +75,12 @@ class Slot:
             return
         client, self.client = self.client, None
         try:
-            client.zrem(self.key, self.token)
+            with client.pipeline(transaction=False) as pipe:
+                for key in self.keys:
+                    pipe.zrem(key, self.token)
+                pipe.execute()
         except REDIS_ERRORS as exc:
-            logger.warning("in-flight slot %s not released (it expires): %s", self.key, exc)
+            logger.warning("in-flight slot %s not released (it expires): %s", self.keys, exc)
 
 
 UNCAPPED = Slot()
@@ -74,6 +93,8 @@ class _State:
         self.client: Any = None
         self.script: Any = None
         self.warned = False
+        # Tenant key → (cap or None, monotonic expiry).
+        self.tenant_limits: dict[str, tuple[int | None, float]] = {}
 
 
 _state = _State()
@@ -126,36 +147,70 @@ def limit_for(subscription: Subscription) -> int | None:
     return int(default) if default else None
 
 
+def tenant_limit(key: str) -> int | None:
+    """The in-flight cap of tenant `key` (its row's `max_in_flight`, else TENANT_MAX_IN_FLIGHT;
+    None: no cap), kept TENANT_LIMIT_TTL seconds in this process."""
+    now = time.monotonic()
+    cached = _state.tenant_limits.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    override = Tenant.objects.filter(pk=key).values_list("max_in_flight", flat=True).first()
+    limit = Tenant(key=key, max_in_flight=override).in_flight_limit
+    if len(_state.tenant_limits) > 10_000:  # bounded, whatever the number of tenants
+        _state.tenant_limits.clear()
+    _state.tenant_limits[key] = (limit, now + TENANT_LIMIT_TTL)
+    return limit
+
+
+def forget_tenant_limits() -> None:
+    """Drop this process's cached tenant caps (after changing one, in tests)."""
+    _state.tenant_limits.clear()
+
+
 def lease_ms() -> int:
     # `send` is cut at TIMEOUT by its watchdog; the margin covers signing and recording.
     return int((float(webhook_settings.TIMEOUT) + 5) * 1000)
 
 
 def acquire(subscription: Subscription) -> Slot | None:
-    """Take an in-flight slot for `subscription`; None when it is at its cap.
+    """Take an in-flight slot for `subscription` and its tenant; None when either is at its cap.
 
     Returns a no-op slot when there is no cap (none configured, broker not Redis, Redis down).
     """
-    limit = limit_for(subscription)
-    if limit is None:
+    caps = [
+        (f"{KEY_PREFIX}{subscription.pk}", limit_for(subscription)),
+        (f"{TENANT_KEY_PREFIX}{subscription.tenant_id}", tenant_limit(subscription.tenant_id)),
+    ]
+    caps = [(key, cap) for key, cap in caps if cap is not None]
+    if not caps:
         return UNCAPPED
     found = _client()
     if found is None:
         return UNCAPPED
     client, script = found
-    key = f"{KEY_PREFIX}{subscription.pk}"
+    keys = [key for key, _cap in caps]
     token = uuid.uuid4().hex
     try:
-        taken = script(keys=[key], args=[limit, lease_ms(), token])
+        taken = script(keys=keys, args=[lease_ms(), token, *(cap for _key, cap in caps)])
     except REDIS_ERRORS as exc:
         logger.warning("in-flight cap skipped, Redis unavailable: %s", exc)
         return UNCAPPED
-    return Slot(key, token, client) if taken else None
+    return Slot(keys, token, client) if taken else None
 
 
 def in_flight(subscription_id: object) -> int:
     """Slots currently held for a subscription (expired ones included until the next acquire)."""
+    return _count(f"{KEY_PREFIX}{subscription_id}")
+
+
+def tenant_in_flight(key: str) -> int:
+    """Slots currently held by all of a tenant's endpoints (expired ones included until the
+    next acquire)."""
+    return _count(f"{TENANT_KEY_PREFIX}{key}")
+
+
+def _count(key: str) -> int:
     found = _client()
     if found is None:
         return 0
-    return int(found[0].zcard(f"{KEY_PREFIX}{subscription_id}"))
+    return int(found[0].zcard(key))

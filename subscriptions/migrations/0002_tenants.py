@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="subscription",
             name="tenant",
-            field=models.ForeignKey(default=subscriptions.models.default_tenant, help_text="The customer account this endpoint belongs to; it receives its events only.", on_delete=django.db.models.deletion.PROTECT, related_name="subscriptions", to="webhook_subscriptions.tenant", verbose_name="tenant"),
+            field=models.ForeignKey(db_index=False, default=subscriptions.models.default_tenant, help_text="The customer account this endpoint belongs to; it receives its events only.", on_delete=django.db.models.deletion.PROTECT, related_name="subscriptions", to="webhook_subscriptions.tenant", verbose_name="tenant"),
         ),
         migrations.AddIndex(
             model_name="subscription",

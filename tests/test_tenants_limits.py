@@ -1,0 +1,140 @@
+"""Per-tenant limits: subscriptions per tenant, and deliveries in flight per tenant."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from deliveries.services import inflight
+from subscriptions.models import Subscription, Tenant
+from tests.factories import make_subscription, make_tenant_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def webhooks(settings):
+    def apply(**keys):
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
+
+    return apply
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def body(n: int) -> dict:
+    return {"url": f"http://127.0.0.1:9/{n}", "event_types": ["*"]}
+
+
+# --- Subscriptions per tenant -------------------------------------------------------------------
+
+
+def test_the_subscription_limit_answers_403_and_creates_nothing(webhooks):
+    webhooks(TENANT_MAX_SUBSCRIPTIONS=2)
+    alice = client_for(make_tenant_user("alice", "org_a"))
+    bob = client_for(make_tenant_user("bob", "org_b"))
+    assert [alice.post("/api/subscriptions/", body(n)).status_code for n in range(2)] == [201, 201]
+
+    refused = alice.post("/api/subscriptions/", body(3), format="json")
+
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "Tenant 'org_a' has reached its limit of 2 subscriptions; delete one or ask for a "
+        "higher limit."
+    )
+    assert Subscription.objects.for_tenant("org_a").count() == 2
+    # Another tenant has its own count.
+    assert bob.post("/api/subscriptions/", body(4)).status_code == 201
+    # Deleting one makes room again.
+    first = Subscription.objects.for_tenant("org_a").first()
+    assert alice.delete(f"/api/subscriptions/{first.pk}/").status_code == 204
+    assert alice.post("/api/subscriptions/", body(5)).status_code == 201
+
+
+def test_a_tenants_own_limit_overrides_the_default_and_binds_operators(django_user_model):
+    Tenant.objects.filter(pk=Tenant.objects.for_key("org_a").pk).update(max_subscriptions=1)
+    make_subscription("http://127.0.0.1:9/x", tenant="org_a")
+    operator = django_user_model.objects.create_user("operator")
+    operator.user_permissions.add(Permission.objects.get(codename="add_subscription"))
+    client = client_for(django_user_model.objects.get(pk=operator.pk))
+
+    refused = client.post("/api/subscriptions/", {**body(1), "tenant": "org_a"}, format="json")
+    assert refused.status_code == 403 and "limit of 1" in refused.json()["detail"]
+    accepted = client.post("/api/subscriptions/", {**body(1), "tenant": "org_b"}, format="json")
+    assert accepted.status_code == 201 and accepted.json()["tenant"] == "org_b"
+    assert Subscription.objects.count() == 2
+
+
+def test_the_default_tenant_is_limited_by_its_own_row_only(webhooks, django_user_model):
+    # A single-tenant project is one tenant: the per-customer default must not cap it.
+    webhooks(TENANT_MAX_SUBSCRIPTIONS=1, TENANT_MAX_IN_FLIGHT=1)
+    user = client_for(django_user_model.objects.create_user("plain"))
+    assert [user.post("/api/subscriptions/", body(n)).status_code for n in range(3)] == [201] * 3
+    default = Tenant.objects.default()
+    assert (default.subscription_limit, default.in_flight_limit) == (None, None)
+    default.max_subscriptions = 3
+    default.save()
+    assert user.post("/api/subscriptions/", body(9)).status_code == 403
+    assert (Tenant.objects.for_key("org_a").subscription_limit) == 1
+
+
+def test_the_admin_refuses_a_subscription_beyond_the_limit(admin_client, webhooks):
+    webhooks(TENANT_MAX_SUBSCRIPTIONS=1)
+    make_subscription("http://127.0.0.1:9/x", tenant="org_a")
+    response = admin_client.post(
+        reverse("admin:webhook_subscriptions_subscription_add"),
+        {
+            "tenant": "org_a",
+            "url": "http://127.0.0.1:9/hook",
+            "event_types": '["*"]',
+            "is_active": "on",
+            "payload_format": "standard",
+            "headers": "{}",
+        },
+    )
+    assert response.status_code == 200
+    assert "has reached its limit of 1 subscriptions" in response.content.decode()
+    assert Subscription.objects.count() == 1
+
+
+# --- Deliveries in flight per tenant --------------------------------------------------------------
+
+
+def test_the_tenant_cap_counts_every_endpoint_of_the_tenant(broker, webhooks):
+    webhooks(MAX_IN_FLIGHT=10, TENANT_MAX_IN_FLIGHT=3)
+    a1 = make_subscription("http://127.0.0.1:9/a1", tenant="org_a")
+    a2 = make_subscription("http://127.0.0.1:9/a2", tenant="org_a")
+    b = make_subscription("http://127.0.0.1:9/b", tenant="org_b")
+
+    held = [inflight.acquire(a1), inflight.acquire(a1), inflight.acquire(a2)]
+    assert all(held)
+    assert inflight.acquire(a2) is None and inflight.acquire(a1) is None
+    assert inflight.tenant_in_flight("org_a") == 3
+    # A refusal by the tenant cap takes nothing from the endpoint's own count.
+    assert inflight.in_flight(a2.pk) == 1
+    # Another tenant is not affected.
+    assert inflight.acquire(b) is not None
+    held[0].release()
+    assert inflight.tenant_in_flight("org_a") == 2 and inflight.in_flight(a1.pk) == 1
+    again = inflight.acquire(a2)
+    assert again is not None and inflight.in_flight(a2.pk) == 2
+
+
+def test_a_tenants_own_in_flight_cap_applies_and_changes_apply_at_once(broker, webhooks):
+    webhooks(MAX_IN_FLIGHT=None, TENANT_MAX_IN_FLIGHT=50)
+    sub = make_subscription("http://127.0.0.1:9/a", tenant="org_a")
+    tenant = Tenant.objects.get(pk="org_a")
+    tenant.max_in_flight = 1
+    tenant.save()  # the worker's cached cap is dropped on save
+    first = inflight.acquire(sub)
+    assert first is not None and first is not inflight.UNCAPPED
+    assert inflight.acquire(sub) is None
+    tenant.max_in_flight = None
+    tenant.save()
+    assert inflight.acquire(sub) is not None
