@@ -29,11 +29,6 @@ def attempts(tenant: str) -> QuerySet[DeliveryAttempt]:
     return DeliveryAttempt.objects.filter(delivery__subscription__tenant_id=tenant)
 
 
-def ownership(tenant: str) -> dict[str, object]:
-    """The fields that put a new subscription in the tenant (its row created on first use)."""
-    return {"tenant_id": Tenant.objects.for_key(tenant).pk}
-
-
 def display_name(tenant: str) -> str:
     """The tenant's name as the host set it, else its key."""
     name = Tenant.objects.filter(pk=tenant).values_list("name", flat=True).first()

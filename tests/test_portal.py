@@ -503,10 +503,13 @@ def test_rotating_explains_the_overlap_then_shows_the_new_secret_once(portal):
     assert "A rotation is already under way" in again
 
 
-def test_replay_form_proposes_the_failing_run_and_queues_the_failures(portal, broker):
+@pytest.mark.parametrize("failing_for", [None, dt.timedelta(minutes=5), dt.timedelta(hours=30)])
+def test_replay_form_proposes_a_range_covering_the_outage(portal, broker, failing_for):
     now = timezone.now()
-    subscription = tenant_endpoint(TENANT, failing_since=now - dt.timedelta(minutes=30))
-    make_delivery(subscription, DeliveryStatus.FAILED, created_at=now - dt.timedelta(minutes=31))
+    failing_since = now - failing_for if failing_for else None
+    subscription = tenant_endpoint(TENANT, failing_since=failing_since)
+    start = (failing_since or now) - dt.timedelta(minutes=1)  # created before its attempt ended
+    missed = make_delivery(subscription, DeliveryStatus.FAILED, created_at=start)
     make_delivery(subscription, DeliveryStatus.FAILED, created_at=now - dt.timedelta(days=3))
     make_delivery(subscription, DeliveryStatus.SUCCEEDED, created_at=now - dt.timedelta(minutes=3))
 
@@ -517,7 +520,9 @@ def test_replay_form_proposes_the_failing_run_and_queues_the_failures(portal, br
     )
 
     proposed = timezone.make_aware(dt.datetime.fromisoformat(since))
-    assert now - dt.timedelta(minutes=32) <= proposed <= now - dt.timedelta(minutes=30)
+    expected = min(now - dt.timedelta(hours=24), start - dt.timedelta(minutes=59))
+    assert expected - dt.timedelta(minutes=2) <= proposed <= expected
+    assert proposed <= missed.created_at
     assert "1 delivery queued for replay." in text(response)
     assert response.redirect_chain[-1][0] == (
         portal_url("deliveries") + f"?endpoint={subscription.pk}"
@@ -833,3 +838,14 @@ def test_the_look_is_overridden_by_a_template_alone(portal, tmp_path):
     assert f'<style nonce="{nonce}">:root{{--portal-accent:#6d28d9}}</style>' in page
     assert 'class="acme-logo"' in page
     assert "<title>Endpoints · Acme Cloud</title>" in page
+
+
+def test_the_tenants_subscription_limit_holds_in_the_portal(portal, public_dns):
+    Tenant.objects.filter(pk=TENANT).update(max_subscriptions=1)
+    tenant_endpoint(TENANT)
+
+    response = portal.post(portal_url("endpoint-create"), create_data(event_types=["*"]))
+
+    assert response.status_code == 400
+    assert "has reached its limit of 1 subscriptions" in text(response)
+    assert Subscription.objects.filter(tenant_id=TENANT).count() == 1

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -42,15 +43,12 @@ def _detail(subscription: Subscription) -> str:
 
 
 def default_replay_start(subscription: Subscription) -> dt.datetime:
-    """Where the replay form starts: just before the current failing run (its first delivery
-    was created before `failing_since`, which is written when its attempt ended), or 24 hours
-    ago for an endpoint that is not failing now."""
+    """Where the replay form starts: 24 hours ago, or earlier when the current failing run began
+    before that. The run's first delivery was created before `failing_since` (written when its
+    attempt ended, possibly after a wait in the queue), hence the hour of margin."""
+    start = timezone.now() - dt.timedelta(hours=24)
     if subscription.failing_since:
-        start = subscription.failing_since - dt.timedelta(
-            seconds=webhook_settings.stale_sending_after
-        )
-    else:
-        start = timezone.now() - dt.timedelta(hours=24)
+        start = min(start, subscription.failing_since - dt.timedelta(hours=1))
     return timezone.localtime(start).replace(second=0, microsecond=0)
 
 
@@ -93,19 +91,33 @@ def _endpoint_form(
     form = EndpointForm(request.POST or None, instance=subscription)
     if request.method == "POST" and form.is_valid():
         if subscription is None:
-            subscription = form.save(**scope.ownership(tenant))
-            _reveal(request, subscription, subscription.secret)
-            messages.success(request, _("Endpoint created."))
+            subscription = _create(request, tenant, form)
         else:
             form.save()
             messages.success(request, _("Endpoint saved."))
-        return redirect(_detail(subscription))
+        if subscription is not None:
+            return redirect(_detail(subscription))
     return page(
         request,
         "webhooks_portal/endpoint_form.html",
         {"form": form, "endpoint": subscription, "nav": "endpoints"},
         status=400 if form.errors else 200,
     )
+
+
+def _create(request: HttpRequest, tenant: str, form: EndpointForm) -> Subscription | None:
+    """Create within the tenant's subscription limit (the same service and lock as the API);
+    at the limit, the form says so and nothing is created."""
+    with transaction.atomic():
+        try:
+            owner = services.tenant_for_new_subscription(tenant)
+        except services.SubscriptionLimitReached as exc:
+            form.add_error(None, str(exc))
+            return None
+        subscription = form.save(tenant_id=owner.pk)
+    _reveal(request, subscription, subscription.secret)
+    messages.success(request, _("Endpoint created."))
+    return subscription
 
 
 @portal_view
