@@ -15,11 +15,12 @@ class DeliveriesConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.db.models.signals import post_delete, post_save
 
-        from subscriptions.models import Tenant
+        from subscriptions.models import Subscription, Tenant
         from subscriptions.signals import subscription_disabled
 
         from .checks import check_celery
         from .receivers import (
+            discard_for_changed_filters,
             discard_for_disabled,
             forget_limits_on_settings_change,
             forget_tenant_limit,
@@ -29,6 +30,11 @@ class DeliveriesConfig(AppConfig):
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )
+        post_save.connect(
+            discard_for_changed_filters,
+            sender=Subscription,
+            dispatch_uid="deliveries-discard-for-changed-filters",
         )
         for name, signal in (("save", post_save), ("delete", post_delete)):
             signal.connect(

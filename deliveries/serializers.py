@@ -5,10 +5,20 @@ from rest_framework import serializers
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem
 from .services.replay import REPLAYABLE_STATUSES
 
 
+def valid_idempotency_key(value: str) -> None:
+    problem = idempotency_key_problem(value)
+    if problem is not None:
+        raise serializers.ValidationError(problem)
+
+
 class PublishSerializer(serializers.Serializer):
+    """The body of `POST /api/events/`. `data` is checked by `validate_event` in `publish()`
+    (storable JSON, depth, size, schema), the one check the Python API shares."""
+
     type = serializers.CharField(max_length=255)
     data = serializers.JSONField()
     tenant = serializers.CharField(
@@ -22,7 +32,15 @@ class PublishSerializer(serializers.Serializer):
         default=False,
         help_text="Send to the matching subscriptions of every tenant.",
     )
-    idempotency_key = serializers.CharField(max_length=255, required=False, allow_blank=False)
+    idempotency_key = serializers.CharField(
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        required=False,
+        allow_blank=False,
+        trim_whitespace=False,
+        validators=[valid_idempotency_key],
+        help_text="Printable text, at most 255 characters. Send one with every event: a retry "
+        "with the same key returns the first event instead of publishing twice.",
+    )
 
     def validate_tenant(self, value: str) -> str:
         if not is_valid_tenant_key(value):
@@ -49,7 +67,11 @@ class PublishedSerializer(serializers.Serializer):
     tenant = serializers.CharField()
     type = serializers.CharField()
     created_at = serializers.DateTimeField()
-    deliveries = serializers.IntegerField(help_text="Subscriptions the event was fanned out to.")
+    deliveries = serializers.IntegerField(
+        allow_null=True,
+        help_text="Subscriptions the event goes to; null when it could not be counted after the "
+        "event was stored (the sweep fans it out all the same).",
+    )
     duplicate = serializers.BooleanField(
         help_text="True when the idempotency key was seen before and this is the first event."
     )

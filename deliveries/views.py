@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
@@ -10,8 +13,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from subscriptions.access import TenantModelPermissions, read_scope
-from subscriptions.models import Subscription
+from subscriptions.api import APIDefaults
+from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
 from subscriptions.tenancy import resolve_tenant
+from subscriptions.throttling import TenantThrottle, UserThrottle
 
 from .models import Delivery, Event
 from .permissions import CanPublish
@@ -37,11 +42,20 @@ from .services import (
 )
 from .services.probes import SubscriptionInactive, send_test_event
 
+logger = logging.getLogger(__name__)
+
 
 def published_body(event: Event) -> dict:
+    """The 202 answer to a publish. The event is committed by now: whatever fails from here on
+    must not turn into an error, or the publisher would send it again (a second event without
+    an idempotency key). The sweep fans out an event whose fan-out could not run."""
     count = event.delivery_count
-    if count is None:  # the caller's transaction has not committed: no fan-out yet
-        count = expected_deliveries(event)
+    if count is None:  # the fan-out did not run (yet): count what it will create
+        try:
+            count = expected_deliveries(event)
+        except DatabaseError:
+            logger.warning("event %s stored; its deliveries could not be counted", event.pk)
+            count = None
     return PublishedSerializer(
         {
             "id": event.id,
@@ -55,6 +69,7 @@ def published_body(event: Event) -> dict:
 
 
 class EventViewSet(
+    APIDefaults,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -67,6 +82,15 @@ class EventViewSet(
     queryset = Event.objects.none()
     permission_classes = [CanPublish]
     tenant_model = Event
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"create": "publish"}
+
+    def throttle_tenant(self, request: Request) -> str:
+        """The tenant a publish counts against: the one its event belongs to."""
+        named = request.data.get("tenant") if isinstance(request.data, dict) else None
+        if is_valid_tenant_key(named):
+            return named
+        return resolve_tenant(request) or default_tenant_key()
 
     def get_queryset(self) -> QuerySet[Event]:
         queryset = read_scope(self.request, Event).filter(Event.objects.order_by("-created_at"))
@@ -112,7 +136,7 @@ class EventViewSet(
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     """Deliveries to a tenant's endpoints: its users see and retry them; `view_delivery` /
     `change_delivery` reach every tenant's."""
 
@@ -121,6 +145,13 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [TenantModelPermissions]
     tenant_model = Delivery
     tenant_action_perms = {"retry": ("change",)}
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"retry": "retry"}
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        """A retry counts against the tenant of the delivery's endpoint."""
+        found = read_scope(request, Delivery).filter(Delivery.objects.filter(pk=self.kwargs["pk"]))
+        return found.values_list("subscription__tenant_id", flat=True).first()
 
     def get_serializer_class(self):  # type: ignore[override]
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
@@ -149,19 +180,31 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionTestView(generics.GenericAPIView):
-    """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
-    sending belongs to the pipeline and the registry never imports it."""
+class SubscriptionActionView(APIDefaults, GenericAPIView):
+    """Base of the pipeline's actions on one subscription (test, replay): tenant access as the
+    subscription API, and throttled per user and per the subscription's tenant."""
 
     permission_classes = [TenantModelPermissions]
     tenant_model = Subscription
-    # Sending to an endpoint is changing it, as the admin's "Send a test event" action.
+    # Acting on an endpoint is changing it, as the admin's actions require.
     tenant_action_perms = {"post": ("change",)}
-    serializer_class = PublishedSerializer
+    throttle_classes = [UserThrottle, TenantThrottle]
     queryset = Subscription.objects.none()  # schema generation only
 
     def get_queryset(self) -> QuerySet[Subscription]:
         return read_scope(self.request, Subscription).filter(Subscription.objects.all())
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        found = self.get_queryset().filter(pk=self.kwargs["pk"])
+        return found.values_list("tenant_id", flat=True).first()
+
+
+class SubscriptionTestView(SubscriptionActionView):
+    """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
+    sending belongs to the pipeline and the registry never imports it."""
+
+    serializer_class = PublishedSerializer
+    throttle_scope = "test"
 
     @extend_schema(
         operation_id="subscriptions_test_create",
@@ -184,19 +227,12 @@ class SubscriptionTestView(generics.GenericAPIView):
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionReplayView(GenericAPIView):
+class SubscriptionReplayView(SubscriptionActionView):
     """Re-send a subscription's deliveries created in a time range (default: failed and
     discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
 
-    permission_classes = [TenantModelPermissions]
-    tenant_model = Subscription
-    # As the admin's replay action: the `change_subscription` permission across tenants.
-    tenant_action_perms = {"post": ("change",)}
     serializer_class = ReplayRequestSerializer
-    queryset = Subscription.objects.none()  # schema generation only
-
-    def get_queryset(self) -> QuerySet[Subscription]:
-        return read_scope(self.request, Subscription).filter(Subscription.objects.all())
+    throttle_scope = "replay"
 
     @extend_schema(request=ReplayRequestSerializer, responses={202: ReplayQueuedSerializer})
     def post(self, request: Request, pk: str) -> Response:

@@ -13,6 +13,7 @@ class SubscriptionsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
         from .checks import check_webhooks_settings
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)

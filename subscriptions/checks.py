@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -40,10 +41,17 @@ def _number(*, minimum: float = 0, strict: bool = False, optional: bool = False)
     return validate
 
 
-def _integer(*, minimum: int) -> Validator:
+def _integer(*, minimum: int, maximum: int | None = None) -> Validator:
     def validate(value: Any) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= minimum
+            and (maximum is None or value <= maximum)
+        ):
             return None
+        if maximum is not None:
+            return f"must be an integer from {minimum} to {maximum}, not {value!r}"
         return f"must be an integer of at least {minimum}, not {value!r}"
 
     return validate
@@ -81,6 +89,20 @@ def _callable_path(value: Any) -> str | None:
     except ImportError as exc:
         return f"= {value!r} cannot be imported ({exc})"
     return None if callable(target) else f"= {value!r} is not callable"
+
+
+def _throttle_rates(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return f"must be a dict of scope to rate, not {value!r}"
+    unknown = sorted(set(value) - set(DEFAULTS["THROTTLE_RATES"]))
+    if unknown:
+        return f"has unknown scopes {unknown} (known: {sorted(DEFAULTS['THROTTLE_RATES'])})"
+    for scope, rate in value.items():
+        if rate is not None and not (
+            isinstance(rate, str) and re.fullmatch(r"[1-9][0-9]*/(s|m|h|d)[a-z]*", rate)
+        ):
+            return f"[{scope!r}] must be like '10/minute' or None, not {rate!r}"
+    return None
 
 
 def _boolean(value: Any) -> str | None:
@@ -131,6 +153,10 @@ VALIDATORS: dict[str, Validator] = {
     "TIMEOUT": _number(strict=True),
     "MAX_RESPONSE_BODY_BYTES": _integer(minimum=0),
     "MAX_PAYLOAD_BYTES": _integer(minimum=1),
+    # Deeper data would cost deep recursion in JSON Schema validation and encoders.
+    "MAX_PAYLOAD_DEPTH": _integer(minimum=1, maximum=128),
+    "PAGE_SIZE": _integer(minimum=1),
+    "MAX_PAGE_SIZE": _integer(minimum=1),
     "ALLOW_PRIVATE_NETWORKS": _boolean,
     "ALLOW_HTTP": _boolean,
     "SECRET_ROTATION_OVERLAP": _number(),
@@ -156,6 +182,7 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_RESOLVER": _callable_path,
     "TENANT_MAX_SUBSCRIPTIONS": _optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": _optional_integer(minimum=1),
+    "THROTTLE_RATES": _throttle_rates,
     "PORTAL_LINK_MAX_AGE": _integer(minimum=1),
     "PORTAL_SESSION_AGE": _integer(minimum=1),
     "PORTAL_FRAME_ANCESTORS": _frame_ancestors,

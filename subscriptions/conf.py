@@ -28,6 +28,14 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESPONSE_BODY_BYTES": 16384,
     # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
     "MAX_PAYLOAD_BYTES": 262144,
+    # Deepest accepted event `data`: containers (objects, arrays) within containers, the data
+    # object itself counting as 1. Deeper data is refused (400 / PublishError) before it reaches
+    # JSON Schema validation, the database or a receiver's parser. At most 128.
+    "MAX_PAYLOAD_DEPTH": 32,
+    # Items per page of every API list (`?limit=` chooses another size), and the largest
+    # `limit` a client may ask for: a bigger one gets this many.
+    "PAGE_SIZE": 50,
+    "MAX_PAGE_SIZE": 1000,
     # Allow destinations on loopback, private and other non-global networks (tests, demos only).
     "ALLOW_PRIVATE_NETWORKS": False,
     # Allow plain http:// destinations (tests, demos only).
@@ -95,6 +103,18 @@ DEFAULTS: dict[str, Any] = {
     # that one tenant's hanging endpoints leave slots for the others. Needs a Redis broker,
     # like MAX_IN_FLIGHT.
     "TENANT_MAX_IN_FLIGHT": 20,
+    # Request budgets of the API (DRF throttles, subscriptions/throttling.py), each applied per
+    # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
+    # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
+    # per client address and per user name (subscriptions/authentication.py).
+    "THROTTLE_RATES": {
+        "publish": "200/second",
+        "test": "30/minute",
+        "replay": "60/hour",
+        "retry": "600/hour",
+        "create": "200/hour",
+        "failed_login": "10/minute",
+    },
     # `source` attribute of CloudEvents payloads.
     "CLOUDEVENTS_SOURCE": "/webhooks",
     "USER_AGENT": "django-webhooks/1.0",

@@ -216,8 +216,9 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         matched by the database (see `matching`): only rows this queryset selects are read, so
         `for_tenant(key).targets(...)` reads that tenant's rows through its index."""
         active, inactive = [], []
-        rows = self.matching(event_type).values_list("pk", "is_active").order_by()
-        for pk, is_active in rows.iterator(chunk_size=5000):
+        # Fetched at once, not through a server-side cursor: two narrow columns, and one round
+        # trip instead of three on PostgreSQL for the usual few rows.
+        for pk, is_active in self.matching(event_type).values_list("pk", "is_active").order_by():
             (active if is_active else inactive).append(pk)
         return active, inactive
 

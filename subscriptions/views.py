@@ -15,7 +15,8 @@ from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
 from .access import TenantModelPermissions, read_scope, write_scope
-from .models import EventType, Subscription, default_tenant_key
+from .api import APIDefaults
+from .models import EventType, Subscription, default_tenant_key, is_valid_tenant_key
 from .serializers import (
     EventTypeSerializer,
     RotatedSecretSerializer,
@@ -23,6 +24,7 @@ from .serializers import (
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
 )
+from .throttling import TenantThrottle, UserThrottle
 
 
 class SubscriptionLimitExceeded(exceptions.PermissionDenied):
@@ -31,7 +33,7 @@ class SubscriptionLimitExceeded(exceptions.PermissionDenied):
     default_code = "subscription_limit"
 
 
-class EventTypeViewSet(viewsets.ModelViewSet):
+class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types, shared by every tenant: everyone signed in reads it; changing
     it needs the model permissions (`add_eventtype`...), never `is_staff` alone."""
 
@@ -39,7 +41,9 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.DjangoModelPermissions]
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
+    # URL is then a 404 like any unknown name, not a database error.
+    lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
 
 
@@ -52,7 +56,7 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     ),
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
-class SubscriptionViewSet(viewsets.ModelViewSet):
+class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: tenant users see and manage their tenant's; users with the model
     permissions act on every tenant's (subscriptions.access). Another tenant's subscription
     answers 404, as if it did not exist."""
@@ -63,10 +67,21 @@ class SubscriptionViewSet(viewsets.ModelViewSet):
     permission_classes = [TenantModelPermissions]
     tenant_model = Subscription
     tenant_action_perms = {"rotate_secret": ("change",)}
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scopes = {"create": "create"}
 
     def get_queryset(self) -> QuerySet[Subscription]:
         scope = read_scope(self.request, Subscription)
         return scope.filter(Subscription.objects.all()).order_by("-created_at")
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        """The tenant a creation counts against: the one it names if the user may choose,
+        else their own. A tenant user naming another tenant cannot spend that one's budget."""
+        scope = write_scope(request, self)
+        named = request.data.get("tenant") if isinstance(request.data, dict) else None
+        if scope.all_tenants and is_valid_tenant_key(named):
+            return named
+        return scope.tenant or default_tenant_key()
 
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()

@@ -28,6 +28,15 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """The API's throttle counters start empty in every test (user ids repeat across tests)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
     """The session's Redis, emptied before the test so no stale message runs into it."""

@@ -117,6 +117,8 @@ MATRIX = [
     ("get", "/api/deliveries/", None, [401, 200, 200, 200, 200, 200]),
     ("get", "/api/deliveries/{delivery}/", None, OWN),
     ("post", "/api/deliveries/{delivery}/retry/", None, [401, 202, 404, 404, 202, 202]),
+    ("get", "/api/tenants/", None, [401, 403, 403, 403, 200, 200]),
+    ("get", "/api/tenants/tenant-a/", None, [401, 403, 403, 403, 200, 200]),
 ]
 CASES = [
     pytest.param(method, path, body, actor, expected[i], id=f"{method}-{path}-{actor}")

@@ -191,7 +191,7 @@ def test_an_idempotency_key_reused_for_another_body_conflicts():
     assert Event.objects.count() == 1
 
 
-# --- Fan-out reads only the publishing tenant's rows ------------------------------------------------
+# --- Fan-out reads only the publishing tenant's rows --------------------------------------------
 
 
 def many_subscriptions(tenants: int, each: int) -> None:
@@ -215,9 +215,11 @@ def test_fan_out_filters_subscriptions_by_tenant_in_sql(django_capture_on_commit
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as captured:
-        with django_capture_on_commit_callbacks(execute=True):
-            event = publish("order.created", {}, tenant="t7")
+    with (
+        CaptureQueriesContext(connection) as captured,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        event = publish("order.created", {}, tenant="t7")
     assert event.delivery_count == 5
     queries = subscription_queries(captured)
     assert queries, "the fan-out reads subscriptions"

@@ -292,3 +292,69 @@ def dashboard(now: dt.datetime | None = None) -> Dashboard:
         unhealthy=unhealthiest(now),
         status_counts=status_counts(),
     )
+
+
+@dataclass
+class TenantHealth:
+    """One tenant's endpoints and traffic: subscriptions now, attempts in the last 24 hours."""
+
+    subscriptions: int = 0
+    active_subscriptions: int = 0
+    failing_subscriptions: int = 0  # active, in a run of failed attempts (failing_since set)
+    attempts_24h: int = 0
+    succeeded_24h: int = 0
+    p95_ms: int | None = None  # bucket upper bound, as Health.p95_ms
+    p95_over: bool = False
+    unfinished_deliveries: int = 0  # pending, sending or retrying
+
+    @property
+    def success_rate(self) -> float | None:
+        """Share of 2xx attempts in the last 24 hours, 0..1; None without attempts."""
+        if not self.attempts_24h:
+            return None
+        return self.succeeded_24h / self.attempts_24h
+
+
+def tenant_health(keys: Sequence[str], now: dt.datetime | None = None) -> dict[str, TenantHealth]:
+    """Health of each tenant in `keys`: three grouped queries whatever their number."""
+    now = now or timezone.now()
+    result = {key: TenantHealth() for key in keys}
+    if not result:
+        return result
+    subs = (
+        Subscription.objects.filter(tenant_id__in=list(result))
+        .values("tenant_id")
+        .annotate(
+            total=Count("pk"),
+            active=Count("pk", filter=Q(is_active=True)),
+            failing=Count("pk", filter=Q(is_active=True, failing_since__isnull=False)),
+        )
+        .order_by()
+    )
+    for row in subs:
+        health = result[row["tenant_id"]]
+        health.subscriptions, health.active_subscriptions = row["total"], row["active"]
+        health.failing_subscriptions = row["failing"]
+    tenant = "delivery__subscription__tenant_id"
+    recent = (
+        DeliveryAttempt.objects.filter(
+            **{f"{tenant}__in": list(result)}, started_at__gte=now - dt.timedelta(hours=24)
+        )
+        .values(tenant)
+        .annotate(total=Count("pk"), ok=Count("pk", filter=OK), **_bucket_counts())
+        .order_by()
+    )
+    for row in recent:
+        health = result[row[tenant]]
+        health.attempts_24h, health.succeeded_24h = row["total"], row["ok"]
+        health.p95_ms, health.p95_over = quantile_from_buckets(row, row["total"])
+    unfinished = (
+        Delivery.objects.unfinished()
+        .filter(subscription__tenant_id__in=list(result))
+        .values("subscription__tenant_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in unfinished:
+        result[row["subscription__tenant_id"]].unfinished_deliveries = row["n"]
+    return result

@@ -1,0 +1,157 @@
+"""Request budgets per user and per tenant, and a bound on failed logins.
+
+DRF throttles (`rest_framework.throttling.SimpleRateThrottle`) with their rates in
+`WEBHOOKS["THROTTLE_RATES"]`, read through the settings object so `override_settings` works.
+A view names its scope (`throttle_scope`, or `throttle_scopes` by action): "publish", "test",
+"replay", "retry", "create". Each scope's rate applies twice: to each user (`UserThrottle`) and
+to each tenant (`TenantThrottle`, the tenant the request acts on), so neither one token nor one
+customer's many users can flood the others. Over the budget: 429 with Retry-After.
+
+Counters live in Django's default cache: use a shared one (Redis) when the API runs in several
+processes, or each process counts alone. If the cache fails, requests go through (logged): a
+throttle protects capacity, it must not take the API down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.core.cache import cache as default_cache
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+from .conf import DEFAULTS, webhook_settings
+from .tenancy import resolve_tenant
+
+logger = logging.getLogger(__name__)
+
+
+def rate_for(scope: str) -> str | None:
+    """The rate of `scope` ("200/second", "10/minute"...) or None (not throttled): the
+    project's `THROTTLE_RATES` entry, else the default one."""
+    rates = {**DEFAULTS["THROTTLE_RATES"], **(webhook_settings.THROTTLE_RATES or {})}
+    return rates.get(scope)
+
+
+def view_scope(request: Request, view: Any) -> str | None:
+    """The throttle scope of this request: the view's `throttle_scopes[action]` (a viewset) or
+    its `throttle_scope`."""
+    scopes = getattr(view, "throttle_scopes", None)
+    if scopes is not None:
+        return scopes.get(getattr(view, "action", None))
+    return getattr(view, "throttle_scope", None)
+
+
+class _ScopedThrottle(SimpleRateThrottle):
+    """A DRF throttle whose scope comes from the view and whose rate from WEBHOOKS."""
+
+    kind = ""
+
+    def __init__(self) -> None:
+        # The scope is the view's, known in allow_request() only; DRF's __init__ would look
+        # the rate up now, in its own THROTTLE_RATES.
+        self.history: list[float] = []
+
+    def get_rate(self) -> str | None:
+        return rate_for(self.scope)
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        scope = view_scope(request, view)
+        if not scope:
+            return True
+        self.scope = scope
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        # Outside the guard below: finding the tenant may read the body, and a malformed body
+        # must answer its own 400, not pass as a cache failure.
+        ident = self.ident_of(request, view)
+        if ident is None:
+            return True
+        self.key = f"webhooks-throttle:{self.scope}:{self.kind}:{ident}"
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # whatever the cache backend raises (Redis down...)
+            logger.warning("throttle %s skipped, cache unavailable: %s", self.scope, exc)
+            return True
+
+    def ident_of(self, request: Request, view: Any) -> str | None:
+        raise NotImplementedError
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        return self.key  # found in allow_request()
+
+
+class UserThrottle(_ScopedThrottle):
+    """The scope's budget for each user (anonymous requests: each client address)."""
+
+    kind = "user"
+
+    def ident_of(self, request: Request, view: Any) -> str | None:
+        user = request.user
+        if user and user.is_authenticated:
+            return str(user.pk)
+        return self.get_ident(request)
+
+
+class TenantThrottle(_ScopedThrottle):
+    """The scope's budget for each tenant: the one the request acts on, from the view's
+    `throttle_tenant(request)` if it has one, else the request's own (`resolve_tenant`)."""
+
+    kind = "tenant"
+
+    def ident_of(self, request: Request, view: Any) -> str | None:
+        finder = getattr(view, "throttle_tenant", None)
+        return finder(request) if finder is not None else resolve_tenant(request)
+
+
+# --- Failed logins --------------------------------------------------------------------------
+
+
+class FailedLogins:
+    """Failed authentications per client address and per user name, within a sliding window
+    (`WEBHOOKS["THROTTLE_RATES"]["failed_login"]`, e.g. "10/minute"). Past the budget, every
+    attempt from that address or for that name answers 429, right or wrong password, until
+    the window has slid: guessing is bounded without locking the account for good."""
+
+    def __init__(self, request: Request, username: str | None = None) -> None:
+        rate = rate_for("failed_login")
+        self.enabled = rate is not None
+        if self.enabled:
+            self.limit, self.window = UserThrottle().parse_rate(rate)
+        address = BaseThrottle().get_ident(request)
+        self.keys = [f"webhooks-failed-login:addr:{address}"]
+        if username:
+            self.keys.append(f"webhooks-failed-login:user:{username.lower()[:150]}")
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        return [t for t in default_cache.get(key, []) if t > now - self.window]
+
+    def check(self) -> None:
+        """Raise Throttled (429, with the wait) if the budget is spent."""
+        if not self.enabled:
+            return
+        now = time.time()
+        try:
+            for key in self.keys:
+                recent = self._recent(key, now)
+                if len(recent) >= self.limit:
+                    raise exceptions.Throttled(wait=recent[0] + self.window - now)
+        except exceptions.Throttled:
+            raise
+        except Exception as exc:  # whatever the cache backend raises (Redis down...)
+            logger.warning("failed-login throttle skipped, cache unavailable: %s", exc)
+
+    def record(self) -> None:
+        if not self.enabled:
+            return
+        now = time.time()
+        try:
+            for key in self.keys:
+                default_cache.set(key, [*self._recent(key, now), now], self.window)
+        except Exception as exc:  # whatever the cache backend raises (Redis down...)
+            logger.warning("failed login not counted, cache unavailable: %s", exc)

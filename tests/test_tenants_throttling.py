@@ -1,0 +1,160 @@
+"""DRF throttles per user and per tenant, and the bound on failed logins."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from deliveries.models import Event
+from subscriptions.models import Subscription
+from tests.factories import make_subscription, make_tenant_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rates(settings):
+    def apply(**scopes):
+        settings.WEBHOOKS = {**settings.WEBHOOKS, "THROTTLE_RATES": scopes}
+
+    return apply
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def new(n: int, **extra) -> dict:
+    return {"url": f"http://127.0.0.1:9/{n}", "event_types": ["*"], **extra}
+
+
+def test_creation_is_throttled_per_user_and_per_tenant(rates):
+    rates(create="3/hour")
+    alice = client_for(make_tenant_user("alice", "org_a"))
+    bob = client_for(make_tenant_user("bob", "org_a"))
+    carol = client_for(make_tenant_user("carol", "org_b"))
+
+    codes = [alice.post("/api/subscriptions/", new(n)).status_code for n in range(2)]
+    codes += [bob.post("/api/subscriptions/", new(2)).status_code]
+    # The tenant's budget is spent by its two users together; the next one waits.
+    refused = bob.post("/api/subscriptions/", new(3))
+    assert codes == [201, 201, 201] and refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert Subscription.objects.for_tenant("org_a").count() == 3
+    # Another tenant has its own budget.
+    assert carol.post("/api/subscriptions/", new(4)).status_code == 201
+    # Reading is never throttled.
+    assert alice.get("/api/subscriptions/").status_code == 200
+
+
+def test_a_user_budget_binds_across_tenants(rates, django_user_model):
+    rates(publish="2/minute")
+    backend = django_user_model.objects.create_user("backend")
+    backend.user_permissions.add(Permission.objects.get(codename="add_event"))
+    client = client_for(django_user_model.objects.get(pk=backend.pk))
+    answers = [
+        client.post(
+            "/api/events/", {"type": "a.b", "data": {}, "tenant": f"org_{n}"}, format="json"
+        ).status_code
+        for n in range(3)
+    ]
+    assert answers == [202, 202, 429]
+    assert Event.objects.count() == 2
+
+
+def test_publishing_is_throttled_per_tenant_of_the_event(rates, django_user_model):
+    rates(publish="2/minute")
+    publishers = []
+    for name in ("one", "two", "three"):
+        user = django_user_model.objects.create_user(name)
+        user.user_permissions.add(Permission.objects.get(codename="add_event"))
+        publishers.append(client_for(django_user_model.objects.get(pk=user.pk)))
+    body = {"type": "a.b", "data": {}, "tenant": "org_a"}
+    answers = [p.post("/api/events/", body, format="json").status_code for p in publishers]
+    assert answers == [202, 202, 429]
+    other = {"type": "a.b", "data": {}, "tenant": "org_b"}
+    assert publishers[2].post("/api/events/", other, format="json").status_code == 202
+
+
+def test_a_tenant_user_cannot_spend_another_tenants_budget(rates):
+    rates(create="1/hour")
+    mallory = client_for(make_tenant_user("mallory", "org_m"))
+    # Naming another tenant is refused (400) and counts against mallory's own tenant.
+    assert (
+        mallory.post("/api/subscriptions/", new(1, tenant="org_v"), format="json").status_code
+        == 400
+    )
+    victim = client_for(make_tenant_user("victim", "org_v"))
+    assert victim.post("/api/subscriptions/", new(2)).status_code == 201
+
+
+def test_test_events_replays_and_retries_are_throttled(rates, broker):
+    from tests.ops_helpers import make_delivery
+
+    rates(test="1/minute", replay="1/minute", retry="1/minute")
+    owner = make_tenant_user("owner", "org_a")
+    client = client_for(owner)
+    sub = make_subscription("http://127.0.0.1:9/x", tenant="org_a", owner=owner)
+    delivery = make_delivery(sub)
+    since = {"since": "2026-01-01T00:00:00Z"}
+    for url, body in (
+        (f"/api/subscriptions/{sub.pk}/test/", None),
+        (f"/api/subscriptions/{sub.pk}/replay/", since),
+        (f"/api/deliveries/{delivery.pk}/retry/", None),
+    ):
+        assert client.post(url, body, format="json").status_code == 202, url
+        assert client.post(url, body, format="json").status_code == 429, url
+
+
+def basic(username: str, password: str) -> dict:
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"HTTP_AUTHORIZATION": f"Basic {token}"}
+
+
+def test_failed_logins_are_bounded_per_address_and_user_name(rates, django_user_model):
+    rates(failed_login="3/minute")
+    django_user_model.objects.create_user("alice", password="right")
+    client = APIClient()
+    wrong = [
+        client.get("/api/subscriptions/", **basic("alice", "wrong")).status_code for _ in range(3)
+    ]
+    assert wrong == [401, 401, 401]
+    # The budget is spent: even the right password waits, so guessing cannot go on.
+    blocked = client.get("/api/subscriptions/", **basic("alice", "right"))
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) > 0
+    # From another address, the user name is still bounded ...
+    other = APIClient(REMOTE_ADDR="10.0.0.9")
+    assert other.get("/api/subscriptions/", **basic("alice", "right")).status_code == 429
+    # ... but other users from that address are not.
+    django_user_model.objects.create_user("bob", password="pw")
+    assert other.get("/api/subscriptions/", **basic("bob", "pw")).status_code == 200
+
+
+def test_token_guessing_is_bounded_per_address(rates, django_user_model):
+    rates(failed_login="2/minute")
+    token = Token.objects.create(user=django_user_model.objects.create_user("u"))
+    client = APIClient()
+    for _ in range(2):
+        client.credentials(HTTP_AUTHORIZATION="Token guessed")
+        assert client.get("/api/subscriptions/").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert client.get("/api/subscriptions/").status_code == 429
+    elsewhere = APIClient(REMOTE_ADDR="10.0.0.7")
+    elsewhere.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert elsewhere.get("/api/subscriptions/").status_code == 200
+
+
+def test_successful_logins_are_not_counted(rates, django_user_model):
+    rates(failed_login="2/minute")
+    django_user_model.objects.create_user("alice", password="right")
+    client = APIClient()
+    answers = [
+        client.get("/api/subscriptions/", **basic("alice", "right")).status_code for _ in range(5)
+    ]
+    assert answers == [200] * 5
