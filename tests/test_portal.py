@@ -849,3 +849,43 @@ def test_the_tenants_subscription_limit_holds_in_the_portal(portal, public_dns):
     assert response.status_code == 400
     assert "has reached its limit of 1 subscriptions" in text(response)
     assert Subscription.objects.filter(tenant_id=TENANT).count() == 1
+
+
+def test_portal_actions_spend_the_tenants_api_budget(portal, broker):
+    subscription = tenant_endpoint(TENANT)
+    api = link_client(make_tenant_user("ann", TENANT))
+
+    with webhooks(THROTTLE_RATES={"test": "2/minute"}):
+        first = portal.post(portal_url("endpoint-test", subscription.pk))
+        second = api.post(f"/api/subscriptions/{subscription.pk}/test/")
+        third = portal.post(portal_url("endpoint-test", subscription.pk))
+        other_tenant = link_client(make_tenant_user("gus", "globex"))
+        theirs = tenant_endpoint("globex")
+        elsewhere = other_tenant.post(f"/api/subscriptions/{theirs.pk}/test/")
+
+    assert first.status_code == 302 and second.status_code == 202
+    assert third.status_code == 429
+    assert int(third["Retry-After"]) > 0
+    assert "Too many requests" in text(third)
+    assert elsewhere.status_code == 202  # another tenant's budget is its own
+
+
+@pytest.mark.parametrize(
+    "scope, route, kind",
+    [
+        ("create", "endpoint-create", None),
+        ("replay", "replay", "subscription"),
+        ("retry", "delivery-retry", "delivery"),
+    ],
+)
+def test_every_costly_portal_action_is_throttled(portal, scope, route, kind):
+    subscription = tenant_endpoint(TENANT)
+    delivery = make_delivery(subscription, DeliveryStatus.FAILED)
+    target = {"subscription": subscription, "delivery": delivery}.get(kind)
+    url = portal_url(route, target.pk) if target else portal_url(route)
+
+    with webhooks(THROTTLE_RATES={scope: "1/hour"}):
+        portal.post(url, {})
+        response = portal.post(url, {})
+
+    assert response.status_code == 429

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import math
 import secrets
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +16,7 @@ from django.urls import NoReverseMatch
 from django.views.decorators.csrf import csrf_protect
 
 from subscriptions.conf import webhook_settings
+from subscriptions.throttling import TenantThrottle
 
 from .. import access, scope
 
@@ -106,3 +109,28 @@ def no_access(request: HttpRequest) -> HttpResponse:
             login_url = ""
     context = {"login_url": login_url, "next": request.get_full_path(), "anonymous": anonymous}
     return page(request, "webhooks_portal/no_access.html", context, status=403)
+
+
+def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Spend the tenant's `THROTTLE_RATES[scope]` budget on each POST of the wrapped portal
+    view ("test", "replay", "retry", "create"): the same counter as the API's TenantThrottle,
+    so the portal is no way around the API's limits. Over budget: a 429 page with the wait."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, tenant: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST":
+                throttle = TenantThrottle()
+                budget = SimpleNamespace(throttle_scope=scope, throttle_tenant=lambda _: tenant)
+                if not throttle.allow_request(request, budget):
+                    wait = math.ceil(throttle.wait() or 1)
+                    response = page(
+                        request, "webhooks_portal/throttled.html", {"wait": wait}, status=429
+                    )
+                    response["Retry-After"] = str(wait)
+                    return response
+            return view(request, tenant, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

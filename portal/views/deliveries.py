@@ -17,7 +17,7 @@ from subscriptions.models import EventType
 
 from .. import scope
 from ..forms import DeliveryFilterForm
-from .base import page, portal_view
+from .base import page, portal_view, throttled
 
 PAGE_SIZE = 50
 # Seconds between reloads of a page that shows a delivery still on its way.
@@ -73,6 +73,7 @@ def delivery_detail(request: HttpRequest, tenant: str, pk: int) -> HttpResponse:
 
 @portal_view
 @require_POST
+@throttled("retry")
 def delivery_retry(request: HttpRequest, tenant: str, pk: int) -> HttpResponse:
     delivery = get_object_or_404(scope.deliveries(tenant), pk=pk)
     try:

@@ -28,7 +28,7 @@ from subscriptions.models import Subscription
 from .. import scope
 from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm
 from ..humanize import duration
-from .base import page, portal_view
+from .base import page, portal_view, throttled
 
 REVEAL_KEY = "webhooks_portal_reveal"
 PAGE_SIZE = 25
@@ -80,6 +80,7 @@ def endpoint_list(request: HttpRequest, tenant: str) -> HttpResponse:
 
 @portal_view
 @require_http_methods(["GET", "HEAD", "POST"])
+@throttled("create")
 def endpoint_create(request: HttpRequest, tenant: str) -> HttpResponse:
     return _endpoint_form(request, tenant, None)
 
@@ -237,6 +238,7 @@ def endpoint_delete(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
 
 @portal_view
 @require_POST
+@throttled("test")
 def endpoint_test(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
     subscription = _endpoint(tenant, pk)
     try:
@@ -288,6 +290,7 @@ def endpoint_rotate(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
 
 @portal_view
 @require_http_methods(["GET", "HEAD", "POST"])
+@throttled("replay")
 def endpoint_replay(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
     subscription = _endpoint(tenant, pk)
     if request.method == "POST":
