@@ -215,6 +215,12 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
 
+    @property
+    def is_finished(self) -> bool:
+        """Succeeded, failed, discarded or skipped: no attempt will follow unless it is sent
+        again (the portal stops refreshing its page)."""
+        return self.status in FINISHED
+
 
 class ErrorKind(models.TextChoices):
     NONE = "", _("None")

@@ -134,7 +134,21 @@ def retry_schedule(value: Any) -> str | None:
     )
 
 
-# The registry's keys (subscriptions/conf.py).
+def frame_ancestors(value: Any) -> str | None:
+    # Each source becomes part of a header: a ';' or a line break would inject directives.
+    if (
+        isinstance(value, list | tuple)
+        and value
+        and all(isinstance(s, str) and s.strip() and not set(s) & set(";,\r\n") for s in value)
+    ):
+        return None
+    return (
+        "must be a non-empty list of CSP source expressions (\"'self'\", "
+        f"\"https://app.example.com\", \"'none'\"), not {value!r}"
+    )
+
+
+# The registry's keys (subscriptions/conf.py), the portal's included.
 VALIDATORS: dict[str, Validator] = {
     "PAGE_SIZE": integer(minimum=1),
     "MAX_PAGE_SIZE": integer(minimum=1),
@@ -146,6 +160,9 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
     "THROTTLE_RATES": throttle_rates,
+    "PORTAL_LINK_MAX_AGE": integer(minimum=1),
+    "PORTAL_SESSION_AGE": integer(minimum=1),
+    "PORTAL_FRAME_ANCESTORS": frame_ancestors,
 }
 
 

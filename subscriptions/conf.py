@@ -57,6 +57,17 @@ DEFAULTS: dict[str, Any] = {
         "create": "200/hour",
         "failed_login": "10/minute",
     },
+    # The customer portal (the `portal` app). Seconds a portal link made by
+    # POST /api/tenants/{key}/portal-link/ can be opened; keep it short: the link is a bearer
+    # credential until then.
+    "PORTAL_LINK_MAX_AGE": 3600,
+    # Seconds the portal session opened by a link lasts (the tenant stays signed in to the
+    # portal, not to the host's site).
+    "PORTAL_SESSION_AGE": 43200,
+    # Who may show the portal in a frame: the sources of the `frame-ancestors` directive of the
+    # portal's Content-Security-Policy, e.g. ["'self'", "https://app.example.com"]. ["'none'"]
+    # forbids framing.
+    "PORTAL_FRAME_ANCESTORS": ["'self'"],
 }
 
 

@@ -10,55 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-from pathlib import Path
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryStatus
+from tests.browser import ARTIFACTS, chromium, needs_chromium
 from tests.factories import make_subscription
 from tests.ops_helpers import make_delivery
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM), reason=f"{CHROMIUM} is absent (apt-get install -y chromium)"
-    ),
-]
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 @pytest.fixture
 def page(live_server, monkeypatch):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls are
-    # still plain synchronous code, so Django's async guard does not apply.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+    with chromium(monkeypatch) as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(15000)
         yield page
         context.close()
-        browser.close()
-        # ORM calls made while Playwright's loop was alive may have opened a connection of
-        # their own; close it so PostgreSQL can drop the test database afterwards.
-        connections.close_all()
 
 
 def seed() -> dict:

@@ -33,7 +33,7 @@ from tests.procs import ROOT, wait_until
 
 pytestmark = [pytest.mark.embedding, pytest.mark.timeout(420)]
 
-PACKAGES = ("subscriptions", "deliveries", "webhooks_receiver")
+PACKAGES = ("subscriptions", "deliveries", "portal", "webhooks_receiver")
 # Files that do not exist in the apps yet: the build must still pick such files up.
 PROBES = (
     "deliveries/templates/deliveries/embedding_probe.html",
@@ -170,7 +170,18 @@ request = RequestFactory().post(
     "/hook", body, content_type="application/json", headers=captured["headers"]
 )
 status = hook(request).status_code
+
+# The portal from the wheel: its templates render and its static files are found.
+from django.contrib.staticfiles import finders
+from django.test import Client
+from portal.access import make_token
+
+browser = Client(HTTP_HOST="localhost")
+browser.get("/portal/access/" + make_token("default") + "/")
+portal_page = browser.get("/portal/endpoints/")
 print("RESULT " + json.dumps({{
+    "portal": [portal_page.status_code, captured["url"] in portal_page.content.decode()],
+    "portal_css": bool(finders.find("webhooks_portal/portal.css")),
     "id": event.id,
     "type": event.type,
     "data": event.data,
@@ -401,7 +412,12 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
         captured = tmp_path / "captured.json"
         captured.write_text(
             json.dumps(
-                {"secret": published["secret"], "body": request.body.decode(), "headers": headers}
+                {
+                    "secret": published["secret"],
+                    "body": request.body.decode(),
+                    "headers": headers,
+                    "url": receiver.url("/hook"),
+                }
             )
         )
 
@@ -441,6 +457,7 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert verified["id"] == headers["webhook-id"] == published["event"]
     assert (verified["type"], verified["data"]) == ("order.created", {"id": 1001, "total": "42.00"})
     assert verified["view"] == [200, ["order.created"]]
+    assert verified["portal"] == [200, True] and verified["portal_css"]
     assert verified["database"] == ("postgresql" if host_database else "sqlite")
     # The guide's recommended settings are valid too.
     with (project / "settings.py").open("a") as settings:

@@ -7,6 +7,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The API, its OpenAPI schema (/api/schema/) and docs page (/api/docs/): one include.
     path("api/", include("deliveries.urls")),
+    # The customer portal, and the API call that makes a portal link (portal.md).
+    path("api/", include("portal.api_urls")),
+    path("portal/", include("portal.urls")),
 ]
 
 # Errors raised outside a DRF view (a middleware, say) answer API clients in JSON too; the

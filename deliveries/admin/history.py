@@ -24,8 +24,8 @@ from django.utils.translation import ngettext
 from subscriptions.admin import tenant_filter
 
 from ..models import Delivery, Event
-from ..payloads import build_body
 from ..services import replay
+from ..services.sent import request_sent
 from .attempts import attempt_rows
 from .common import ReadOnlyAdminMixin, pretty_json, seconds_display, status_badge
 from .dashboard import dashboard_view
@@ -184,19 +184,15 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("as sent (last attempt)"))
     def request_sent(self, obj: Delivery) -> str:
-        """The last request as sent: stored (redacted) headers and the rebuilt body.
-
-        The body is rebuilt rather than stored because it only depends on the event and the
-        payload format (deliveries/payloads.py), so every attempt sent these exact bytes.
-        """
-        last = obj.attempt_set.order_by("-number").first()
-        headers = last.request_headers if last else {}
-        body = build_body(obj.event, obj.subscription.payload_format).decode("utf-8")
+        """The last request as sent: stored (redacted) headers and the rebuilt body
+        (`deliveries.services.sent`, as the portal shows it)."""
+        sent = request_sent(obj)
         return format_html(
-            '<pre id="request-sent" style="white-space:pre-wrap;margin:0">POST {}\n{}\n\n{}</pre>',
-            obj.subscription.url,
-            format_html_join("\n", "{}: {}", sorted(headers.items())),
-            body,
+            '<pre id="request-sent" style="white-space:pre-wrap;margin:0">{} {}\n{}\n\n{}</pre>',
+            sent.method,
+            sent.url,
+            format_html_join("\n", "{}: {}", sent.headers.items()),
+            sent.body.decode("utf-8"),
         )
 
     def has_redeliver_permission(self, request: HttpRequest) -> bool:

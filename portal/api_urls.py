@@ -1,0 +1,10 @@
+"""The portal's API route; mount it beside the apps' API:
+`path("api/", include("portal.api_urls"))`."""
+
+from django.urls import path
+
+from .api import PortalLinkView
+
+urlpatterns = [
+    path("tenants/<str:key>/portal-link/", PortalLinkView.as_view(), name="tenant-portal-link"),
+]

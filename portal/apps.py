@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class PortalConfig(AppConfig):
+    name = "portal"
+    # Not "portal": host projects often have an app of that name, and two apps cannot share a
+    # label. Templates and static files live under `webhooks_portal/` for the same reason.
+    label = "webhooks_portal"
+    verbose_name = _("Webhooks portal")

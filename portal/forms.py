@@ -1,0 +1,218 @@
+"""The portal's forms. Endpoint input is checked by the API's own serializers (URL rules and SSRF
+guard, event type filters, header rules), so a rule can never differ between the two."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers as drf
+
+from deliveries.forms import ReplayForm as BaseReplayForm
+from deliveries.models import DeliveryStatus
+from subscriptions.models import EventType, PayloadFormat, Subscription
+from subscriptions.serializers import SubscriptionCreateSerializer, SubscriptionSerializer
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class DateTimeLocalInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs, format=DATETIME_FORMAT)
+
+
+def event_type_choices(kept: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Every filter a tenant may pick: all types, each family ('order.*'), each catalog type,
+    and whatever the endpoint already has that the catalog no longer lists."""
+    names = list(EventType.objects.order_by("name").values_list("name", flat=True))
+    families = sorted({name.rsplit(".", 1)[0] + ".*" for name in names if "." in name})
+    choices = [("*", _("All event types (*)"))]
+    choices += [(f, _("Every %(family)s event") % {"family": f}) for f in families]
+    choices += [(name, name) for name in names]
+    known = {value for value, _label in choices}
+    choices += [(value, value) for value in kept if value not in known]
+    return choices
+
+
+def parse_headers(text: str) -> dict[str, str]:
+    """'Name: value' lines into a dict; raises ValidationError naming the bad line."""
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise forms.ValidationError(
+                _("Line %(n)d: write each header as 'Name: value'.") % {"n": number}
+            )
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def format_headers(headers: dict[str, str]) -> str:
+    return "\n".join(f"{name}: {value}" for name, value in headers.items())
+
+
+class EndpointForm(forms.Form):
+    """Create or edit an endpoint; `save()` goes through the API's serializer."""
+
+    url = forms.CharField(
+        label=_("Endpoint URL"),
+        max_length=2048,
+        help_text=_("Where events are POSTed, e.g. https://example.com/webhooks."),
+        widget=forms.URLInput(attrs={"autocomplete": "url", "spellcheck": "false"}),
+    )
+    description = forms.CharField(
+        label=_("Description"),
+        required=False,
+        max_length=500,
+        help_text=_("A name for you, e.g. 'Order sync'."),
+    )
+    event_types = forms.MultipleChoiceField(
+        label=_("Event types"),
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The events this endpoint receives."),
+    )
+    payload_format = forms.ChoiceField(
+        label=_("Payload format"),
+        choices=PayloadFormat.choices,
+        initial=PayloadFormat.STANDARD,
+        widget=forms.RadioSelect,
+    )
+    headers = forms.CharField(
+        label=_("Custom headers"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text=_(
+            "Sent with every delivery, one 'Name: value' per line, e.g. "
+            "'Authorization: Bearer abc'. Values of credential headers are masked in the "
+            "delivery log."
+        ),
+    )
+    rate_limit = forms.IntegerField(
+        label=_("Most deliveries at once"),
+        required=False,
+        min_value=1,
+        help_text=_("Leave empty for the default."),
+    )
+
+    def __init__(self, *args: Any, instance: Subscription | None = None, **kwargs: Any) -> None:
+        self.instance = instance
+        if instance is not None and "initial" not in kwargs:
+            kwargs["initial"] = {
+                "url": instance.url,
+                "description": instance.description,
+                "event_types": list(instance.event_types or ()),
+                "payload_format": instance.payload_format,
+                "headers": format_headers(instance.headers or {}),
+                "rate_limit": instance.rate_limit,
+            }
+        super().__init__(*args, **kwargs)
+        kept = tuple(instance.event_types or ()) if instance is not None else ()
+        self.fields["event_types"].choices = event_type_choices(kept)
+        self.serializer: drf.Serializer | None = None
+
+    def clean_headers(self) -> dict[str, str]:
+        return parse_headers(self.cleaned_data.get("headers") or "")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        data = {
+            "url": cleaned["url"],
+            "description": cleaned.get("description") or "",
+            "event_types": cleaned["event_types"],
+            "payload_format": cleaned["payload_format"],
+            "headers": cleaned.get("headers") or {},
+            "rate_limit": cleaned.get("rate_limit"),
+        }
+        if self.instance is None:
+            serializer: drf.Serializer = SubscriptionCreateSerializer(data=data)
+        else:
+            serializer = SubscriptionSerializer(self.instance, data=data, partial=True)
+        if not serializer.is_valid():
+            for field, messages in serializer.errors.items():
+                target = field if field in self.fields else None
+                for message in messages if isinstance(messages, list) else [messages]:
+                    self.add_error(target, str(message))
+        else:
+            self.serializer = serializer
+        return cleaned
+
+    def save(self, **extra: Any) -> Subscription:
+        """Create or update through the serializer; `extra` (e.g. the tenant) is saved too."""
+        assert self.serializer is not None, "save() after a successful is_valid()"
+        return self.serializer.save(**extra)
+
+
+class DeliveryFilterForm(forms.Form):
+    """The delivery log's filters; every field optional."""
+
+    endpoint = forms.ChoiceField(label=_("Endpoint"), required=False)
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[("", _("Any status")), *DeliveryStatus.choices],
+    )
+    type = forms.CharField(
+        label=_("Event type"),
+        required=False,
+        max_length=255,
+        widget=forms.TextInput(attrs={"list": "event-type-names", "spellcheck": "false"}),
+    )
+    since = forms.DateTimeField(label=_("From"), required=False, widget=DateTimeLocalInput())
+    until = forms.DateTimeField(label=_("Until"), required=False, widget=DateTimeLocalInput())
+
+    def __init__(self, *args: Any, endpoints: list[Subscription], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].label = _("From (%(zone)s)") % {"zone": zone}
+        self.fields["until"].label = _("Until (%(zone)s)") % {"zone": zone}
+        self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
+            (str(sub.pk), str(sub)) for sub in endpoints
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since >= until:
+            self.add_error("until", _("Must be after 'From'."))
+        return cleaned
+
+    def lookups(self) -> dict[str, Any]:
+        """ORM filters for the valid fields."""
+        names = {
+            "endpoint": "subscription_id",
+            "status": "status",
+            "type": "event__type",
+            "since": "created_at__gte",
+            "until": "created_at__lt",
+        }
+        return {names[k]: v for k, v in self.cleaned_data.items() if v not in (None, "")}
+
+
+class ReplayForm(BaseReplayForm):
+    """The admin's replay form with browser date pickers."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["since"].widget = DateTimeLocalInput()
+        self.fields["until"].widget = DateTimeLocalInput()
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].label = _("From")
+        self.fields["until"].label = _("Until")
+        self.fields["status"].label = _("Deliveries that ended as")
+        self.fields["status"].help_text = _(
+            "Skipped deliveries are the events published while the endpoint was disabled."
+        )
+        self.fields["since"].help_text = _(
+            "Deliveries created at or after this time (%(zone)s)."
+        ) % {"zone": zone}
+        self.fields["until"].help_text = _(
+            "Deliveries created before this time (%(zone)s); empty for now."
+        ) % {"zone": zone}

@@ -1,0 +1,29 @@
+"""The portal's pages; mount with `path("portal/", include("portal.urls"))`."""
+
+from django.urls import path
+from django.views.generic import RedirectView
+
+from .views import access, catalog, deliveries, endpoints, verify
+
+app_name = "webhooks_portal"
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="webhooks_portal:endpoints"), name="home"),
+    path("access/<str:token>/", access.enter, name="enter"),
+    path("leave/", access.leave, name="leave"),
+    path("endpoints/", endpoints.endpoint_list, name="endpoints"),
+    path("endpoints/new/", endpoints.endpoint_create, name="endpoint-create"),
+    path("endpoints/<uuid:pk>/", endpoints.endpoint_detail, name="endpoint"),
+    path("endpoints/<uuid:pk>/edit/", endpoints.endpoint_edit, name="endpoint-edit"),
+    path("endpoints/<uuid:pk>/disable/", endpoints.endpoint_disable, name="endpoint-disable"),
+    path("endpoints/<uuid:pk>/enable/", endpoints.endpoint_enable, name="endpoint-enable"),
+    path("endpoints/<uuid:pk>/delete/", endpoints.endpoint_delete, name="endpoint-delete"),
+    path("endpoints/<uuid:pk>/test/", endpoints.endpoint_test, name="endpoint-test"),
+    path("endpoints/<uuid:pk>/rotate-secret/", endpoints.endpoint_rotate, name="endpoint-rotate"),
+    path("endpoints/<uuid:pk>/replay/", endpoints.endpoint_replay, name="replay"),
+    path("event-types/", catalog.catalog, name="catalog"),
+    path("deliveries/", deliveries.delivery_list, name="deliveries"),
+    path("deliveries/<int:pk>/", deliveries.delivery_detail, name="delivery"),
+    path("deliveries/<int:pk>/retry/", deliveries.delivery_retry, name="delivery-retry"),
+    path("verify/", verify.verify, name="verify"),
+]

@@ -1,0 +1,136 @@
+"""What every portal page shares: the tenant check, CSRF, the security headers, rendering."""
+
+from __future__ import annotations
+
+import functools
+import math
+import secrets
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render, resolve_url
+from django.urls import NoReverseMatch
+from django.views.decorators.csrf import csrf_protect
+
+from subscriptions.conf import webhook_settings
+from subscriptions.throttling import TenantThrottle
+
+from .. import access, scope
+
+DEFAULT_FRAME_ANCESTORS = ["'self'"]
+NONCE_ATTR = "webhooks_portal_nonce"
+
+
+def content_security_policy(nonce: str) -> str:
+    """The portal's CSP: its own files only, inline styles and scripts only with this
+    response's nonce (a host's theme block), frames as `PORTAL_FRAME_ANCESTORS` allows."""
+    ancestors = " ".join(webhook_settings.PORTAL_FRAME_ANCESTORS)
+    return (
+        "default-src 'self'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        f"style-src 'self' 'nonce-{nonce}'; "
+        "img-src 'self' data:; "
+        "object-src 'none'; "
+        "base-uri 'none'; "
+        "form-action 'self'; "
+        f"frame-ancestors {ancestors}"
+    )
+
+
+def secured(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Security headers on every portal response, error pages included.
+
+    The pages show a tenant's data, so nothing is cached; the link in the address bar of the
+    entry page is a credential, so no Referer leaves the site. When `PORTAL_FRAME_ANCESTORS`
+    allows other sites, Django's X-Frame-Options (which knows no allow-list) is skipped and the
+    CSP decides alone.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        nonce = secrets.token_urlsafe(16)
+        setattr(request, NONCE_ATTR, nonce)
+        response = view(request, *args, **kwargs)
+        response["Content-Security-Policy"] = content_security_policy(nonce)
+        response["Cache-Control"] = "no-store, private"
+        response["Referrer-Policy"] = "same-origin"
+        response["X-Content-Type-Options"] = "nosniff"
+        if list(webhook_settings.PORTAL_FRAME_ANCESTORS) != DEFAULT_FRAME_ANCESTORS:
+            response.xframe_options_exempt = True
+        return response
+
+    return wrapper
+
+
+def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A page of one tenant's portal: `view(request, tenant, ...)`.
+
+    Without a tenant the answer is a 403 page saying how to get in. CSRF is checked on every
+    POST even if the host's middleware list lacks CsrfViewMiddleware.
+    """
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        tenant = access.current_tenant(request)
+        if tenant is None:
+            return no_access(request)
+        request.webhooks_portal_tenant = tenant  # type: ignore[attr-defined]
+        return view(request, tenant, *args, **kwargs)
+
+    return secured(csrf_protect(wrapper))
+
+
+def page(
+    request: HttpRequest, template: str, context: dict[str, Any], *, status: int = 200
+) -> HttpResponse:
+    """Render a portal template with what the base template needs."""
+    tenant = getattr(request, "webhooks_portal_tenant", None)
+    base = {
+        "portal_tenant": tenant,
+        "portal_tenant_name": scope.display_name(tenant) if tenant else "",
+        "portal_nonce": getattr(request, NONCE_ATTR, ""),
+        "portal_link_session": access.link_tenant(request) is not None,
+    }
+    return render(request, template, {**base, **context}, status=status)
+
+
+def no_access(request: HttpRequest) -> HttpResponse:
+    """403: no portal link session and no tenant for the logged-in user (if any)."""
+    user = getattr(request, "user", None)
+    anonymous = user is None or not user.is_authenticated
+    login_url = ""
+    if anonymous and settings.LOGIN_URL:
+        try:
+            login_url = resolve_url(settings.LOGIN_URL)
+        except NoReverseMatch:  # a LOGIN_URL that names no route: offer no login link
+            login_url = ""
+    context = {"login_url": login_url, "next": request.get_full_path(), "anonymous": anonymous}
+    return page(request, "webhooks_portal/no_access.html", context, status=403)
+
+
+def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Spend the tenant's `THROTTLE_RATES[scope]` budget on each POST of the wrapped portal
+    view ("test", "replay", "retry", "create"): the same counter as the API's TenantThrottle,
+    so the portal is no way around the API's limits. Over budget: a 429 page with the wait."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, tenant: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method == "POST":
+                throttle = TenantThrottle()
+                budget = SimpleNamespace(throttle_scope=scope, throttle_tenant=lambda _: tenant)
+                if not throttle.allow_request(request, budget):
+                    wait = math.ceil(throttle.wait() or 1)
+                    response = page(
+                        request, "webhooks_portal/throttled.html", {"wait": wait}, status=429
+                    )
+                    response["Retry-After"] = str(wait)
+                    return response
+            return view(request, tenant, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

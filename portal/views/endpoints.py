@@ -1,0 +1,333 @@
+"""Endpoint pages: list with health, create, detail, edit, disable/enable, delete, test event,
+secret rotation and replay. Every change goes through the services of the two apps."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods, require_POST
+
+from deliveries import charts
+from deliveries.models import Delivery
+from deliveries.services import health, replay
+from deliveries.services.probes import SubscriptionInactive, send_test_event
+from subscriptions import services
+from subscriptions.conf import webhook_settings
+from subscriptions.models import Subscription
+
+from .. import scope
+from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm
+from ..humanize import duration
+from .base import page, portal_view, throttled
+
+REVEAL_KEY = "webhooks_portal_reveal"
+PAGE_SIZE = 25
+
+
+def _endpoint(tenant: str, pk: object) -> Subscription:
+    return get_object_or_404(scope.subscriptions(tenant), pk=pk)
+
+
+def _detail(subscription: Subscription) -> str:
+    return reverse("webhooks_portal:endpoint", kwargs={"pk": subscription.pk})
+
+
+def default_replay_start(subscription: Subscription) -> dt.datetime:
+    """Where the replay form starts: 24 hours ago, or earlier when the current failing run began
+    before that. The run's first delivery was created before `failing_since` (written when its
+    attempt ended, possibly after a wait in the queue), hence the hour of margin."""
+    start = timezone.now() - dt.timedelta(hours=24)
+    if subscription.failing_since:
+        start = min(start, subscription.failing_since - dt.timedelta(hours=1))
+    return timezone.localtime(start).replace(second=0, microsecond=0)
+
+
+def _reveal(request: HttpRequest, subscription: Subscription, secret: str) -> None:
+    """Keep the secret for the next page view of this endpoint only (then it is gone)."""
+    request.session[REVEAL_KEY] = {"id": str(subscription.pk), "secret": secret}
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD"])
+def endpoint_list(request: HttpRequest, tenant: str) -> HttpResponse:
+    paginator = Paginator(scope.subscriptions(tenant), PAGE_SIZE)
+    current = paginator.get_page(request.GET.get("page"))
+    figures = health.subscription_health(list(current.object_list))
+    rows = [
+        {
+            "endpoint": sub,
+            "health": figures[sub.pk],
+            "chart": charts.day_bars(figures[sub.pk].days, width=112, height=28),
+        }
+        for sub in current.object_list
+    ]
+    return page(
+        request,
+        "webhooks_portal/endpoint_list.html",
+        {"rows": rows, "page_obj": current, "nav": "endpoints"},
+    )
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+@throttled("create")
+def endpoint_create(request: HttpRequest, tenant: str) -> HttpResponse:
+    return _endpoint_form(request, tenant, None)
+
+
+def _endpoint_form(
+    request: HttpRequest, tenant: str, subscription: Subscription | None
+) -> HttpResponse:
+    """The add and the edit page: one form, checked by the API's serializer."""
+    form = EndpointForm(request.POST or None, instance=subscription)
+    if request.method == "POST" and form.is_valid():
+        if subscription is None:
+            subscription = _create(request, tenant, form)
+        else:
+            form.save()
+            messages.success(request, _("Endpoint saved."))
+        if subscription is not None:
+            return redirect(_detail(subscription))
+    return page(
+        request,
+        "webhooks_portal/endpoint_form.html",
+        {"form": form, "endpoint": subscription, "nav": "endpoints"},
+        status=400 if form.errors else 200,
+    )
+
+
+def _create(request: HttpRequest, tenant: str, form: EndpointForm) -> Subscription | None:
+    """Create within the tenant's subscription limit (the same service and lock as the API);
+    at the limit, the form says so and nothing is created."""
+    with transaction.atomic():
+        try:
+            owner = services.tenant_for_new_subscription(tenant)
+        except services.SubscriptionLimitReached as exc:
+            form.add_error(None, str(exc))
+            return None
+        subscription = form.save(tenant_id=owner.pk)
+    _reveal(request, subscription, subscription.secret)
+    messages.success(request, _("Endpoint created."))
+    return subscription
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD"])
+def endpoint_detail(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    figures = health.subscription_health([subscription])[subscription.pk]
+    revealed = request.session.get(REVEAL_KEY)
+    secret = None
+    if isinstance(revealed, dict) and revealed.get("id") == str(subscription.pk):
+        secret = revealed.get("secret")
+        del request.session[REVEAL_KEY]
+    recent = scope.deliveries(tenant).filter(subscription=subscription).select_related("event")[:10]
+    waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
+    return page(
+        request,
+        "webhooks_portal/endpoint_detail.html",
+        {
+            "endpoint": subscription,
+            "health": figures,
+            "chart": charts.day_bars(figures.days, width=196, height=40),
+            "secret": secret,
+            "recent": recent,
+            "waiting": waiting,
+            "overlap": duration(webhook_settings.SECRET_ROTATION_OVERLAP),
+            "now": timezone.now(),
+            "nav": "endpoints",
+        },
+    )
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+def endpoint_edit(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    return _endpoint_form(request, tenant, _endpoint(tenant, pk))
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+def endpoint_disable(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
+    if request.method == "POST":
+        if services.disable_subscription(subscription, _("Disabled in the portal.")):
+            messages.success(
+                request,
+                ngettext(
+                    "Endpoint disabled; %(n)d delivery that was waiting was discarded. "
+                    "Events published while it is disabled are kept: you can replay them "
+                    "when you enable it again.",
+                    "Endpoint disabled; %(n)d deliveries that were waiting were discarded. "
+                    "Events published while it is disabled are kept: you can replay them "
+                    "when you enable it again.",
+                    waiting,
+                )
+                % {"n": waiting},
+            )
+        else:
+            messages.info(request, _("The endpoint was already disabled."))
+        return redirect(_detail(subscription))
+    return page(
+        request,
+        "webhooks_portal/endpoint_disable.html",
+        {"endpoint": subscription, "waiting": waiting, "nav": "endpoints"},
+    )
+
+
+@portal_view
+@require_POST
+def endpoint_enable(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    disabled_at, failing_since = subscription.disabled_at, subscription.failing_since
+    if not services.enable_subscription(subscription):
+        messages.info(request, _("The endpoint was already enabled."))
+        return redirect(_detail(subscription))
+    missed = replay.missed_during_outage(subscription, disabled_at, failing_since)
+    if missed is None:
+        messages.success(request, _("Endpoint enabled."))
+        return redirect(_detail(subscription))
+    messages.success(
+        request,
+        ngettext(
+            "Endpoint enabled. It missed %(n)d event while it was failing or disabled: "
+            "replay it below.",
+            "Endpoint enabled. It missed %(n)d events while it was failing or disabled: "
+            "replay them below.",
+            missed.count,
+        )
+        % {"n": missed.count},
+    )
+    query = urlencode(
+        {
+            "since": timezone.localtime(missed.since).strftime(DATETIME_FORMAT),
+            "status": list(replay.OUTAGE_STATUSES),
+        },
+        doseq=True,
+    )
+    return redirect(reverse("webhooks_portal:replay", kwargs={"pk": subscription.pk}) + "?" + query)
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+def endpoint_delete(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    if request.method == "POST":
+        name = str(subscription)
+        subscription.delete()
+        messages.success(request, _("Endpoint %(name)s deleted.") % {"name": name})
+        return redirect("webhooks_portal:endpoints")
+    history = Delivery.objects.filter(subscription=subscription).count()
+    return page(
+        request,
+        "webhooks_portal/endpoint_delete.html",
+        {"endpoint": subscription, "history": history, "nav": "endpoints"},
+    )
+
+
+@portal_view
+@require_POST
+@throttled("test")
+def endpoint_test(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    try:
+        event = send_test_event(subscription).event
+    except SubscriptionInactive as exc:
+        messages.error(request, str(exc))
+        return redirect(_detail(subscription))
+    delivery = Delivery.objects.filter(event=event, subscription=subscription).first()
+    messages.success(request, _("Test event sent."))
+    if delivery is None:  # fan-out deferred (broker or database trouble): the sweep sends it
+        return redirect(_detail(subscription))
+    return redirect("webhooks_portal:delivery", pk=delivery.pk)
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+def endpoint_rotate(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    overlap = duration(webhook_settings.SECRET_ROTATION_OVERLAP)
+    if request.method == "POST":
+        secret = services.rotate_secret(subscription)
+        _reveal(request, subscription, secret)
+        messages.success(
+            request,
+            _(
+                "New secret created. The old one keeps signing beside it for %(overlap)s, "
+                "until %(until)s."
+            )
+            % {
+                "overlap": overlap,
+                "until": timezone.localtime(subscription.previous_secret_expires_at).strftime(
+                    "%Y-%m-%d %H:%M:%S %Z"
+                ),
+            },
+        )
+        return redirect(_detail(subscription))
+    rotating = (
+        subscription.previous_secret_expires_at
+        if subscription.previous_secret_expires_at
+        and subscription.previous_secret_expires_at > timezone.now()
+        else None
+    )
+    return page(
+        request,
+        "webhooks_portal/endpoint_rotate.html",
+        {"endpoint": subscription, "overlap": overlap, "rotating": rotating, "nav": "endpoints"},
+    )
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+@throttled("replay")
+def endpoint_replay(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    subscription = _endpoint(tenant, pk)
+    if request.method == "POST":
+        form = ReplayForm(request.POST)
+    else:
+        initial = {"since": default_replay_start(subscription)}
+        form = ReplayForm(request.GET or None, initial=initial)
+        if request.GET:
+            form.is_valid()  # show the prefilled values, and their errors if any
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            result = replay.start_replay(
+                subscription, data["since"], data.get("until"), data["status"]
+            )
+        except replay.ReplayUnavailable as exc:
+            messages.error(request, exc.message)
+        except replay.ReplayError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(
+                request,
+                ngettext(
+                    "%(n)d delivery queued for replay.",
+                    "%(n)d deliveries queued for replay.",
+                    result.queued,
+                )
+                % {"n": result.queued},
+            )
+            return redirect(
+                reverse("webhooks_portal:deliveries")
+                + "?"
+                + urlencode({"endpoint": subscription.pk})
+            )
+    return page(
+        request,
+        "webhooks_portal/endpoint_replay.html",
+        {"endpoint": subscription, "form": form, "nav": "endpoints"},
+        status=400 if request.method == "POST" and form.errors else 200,
+    )

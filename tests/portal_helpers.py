@@ -1,0 +1,45 @@
+"""Rows and sessions for the portal tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import reverse
+
+from portal.access import make_token
+from subscriptions.models import EventType, Subscription
+from tests.factories import make_subscription
+
+ORDER_SCHEMA = {
+    "type": "object",
+    "required": ["id", "total"],
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "total": {"type": "string", "examples": ["42.00"]},
+        "currency": {"enum": ["EUR", "USD"]},
+        "placed_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+
+def order_type() -> EventType:
+    return EventType.objects.create(
+        name="order.created", description="A customer placed an order.", schema=ORDER_SCHEMA
+    )
+
+
+def tenant_endpoint(
+    tenant: str, url: str = "http://127.0.0.1:9/hook", **fields: Any
+) -> Subscription:
+    """A subscription of `tenant`."""
+    return make_subscription(url, tenant=tenant, **fields)
+
+
+def portal_url(name: str, *args: object) -> str:
+    return reverse(f"webhooks_portal:{name}", args=args)
+
+
+def open_portal(client: Any, tenant: str) -> None:
+    """Open `tenant`'s portal in `client` the way a person does: through a link."""
+    response = client.get(portal_url("enter", make_token(tenant)))
+    assert response.status_code == 302, response.content

@@ -1,0 +1,148 @@
+"""Nothing crosses tenants in the portal: every URL that names an object answers 404 for another
+tenant's object (GET and POST, nothing changed), refused links show nothing, and a link for
+tenant A never shows tenant B's data on any page."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import get_resolver
+
+from deliveries.models import Delivery, DeliveryStatus
+from portal import access
+from subscriptions.models import Subscription
+from tests.ops_helpers import make_delivery
+from tests.portal_helpers import open_portal, order_type, portal_url, tenant_endpoint
+
+pytestmark = pytest.mark.django_db
+
+# Every portal route that names an object: the kind of object and the methods it accepts.
+OBJECT_ROUTES = {
+    "endpoint": ("subscription", {"get"}),
+    "endpoint-edit": ("subscription", {"get", "post"}),
+    "endpoint-disable": ("subscription", {"get", "post"}),
+    "endpoint-enable": ("subscription", {"post"}),
+    "endpoint-delete": ("subscription", {"get", "post"}),
+    "endpoint-test": ("subscription", {"post"}),
+    "endpoint-rotate": ("subscription", {"get", "post"}),
+    "replay": ("subscription", {"get", "post"}),
+    "delivery": ("delivery", {"get"}),
+    "delivery-retry": ("delivery", {"post"}),
+}
+# Routes without an object id: their pages are checked for B's data instead.
+LIST_ROUTES = ["endpoints", "endpoint-create", "catalog", "deliveries", "verify"]
+
+
+def portal_routes() -> set[str]:
+    namespace = get_resolver().namespace_dict["webhooks_portal"][1]
+    return {name for name in namespace.reverse_dict if isinstance(name, str)}
+
+
+def test_every_portal_route_is_covered_here():
+    covered = set(OBJECT_ROUTES) | set(LIST_ROUTES) | {"home", "enter", "leave"}
+
+    assert portal_routes() == covered
+
+
+@pytest.fixture
+def tenants(client):
+    """Tenant A's portal is open; tenant B has an endpoint and a failed delivery."""
+    order_type()
+    mine = tenant_endpoint("tenant-a", "http://127.0.0.1:9/a-hook", description="A hook")
+    make_delivery(mine, DeliveryStatus.FAILED, attempts=[(500, 10)], data={"owner": "a"})
+    theirs = tenant_endpoint(
+        "tenant-b",
+        "http://127.0.0.1:9/b-secret-hook",
+        description="B private hook",
+        headers={"X-B": "b-header"},
+    )
+    their_delivery = make_delivery(
+        theirs, DeliveryStatus.FAILED, attempts=[(500, 10)], data={"owner": "b-private-data"}
+    )
+    open_portal(client, "tenant-a")
+    return {"subscription": theirs, "delivery": their_delivery}
+
+
+def unchanged(tenants) -> tuple:
+    subscription = Subscription.objects.filter(pk=tenants["subscription"].pk).values().get()
+    delivery = Delivery.objects.get(pk=tenants["delivery"].pk)
+    return subscription, delivery.status, delivery.attempts, Delivery.objects.count()
+
+
+@pytest.mark.parametrize(
+    "route, method",
+    [
+        (route, method)
+        for route, (_, methods) in sorted(OBJECT_ROUTES.items())
+        for method in sorted(methods)
+    ],
+)
+def test_another_tenants_object_is_a_404(client, tenants, route, method):
+    target = tenants[OBJECT_ROUTES[route][0]]
+    before = unchanged(tenants)
+
+    response = getattr(client, method)(portal_url(route, target.pk))
+
+    assert response.status_code == 404
+    assert unchanged(tenants) == before  # nothing disabled, rotated, sent or replayed
+
+
+@pytest.mark.parametrize(
+    "route, method",
+    [
+        (route, method)
+        for route, (_, methods) in sorted(OBJECT_ROUTES.items())
+        for method in sorted({"get", "post"} - methods)
+    ],
+)
+def test_a_method_a_route_refuses_is_refused_alike_for_every_tenant(client, tenants, route, method):
+    kind = OBJECT_ROUTES[route][0]
+    mine = (
+        Subscription.objects.get(tenant_id="tenant-a")
+        if kind == "subscription"
+        else Delivery.objects.get(subscription__tenant_id="tenant-a")
+    )
+
+    foreign = getattr(client, method)(portal_url(route, tenants[kind].pk))
+    own = getattr(client, method)(portal_url(route, mine.pk))
+
+    assert foreign.status_code == own.status_code == 405  # says nothing about the object
+
+
+@pytest.mark.parametrize("route", LIST_ROUTES)
+def test_a_link_for_a_never_shows_b(client, tenants, route):
+    response = client.get(portal_url(route))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    for secret in ("b-secret-hook", "B private hook", "b-private-data", "b-header", "tenant-b"):
+        assert secret not in page, f"{route} shows {secret}"
+    assert str(tenants["subscription"].pk) not in page
+
+
+def test_filtering_the_log_by_another_tenants_endpoint_shows_nothing(client, tenants):
+    response = client.get(portal_url("deliveries"), {"endpoint": tenants["subscription"].pk})
+
+    assert response.status_code == 400
+    assert "data-delivery=" not in response.content.decode()
+
+
+@pytest.mark.parametrize("expired", [True, False])
+def test_a_refused_link_opens_nothing(client, tenants, monkeypatch, expired):
+    client.post(portal_url("leave"))
+    token = access.make_token("tenant-b")
+    if expired:
+        import time
+
+        from django.core import signing
+
+        later = time.time() + 10**6
+        monkeypatch.setattr(signing.time, "time", lambda: later)
+    else:
+        token = token[:-1] + ("A" if token[-1] != "A" else "B")
+
+    refused = client.get(portal_url("enter", token))
+    page = client.get(portal_url("endpoints"))
+
+    assert refused.status_code == (403 if expired else 400)
+    assert page.status_code == 403
+    assert "B private hook" not in refused.content.decode() + page.content.decode()
