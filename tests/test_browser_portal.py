@@ -156,6 +156,9 @@ def test_tenant_walkthrough(browser, live_server, worker, receiver, django_user_
     pages.check(page, "delivery-failed")
     page.goto(endpoint_url)
     expect(page.locator("#failures-in-a-row")).not_to_have_text("0")
+    # The incident's notice: when the endpoint will be disabled, and the replay of what it missed.
+    expect(page.locator("#endpoint-notice")).to_contain_text("this endpoint will be disabled")
+    expect(page.locator("#endpoint-notices")).to_contain_text("Failing")
     pages.check(page, "endpoint-failing")
 
     # 5. Fixed: replay the failures since the outage began; the order arrives.

@@ -445,7 +445,7 @@ def render(source: str, **context) -> str:
 
 
 @pytest.mark.django_db
-def test_the_endpoint_page_tag_shows_the_current_incident_and_its_replay():
+def test_the_endpoint_tags_show_the_failing_incident_and_its_replay():
     from urllib.parse import parse_qs, urlsplit
 
     from django.http import QueryDict
@@ -457,22 +457,23 @@ def test_the_endpoint_page_tag_shows_the_current_incident_and_its_replay():
     missed = make_delivery(sub, DeliveryStatus.RETRYING, next_attempt_at=timezone.now())
     notice = notices.endpoint_failing(sub, started)
 
-    html = render("{% endpoint_notices endpoint '/portal/endpoints/x/replay/' %}", endpoint=sub)
+    html = render("{% endpoint_notice endpoint '/portal/endpoints/x/replay/' %}", endpoint=sub)
 
     assert 'id="endpoint-notice"' in html and "This endpoint is failing" in html
     disable_at = timezone.localtime(notice.disable_at).strftime("%Y-%m-%d %H:%M:%S")
     assert f"If no delivery succeeds before {disable_at}" in html
-    assert "1 delivery has not reached it since" in html
+    assert "1 delivery had not reached it since" in html
     link = re.search(r'id="endpoint-notice-replay" href="([^"]+)"', html).group(1)
     url = urlsplit(link.replace("&amp;", "&"))
     assert url.path == "/portal/endpoints/x/replay/"
-    query = parse_qs(url.query)
-    assert query["status"] == ["failed", "discarded", "retrying"]
+    assert parse_qs(url.query)["status"] == ["failed", "discarded", "retrying"]
     # The replay forms read the link's values as they are.
     form = ReplayForm(QueryDict(url.query))
     assert form.is_valid(), form.errors
     assert form.cleaned_data["since"] == missed.created_at.replace(microsecond=0)
-    assert 'id="endpoint-notices"' in html  # the history table
+
+    history = render("{% endpoint_notice_history endpoint 'r/' %}", endpoint=sub)
+    assert 'id="endpoint-notices"' in history and "Failing" in history
 
 
 @pytest.mark.django_db
@@ -482,7 +483,7 @@ def test_the_tags_show_nothing_for_a_healthy_endpoint_and_the_list_line_for_othe
     healthy = make_subscription("http://127.0.0.1:9/fine")
     with django_assert_num_queries(0):
         assert render("{% endpoint_notice_line e %}", e=healthy).strip() == ""
-    assert "endpoint-notice" not in render("{% endpoint_notices e %}", e=healthy)
+        assert render("{% endpoint_notice e %}", e=healthy).strip() == ""
 
     started = timezone.now()
     failing = make_subscription("http://127.0.0.1:9/bad", failing_since=started)
@@ -495,5 +496,18 @@ def test_the_tags_show_nothing_for_a_healthy_endpoint_and_the_list_line_for_othe
     Subscription.objects.filter(pk=failing.pk).update(failing_since=None)
     failing.refresh_from_db()
     assert render("{% endpoint_notice_line e %}", e=failing).strip() == ""
-    html = render("{% endpoint_notices e %}", e=failing)
-    assert 'id="endpoint-notice"' not in html and "Recovered" in html and "Failing" in html
+    assert render("{% endpoint_notice e %}", e=failing).strip() == ""
+    history = render("{% endpoint_notice_history e %}", e=failing)
+    assert "Recovered" in history and "Failing" in history
+
+
+@pytest.mark.django_db
+def test_a_failing_run_without_a_notice_still_says_when_it_will_be_disabled():
+    # Runs that began before notices existed have no notice: the box says what it knows.
+    started = timezone.now() - dt.timedelta(days=1)
+    sub = make_subscription("http://127.0.0.1:9/old", failing_since=started)
+
+    html = render("{% endpoint_notice e %}", e=sub)
+
+    when = timezone.localtime(started + dt.timedelta(seconds=5 * DAY))
+    assert f"If no delivery succeeds before {when:%Y-%m-%d %H:%M:%S}" in html

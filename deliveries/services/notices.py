@@ -380,6 +380,14 @@ def for_subscription(subscription_id: object, limit: int = 10) -> list[EndpointN
     return list(EndpointNotice.objects.filter(subscription_id=subscription_id)[:limit])
 
 
+def disable_time(subscription: Subscription) -> dt.datetime | None:
+    """When a failing subscription will be disabled if no attempt succeeds before; None if it
+    is not failing."""
+    if not subscription.is_active or subscription.failing_since is None:
+        return None
+    return subscription.failing_since + dt.timedelta(seconds=float(webhook_settings.DISABLE_AFTER))
+
+
 def current(subscription: Subscription) -> EndpointNotice | None:
     """The notice describing the subscription's state now (see `is_current`), if any."""
     if subscription.is_active and subscription.failing_since is None:
