@@ -462,7 +462,7 @@ def test_the_endpoint_tags_show_the_failing_incident_and_its_replay():
     assert 'id="endpoint-notice"' in html and "This endpoint is failing" in html
     disable_at = timezone.localtime(notice.disable_at).strftime("%Y-%m-%d %H:%M:%S")
     assert f"If no delivery succeeds before {disable_at}" in html
-    assert "1 delivery had not reached it since" in html
+    assert "When it started failing, 1 delivery had not reached it" in html
     link = re.search(r'id="endpoint-notice-replay" href="([^"]+)"', html).group(1)
     url = urlsplit(link.replace("&amp;", "&"))
     assert url.path == "/portal/endpoints/x/replay/"
