@@ -290,6 +290,22 @@ def test_the_notice_is_emailed_to_the_endpoint_contact_once(
 
 
 @pytest.mark.django_db
+def test_the_tenants_contact_address_comes_first(webhooks, django_user_model):
+    from subscriptions.models import Tenant
+
+    webhooks(NOTICE_EMAIL=True)
+    Tenant.objects.create(key="org_42", name="Acme", contact_email="webhooks@acme.example")
+    owner = django_user_model.objects.create_user("dev", email="dev@acme.example")
+    sub = make_subscription("http://127.0.0.1:9/t", owner=owner, tenant="org_42")
+    notice = notices.endpoint_failing(sub, timezone.now())
+
+    assert notices.announce(notice.pk).email == "sent to webhooks@acme.example"
+    assert mail.outbox[0].to == ["webhooks@acme.example"]
+    assert "Tenant: org_42" in mail.outbox[0].body
+    assert notice.tenant_id == "org_42"
+
+
+@pytest.mark.django_db
 def test_without_a_contact_address_nothing_is_emailed(webhooks):
     webhooks(NOTICE_EMAIL=True)
     sub = make_subscription("http://127.0.0.1:9/nobody")
