@@ -26,7 +26,8 @@ from subscriptions.conf import webhook_settings
 from subscriptions.netguard import (
     BlockedDestination,
     Destination,
-    InvalidHost,
+    InvalidURL,
+    ResolutionTimeout,
     resolve_destination,
 )
 from subscriptions.text import clean_text
@@ -198,7 +199,7 @@ def _kind(exc: BaseException, *, timed_out: bool) -> str:
     """The ErrorKind of an exception raised while sending: decided by types, never by text."""
     if timed_out:  # the deadline cut the socket: whatever broke next, the attempt timed out
         return ErrorKind.TIMEOUT
-    if isinstance(exc, InvalidHost | requests.exceptions.InvalidURL):
+    if isinstance(exc, InvalidURL | requests.exceptions.InvalidURL):
         return ErrorKind.INVALID_URL
     if isinstance(exc, BlockedDestination):
         return ErrorKind.BLOCKED
@@ -229,10 +230,10 @@ def _kind(exc: BaseException, *, timed_out: bool) -> str:
 
 
 def _describe(exc: BaseException, timeout: float, *, timed_out: bool) -> str:
+    if isinstance(exc, BlockedDestination | ResolutionTimeout | _NoTimeLeft):
+        return str(exc)  # our own words
     if timed_out:
         return f"No complete answer within {timeout:g} s."
-    if isinstance(exc, BlockedDestination):
-        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -59,8 +59,9 @@ class BlockedDestination(ValueError):
     """The URL points somewhere webhooks may not go; the message says why."""
 
 
-class InvalidHost(BlockedDestination):
-    """The URL's host is no valid host name (e.g. an internationalized label IDNA refuses)."""
+class InvalidURL(BlockedDestination):
+    """The URL cannot be used at all: it does not parse, has no host or no valid port, or its
+    host is no valid name (e.g. an internationalized label IDNA refuses)."""
 
 
 class ResolutionTimeout(LookupTimeout):
@@ -188,7 +189,11 @@ def _literal_address(host: str) -> IPAddress | None:
 
 def check_scheme(url: str) -> tuple[str, str, int]:
     """Split `url` into scheme, host and port, refusing what is never allowed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 literal
+        raise InvalidURL(f"The URL does not parse: {exc}") from exc
     scheme = parts.scheme.lower()
     allowed = {"https", "http"} if webhook_settings.ALLOW_HTTP else {"https"}
     if scheme not in allowed:
@@ -199,13 +204,12 @@ def check_scheme(url: str) -> tuple[str, str, int]:
         )
     if parts.username or parts.password:
         raise BlockedDestination("URLs with credentials are not allowed; use a custom header.")
-    host = parts.hostname
     if not host:
-        raise BlockedDestination("The URL has no host.")
+        raise InvalidURL("The URL has no host.")
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise BlockedDestination("The URL has an invalid port.") from exc
+        raise InvalidURL("The URL has an invalid port.") from exc
     return scheme, host, port
 
 
@@ -214,7 +218,7 @@ def wire_host(host: str) -> str:
     A-label, after the UTS #46 mapping (case folding, full-width forms, ideographic full stops).
 
     ASCII hosts come back unchanged (an `_` in a label is legal in DNS, though not in IDNA), as
-    do the trailing dot of an absolute name and an IP literal. Raises InvalidHost for a label
+    do the trailing dot of an absolute name and an IP literal. Raises InvalidURL for a label
     IDNA refuses (a symbol such as U+2603, a bad joiner, a label over 63 octets).
     """
     if host.isascii():
@@ -226,10 +230,10 @@ def wire_host(host: str) -> str:
             for label in mapped.split(".")
         ]
     except (idna.IDNAError, UnicodeError) as exc:
-        raise InvalidHost(f"The host {host!r} is not a valid domain name: {exc}") from exc
+        raise InvalidURL(f"The host {host!r} is not a valid domain name: {exc}") from exc
     wire = ".".join(labels)
     if len(wire.rstrip(".")) > 253:  # RFC 1035 §2.3.4, in presentation form
-        raise InvalidHost(f"The host {host!r} is too long.")
+        raise InvalidURL(f"The host {host!r} is too long.")
     return wire
 
 
