@@ -11,6 +11,7 @@ answer byte by byte cannot stretch (`deliveries.deadline`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.client
 import time
@@ -245,17 +246,16 @@ def _storable(result: SendResult, url: str) -> SendResult:
         result.headers = {clean_text(k): clean_text(v) for k, v in result.headers.items()}
     if result.error:
         error = result.error
-        query = urlsplit(url).query if "?" in url else ""
-        if query:
-            for form in {query, urlsplit(_quoted(url)).query}:
-                if form:
-                    error = error.replace(form, "[redacted]")
+        if "?" in url:
+            for query in _query_forms(url):
+                error = error.replace(query, "[redacted]")
         result.error = clean_text(error)[:ERROR_MAX_CHARS]
     return result
 
 
-def _quoted(url: str) -> str:
-    try:
-        return _normalized_url(url, None)
-    except Exception:  # a URL requests cannot parse: its query is in the text as written
-        return url
+def _query_forms(url: str) -> set[str]:
+    """The URL's query string as written and as requests quoted it for the request line."""
+    forms = {url.partition("?")[2].partition("#")[0]}
+    with contextlib.suppress(Exception):  # a URL requests cannot parse reached no request line
+        forms.add(urlsplit(_normalized_url(url, None)).query)
+    return {form for form in forms if form}

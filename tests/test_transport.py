@@ -380,14 +380,23 @@ def test_query_string_stays_out_of_urllib3_logs(hostile, caplog):
     ("url", "kind"),
     [
         ("http://[::1/hook", ErrorKind.INVALID_URL),
+        (f"http://[::1/hook?token={TOKEN}", ErrorKind.INVALID_URL),
         ("http://127.0.0.1:99999/hook", ErrorKind.INVALID_URL),
         ("http:///hook", ErrorKind.INVALID_URL),
         ("http://" + "ä" * 70 + ".test/", ErrorKind.INVALID_URL),
         ("ftp://127.0.0.1/", ErrorKind.BLOCKED),
     ],
-    ids=["unclosed-ipv6", "port-out-of-range", "no-host", "label-too-long", "scheme"],
+    ids=[
+        "unclosed-ipv6",
+        "unclosed-ipv6-with-query",
+        "port-out-of-range",
+        "no-host",
+        "label-too-long",
+        "scheme",
+    ],
 )
 def test_send_never_raises_for_urls_that_cannot_be_sent_to(url, kind):
     result = send_now(url)
     assert result.error_kind == kind, result
     assert result.status is None
+    assert TOKEN not in result.error
