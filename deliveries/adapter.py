@@ -62,30 +62,28 @@ class FinalResponse(http.client.HTTPResponse):
             )
 
 
-class TrackedHTTPConnection(HTTPConnection):
-    """Hands its socket to the running attempt's deadline, whether new or reused."""
+class _Tracking:
+    """For urllib3's connection classes: hands the socket to the running attempt's deadline,
+    whether new or reused, and reads answers with `FinalResponse`."""
 
+    sock: Any
     response_class = FinalResponse
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         track(self.sock)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         track(self.sock)  # a reused connection (a new one is tracked by connect())
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class TrackedHTTPSConnection(HTTPSConnection):
-    response_class = FinalResponse
+class TrackedHTTPConnection(_Tracking, HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        track(self.sock)
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        track(self.sock)
-        super().request(*args, **kwargs)
+class TrackedHTTPSConnection(_Tracking, HTTPSConnection):
+    pass
 
 
 class TrackedHTTPPool(HTTPConnectionPool):

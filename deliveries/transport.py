@@ -17,6 +17,7 @@ import http.client
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -65,6 +66,12 @@ class SendResult:
 
 class _NoTimeLeft(TimeoutError):
     pass
+
+
+class _Limits(NamedTuple):
+    connect_timeout: float  # seconds
+    timeout: float  # seconds, the whole attempt
+    max_body_bytes: int
 
 
 @functools.lru_cache(maxsize=4096)
@@ -118,7 +125,8 @@ def send(
     try:
         with deadline(timeout) as attempt:
             try:
-                _exchange(url, body, headers, connect_timeout, timeout, max_body_bytes, result)
+                limits = _Limits(connect_timeout, timeout, max_body_bytes)
+                _exchange(url, body, headers, limits, result)
                 if attempt.expired:
                     # Cut while reading a body that ends with the connection: what looked like
                     # its end was our own shutdown.
@@ -142,14 +150,9 @@ def send(
 
 
 def _exchange(
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    connect_timeout: float,
-    timeout: float,
-    max_body_bytes: int,
-    result: SendResult,
+    url: str, body: bytes, headers: dict[str, str], limits: _Limits, result: SendResult
 ) -> None:
+    connect_timeout, timeout, max_body_bytes = limits
     started = time.monotonic()
     destination = resolve_destination(url, timeout=timeout)
     left = timeout - (time.monotonic() - started)

@@ -216,7 +216,7 @@ def attempt_delivery(
             "duration_ms": result.duration_ms,
         },
     )
-    return _conclude(delivery, number, now, headers, result, task_id)
+    return _conclude(_Claimed(delivery, number, now, headers, task_id), result)
 
 
 def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendResult]:
@@ -292,14 +292,18 @@ class _Ending:
     disable_reason: str = ""  # the receiver asked us to stop (410)
 
 
-def _conclude(
-    delivery: Delivery,
-    number: int,
-    started: dt.datetime,
-    headers: dict[str, str],
-    result: SendResult,
-    task_id: str,
-) -> Outcome:
+@dataclass(frozen=True)
+class _Claimed:
+    """An attempt this worker claimed and ran: what its row records besides the result."""
+
+    delivery: Delivery
+    number: int
+    started: dt.datetime
+    headers: dict[str, str]  # as sent
+    task_id: str
+
+
+def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     """End a claimed attempt: store its row and the delivery's next state, then say what comes
     next. The one place the attempt invariant is kept (see the module docstring).
 
@@ -308,17 +312,18 @@ def _conclude(
     still ends the delivery as succeeded, anything else follows the retry schedule. Only a
     database that refuses that too leaves the claim to the sweep.
     """
+    delivery = claimed.delivery
     try:
-        stored = _store(delivery, number, started, headers, result, task_id)
+        stored = _store(claimed, result)
     except Exception as exc:
         logger.exception(
             "attempt %d of delivery %s: its answer could not be recorded; recording an internal "
             "error instead",
-            number,
+            claimed.number,
             delivery.pk,
         )
         result = internal_result(exc, answered=result)
-        stored = _store(delivery, number, started, headers, result, task_id)
+        stored = _store(claimed, result)
     if stored is None:
         return Outcome("skip")
     attempt, won, ending = stored
@@ -338,31 +343,24 @@ def _conclude(
     return ending.outcome
 
 
-def _store(
-    delivery: Delivery,
-    number: int,
-    started: dt.datetime,
-    headers: dict[str, str],
-    result: SendResult,
-    task_id: str,
-) -> tuple[DeliveryAttempt, bool, _Ending] | None:
+def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool, _Ending] | None:
     """Insert the attempt row and apply the delivery's next state, both or neither. Returns the
     row, whether the delivery was still this attempt's, and the ending; None when the sweep had
     already recorded this attempt as interrupted."""
-    subscription = delivery.subscription
+    delivery, number = claimed.delivery, claimed.number
     ending = _ending(number, result, timezone.now())
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=started,
+        started_at=claimed.started,
         duration_ms=result.duration_ms,
-        request_headers=redact(headers),
+        request_headers=redact(claimed.headers),
         response_status=result.status,
         response_headers=result.headers,
         response_body=result.body,
         error_kind=result.error_kind,
         error=result.error[:500],
-        task_id=task_id[:64],
+        task_id=claimed.task_id[:64],
     )
     try:
         # The attempt row and the delivery's new state in one statement on PostgreSQL (no
@@ -370,7 +368,7 @@ def _store(
         with transaction.atomic() if ending.disable_reason else contextlib.nullcontext():
             attempt, won = reconnecting(states.finish_with_attempt, attempt, number, ending.changes)
             if ending.disable_reason:
-                disable_subscription(subscription, ending.disable_reason)
+                disable_subscription(delivery.subscription, ending.disable_reason)
     except IntegrityError:
         if not DeliveryAttempt.objects.filter(delivery_id=delivery.pk, number=number).exists():
             raise  # not the sweep's row: some other refusal, recorded as ours by _conclude
