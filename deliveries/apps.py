@@ -12,12 +12,14 @@ class DeliveriesConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.models.signals import post_save
 
+        from subscriptions.models import Subscription
         from subscriptions.signals import subscription_disabled
 
         from . import logredact
         from .checks import check_celery
-        from .receivers import discard_for_disabled
+        from .receivers import discard_for_changed_filters, discard_for_disabled
 
         checks.register(check_celery, checks.Tags.compatibility)
         # urllib3 logs subscription URLs, query string included (a token may be there).
@@ -25,4 +27,9 @@ class DeliveriesConfig(AppConfig):
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )
+        post_save.connect(
+            discard_for_changed_filters,
+            sender=Subscription,
+            dispatch_uid="deliveries-discard-for-changed-filters",
         )

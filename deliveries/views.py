@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -10,6 +13,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subscriptions.api import APIDefaults
 from subscriptions.models import Subscription
 
 from .models import Delivery, Event
@@ -29,11 +33,20 @@ from .serializers import (
 from .services import PayloadTooLarge, PublishError, expected_deliveries, publish, replay
 from .services.probes import SubscriptionInactive, send_test_event
 
+logger = logging.getLogger(__name__)
+
 
 def published_body(event: Event) -> dict:
+    """The 202 answer to a publish. The event is committed by now: whatever fails from here on
+    must not turn into an error, or the publisher would send it again (a second event without
+    an idempotency key). The sweep fans out an event whose fan-out could not run."""
     count = event.delivery_count
-    if count is None:  # the caller's transaction has not committed: no fan-out yet
-        count = expected_deliveries(event)
+    if count is None:  # the fan-out did not run (yet): count what it will create
+        try:
+            count = expected_deliveries(event)
+        except DatabaseError:
+            logger.warning("event %s stored; its deliveries could not be counted", event.pk)
+            count = None
     return PublishedSerializer(
         {
             "id": event.id,
@@ -46,6 +59,7 @@ def published_body(event: Event) -> dict:
 
 
 class EventViewSet(
+    APIDefaults,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -87,7 +101,7 @@ class EventViewSet(
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
-class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
+class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
     permission_classes = [permissions.IsAuthenticated]
@@ -117,7 +131,7 @@ class DeliveryViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionTestView(generics.GenericAPIView):
+class SubscriptionTestView(APIDefaults, generics.GenericAPIView):
     """POST /api/subscriptions/{id}/test/: lives here, not in the subscriptions app, because
     sending belongs to the pipeline and the registry never imports it."""
 
@@ -149,7 +163,7 @@ class SubscriptionTestView(generics.GenericAPIView):
         return Response(published_body(event), status=status.HTTP_202_ACCEPTED)
 
 
-class SubscriptionReplayView(GenericAPIView):
+class SubscriptionReplayView(APIDefaults, GenericAPIView):
     """Re-send a subscription's deliveries created in a time range (default: failed and
     discarded). Lives here, not in the subscriptions app, because it drives the pipeline."""
 

@@ -41,10 +41,17 @@ def _number(*, minimum: float = 0, strict: bool = False, optional: bool = False)
     return validate
 
 
-def _integer(*, minimum: int) -> Validator:
+def _integer(*, minimum: int, maximum: int | None = None) -> Validator:
     def validate(value: Any) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= minimum
+            and (maximum is None or value <= maximum)
+        ):
             return None
+        if maximum is not None:
+            return f"must be an integer from {minimum} to {maximum}, not {value!r}"
         return f"must be an integer of at least {minimum}, not {value!r}"
 
     return validate
@@ -91,6 +98,10 @@ VALIDATORS: dict[str, Validator] = {
     "CA_BUNDLE": _ca_bundle,
     "MAX_RESPONSE_BODY_BYTES": _integer(minimum=0),
     "MAX_PAYLOAD_BYTES": _integer(minimum=1),
+    # Deeper data would cost deep recursion in JSON Schema validation and encoders.
+    "MAX_PAYLOAD_DEPTH": _integer(minimum=1, maximum=128),
+    "PAGE_SIZE": _integer(minimum=1),
+    "MAX_PAGE_SIZE": _integer(minimum=1),
     "ALLOW_PRIVATE_NETWORKS": _boolean,
     "ALLOW_HTTP": _boolean,
     "SECRET_ROTATION_OVERLAP": _number(),

@@ -34,6 +34,14 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESPONSE_BODY_BYTES": 16384,
     # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
     "MAX_PAYLOAD_BYTES": 262144,
+    # Deepest accepted event `data`: containers (objects, arrays) within containers, the data
+    # object itself counting as 1. Deeper data is refused (400 / PublishError) before it reaches
+    # JSON Schema validation, the database or a receiver's parser. At most 128.
+    "MAX_PAYLOAD_DEPTH": 32,
+    # Items per page of every API list (`?limit=` chooses another size), and the largest
+    # `limit` a client may ask for: a bigger one gets this many.
+    "PAGE_SIZE": 50,
+    "MAX_PAGE_SIZE": 1000,
     # Allow destinations on loopback, private and other non-global networks (tests, demos only).
     "ALLOW_PRIVATE_NETWORKS": False,
     # Allow plain http:// destinations (tests, demos only).

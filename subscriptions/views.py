@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
+from .api import APIDefaults
 from .models import EventType, Subscription
 from .serializers import (
     EventTypeSerializer,
@@ -28,14 +29,16 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
 
 
-class EventTypeViewSet(viewsets.ModelViewSet):
+class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types: everyone signed in reads it, staff change it."""
 
     queryset = EventType.objects.all()
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
+    # URL is then a 404 like any unknown name, not a database error.
+    lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
 
 
@@ -48,7 +51,7 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     ),
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
-class SubscriptionViewSet(viewsets.ModelViewSet):
+class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: users see and change their own, staff see all. Another user's
     subscription answers 404, as if it did not exist."""
 

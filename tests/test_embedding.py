@@ -179,6 +179,30 @@ print("RESULT " + json.dumps({{
 }}))
 """
 
+# The API inside the host, whose startproject settings have no REST_FRAMEWORK at all: lists are
+# still paginated and capped, a body nested 10,000 deep is still a JSON 400 (issue 14).
+API = """
+import json
+
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from deliveries.models import Event
+
+admin = get_user_model().objects.create_superuser("api-admin", "a@example.com", "pw")
+api = APIClient(HTTP_HOST="localhost")
+api.force_authenticate(admin)
+Event.objects.bulk_create(Event(type="audit.listed", data={}) for _ in range(1005))
+page = api.get("/api/events/", {"limit": 1000000000}).json()
+deep = api.generic(
+    "POST", "/api/events/", "[" * 10000 + "]" * 10000, content_type="application/json"
+)
+print("RESULT " + json.dumps({
+    "page": [page["count"], len(page["results"]), bool(page["next"])],
+    "deep": [deep.status_code, deep["content-type"]],
+}))
+"""
+
 
 @pytest.fixture
 def host_database() -> Iterator[dict | None]:
@@ -377,6 +401,10 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+    api = result_of(run([*manage, "shell", "-c", API], cwd=host, env=env))
+    assert api["page"] == [1006, 1000, True], api
+    assert api["deep"] == [400, "application/json"], api
 
     assert verified["id"] == headers["webhook-id"] == published["event"]
     assert (verified["type"], verified["data"]) == ("order.created", {"id": 1001, "total": "42.00"})

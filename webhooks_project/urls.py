@@ -11,3 +11,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# Errors raised outside a DRF view (a middleware, say) answer API clients in JSON too; the
+# views of both apps answer every error in JSON themselves (subscriptions/api.py).
+handler500 = "subscriptions.api.server_error"

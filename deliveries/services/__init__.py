@@ -8,6 +8,7 @@ from .publishing import (
     SchemaValidationError,
     expected_deliveries,
     fan_out,
+    idempotency_key_problem,
     publish,
     validate_event,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "attempt_delivery",
     "expected_deliveries",
     "fan_out",
+    "idempotency_key_problem",
     "publish",
     "sweep",
     "validate_event",

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from subscriptions.conf import webhook_settings
 from subscriptions.headers import is_reserved_header
+from subscriptions.matching import filters_match
 from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
 from subscriptions.text import clean_text
@@ -162,6 +163,24 @@ def redact(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
+def not_sendable(delivery: Delivery) -> str | None:
+    """Why the delivery must be discarded instead of sent now, or None.
+
+    Its subscription was disabled, or no longer selects the event's type (its filters changed
+    while the delivery waited): discarded as those of a disabled subscription are. A test
+    event goes to its subscription whatever the filters.
+    """
+    subscription = delivery.subscription
+    if not subscription.is_active:
+        return "Subscription is disabled."
+    event = delivery.event
+    if event.target_subscription_id is None and not filters_match(
+        subscription.event_types or (), event.type
+    ):
+        return states.unselected_reason(event.type)
+    return None
+
+
 def attempt_delivery(
     delivery_id: int, number: int, task_id: str = "", deferrals: int = 0
 ) -> Outcome:
@@ -181,9 +200,10 @@ def attempt_delivery(
     if delivery is None:
         return Outcome("skip")  # finished, or this attempt is another message's
     subscription = delivery.subscription
-    if not subscription.is_active:
+    refusal = not_sendable(delivery)
+    if refusal is not None:
         if states.claim(delivery_id, number, now, now):
-            states.mark_discarded(delivery_id, number, None, "Subscription is disabled.")
+            states.mark_discarded(delivery_id, number, None, refusal)
         return Outcome("done")
     slot = inflight.acquire(subscription)
     if slot is None:

@@ -7,6 +7,7 @@ from django.utils import timezone
 from subscriptions.models import Subscription
 
 from ..models import Event
+from ..payloads import isoformat
 from .publishing import publish
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -25,7 +26,7 @@ def send_test_event(subscription: Subscription) -> Event:
         {
             "subscription": str(subscription.pk),
             "message": "This is a test event.",
-            "sent_at": timezone.now().isoformat().replace("+00:00", "Z"),
+            "sent_at": isoformat(timezone.now()),
         },
         subscription=subscription,
     )
