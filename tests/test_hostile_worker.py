@@ -223,7 +223,6 @@ class Seen:
 class Run:
     rows: dict[str, Seen]
     worker_log: str
-    finished_in: float
 
 
 def _all_finished(event) -> bool:
@@ -263,10 +262,8 @@ def run(django_db_setup, django_db_blocker, redis_server) -> Run:
                 make_subscription(server.url(f"/{row.id}") + f"?token={TOKEN}").pk: row.id
                 for row in TABLE
             }
-            started = time.monotonic()
             event = publish("order.created", {"n": 1})
             _sweep_for(90, until=lambda: _all_finished(event))
-            finished_in = time.monotonic() - started
             _sweep_for(WINDOW)
             rows = {}
             for delivery in Delivery.objects.filter(event=event):
@@ -289,7 +286,7 @@ def run(django_db_setup, django_db_blocker, redis_server) -> Run:
                 worker.stop()
             server.stop()
             call_command("flush", interactive=False, verbosity=0)
-    return Run(rows, worker.log.read_text(errors="replace"), finished_in)
+    return Run(rows, worker.log.read_text(errors="replace"))
 
 
 @pytest.mark.parametrize("row", TABLE, ids=[row.id for row in TABLE])
@@ -318,7 +315,3 @@ def test_worker_log_holds_no_query_string_and_no_traceback(run):
     assert run.worker_log.count("Traceback") == warnings
     assert "?[redacted]" in run.worker_log
 
-
-def test_table_finishes_promptly(run):
-    # Every row ends within its schedule: three attempts of at most TIMEOUT each, plus waits.
-    assert run.finished_in < 30
