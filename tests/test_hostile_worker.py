@@ -314,4 +314,3 @@ def test_worker_log_holds_no_query_string_and_no_traceback(run):
     assert warnings >= 1
     assert run.worker_log.count("Traceback") == warnings
     assert "?[redacted]" in run.worker_log
-
