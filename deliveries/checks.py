@@ -12,6 +12,7 @@ Registered in `apps.py`. Only Celery's public API is used: `app_or_default()`, `
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -45,6 +46,12 @@ _running = threading.local()
 # --- WEBHOOKS: the pipeline's keys (deliveries/conf.py) -------------------------------------
 
 
+def ca_bundle(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and os.path.isfile(value)):
+        return None
+    return f"must be the path of a PEM file of CA certificates, or None; {value!r} is no file"
+
+
 def optional_url(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value.startswith(("https://", "http://"))):
         return None
@@ -68,6 +75,7 @@ VALIDATORS: dict[str, Validator] = {
     "RETRY_JITTER": number(),
     "CONNECT_TIMEOUT": number(strict=True),
     "TIMEOUT": number(strict=True),
+    "CA_BUNDLE": ca_bundle,
     "MAX_RESPONSE_BODY_BYTES": integer(minimum=0),
     "MAX_PAYLOAD_BYTES": integer(minimum=1),
     # Deeper data would cost deep recursion in JSON Schema validation and encoders.
