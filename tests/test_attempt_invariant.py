@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, Event
 from deliveries.services.attempts import attempt_delivery, parse_retry_after
-from subscriptions.conf import webhook_settings
+from deliveries.conf import webhook_settings
 from tests.factories import make_subscription
 from tests.hostile import HostileServer, Send
 
