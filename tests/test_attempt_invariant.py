@@ -15,9 +15,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from deliveries.conf import webhook_settings
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, Event
 from deliveries.services.attempts import attempt_delivery, parse_retry_after
-from deliveries.conf import webhook_settings
 from tests.factories import make_subscription
 from tests.hostile import HostileServer, Send
 
