@@ -1,9 +1,11 @@
 """One delivery attempt: load, take an in-flight slot, claim, sign, send, record, decide what
 comes next.
 
-Four queries on the common path: the load (delivery, event and subscription in one SELECT, only
-if the delivery still waits for this attempt), the claim, the attempt INSERT and the guarded
-finishing UPDATE; plus two Redis commands for the in-flight cap (take and free the slot).
+Three statements on PostgreSQL's common path: the load (delivery, event and subscription in one
+SELECT, only if the delivery still waits for this attempt), the claim, and the attempt INSERT
+with the guarded finishing UPDATE in one (`states.finish_with_attempt`); elsewhere the last is
+two statements in a transaction. Plus two Redis commands for the in-flight cap (take and free
+the slot).
 
 What comes next (`Outcome.action`):
 - `done`: finished (succeeded, failed, discarded) or nothing left to do by this message;
