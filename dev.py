@@ -240,6 +240,16 @@ def banner(port: int, password: str, workers: int, threads: int) -> list[str]:
     ]
 
 
+def dev_secret_key() -> str:
+    """A key for local runs, generated once and kept in var/ (the settings refuse to start
+    without DJANGO_SECRET_KEY unless DJANGO_DEBUG is on)."""
+    VAR.mkdir(exist_ok=True)
+    path = VAR / "secret-key.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     ensure_venv("requirements.txt")
     VAR.mkdir(exist_ok=True)
@@ -247,6 +257,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
         "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "1"),
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or dev_secret_key(),
         # The demo delivers to receivers on this machine over plain http.
         "WEBHOOKS_ALLOW_PRIVATE_NETWORKS": os.environ.get("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", "1"),
         "WEBHOOKS_ALLOW_HTTP": os.environ.get("WEBHOOKS_ALLOW_HTTP", "1"),
@@ -310,7 +321,11 @@ def cmd_test(args: argparse.Namespace) -> None:
     say("migrations are complete")
     run(
         [str(PY), "manage.py", "makemigrations", "--check", "--dry-run"],
-        env={**env, "DJANGO_SETTINGS_MODULE": "webhooks_project.settings"},
+        env={
+            **env,
+            "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
+            "DJANGO_SECRET_KEY": env.get("DJANGO_SECRET_KEY") or dev_secret_key(),
+        },
     )
     pytest = [str(PY), "-m", "pytest", *args.pytest_args]
     failed: list[str] = []

@@ -5,6 +5,10 @@ figures are those of the shipped configuration."""
 import json
 import os
 
+# The reference settings refuse to start without a key unless DEBUG is on (the bench runs with
+# DEBUG off, as production does). Set before the import below; its processes inherit it.
+os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-not-a-secret-" + "x" * 40)
+
 from webhooks_project.settings import *  # noqa: F403
 from webhooks_project.settings import WEBHOOKS
 

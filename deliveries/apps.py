@@ -12,11 +12,17 @@ class DeliveriesConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.models.signals import post_save
 
+        from subscriptions.models import Subscription
         from subscriptions.signals import subscription_admin_extensions, subscription_disabled
 
         from .checks import check_celery, check_pipeline_settings, loaded_celery_app
-        from .receivers import discard_for_disabled, subscription_admin_extension
+        from .receivers import (
+            discard_for_changed_filters,
+            discard_for_disabled,
+            subscription_admin_extension,
+        )
         from .schedule import register_periodic_tasks
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
@@ -30,6 +36,11 @@ class DeliveriesConfig(AppConfig):
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )
+        post_save.connect(
+            discard_for_changed_filters,
+            sender=Subscription,
+            dispatch_uid="deliveries-discard-for-changed-filters",
         )
         subscription_admin_extensions.connect(
             subscription_admin_extension, dispatch_uid="deliveries-subscription-admin"

@@ -50,6 +50,8 @@ VALIDATORS: dict[str, Validator] = {
     "TIMEOUT": number(strict=True),
     "MAX_RESPONSE_BODY_BYTES": integer(minimum=0),
     "MAX_PAYLOAD_BYTES": integer(minimum=1),
+    # Deeper data would cost deep recursion in JSON Schema validation and encoders.
+    "MAX_PAYLOAD_DEPTH": integer(minimum=1, maximum=128),
     "DISABLE_AFTER": number(strict=True),
     "RETENTION_DAYS": number(strict=True),
     "MAX_COUNTDOWN": number(strict=True, optional=True),

@@ -28,6 +28,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_RESPONSE_BODY_BYTES": 16384,
     # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
     "MAX_PAYLOAD_BYTES": 262144,
+    # Deepest accepted event `data`: containers (objects, arrays) within containers, the data
+    # object itself counting as 1. Deeper data is refused (400 / PublishError) before it reaches
+    # JSON Schema validation, the database or a receiver's parser. At most 128.
+    "MAX_PAYLOAD_DEPTH": 32,
     # Seconds of continuous failure (no success at all) after which a subscription is disabled.
     "DISABLE_AFTER": 432000,
     # Finished deliveries and their attempts older than this many days are pruned.

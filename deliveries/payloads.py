@@ -6,8 +6,11 @@ exactly the same bytes and only the `webhook-timestamp` header (and so the signa
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
+
+from django.utils import timezone
 
 from subscriptions.models import PayloadFormat
 
@@ -20,8 +23,16 @@ CONTENT_TYPES = {
 }
 
 
-def isoformat(value: Any) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+def isoformat(value: dt.datetime) -> str:
+    """`value` as ISO 8601 in UTC with a `Z`, e.g. `2026-01-15T14:30:00.250000Z`.
+
+    The wire format does not depend on the host's settings (Standard Webhooks' timestamp,
+    CloudEvents' `time` is RFC 3339): a naive value, as stored by a host with `USE_TZ = False`,
+    is local time in `TIME_ZONE`; an aware one is converted from its own zone.
+    """
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def dumps(value: Any) -> bytes:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from django.db import transaction
 
 from subscriptions.models import Subscription
 
@@ -21,3 +24,20 @@ def discard_for_disabled(
     sender: type, subscription: Subscription, reason: str, **kwargs: Any
 ) -> None:
     states.discard_waiting(subscription.pk, f"Discarded: {reason}")
+
+
+def discard_for_changed_filters(
+    sender: type,
+    instance: Subscription,
+    created: bool,
+    update_fields: frozenset[str] | None = None,
+    **kwargs: Any,
+) -> None:
+    """`post_save` of a subscription: once committed, discard what waits for an event type its
+    filters no longer select. The attempt checks again (a queryset update sends no signal)."""
+    if created or (update_fields is not None and "event_types" not in update_fields):
+        return
+    transaction.on_commit(
+        functools.partial(states.discard_unselected, instance.pk, list(instance.event_types or ())),
+        using=kwargs.get("using"),
+    )

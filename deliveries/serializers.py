@@ -3,13 +3,31 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem
 from .services.replay import REPLAYABLE_STATUSES
 
 
+def valid_idempotency_key(value: str) -> None:
+    problem = idempotency_key_problem(value)
+    if problem is not None:
+        raise serializers.ValidationError(problem)
+
+
 class PublishSerializer(serializers.Serializer):
+    """The body of `POST /api/events/`. `data` is checked by `validate_event` in `publish()`
+    (storable JSON, depth, size, schema), the one check the Python API shares."""
+
     type = serializers.CharField(max_length=255)
     data = serializers.JSONField()
-    idempotency_key = serializers.CharField(max_length=255, required=False, allow_blank=False)
+    idempotency_key = serializers.CharField(
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+        required=False,
+        allow_blank=False,
+        trim_whitespace=False,
+        validators=[valid_idempotency_key],
+        help_text="Printable text, at most 255 characters. Send one with every event: a retry "
+        "with the same key returns the first event instead of publishing twice.",
+    )
 
     def validate(self, attrs: dict) -> dict:
         # The key may come as the `Idempotency-Key` header instead (the body wins); it obeys
@@ -28,7 +46,11 @@ class PublishedSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     type = serializers.CharField()
     created_at = serializers.DateTimeField()
-    deliveries = serializers.IntegerField(help_text="Subscriptions the event was fanned out to.")
+    deliveries = serializers.IntegerField(
+        allow_null=True,
+        help_text="Subscriptions the event goes to; null when it could not be counted after the "
+        "event was stored (the sweep fans it out all the same).",
+    )
     duplicate = serializers.BooleanField(
         help_text="True when the idempotency key was seen before and this is the first event."
     )

@@ -13,8 +13,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
+from .headers import mask_headers, unmask_headers
 from .models import EventType, Subscription
-from .serializers import SubscriptionSerializer
+from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions
 
 
@@ -27,9 +28,52 @@ def _messages(errors: Any) -> list[str]:
     return [str(errors)]
 
 
-class SubscriptionAdminForm(forms.ModelForm):
+class APIRulesForm(forms.ModelForm):
+    """A model form held to the API serializer's rules: one set of rules, whichever door is
+    used. `checked_fields` go through `serializer_class`; its errors land on the fields."""
+
+    serializer_class: Any = None
+    checked_fields: tuple[str, ...] = ()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        data = {name: cleaned[name] for name in self.checked_fields if name in cleaned}
+        serializer = self.serializer_class(
+            instance=self.instance if self.instance.pk else None, data=data, partial=True
+        )
+        if not serializer.is_valid():
+            for field, errors in serializer.errors.items():
+                target = field if field in self.fields else None
+                for message in _messages(errors):
+                    self.add_error(target, message)
+        return cleaned
+
+
+class EventTypeAdminForm(APIRulesForm):
+    """An event type made in the admin: the API's name and schema rules (size, references,
+    nothing PostgreSQL cannot store)."""
+
+    serializer_class = EventTypeSerializer
+    checked_fields = ("name", "description", "schema")
+
+    class Meta:
+        model = EventType
+        fields = ["name", "description", "schema"]
+
+
+class SubscriptionAdminForm(APIRulesForm):
     """Holds a subscription made in the admin to the API's rules (SSRF guard, known event
-    types, legal and unreserved headers, limits): one set of rules, whichever door is used."""
+    types, legal and unreserved headers, limits)."""
+
+    serializer_class = SubscriptionSerializer
+    checked_fields = (
+        "url",
+        "description",
+        "event_types",
+        "payload_format",
+        "headers",
+        "rate_limit",
+    )
 
     url = forms.URLField(
         label=_("URL"),
@@ -52,27 +96,21 @@ class SubscriptionAdminForm(forms.ModelForm):
             "rate_limit",
         ]
 
-    checked_fields = (
-        "url",
-        "description",
-        "event_types",
-        "payload_format",
-        "headers",
-        "rate_limit",
-    )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Header values are write-only, as in the API: the form shows the mask, and a value
+        # left as the mask keeps the stored one.
+        if self.instance.pk and self.instance.headers:
+            self.initial["headers"] = mask_headers(self.instance.headers)
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        data = {name: cleaned[name] for name in self.checked_fields if name in cleaned}
-        serializer = SubscriptionSerializer(
-            instance=self.instance if self.instance.pk else None, data=data, partial=True
-        )
-        if not serializer.is_valid():
-            for field, errors in serializer.errors.items():
-                target = field if field in self.fields else None
-                for message in _messages(errors):
-                    self.add_error(target, message)
-        return cleaned
+    def clean_headers(self) -> Any:
+        value = self.cleaned_data.get("headers")
+        if isinstance(value, dict):
+            try:
+                value = unmask_headers(value, self.instance.headers if self.instance.pk else {})
+            except ValueError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return value
 
 
 class SubscriptionAdminExtension:
@@ -119,6 +157,7 @@ class SubscriptionAdminExtension:
 
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
+    form = EventTypeAdminForm
     list_display = ["name", "description", "has_schema", "created_at"]
     search_fields = ["name", "description"]
 

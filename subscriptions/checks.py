@@ -42,10 +42,17 @@ def number(*, minimum: float = 0, strict: bool = False, optional: bool = False) 
     return validate
 
 
-def integer(*, minimum: int) -> Validator:
+def integer(*, minimum: int, maximum: int | None = None) -> Validator:
     def validate(value: Any) -> str | None:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= minimum
+            and (maximum is None or value <= maximum)
+        ):
             return None
+        if maximum is not None:
+            return f"must be an integer from {minimum} to {maximum}, not {value!r}"
         return f"must be an integer of at least {minimum}, not {value!r}"
 
     return validate
@@ -80,6 +87,9 @@ def retry_schedule(value: Any) -> str | None:
 
 # The registry's keys (subscriptions/conf.py).
 VALIDATORS: dict[str, Validator] = {
+    # The API's list pages (both apps' lists, through subscriptions.api.Pagination).
+    "PAGE_SIZE": integer(minimum=1),
+    "MAX_PAGE_SIZE": integer(minimum=1),
     "ALLOW_PRIVATE_NETWORKS": boolean,
     "ALLOW_HTTP": boolean,
     "SECRET_ROTATION_OVERLAP": number(),

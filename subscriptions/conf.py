@@ -16,8 +16,13 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-# The registry's keys: which destinations a subscription may have, and secret rotation.
+# The registry's keys: which destinations a subscription may have, secret rotation, and the
+# API's pages (subscriptions.api serves both apps' views).
 DEFAULTS: dict[str, Any] = {
+    # Items per page of every API list of both apps (`?limit=` chooses another size), and the
+    # largest `limit` a client may ask for: a bigger one gets this many.
+    "PAGE_SIZE": 50,
+    "MAX_PAGE_SIZE": 1000,
     # Allow destinations on loopback, private and other non-global networks (tests, demos only).
     "ALLOW_PRIVATE_NETWORKS": False,
     # Allow plain http:// destinations (tests, demos only).

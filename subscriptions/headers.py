@@ -33,3 +33,33 @@ RESERVED_HEADER_PREFIXES = ("webhook-", "proxy-")
 def is_reserved_header(name: str) -> bool:
     lowered = name.lower()
     return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES)
+
+
+# What the API and the admin show in place of every custom header value: they are often
+# credentials (Authorization, API keys), so they are write-only. Sent back unchanged, the mask
+# keeps the stored value. It can never be a real value: values are printable ASCII.
+HEADER_MASK = "\u2022\u2022\u2022\u2022"
+
+
+def mask_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` with every value replaced by `HEADER_MASK` (the names stay visible)."""
+    return {name: HEADER_MASK for name in headers}
+
+
+def unmask_headers(new: dict[str, str], stored: dict[str, str]) -> dict[str, str]:
+    """`new` with each value equal to `HEADER_MASK` replaced by the stored value of that header
+    (same name, any case). Raises ValueError naming a masked header that has no stored value."""
+    by_lower = {name.lower(): value for name, value in (stored or {}).items()}
+    result = {}
+    for name, value in new.items():
+        if value == HEADER_MASK:
+            if name in (stored or {}):
+                value = stored[name]
+            elif name.lower() in by_lower:
+                value = by_lower[name.lower()]
+            else:
+                raise ValueError(
+                    f"The header {name!r} has no stored value to keep: send its value."
+                )
+        result[name] = value
+    return result

@@ -7,6 +7,7 @@ below `order.` at any depth) or `*` (everything).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 EVENT_TYPE_MAX_LENGTH = 255
 EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -30,3 +31,7 @@ def patterns_matching(event_type: str) -> frozenset[str]:
     parts = event_type.split(".")
     prefixes = {".".join(parts[:i]) + ".*" for i in range(1, len(parts))}
     return frozenset({"*", event_type, *prefixes})
+
+
+def filters_match(filters: Iterable[str], event_type: str) -> bool:
+    return not patterns_matching(event_type).isdisjoint(filters)

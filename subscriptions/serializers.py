@@ -14,11 +14,19 @@ from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
 from . import services
-from .headers import HEADER_NAME_RE, HEADER_VALUE_RE, is_reserved_header
+from .headers import (
+    HEADER_MASK,
+    HEADER_NAME_RE,
+    HEADER_VALUE_RE,
+    is_reserved_header,
+    mask_headers,
+    unmask_headers,
+)
 from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
 from .models import EventType, Subscription
 from .netguard import BlockedDestination, resolve_destination
 from .secrets import validate_secret
+from .text import find_unstorable
 
 # Size limits: a subscription is configuration, not storage.
 MAX_EVENT_TYPES = 100
@@ -28,6 +36,10 @@ MAX_HEADER_VALUE_LENGTH = 4096
 MAX_RATE_LIMIT = 10_000
 MAX_SCHEMA_BYTES = 65_536
 MAX_DESCRIPTION_LENGTH = 5000
+# Deepest accepted schema (containers within containers): a schema for data nested
+# MAX_PAYLOAD_DEPTH deep needs about twice that ("properties" and a name per level). Schema
+# checks recurse through every level, so the limit keeps them far from Python's stack limit.
+MAX_SCHEMA_DEPTH = 64
 
 
 class EventTypeSerializer(serializers.ModelSerializer):
@@ -49,6 +61,13 @@ class EventTypeSerializer(serializers.ModelSerializer):
             return None
         if not isinstance(value, dict | bool):
             raise serializers.ValidationError(_("A JSON Schema is an object (or a boolean)."))
+        # Stored as jsonb on PostgreSQL (no U+0000) and checked recursively below: refused
+        # here, with the place named, rather than failing in the database or the checker.
+        problem = find_unstorable(value, max_depth=MAX_SCHEMA_DEPTH)
+        if problem is not None:
+            raise serializers.ValidationError(
+                _("This schema cannot be stored: %(problem)s.") % {"problem": problem}
+            )
         if len(json.dumps(value)) > MAX_SCHEMA_BYTES:
             raise serializers.ValidationError(
                 _("A schema is at most %(n)d bytes.") % {"n": MAX_SCHEMA_BYTES}
@@ -101,6 +120,13 @@ def _references(node: Any) -> Any:
             yield from _references(item)
 
 
+class MaskedHeadersField(serializers.DictField):
+    """Custom headers: names shown, values never (`HEADER_MASK` in their place)."""
+
+    def to_representation(self, value: dict[str, str]) -> dict[str, str]:
+        return mask_headers(value or {})
+
+
 class SubscriptionSerializer(serializers.ModelSerializer):
     """A subscription as its owner sees it; the secret is never part of it."""
 
@@ -110,12 +136,16 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         max_length=MAX_EVENT_TYPES,
         help_text=_("Event type names from the catalog, 'prefix.*' or '*'."),
     )
-    headers = serializers.DictField(
+    headers = MaskedHeadersField(
         child=serializers.CharField(
             max_length=MAX_HEADER_VALUE_LENGTH, allow_blank=True, trim_whitespace=False
         ),
         required=False,
-        help_text=_("Static headers sent with every delivery, e.g. an Authorization header."),
+        help_text=_(
+            "Static headers sent with every delivery, e.g. an Authorization header. Write-only: "
+            "values are shown as '%(mask)s'; sending '%(mask)s' back keeps the stored value."
+        )
+        % {"mask": HEADER_MASK},
     )
     rate_limit = serializers.IntegerField(
         min_value=1,
@@ -177,6 +207,11 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         return value
 
     def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
+        stored = self.instance.headers if self.instance is not None else {}
+        try:
+            value = unmask_headers(value, stored)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
         if len(value) > MAX_HEADERS:
             raise serializers.ValidationError(
                 _("At most %(n)d custom headers.") % {"n": MAX_HEADERS}

@@ -5,7 +5,6 @@ default is `AllowAny` must not open subscriptions to the world."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_view
 from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
@@ -14,8 +13,8 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
+from .api import APIDefaults, extend_schema
 from .models import EventType, Subscription
-from .openapi import extend_schema
 from .serializers import (
     EventTypeSerializer,
     RotatedSecretSerializer,
@@ -30,16 +29,16 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or bool(request.user.is_staff)
 
 
-class EventTypeViewSet(viewsets.ModelViewSet):
+class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types: everyone signed in reads it, staff change it."""
-
-    schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
 
     queryset = EventType.objects.all()
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
     lookup_field = "name"
-    lookup_value_regex = r"[^/]+"
+    # Any name but a slash or U+0000 (which PostgreSQL cannot even compare): a NUL in the
+    # URL is then a 404 like any unknown name, not a database error.
+    lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
 
 
@@ -52,11 +51,9 @@ class EventTypeViewSet(viewsets.ModelViewSet):
     ),
     retrieve=extend_schema(responses={200: SubscriptionSerializer, 404: None}),
 )
-class SubscriptionViewSet(viewsets.ModelViewSet):
+class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: users see and change their own, staff see all. Another user's
     subscription answers 404, as if it did not exist."""
-
-    schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Subscription.objects.none()

@@ -5,6 +5,10 @@ extra `WEBHOOKS` keys to its own worker through WEBHOOKS_OVERRIDES (JSON)."""
 import json
 import os
 
+# The reference settings refuse to start without a key unless DEBUG is on; tests run with
+# DEBUG off, as production does. Set before the import below; worker processes inherit it.
+os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret-" + "x" * 40)
+
 from webhooks_project.settings import *
 from webhooks_project.settings import WEBHOOKS
 

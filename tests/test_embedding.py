@@ -180,7 +180,7 @@ print("RESULT " + json.dumps({{
 }}))
 """
 
-API = """
+SCHEMA_AND_DOCS = """
 import json
 
 from django.test import Client
@@ -192,6 +192,30 @@ paths = sorted(schema.json()["paths"]) if schema.status_code == 200 else []
 print("RESULT " + json.dumps({
     "schema": [schema.status_code, paths],
     "docs": [docs.status_code, "swagger-ui" in docs.content.decode()],
+}))
+"""
+
+# The API inside the host, whose startproject settings have no REST_FRAMEWORK at all: lists are
+# still paginated and capped, a body nested 10,000 deep is still a JSON 400 (issue 14).
+API = """
+import json
+
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from deliveries.models import Event
+
+admin = get_user_model().objects.create_superuser("api-admin", "a@example.com", "pw")
+api = APIClient(HTTP_HOST="localhost")
+api.force_authenticate(admin)
+Event.objects.bulk_create(Event(type="audit.listed", data={}) for _ in range(1005))
+page = api.get("/api/events/", {"limit": 1000000000}).json()
+deep = api.generic(
+    "POST", "/api/events/", "[" * 10000 + "]" * 10000, content_type="application/json"
+)
+print("RESULT " + json.dumps({
+    "page": [page["count"], len(page["results"]), bool(page["next"])],
+    "deep": [deep.status_code, deep["content-type"]],
 }))
 """
 
@@ -310,7 +334,7 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert "Applying subscriptions.0001_initial" in migrated  # the host's own app
     assert "No changes detected" in run([*manage, "makemigrations", "--check"], cwd=host, env=env)
     # ...the API's schema and docs page answer where the one include put them...
-    api = result_of(run([*manage, "shell", "-c", API], cwd=host, env=env))
+    api = result_of(run([*manage, "shell", "-c", SCHEMA_AND_DOCS], cwd=host, env=env))
     assert api["docs"] == [200, True]
     assert api["schema"][0] == 200
     assert {"/api/events/", "/api/subscriptions/", "/api/deliveries/"} <= set(api["schema"][1])
@@ -388,8 +412,9 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
         assert wait_until(lambda: delivered()["statuses"] == ["succeeded"], timeout=30)
         # Beat has the sweep, registered by the apps, run on the maintenance queue.
         assert wait_until(
-            lambda: "Sending due task webhooks-sweep (deliveries.tasks.sweep)"
-            in beat_log.read_text(),
+            lambda: (
+                "Sending due task webhooks-sweep (deliveries.tasks.sweep)" in beat_log.read_text()
+            ),
             timeout=60,
         ), beat_log.read_text()
         assert wait_until(
@@ -409,6 +434,10 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
+
+    api = result_of(run([*manage, "shell", "-c", API], cwd=host, env=env))
+    assert api["page"] == [1006, 1000, True], api
+    assert api["deep"] == [400, "application/json"], api
 
     assert verified["id"] == headers["webhook-id"] == published["event"]
     assert (verified["type"], verified["data"]) == ("order.created", {"id": 1001, "total": "42.00"})

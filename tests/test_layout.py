@@ -51,8 +51,7 @@ def test_nothing_imports_the_tasks_module():
         str(path.relative_to(ROOT))
         for package in ("deliveries", "subscriptions", "webhooks_receiver")
         for path in modules(package)
-        if path != ROOT / "deliveries" / "tasks.py"
-        and "deliveries.tasks" in imported_modules(path)
+        if path != ROOT / "deliveries" / "tasks.py" and "deliveries.tasks" in imported_modules(path)
     ]
     assert offenders == []
 

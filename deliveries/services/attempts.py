@@ -33,6 +33,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from subscriptions.headers import is_reserved_header
+from subscriptions.matching import filters_match
 from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
 
@@ -148,6 +149,24 @@ def redact(headers: dict[str, str]) -> dict[str, str]:
     }
 
 
+def not_sendable(delivery: Delivery) -> str | None:
+    """Why the delivery must be discarded instead of sent now, or None.
+
+    Its subscription was disabled, or no longer selects the event's type (its filters changed
+    while the delivery waited): discarded as those of a disabled subscription are. A test
+    event goes to its subscription whatever the filters.
+    """
+    subscription = delivery.subscription
+    if not subscription.is_active:
+        return "Subscription is disabled."
+    event = delivery.event
+    if event.target_subscription_id is None and not filters_match(
+        subscription.event_types or (), event.type
+    ):
+        return states.unselected_reason(event.type)
+    return None
+
+
 def attempt_delivery(
     delivery_id: int, number: int, task_id: str = "", deferrals: int = 0
 ) -> Outcome:
@@ -160,9 +179,10 @@ def attempt_delivery(
     if delivery is None:
         return Outcome("skip")  # finished, or this attempt is another message's
     subscription = delivery.subscription
-    if not subscription.is_active:
+    refusal = not_sendable(delivery)
+    if refusal is not None:
         if states.claim(delivery_id, number, now, now):
-            states.mark_discarded(delivery_id, number, None, "Subscription is disabled.")
+            states.mark_discarded(delivery_id, number, None, refusal)
         return Outcome("done")
     slot = inflight.acquire(subscription)
     if slot is None:
@@ -227,10 +247,11 @@ def _load(delivery_id: int, number: int) -> Delivery | None:
 # a model later is read correctly, if with one more query.
 _LOADED = {
     Delivery: ("id", "event_id", "subscription_id", "status", "attempts", "next_attempt_at"),
-    Event: ("id", "type", "data", "created_at"),
+    Event: ("id", "type", "data", "target_subscription_id", "created_at"),
     Subscription: (
         "id",
         "url",
+        "event_types",
         "is_active",
         "payload_format",
         "headers",
@@ -248,8 +269,8 @@ _LOADED = {
 # one `states.claim` applies. tests/test_states.py checks that it loads what the ORM loads.
 _LOAD = """
 SELECT d.id, d.event_id, d.subscription_id, d.status, d.attempts, d.next_attempt_at,
-       e.id, e.type, e.data, e.created_at,
-       s.id, s.url, s.is_active, s.payload_format, s.headers, s.rate_limit, s.secret,
+       e.id, e.type, e.data, e.target_subscription_id, e.created_at,
+       s.id, s.url, s.event_types, s.is_active, s.payload_format, s.headers, s.rate_limit, s.secret,
        s.previous_secret, s.previous_secret_expires_at, s.failing_since, s.last_success_at
 FROM webhooks_delivery d
 JOIN webhooks_event e ON e.id = d.event_id
@@ -271,6 +292,7 @@ def _load_literal(delivery_id: int, number: int) -> Delivery | None:
     )
     # JSON arrives as text from a raw cursor (Django decodes it in the field's from_db_value).
     event.data = json.loads(event.data)
+    subscription.event_types = json.loads(subscription.event_types)
     subscription.headers = json.loads(subscription.headers)
     delivery.event, delivery.subscription = event, subscription
     return delivery

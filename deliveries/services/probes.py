@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from subscriptions.models import Subscription
 
+from ..payloads import isoformat
 from .publishing import Publication, publish_event
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -26,7 +27,7 @@ def send_test_event(subscription: Subscription) -> Publication:
         {
             "subscription": str(subscription.pk),
             "message": "This is a test event.",
-            "sent_at": timezone.now().isoformat().replace("+00:00", "Z"),
+            "sent_at": isoformat(timezone.now()),
         },
         subscription=subscription,
     )

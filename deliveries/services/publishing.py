@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from subscriptions.matching import is_valid_event_type
 from subscriptions.models import EventType, Subscription
+from subscriptions.text import find_unstorable
 
 from .. import dispatch
 from ..conf import webhook_settings
@@ -43,14 +44,46 @@ class SchemaValidationError(PublishError):
     field = "data"
 
 
+# Longest idempotency key (the column's size).
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+
+
+def idempotency_key_problem(key: str) -> str | None:
+    """Why `key` cannot be an idempotency key, or None if it can.
+
+    A key is 1 to 255 printable characters (`str.isprintable`: no control characters, no
+    U+0000, no lone surrogates, which no database can store) without surrounding spaces. It
+    may come as an HTTP header, where leading and trailing spaces do not survive.
+    """
+    if not isinstance(key, str) or not key:
+        return "An idempotency key is a non-empty string."
+    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+        return f"An idempotency key is at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."
+    if not key.isprintable() or key != key.strip():
+        return (
+            "An idempotency key is printable text without control characters or surrounding spaces."
+        )
+    return None
+
+
 def validate_event(event_type: str, data: Any) -> None:
-    """Raise PublishError unless `data` may be published as `event_type`."""
+    """Raise PublishError unless `data` may be published as `event_type`.
+
+    In order: the type's name; `data` is a JSON object that can be stored and sent exactly as
+    given (no U+0000, no lone surrogates, no NaN or Infinity: RFC 8259 §6 and §8.2, and
+    PostgreSQL's jsonb refuses U+0000) nested at most `MAX_PAYLOAD_DEPTH` levels; its size
+    (`PayloadTooLarge` above `MAX_PAYLOAD_BYTES`); the event type's JSON Schema, if any
+    (`SchemaValidationError`). The API and `publish()` share this one check.
+    """
     if not isinstance(event_type, str) or not is_valid_event_type(event_type):
         raise PublishError(
             "An event type is a dotted name of letters, digits, '_' and '-'.", field="type"
         )
     if not isinstance(data, dict):
         raise PublishError("Event data must be a JSON object.", field="data")
+    problem = find_unstorable(data, max_depth=int(webhook_settings.MAX_PAYLOAD_DEPTH))
+    if problem is not None:
+        raise PublishError(f"Event data cannot be published: {problem}.", field="data")
     size = len(dumps(data))
     limit = int(webhook_settings.MAX_PAYLOAD_BYTES)
     if size > limit:
@@ -64,6 +97,11 @@ def validate_event(event_type: str, data: Any) -> None:
             raise SchemaValidationError(
                 f"Event data does not match the schema of {event_type!r} at {where}: {exc.message}"
             ) from exc
+        except RecursionError:
+            # A recursive schema ($ref "#") descends as deep as the data: refuse, never 500.
+            raise SchemaValidationError(
+                f"Event data is nested too deeply to check against the schema of {event_type!r}."
+            ) from None
 
 
 @dataclass
@@ -79,10 +117,6 @@ class Publication:
     created: bool
     deliveries: int | None = None
 
-    def delivery_count(self) -> int:
-        """`deliveries` once known, else the deliveries the event has or is about to get."""
-        return self.deliveries if self.deliveries is not None else expected_deliveries(self.event)
-
 
 def publish(
     type: str,
@@ -95,8 +129,9 @@ def publish(
 
     Publishing again with the same `idempotency_key` returns the first event and creates
     nothing. With `subscription`, the event goes to that subscription only (test events).
-    Raises PublishError (a ValueError naming the field) for an invalid type or data; never
-    fails because the broker is down. `publish_event` returns the figures as well.
+    Raises `PublishError` (a ValueError naming its `field`) for input that cannot be published:
+    see `validate_event` and `idempotency_key_problem`; never fails because the broker is down.
+    `publish_event` returns the figures as well.
     """
     return publish_event(
         type, data, idempotency_key=idempotency_key, subscription=subscription
@@ -113,6 +148,9 @@ def publish_event(
     """`publish`, answering with a `Publication`: the event, whether it was created now, and
     its delivery count once the fan-out has run (at once in autocommit)."""
     if idempotency_key:
+        problem = idempotency_key_problem(idempotency_key)
+        if problem is not None:
+            raise PublishError(problem, field="idempotency_key")
         existing = Event.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             return Publication(existing, created=False)

@@ -21,6 +21,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from subscriptions.matching import filters_match
+
 from ..models import UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
 
 # The claim, on PostgreSQL (every attempt runs it): the same statement the ORM's update() below
@@ -203,6 +205,33 @@ def discard_waiting(subscription_id: object, reason: str) -> int:
     )
 
 
+def unselected_reason(event_type: str) -> str:
+    """The recorded reason of a delivery discarded because its subscription's filters changed."""
+    return f"Subscription no longer selects {event_type!r}."
+
+
+def discard_unselected(subscription_id: object, filters: Iterable[str]) -> int:
+    """Discard the deliveries of a subscription that wait for an attempt and whose event type
+    `filters` no longer select (test events, sent whatever the filters, stay). One query for
+    the waiting types, one UPDATE per type dropped; returns the number discarded."""
+    waiting = Delivery.objects.filter(
+        subscription_id=subscription_id,
+        status__in=WAITING,
+        event__target_subscription__isnull=True,
+    )
+    types = set(waiting.values_list("event__type", flat=True).distinct().order_by())
+    filters = list(filters)
+    discarded = 0
+    for event_type in sorted(t for t in types if not filters_match(filters, t)):
+        discarded += waiting.filter(event__type=event_type).update(
+            status=DeliveryStatus.DISCARDED,
+            next_attempt_at=None,
+            last_error=unselected_reason(event_type)[:500],
+            updated_at=timezone.now(),
+        )
+    return discarded
+
+
 def release_stale(delivery_id: int, number: int, claimed_at: dt.datetime, due: dt.datetime) -> bool:
     """Give a delivery whose worker vanished mid-attempt back to the queue."""
     return bool(
@@ -260,6 +289,7 @@ __all__ = [
     "UNFINISHED",
     "claim",
     "defer",
+    "discard_unselected",
     "discard_waiting",
     "discarded",
     "fail_stale",
@@ -272,4 +302,5 @@ __all__ = [
     "reopen",
     "retrying",
     "succeeded",
+    "unselected_reason",
 ]
