@@ -17,6 +17,7 @@ class DeliveriesConfig(AppConfig):
         from subscriptions.models import Subscription
         from subscriptions.signals import subscription_admin_extensions, subscription_disabled
 
+        from . import logredact
         from .checks import check_celery, check_pipeline_settings, loaded_celery_app
         from .receivers import (
             discard_for_changed_filters,
@@ -27,6 +28,8 @@ class DeliveriesConfig(AppConfig):
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
         checks.register(check_celery, checks.Tags.compatibility)
+        # urllib3 logs subscription URLs, query string included (a token may be there).
+        logredact.install()
 
         # The sweep, dead-endpoint disabling and pruning join the host's beat schedule: no
         # setting needed (deliveries/schedule.py). No database query here, only Celery's config.

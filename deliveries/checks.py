@@ -12,6 +12,7 @@ Registered in `apps.py`. Only Celery's public API is used: `app_or_default()`, `
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -43,11 +44,19 @@ _running = threading.local()
 
 # --- WEBHOOKS: the pipeline's keys (deliveries/conf.py) -------------------------------------
 
+
+def _ca_bundle(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and os.path.isfile(value)):
+        return None
+    return f"must be the path of a PEM file of CA certificates, or None; {value!r} is no file"
+
+
 VALIDATORS: dict[str, Validator] = {
     "RETRY_SCHEDULE": retry_schedule,
     "RETRY_JITTER": number(),
     "CONNECT_TIMEOUT": number(strict=True),
     "TIMEOUT": number(strict=True),
+    "CA_BUNDLE": _ca_bundle,
     "MAX_RESPONSE_BODY_BYTES": integer(minimum=0),
     "MAX_PAYLOAD_BYTES": integer(minimum=1),
     # Deeper data would cost deep recursion in JSON Schema validation and encoders.
