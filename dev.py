@@ -211,16 +211,6 @@ def admin_password() -> str:
     return path.read_text().strip()
 
 
-def dev_secret_key() -> str:
-    """A key for local runs, generated once and kept in var/ (the settings refuse to start
-    without DJANGO_SECRET_KEY unless DJANGO_DEBUG is on)."""
-    VAR.mkdir(exist_ok=True)
-    path = VAR / "secret-key.txt"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-    return path.read_text().strip()
-
-
 def procfile(python: str, port: int, threads: int) -> str:
     """The processes of `up`, for honcho: the Django development server, a worker (scaled to
     one process per core by honcho's `-c worker=N`, as the Procfile's worker line is) and beat.
@@ -248,6 +238,16 @@ def banner(port: int, password: str, workers: int, threads: int) -> list[str]:
         "another port: python3 dev.py up --port 8001; another Redis: "
         "python3 dev.py up --redis redis://HOST:6380/0 (or set CELERY_BROKER_URL)",
     ]
+
+
+def dev_secret_key() -> str:
+    """A key for local runs, generated once and kept in var/ (the settings refuse to start
+    without DJANGO_SECRET_KEY unless DJANGO_DEBUG is on)."""
+    VAR.mkdir(exist_ok=True)
+    path = VAR / "secret-key.txt"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
 
 
 def cmd_up(args: argparse.Namespace) -> None:

@@ -2,7 +2,7 @@
 OpenAPI schema and the Swagger UI page.
 
 They work in a host project that configured nothing for drf-spectacular: every API view of both
-apps names drf-spectacular's `AutoSchema` itself (whatever the host's `DEFAULT_SCHEMA_CLASS`),
+apps names drf-spectacular's `AutoSchema` itself (`subscriptions.api.APIDefaults`),
 the schema covers this API alone (not the host's other views) with its paths as mounted, and
 the page finds the schema next to itself whatever prefix or namespace the include has. The page
 needs `drf_spectacular` in `INSTALLED_APPS` (its template); with `drf_spectacular_sidecar` as

@@ -36,8 +36,6 @@ class DeliveriesConfig(AppConfig):
         checks.register(check_celery, checks.Tags.compatibility)
         # urllib3 logs subscription URLs, query string included (a token may be there).
         logredact.install()
-        # urllib3 logs subscription URLs, query string included (a token may be there).
-        logredact.install()
 
         # The sweep, dead-endpoint disabling and pruning join the host's beat schedule: no
         # setting needed (deliveries/schedule.py). No database query here, only Celery's config.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
@@ -97,7 +96,6 @@ class TenantDetailSerializer(TenantSerializer):
 class TenantViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     """Tenants with their limits and health, for users with the `view_tenant` permission."""
 
-    schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
     queryset = Tenant.objects.order_by("key")
     permission_classes = [CanViewTenants]
     lookup_field = "key"

@@ -11,6 +11,9 @@ HTML 500 page. The views here set their own parser, paginator and exception hand
   `WEBHOOKS["MAX_PAGE_SIZE"]` rows whatever `?limit=` asks.
 - `exception_handler`: the host's handler (DRF's by default) first; anything it leaves
   unhandled is logged with its traceback and answered as a JSON 500.
+- `AutoSchema`: drf-spectacular's inspector, so that the OpenAPI schema (deliveries/apidocs.py)
+  works in a host whose `DEFAULT_SCHEMA_CLASS` is DRF's own; `extend_schema` annotates view
+  methods on that same base.
 
 `server_error` is a `handler500` for the project's root URLconf that answers API requests in
 JSON as well (errors raised outside a view, e.g. in a middleware).
@@ -19,12 +22,15 @@ JSON as well (errors raised outside a view, e.g. in a middleware).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views import defaults
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework import parsers, views
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import LimitOffsetPagination
@@ -132,9 +138,29 @@ class APIDefaults:
 
     parser_classes = PARSER_CLASSES
     pagination_class = Pagination
+    schema = AutoSchema()
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def extend_schema(**kwargs: Any) -> Callable[[F], F]:
+    """drf-spectacular's `extend_schema(**kwargs)` for a view method, built on drf-spectacular's
+    `AutoSchema` whatever the host's `DEFAULT_SCHEMA_CLASS`.
+
+    drf-spectacular builds a method's annotation on `DEFAULT_SCHEMA_CLASS` as it is when the
+    module is imported, unless the method names its base in a `schema` attribute; in a host
+    whose default is DRF's inspector, the schema endpoint would fail on every annotated view.
+    """
+
+    def decorate(view_method: F) -> F:
+        view_method.schema = AutoSchema  # type: ignore[attr-defined]
+        return spectacular_extend_schema(**kwargs)(view_method)
+
+    return decorate
 
 
 def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:

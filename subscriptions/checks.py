@@ -150,6 +150,7 @@ def frame_ancestors(value: Any) -> str | None:
 
 # The registry's keys (subscriptions/conf.py), the portal's included.
 VALIDATORS: dict[str, Validator] = {
+    # The API's list pages (both apps' lists, through subscriptions.api.Pagination).
     "PAGE_SIZE": integer(minimum=1),
     "MAX_PAGE_SIZE": integer(minimum=1),
     "ALLOW_PRIVATE_NETWORKS": boolean,

@@ -16,11 +16,11 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-# The registry's keys: which destinations a subscription may have, secret rotation, the page
-# sizes and request budgets of both apps' API lists, and tenants.
+# The registry's keys: which destinations a subscription may have, secret rotation, the API's
+# pages and request budgets (subscriptions.api serves both apps' views), tenants and the portal.
 DEFAULTS: dict[str, Any] = {
-    # Items per page of every API list (`?limit=` chooses another size), and the largest
-    # `limit` a client may ask for: a bigger one gets this many.
+    # Items per page of every API list of both apps (`?limit=` chooses another size), and the
+    # largest `limit` a client may ask for: a bigger one gets this many.
     "PAGE_SIZE": 50,
     "MAX_PAGE_SIZE": 1000,
     # Allow destinations on loopback, private and other non-global networks (tests, demos only).

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models import QuerySet
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema_view
 from rest_framework import exceptions, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -16,9 +15,8 @@ from rest_framework.serializers import BaseSerializer, ValidationError
 
 from . import services
 from .access import TenantModelPermissions, read_scope, write_scope
-from .api import APIDefaults
+from .api import APIDefaults, extend_schema
 from .models import EventType, Subscription, default_tenant_key, is_valid_tenant_key
-from .openapi import extend_schema
 from .serializers import (
     EventTypeSerializer,
     RotatedSecretSerializer,
@@ -38,8 +36,6 @@ class SubscriptionLimitExceeded(exceptions.PermissionDenied):
 class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types, shared by every tenant: everyone signed in reads it; changing
     it needs the model permissions (`add_eventtype`...), never `is_staff` alone."""
-
-    schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
 
     queryset = EventType.objects.all()
     serializer_class = EventTypeSerializer
@@ -64,8 +60,6 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: tenant users see and manage their tenant's; users with the model
     permissions act on every tenant's (subscriptions.access). Another tenant's subscription
     answers 404, as if it did not exist."""
-
-    schema = AutoSchema()  # whatever the host's DEFAULT_SCHEMA_CLASS (subscriptions/openapi.py)
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Subscription.objects.none()

@@ -15,24 +15,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+# The port of the session's Redis, chosen at start-up: the Celery app of this process points at
+# it from the first test on, and the Redis behind it starts only when a test needs a broker.
+BROKER_PORT = free_port()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Until a test asks for a broker, the Celery app of this process points at a loopback
-    port nothing listens on: a test that publishes without one finds the broker down (publishing
-    copes, the sweep would send later), and never a developer's own Redis on 6379."""
+    """Until a test asks for a broker nothing listens on the broker's port: a test that
+    publishes without one finds the broker down (publishing copes, the sweep would send later),
+    and never reaches a developer's own Redis on 6379. The URL never changes during the run, so
+    no connection pool has to be reset when Redis starts."""
     from webhooks_project.celery import app
 
-    app.conf.broker_url = settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
+    app.conf.broker_url = settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{BROKER_PORT}/0"
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """A private Redis, started the first time a test needs a broker and kept for the run; the
-    Celery app in this process publishes to it from then on. Unit tests start none."""
+    """A private Redis on the broker's port, started the first time a test needs a broker and
+    kept for the run. Unit tests start none."""
     from webhooks_project.celery import app
 
-    server = RedisServer().start()
-    app.pool.force_close_all()
-    app.conf.broker_url = settings.CELERY_BROKER_URL = server.url
+    server = RedisServer(port=BROKER_PORT).start()
     yield server
     app.pool.force_close_all()
     server.stop()

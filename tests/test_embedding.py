@@ -191,7 +191,7 @@ print("RESULT " + json.dumps({{
 }}))
 """
 
-SCHEMA = """
+SCHEMA_AND_DOCS = """
 import json
 
 from django.test import Client
@@ -345,7 +345,7 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert "Applying subscriptions.0001_initial" in migrated  # the host's own app
     assert "No changes detected" in run([*manage, "makemigrations", "--check"], cwd=host, env=env)
     # ...the API's schema and docs page answer where the one include put them...
-    api = result_of(run([*manage, "shell", "-c", SCHEMA], cwd=host, env=env))
+    api = result_of(run([*manage, "shell", "-c", SCHEMA_AND_DOCS], cwd=host, env=env))
     assert api["docs"] == [200, True]
     assert api["schema"][0] == 200
     assert {"/api/events/", "/api/subscriptions/", "/api/deliveries/"} <= set(api["schema"][1])
@@ -428,8 +428,9 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
         assert wait_until(lambda: delivered()["statuses"] == ["succeeded"], timeout=30)
         # Beat has the sweep, registered by the apps, run on the maintenance queue.
         assert wait_until(
-            lambda: "Sending due task webhooks-sweep (deliveries.tasks.sweep)"
-            in beat_log.read_text(),
+            lambda: (
+                "Sending due task webhooks-sweep (deliveries.tasks.sweep)" in beat_log.read_text()
+            ),
             timeout=60,
         ), beat_log.read_text()
         assert wait_until(

@@ -153,10 +153,6 @@ class Publication:
     created: bool
     deliveries: int | None = None
 
-    def delivery_count(self) -> int:
-        """`deliveries` once known, else the deliveries the event has or is about to get."""
-        return self.deliveries if self.deliveries is not None else expected_deliveries(self.event)
-
 
 def publish(
     type: str,
@@ -176,8 +172,8 @@ def publish(
 
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
-    Keys are per tenant: two tenants using one key get two events. Raises `PublishError` (with
-    its `field`) for input that cannot be published: see `validate_event`,
+    Keys are per tenant: two tenants using one key get two events. Raises `PublishError` (a
+    ValueError naming its `field`) for input that cannot be published: see `validate_event`,
     `idempotency_key_problem` and `tenant_key`; never fails because the broker is down.
     `publish_event` returns the figures as well.
     """

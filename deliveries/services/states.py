@@ -25,9 +25,22 @@ from subscriptions.matching import filters_match
 
 from ..models import UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
 
+# The claim, on PostgreSQL (every attempt runs it): the same statement the ORM's update() below
+# builds, without compiling it each time (about 0.25 ms of CPU per delivery, docs/performance.md).
+_CLAIM = """
+UPDATE webhooks_delivery
+SET status = %s, attempts = %s, claimed_at = %s, next_attempt_at = %s, updated_at = %s
+WHERE id = %s AND status IN (%s, %s) AND attempts = %s
+"""
+
 
 def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datetime) -> bool:
     """Take the delivery for attempt `number`; False if it is not waiting for exactly that."""
+    if connection.vendor == "postgresql":
+        params = [DeliveryStatus.SENDING, number, now, lease_until, now]
+        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
+            cursor.execute(_CLAIM, [*params, delivery_id, *WAITING, number - 1])
+            return cursor.rowcount == 1
     return bool(
         Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
             status=DeliveryStatus.SENDING,

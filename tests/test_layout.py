@@ -1,0 +1,76 @@
+"""The layout the design states, checked on the imports of every module (with `ast`):
+the registry never imports the pipeline, and nothing imports the tasks module, which Celery
+alone loads (the services send tasks by name through `deliveries.dispatch`), so the services
+and the tasks cannot import each other."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.procs import ROOT
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of the modules `path` imports (relative imports resolved)."""
+    module_parts = path.relative_to(ROOT).with_suffix("").parts
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = module_parts[: len(module_parts) - node.level]
+                if path.name == "__init__.py":
+                    base = module_parts[: len(module_parts) - node.level + 1]
+                prefix = ".".join((*base, node.module or ""))
+            else:
+                prefix = node.module or ""
+            prefix = prefix.strip(".")
+            names.add(prefix)
+            names.update(f"{prefix}.{alias.name}" for alias in node.names)
+    return names
+
+
+def modules(package: str) -> list[Path]:
+    return sorted((ROOT / package).rglob("*.py"))
+
+
+def test_the_registry_never_imports_the_pipeline():
+    offenders = {
+        str(path.relative_to(ROOT)): name
+        for path in modules("subscriptions")
+        for name in imported_modules(path)
+        if name.split(".")[0] == "deliveries"
+    }
+    assert offenders == {}
+
+
+def test_nothing_imports_the_tasks_module():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("deliveries", "subscriptions", "webhooks_receiver")
+        for path in modules(package)
+        if path != ROOT / "deliveries" / "tasks.py" and "deliveries.tasks" in imported_modules(path)
+    ]
+    assert offenders == []
+
+
+def test_the_tasks_are_the_names_dispatch_sends():
+    from deliveries import dispatch, tasks
+
+    names = {
+        task.name
+        for task in vars(tasks).values()
+        if getattr(task, "name", "").startswith("deliveries.tasks.")
+    }
+    sent = {v for k, v in vars(dispatch).items() if k.isupper() and isinstance(v, str)}
+    assert names == sent
+
+
+def test_the_checker_resolves_relative_imports(monkeypatch):
+    # services/x.py doing `from ..tasks import deliver` imports deliveries.tasks.
+    path = ROOT / "deliveries" / "services" / "publishing.py"
+    source = "from ..tasks import deliver\nfrom . import states\n"
+    monkeypatch.setattr(Path, "read_text", lambda self: source)
+    assert {"deliveries.tasks", "deliveries.services.states"} <= imported_modules(path)
