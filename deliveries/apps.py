@@ -18,6 +18,7 @@ class DeliveriesConfig(AppConfig):
         from subscriptions.models import Subscription, Tenant
         from subscriptions.signals import subscription_disabled
 
+        from . import logredact
         from .checks import check_celery
         from .receivers import (
             discard_for_changed_filters,
@@ -27,6 +28,8 @@ class DeliveriesConfig(AppConfig):
         )
 
         checks.register(check_celery, checks.Tags.compatibility)
+        # urllib3 logs subscription URLs, query string included (a token may be there).
+        logredact.install()
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"

@@ -224,10 +224,16 @@ class ErrorKind(models.TextChoices):
     HTTP_STATUS = "http_status", _("Non-2xx answer")
     TIMEOUT = "timeout", _("Timed out")
     CONNECTION = "connection", _("Connection failed")
+    # The receiver answered something that is not HTTP we can read: a malformed status line
+    # or header, an oversized header section, a bad chunk or content encoding, no final answer
+    # after interim 1xx ones.
+    PROTOCOL = "protocol", _("Invalid HTTP answer")
     BLOCKED = "blocked", _("Destination refused (SSRF guard)")
     INVALID_URL = "invalid_url", _("Invalid URL")
     INTERRUPTED = "interrupted", _("Worker lost during the attempt")
-    ERROR = "error", _("Unexpected error")
+    # Our own failure during the attempt (building the request, sending, storing the answer);
+    # `error` names the exception. The delivery follows the retry schedule as for any failure.
+    INTERNAL = "internal", _("Internal error")
 
 
 class DeliveryAttempt(models.Model):

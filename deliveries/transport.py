@@ -1,37 +1,53 @@
 """The one function that sends a webhook over HTTP: `send()`.
 
-It never raises for what the network or the receiver does: every outcome, a refused connection
-included, comes back as a `SendResult`. It keeps one `requests` adapter per process (per thread
-under a thread pool) so connections are reused, ignores proxy variables from the environment,
-never follows redirects, connects only to the address the SSRF guard checked, and enforces a
-total deadline per attempt that a receiver trickling its answer byte by byte cannot stretch.
+It never raises: every outcome, a refused connection, a malformed answer and our own failure
+included, comes back as a `SendResult`, and what that result holds is safe to store (no NUL, no
+lone surrogate: `subscriptions.text.clean_text`). It keeps one `requests` adapter per process
+(per thread under a thread pool) so connections are reused, ignores proxy variables from the
+environment, never follows redirects, connects only to the address the SSRF guard checked, and
+enforces a total deadline per attempt, DNS lookup included, that a receiver trickling its
+answer byte by byte cannot stretch (`deliveries.deadline`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
-import itertools
-import os
-import socket
-import threading
+import http.client
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from subscriptions.netguard import BlockedDestination, Destination, resolve_destination
+from subscriptions.conf import webhook_settings
+from subscriptions.netguard import (
+    BlockedDestination,
+    Destination,
+    InvalidURL,
+    ResolutionTimeout,
+    resolve_destination,
+)
+from subscriptions.text import clean_text
 
+from .adapter import get_adapter
+from .deadline import deadline
 from .models import ErrorKind
+
+ERROR_MAX_CHARS = 500
 
 
 @dataclass
 class SendResult:
+    """What one attempt got: `status` (None without an answer), the answer's `headers` and
+    `body` (decoded as UTF-8 with replacement, at most `max_body_bytes` bytes of it), how long
+    it took (`duration_ms`, milliseconds) and, if it did not end with a 2xx answer, why
+    (`error_kind`, one of `ErrorKind`, and `error`, at most 500 characters)."""
+
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: str = ""
@@ -48,133 +64,43 @@ class SendResult:
         )
 
 
-# --- Total deadline -------------------------------------------------------------------------
-# requests' read timeout applies to each socket read, so a receiver sending one byte every few
-# seconds would hold a worker forever. A single watchdog thread per process shuts down the
-# socket of any attempt that outlives its deadline, which makes the blocked read fail at once.
-
-
-class _Attempt:
-    __slots__ = ("conn", "done")
-
-    def __init__(self) -> None:
-        self.conn: Any = None
-        self.done = False
-
-    def cut(self) -> None:
-        sock = getattr(self.conn, "sock", None)
-        if sock is not None and not self.done:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-
-class _Watchdog:
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, _Attempt]] = []
-        self._cond = threading.Condition()
-        self._counter = itertools.count()
-        self._pid = 0
-
-    def watch(self, deadline: float, attempt: _Attempt) -> None:
-        with self._cond:
-            if self._pid != os.getpid():  # first use in this (possibly forked) process
-                self._pid = os.getpid()
-                self._heap = []
-                threading.Thread(target=self._run, name="webhooks-deadline", daemon=True).start()
-            heapq.heappush(self._heap, (deadline, next(self._counter), attempt))
-            if self._heap[0][2] is attempt:  # only an earlier deadline needs the thread awake
-                self._cond.notify()
-
-    def _run(self) -> None:
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                while self._heap and (self._heap[0][2].done or self._heap[0][0] <= now):
-                    _, _, attempt = heapq.heappop(self._heap)
-                    attempt.cut()
-                self._cond.wait(self._heap[0][0] - now if self._heap else None)
-
-
-_watchdog = _Watchdog()
-_local = threading.local()
-
-
-class _TrackingPoolMixin:
-    """Remembers which connection the current attempt uses, so the watchdog can cut it."""
-
-    def _make_request(self, conn: Any, *args: Any, **kwargs: Any) -> Any:
-        attempt = getattr(_local, "attempt", None)
-        if attempt is not None:
-            attempt.conn = conn
-        return super()._make_request(conn, *args, **kwargs)  # type: ignore[misc]
-
-
-class _HTTPPool(_TrackingPoolMixin, HTTPConnectionPool):
+class _NoTimeLeft(TimeoutError):
     pass
 
 
-class _HTTPSPool(_TrackingPoolMixin, HTTPSConnectionPool):
-    pass
-
-
-class PinnedAdapter(HTTPAdapter):
-    """Connects to the address the guard checked, while TLS still verifies the host name."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-
-    def build_connection_pool_key_attributes(
-        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        destination: Destination | None = getattr(request, "destination", None)
-        if destination is not None:
-            host_params["host"] = destination.address
-            if destination.scheme == "https":
-                pool_kwargs["server_hostname"] = destination.host
-                pool_kwargs["assert_hostname"] = destination.host
-        return host_params, pool_kwargs
-
-
-def get_adapter() -> PinnedAdapter:
-    """This process's (this thread's, under a thread pool) adapter and its connection pools."""
-    adapter = getattr(_local, "adapter", None)
-    if adapter is None or getattr(_local, "pid", None) != os.getpid():
-        adapter = PinnedAdapter(pool_connections=64, pool_maxsize=16, max_retries=0)
-        _local.adapter = adapter
-        _local.pid = os.getpid()
-    return adapter
+class _Limits(NamedTuple):
+    connect_timeout: float  # seconds
+    timeout: float  # seconds, the whole attempt
+    max_body_bytes: int
 
 
 @functools.lru_cache(maxsize=4096)
-def _normalized_url(url: str) -> str:
-    # What requests would send for this URL (IDNA host, quoted path). Subscriptions post to the
-    # same few URLs over and over: parsing each once is a fifth of a local request's cost.
+def _normalized_url(url: str, netloc: str | None) -> str:
+    # What requests would send for this URL (quoted path), with the host in its wire form when
+    # the URL is not ASCII. Subscriptions post to the same few URLs over and over: parsing each
+    # once is a fifth of a local request's cost.
+    if netloc is not None:
+        url = urlunsplit(urlsplit(url)._replace(netloc=netloc))
     request = requests.PreparedRequest()
     request.prepare_url(url, None)
     return str(request.url)
 
 
-def _request(url: str, body: bytes, headers: dict[str, str], destination: Destination):
+def _request(
+    url: str, body: bytes, headers: dict[str, str], destination: Destination
+) -> requests.PreparedRequest:
     """The request as `requests.Request(...).prepare()` builds it for a URL without credentials,
     cookies or hooks, which a subscription URL cannot have, without redoing that work each time.
     No Session either: nothing of one response (a cookie) may leak into the next delivery."""
     request = requests.PreparedRequest()
     request.method = "POST"
-    request.url = _normalized_url(url)
+    request.url = _normalized_url(url, None if url.isascii() else destination.host_header)
     request.headers = CaseInsensitiveDict(headers)
     request.headers["Content-Length"] = str(len(body))
     request.headers["Host"] = destination.host_header
     request.body = body
     request.destination = destination  # type: ignore[attr-defined]
     return request
-
-
-def _decode(body: bytes) -> str:
-    return body.decode("utf-8", errors="replace")
 
 
 def send(
@@ -186,58 +112,153 @@ def send(
     timeout: float,
     max_body_bytes: int,
 ) -> SendResult:
-    """POST `body` to `url`; `timeout` bounds the whole attempt, connection included."""
+    """POST `body` to `url` with `headers`; describe what happened. Never raises.
+
+    `timeout` (seconds) bounds the whole attempt: DNS lookup, connection, TLS handshake,
+    request and answer. `connect_timeout` (seconds) bounds the TCP connect within it. At most
+    `max_body_bytes` of the answer's body are read. Interim 1xx answers are skipped (RFC 9110
+    §15.2). Header names and values, body and error text are cleaned for storage, and the
+    URL's query string (which may carry a token) is left out of the error text.
+    """
     started = time.monotonic()
     result = SendResult()
-    attempt = _Attempt()
     try:
-        destination = resolve_destination(url)
-    except BlockedDestination as exc:
-        result.error_kind, result.error = ErrorKind.BLOCKED, str(exc)
-        return result
+        with deadline(timeout) as attempt:
+            try:
+                limits = _Limits(connect_timeout, timeout, max_body_bytes)
+                _exchange(url, body, headers, limits, result)
+                if attempt.expired:
+                    # Cut while reading a body that ends with the connection: what looked like
+                    # its end was our own shutdown.
+                    raise _NoTimeLeft(f"No complete answer within {timeout:g} s.")
+            except Exception as exc:
+                result.error_kind = _kind(exc, timed_out=attempt.expired)
+                result.error = _describe(exc, timeout, timed_out=attempt.expired)
+    except Exception as exc:  # the deadline machinery itself: our failure, not the receiver's
+        result.error_kind = ErrorKind.INTERNAL
+        result.error = _describe(exc, timeout, timed_out=False)
+    result.duration_ms = int((time.monotonic() - started) * 1000)
+    if result.error_kind == ErrorKind.NONE and result.status is not None:
+        if result.status < 200:
+            # http.client hands over a 101 as an answer; no final answer came (RFC 9110 §15.2).
+            result.error_kind = ErrorKind.PROTOCOL
+            result.error = f"HTTP {result.status} is an interim answer; no final answer came."
+        elif result.status >= 300:
+            result.error_kind = ErrorKind.HTTP_STATUS
+            result.error = f"HTTP {result.status}"
+    return _storable(result, url)
+
+
+def _exchange(
+    url: str, body: bytes, headers: dict[str, str], limits: _Limits, result: SendResult
+) -> None:
+    connect_timeout, timeout, max_body_bytes = limits
+    started = time.monotonic()
+    destination = resolve_destination(url, timeout=timeout)
+    left = timeout - (time.monotonic() - started)
+    if left <= 0:
+        raise _NoTimeLeft(f"No time left to connect after the lookup ({timeout:g} s).")
     request = _request(url, body, headers, destination)
-    _local.attempt = attempt
-    _watchdog.watch(started + timeout, attempt)
+    response = get_adapter(webhook_settings.CA_BUNDLE).send(
+        request,
+        stream=True,
+        timeout=(min(connect_timeout, left), timeout),
+        verify=True,
+        proxies={},
+    )
     try:
-        response = get_adapter().send(
-            request, stream=True, timeout=(connect_timeout, timeout), verify=True, proxies={}
-        )
-        try:
-            result.status = response.status_code
-            result.headers = dict(response.headers)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(chunk_size=8192):
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > max_body_bytes:
-                    break
-            result.body = _decode(b"".join(chunks)[:max_body_bytes])
-        finally:
-            response.close()
-    except requests.exceptions.Timeout as exc:
-        result.error_kind, result.error = ErrorKind.TIMEOUT, _short(exc)
-    except requests.exceptions.InvalidURL as exc:
-        result.error_kind, result.error = ErrorKind.INVALID_URL, _short(exc)
-    except (requests.exceptions.RequestException, OSError) as exc:
-        result.error_kind, result.error = ErrorKind.CONNECTION, _short(exc)
+        result.status = response.status_code
+        result.headers = dict(response.headers)
+        if response.status_code < 200:
+            return  # not an answer: the connection is closed below, never reused
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(chunk_size=8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > max_body_bytes:
+                break  # the rest is not read: closing the response closes the connection
+        result.body = b"".join(chunks)[:max_body_bytes].decode("utf-8", errors="replace")
     finally:
-        attempt.done = True
-        _local.attempt = None
-        result.duration_ms = int((time.monotonic() - started) * 1000)
-    if result.error_kind == ErrorKind.CONNECTION and result.duration_ms >= timeout * 1000:
-        # The watchdog cut the socket: report it as the timeout it is.
-        result.error_kind = ErrorKind.TIMEOUT
-        result.error = f"No complete answer within {timeout:g} s."
-    if (
-        result.status is not None
-        and result.error_kind == ErrorKind.NONE
-        and not (200 <= result.status < 300)
+        response.close()
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and every exception it wraps: causes, contexts, and the exceptions requests and
+    urllib3 keep in `args` or `reason`."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        nested = [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        nested.extend(current.args)
+        stack.extend(item for item in nested if isinstance(item, BaseException))
+
+
+def _kind(exc: BaseException, *, timed_out: bool) -> str:
+    """The ErrorKind of an exception raised while sending: decided by types, never by text."""
+    if timed_out:  # the deadline cut the socket: whatever broke next, the attempt timed out
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, InvalidURL | requests.exceptions.InvalidURL):
+        return ErrorKind.INVALID_URL
+    if isinstance(exc, BlockedDestination):
+        return ErrorKind.BLOCKED
+    causes = list(_causes(exc))
+    if any(
+        isinstance(c, TimeoutError | urllib3.exceptions.TimeoutError)
+        # urllib3 derives a refused connection from its connect-timeout class (compatibility)
+        and not isinstance(c, urllib3.exceptions.NewConnectionError)
+        for c in causes
     ):
-        result.error_kind = ErrorKind.HTTP_STATUS
-        result.error = f"HTTP {result.status}"
+        return ErrorKind.TIMEOUT  # socket timeouts, the lookup's and requests' own
+    for cause in causes:
+        if isinstance(cause, urllib3.exceptions.InvalidChunkLength):
+            return ErrorKind.PROTOCOL
+        if isinstance(cause, http.client.IncompleteRead | http.client.RemoteDisconnected):
+            return ErrorKind.CONNECTION  # the answer was cut short, not malformed
+        if isinstance(
+            cause,
+            http.client.HTTPException | urllib3.exceptions.DecodeError,
+        ):
+            return ErrorKind.PROTOCOL  # a status line, header or encoding we cannot read
+    if any(
+        isinstance(c, OSError | requests.RequestException | urllib3.exceptions.HTTPError)
+        for c in causes
+    ):
+        return ErrorKind.CONNECTION
+    return ErrorKind.INTERNAL  # our own failure: a bug, or data we could not encode
+
+
+def _describe(exc: BaseException, timeout: float, *, timed_out: bool) -> str:
+    if isinstance(exc, BlockedDestination | ResolutionTimeout | _NoTimeLeft):
+        return str(exc)  # our own words
+    if timed_out:
+        return f"No complete answer within {timeout:g} s."
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _storable(result: SendResult, url: str) -> SendResult:
+    """`result` with every string the receiver controls cleaned (NUL and lone surrogates
+    replaced) and the URL's query string left out of the error text."""
+    result.body = clean_text(result.body)
+    if result.headers:
+        result.headers = {clean_text(k): clean_text(v) for k, v in result.headers.items()}
+    if result.error:
+        error = result.error
+        if "?" in url:
+            for query in _query_forms(url):
+                error = error.replace(query, "[redacted]")
+        result.error = clean_text(error)[:ERROR_MAX_CHARS]
     return result
 
 
-def _short(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]
+def _query_forms(url: str) -> set[str]:
+    """The URL's query string as written and as requests quoted it for the request line."""
+    forms = {url.partition("?")[2].partition("#")[0]}
+    with contextlib.suppress(Exception):  # a URL requests cannot parse reached no request line
+        forms.add(urlsplit(_normalized_url(url, None)).query)
+    return {form for form in forms if form}

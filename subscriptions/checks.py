@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -119,6 +120,12 @@ def _optional_text(value: Any) -> str | None:
     return None if value is None else _text(value)
 
 
+def _ca_bundle(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and os.path.isfile(value)):
+        return None
+    return f"must be the path of a PEM file of CA certificates, or None; {value!r} is no file"
+
+
 def _retry_schedule(value: Any) -> str | None:
     if (
         isinstance(value, list | tuple)
@@ -137,6 +144,7 @@ VALIDATORS: dict[str, Validator] = {
     "RETRY_JITTER": _number(),
     "CONNECT_TIMEOUT": _number(strict=True),
     "TIMEOUT": _number(strict=True),
+    "CA_BUNDLE": _ca_bundle,
     "MAX_RESPONSE_BODY_BYTES": _integer(minimum=0),
     "MAX_PAYLOAD_BYTES": _integer(minimum=1),
     # Deeper data would cost deep recursion in JSON Schema validation and encoders.

@@ -5,6 +5,10 @@ call the cloud metadata service or an internal admin panel. The host is resolved
 address it resolves to must be globally routable; the sender then connects to the address checked
 here, never resolving again, so a DNS answer that changes between check and use (rebinding) does
 not reach an internal address.
+
+Host names go on the wire in ASCII: internationalized labels as IDNA 2008 A-labels (`xn--…`,
+RFC 5890/5891, after the UTS #46 mapping that browsers apply), for the lookup, the `Host`
+header and TLS alike (RFC 3986 §3.2.2). What the user typed is kept in the subscription.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import idna
+
 from .conf import webhook_settings
+from .lookups import LookupTimeout, call_with_timeout
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -52,10 +59,19 @@ class BlockedDestination(ValueError):
     """The URL points somewhere webhooks may not go; the message says why."""
 
 
+class InvalidURL(BlockedDestination):
+    """The URL cannot be used at all: it does not parse, has no host or no valid port, or its
+    host is no valid name (e.g. an internationalized label IDNA refuses)."""
+
+
+class ResolutionTimeout(LookupTimeout):
+    """The host's lookup did not finish within the time the caller gave it."""
+
+
 @dataclass(frozen=True)
 class Destination:
     scheme: str
-    host: str
+    host: str  # as on the wire: A-labels, lower case, a trailing dot kept as typed
     port: int
     address: str  # the checked address to connect to
 
@@ -64,6 +80,13 @@ class Destination:
         host = f"[{self.host}]" if ":" in self.host else self.host
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
+
+    @property
+    def tls_name(self) -> str:
+        """The name for SNI and certificate matching: without the trailing dot of an absolute
+        name (RFC 6066 §3: "HostName" is given without a trailing dot; certificates name hosts
+        without one, RFC 6125 §6.2.1)."""
+        return self.host.rstrip(".")
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -166,7 +189,11 @@ def _literal_address(host: str) -> IPAddress | None:
 
 def check_scheme(url: str) -> tuple[str, str, int]:
     """Split `url` into scheme, host and port, refusing what is never allowed."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 literal
+        raise InvalidURL(f"The URL does not parse: {exc}") from exc
     scheme = parts.scheme.lower()
     allowed = {"https", "http"} if webhook_settings.ALLOW_HTTP else {"https"}
     if scheme not in allowed:
@@ -177,44 +204,78 @@ def check_scheme(url: str) -> tuple[str, str, int]:
         )
     if parts.username or parts.password:
         raise BlockedDestination("URLs with credentials are not allowed; use a custom header.")
-    host = parts.hostname
     if not host:
-        raise BlockedDestination("The URL has no host.")
+        raise InvalidURL("The URL has no host.")
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError as exc:
-        raise BlockedDestination("The URL has an invalid port.") from exc
+        raise InvalidURL("The URL has an invalid port.") from exc
     return scheme, host, port
 
 
-def resolve_destination(url: str) -> Destination:
+def wire_host(host: str) -> str:
+    """`host` in the ASCII form used on the wire: each internationalized label as its IDNA 2008
+    A-label, after the UTS #46 mapping (case folding, full-width forms, ideographic full stops).
+
+    ASCII hosts come back unchanged (an `_` in a label is legal in DNS, though not in IDNA), as
+    do the trailing dot of an absolute name and an IP literal. Raises InvalidURL for a label
+    IDNA refuses (a symbol such as U+2603, a bad joiner, a label over 63 octets).
+    """
+    if host.isascii():
+        return host
+    try:
+        mapped = idna.uts46_remap(host, std3_rules=False, transitional=False)
+        labels = [
+            label if label.isascii() else idna.alabel(label).decode("ascii")
+            for label in mapped.split(".")
+        ]
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise InvalidURL(f"The host {host!r} is not a valid domain name: {exc}") from exc
+    wire = ".".join(labels)
+    if len(wire.rstrip(".")) > 253:  # RFC 1035 §2.3.4, in presentation form
+        raise InvalidURL(f"The host {host!r} is too long.")
+    return wire
+
+
+def resolve_destination(url: str, *, timeout: float | None = None) -> Destination:
     """Resolve and check `url`; return the address to connect to or raise BlockedDestination.
 
     Address literals, in whatever form, are parsed here and never handed to the resolver, so a
-    resolver (or a test stub) cannot give them another meaning.
+    resolver (or a test stub) cannot give them another meaning. The resolver is asked for the
+    host's wire form (`wire_host`). With `timeout` (seconds), the lookup runs on a helper
+    thread and ResolutionTimeout is raised when it has not answered in time (see
+    `subscriptions.lookups`); without it, the lookup runs in the calling thread.
     """
-    scheme, host, port = check_scheme(url)
+    scheme, typed, port = check_scheme(url)
+    host = wire_host(typed)
     literal = _literal_address(host)
     if literal is not None:
         addresses = [str(literal)]
     else:
         try:
-            addresses = _resolver(host, port)
+            if timeout is None:
+                addresses = _resolver(host, port)
+            else:
+                addresses = call_with_timeout(_resolver, host, port, timeout=timeout)
+        except LookupTimeout as exc:
+            raise ResolutionTimeout(
+                f"The host {typed!r} did not resolve within {timeout:g} s."
+            ) from exc
         except (OSError, UnicodeError) as exc:
-            raise BlockedDestination(f"The host {host!r} does not resolve.") from exc
+            raise BlockedDestination(f"The host {typed!r} does not resolve.") from exc
         if not addresses:
-            raise BlockedDestination(f"The host {host!r} does not resolve.")
+            raise BlockedDestination(f"The host {typed!r} does not resolve.")
     parsed: list[IPAddress] = []
     for raw in addresses:
         try:
             parsed.append(ipaddress.ip_address(str(raw)))
         except ValueError as exc:
-            raise BlockedDestination(f"The host {host!r} resolves to no valid address.") from exc
+            raise BlockedDestination(f"The host {typed!r} resolves to no valid address.") from exc
     if not webhook_settings.ALLOW_PRIVATE_NETWORKS:
         # Every address is checked, not only the first: the one connected to must be one of them.
         for address in parsed:
             if not is_public_address(address):
                 raise BlockedDestination(
-                    f"The host {host!r} resolves to {address}, which is not a public address."
+                    f"The host {typed!r} resolves to {address}, which is not a public address."
                 )
     return Destination(scheme=scheme, host=host, port=port, address=str(parsed[0]))

@@ -267,6 +267,8 @@ def test_unknown_key_is_e006_with_a_suggestion():
         ("BATCH_SIZE", 0),
         ("DELIVERY_QUEUE", ""),
         ("RETRY_JITTER", -0.1),
+        ("CA_BUNDLE", "/nonexistent/ca.pem"),
+        ("CA_BUNDLE", False),
     ],
 )
 def test_wrong_type_or_value_is_e007_naming_the_key(key, value):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
-import socket
 import threading
 import time
 
@@ -28,6 +27,7 @@ from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 from subscriptions.services import enable_subscription
 from tests.factories import make_subscription
+from tests.hostile import HostileServer, Send, Trickle
 from tests.receiver import Reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -267,66 +267,37 @@ def test_success_signal_carries_the_finished_row(receiver, recorded):
 # --- Timeouts that a trickling receiver cannot stretch ------------------------------------------
 
 
-class TrickleServer:
-    """Answers every connection one byte a second: the status line and headers, or the body."""
-
-    def __init__(self, trickle_headers: bool) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.trickle_headers = trickle_headers
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/trickle"
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        head = b"HTTP/1.1 200 OK\r\ncontent-length: 60\r\n\r\n"
-        try:
-            conn.recv(65536)
-            if not self.trickle_headers:
-                conn.sendall(head)
-            for byte in head if self.trickle_headers else b"x" * 60:
-                if self.stop.is_set():
-                    break
-                conn.sendall(bytes([byte]))
-                time.sleep(1)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
+def trickling_server(trickle_headers: bool) -> HostileServer:
+    """Answers one byte a second: the status line and headers, or the body."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 60\r\n\r\n"
+    server = HostileServer().start()
+    if trickle_headers:
+        server.script("/trickle", Trickle(head, 1.0))
+    else:
+        server.script("/trickle", Send(head), Trickle(b"x" * 60, 1.0))
+    return server
 
 
 @pytest.mark.parametrize("trickle_headers", [True, False], ids=["headers", "body"])
 def test_trickling_receiver_is_cut_at_the_total_timeout(trickle_headers, webhooks):
     webhooks(TIMEOUT=2)
-    server = TrickleServer(trickle_headers)
+    server = trickling_server(trickle_headers)
     try:
         started = time.monotonic()
-        result = send(server.url, b"{}", {}, connect_timeout=1, timeout=2, max_body_bytes=1024)
+        result = send(
+            server.url("/trickle"), b"{}", {}, connect_timeout=1, timeout=2, max_body_bytes=1024
+        )
         elapsed = time.monotonic() - started
         assert result.error_kind == ErrorKind.TIMEOUT
         assert 1.9 <= elapsed < 3.5  # each byte arrives well within the 2 s read timeout
 
-        delivery = make_delivery(make_subscription(server.url))
+        delivery = make_delivery(make_subscription(server.url("/trickle")))
         assert attempt_delivery(delivery.pk, 1).action == "retry"
         attempt = DeliveryAttempt.objects.get(delivery=delivery)
         assert attempt.error_kind == ErrorKind.TIMEOUT
         assert 1900 <= attempt.duration_ms < 3500
     finally:
-        server.close()
+        server.stop()
 
 
 # --- The sweep --------------------------------------------------------------------------------

@@ -5,6 +5,12 @@ Four queries on the common path: the load (delivery, event and subscription in o
 if the delivery still waits for this attempt), the claim, the attempt INSERT and the guarded
 finishing UPDATE; plus two Redis commands for the in-flight cap (take and free the slot).
 
+Once the delivery is claimed, the attempt always ends the same way, whatever fails (building the
+request, sending it, reading or storing the answer): one attempt row, with an honest error kind
+(`internal` when the failure is ours, with the exception's type and message), and the delivery's
+next state by the retry schedule (`_conclude`). Nothing a receiver answers can leave a delivery
+`sending`; the sweep's release of a stale claim is for workers that died.
+
 What comes next (`Outcome.action`):
 - `done`: finished (succeeded, failed, discarded) or nothing left to do by this message;
 - `retry`: the next attempt is due in `countdown` seconds, at most `max_countdown`: a Celery
@@ -22,6 +28,7 @@ import datetime as dt
 import email.utils
 import logging
 import random
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +41,7 @@ from subscriptions.headers import is_reserved_header
 from subscriptions.matching import filters_match
 from subscriptions.models import Subscription
 from subscriptions.services import disable_subscription
+from subscriptions.text import clean_text
 
 from .. import signals
 from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind
@@ -48,11 +56,23 @@ logger = logging.getLogger("deliveries.attempts")
 # Answers worth trying again: the receiver may accept later. Every other 4xx is final.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
 RETRY_AFTER_STATUSES = frozenset({429, 503})
+# Failures worth trying again, answer or not: the network, the receiver's HTTP, or our own.
+# A blocked or invalid destination will not become valid by waiting.
+RETRYABLE_KINDS = frozenset(
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECTION, ErrorKind.PROTOCOL, ErrorKind.INTERNAL}
+)
 # A Retry-After beyond this is clamped: a receiver cannot park a delivery for a month.
 MAX_RETRY_AFTER = 86400
+# RFC 9110 §10.2.3: delay-seconds = 1*DIGIT, and DIGIT is ASCII 0-9 only (RFC 5234 B.1);
+# `str.isdigit()` would also accept "²" or "٣", which `float()` refuses.
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
-# Header values we never store in clear on the attempt row.
-SENSITIVE_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "key", "password")
+# The headers the pipeline writes itself: their values are shown on the attempt row. Every
+# other value (a subscription's custom headers, whatever their names) is stored masked.
+OWN_HEADERS = frozenset(
+    {"content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"}
+)
+MASKED = "[redacted]"
 
 Action = Literal["done", "retry", "park", "defer", "skip"]
 
@@ -76,20 +96,24 @@ def retry_delay(attempts_done: int, rng: random.Random | None = None) -> float |
 
 
 def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), clamped to a sane range."""
+    """Seconds from a Retry-After header, clamped to 0..MAX_RETRY_AFTER; None for no header or
+    one that is neither delay-seconds (ASCII digits) nor an HTTP date (RFC 9110 §10.2.3).
+
+    Never raises: the value is whatever the receiver sent.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
+    if _DELAY_SECONDS.fullmatch(value):
+        seconds = float(value)  # not int(): no digit-count limit, a huge value is clamped
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            seconds = (when - now).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        seconds = (when - now).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
@@ -100,18 +124,10 @@ def header(headers: dict[str, str], name: str) -> str | None:
 
 
 def is_retryable(result: SendResult) -> bool:
-    if result.status is None:
-        # Timeouts and refused connections retry; a blocked or invalid destination will not
-        # become valid by waiting.
-        return result.error_kind in (ErrorKind.TIMEOUT, ErrorKind.CONNECTION)
-    return (
-        result.status >= 500
-        or result.status in RETRYABLE_STATUSES
-        or result.error_kind
-        in (
-            ErrorKind.TIMEOUT,
-            ErrorKind.CONNECTION,
-        )
+    if result.error_kind in RETRYABLE_KINDS:
+        return True
+    return result.status is not None and (
+        result.status >= 500 or result.status in RETRYABLE_STATUSES
     )
 
 
@@ -140,9 +156,10 @@ def build_headers(
 
 
 def redact(headers: dict[str, str]) -> dict[str, str]:
+    """The request headers as stored on the attempt row: our own (`OWN_HEADERS`) in clear, every
+    other value masked, whatever its name (a custom `X-Auth` is as secret as `Authorization`)."""
     return {
-        name: ("[redacted]" if any(w in name.lower() for w in SENSITIVE_HEADER_WORDS) else value)
-        for name, value in headers.items()
+        name: value if name.lower() in OWN_HEADERS else MASKED for name, value in headers.items()
     }
 
 
@@ -195,18 +212,7 @@ def attempt_delivery(
         lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
         if not states.claim(delivery_id, number, now, lease):
             return Outcome("skip")
-        body = build_body(delivery.event, subscription.payload_format)
-        timestamp = int(now.timestamp())
-        headers = build_headers(delivery, body, timestamp, now)
-        release_pooled_connection()  # not held while waiting on the receiver
-        result = send(
-            subscription.url,
-            body,
-            headers,
-            connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
-            timeout=float(webhook_settings.TIMEOUT),
-            max_body_bytes=int(webhook_settings.MAX_RESPONSE_BODY_BYTES),
-        )
+        headers, result = _send(delivery, now)
     finally:
         slot.release()
     logger.info(
@@ -230,7 +236,42 @@ def attempt_delivery(
             "duration_ms": result.duration_ms,
         },
     )
-    return _record(delivery, number, now, headers, result, task_id)
+    return _conclude(_Claimed(delivery, number, now, headers, task_id), result)
+
+
+def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendResult]:
+    """Build, sign and send the request of a claimed attempt: the headers sent and the result.
+
+    Never raises: a failure of ours before or during sending becomes an `internal` result.
+    """
+    subscription = delivery.subscription
+    headers: dict[str, str] = {}
+    try:
+        body = build_body(delivery.event, subscription.payload_format)
+        headers = build_headers(delivery, body, int(now.timestamp()), now)
+        release_pooled_connection()  # not held while waiting on the receiver
+        return headers, send(
+            subscription.url,
+            body,
+            headers,
+            connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
+            timeout=float(webhook_settings.TIMEOUT),
+            max_body_bytes=int(webhook_settings.MAX_RESPONSE_BODY_BYTES),
+        )
+    except Exception as exc:
+        logger.exception("delivery %s: the request could not be built or sent", delivery.pk)
+        return headers, internal_result(exc)
+
+
+def internal_result(exc: BaseException, answered: SendResult | None = None) -> SendResult:
+    """The result of an attempt that failed on our side: the exception's type and message as
+    its error; the receiver's status and duration kept when it had answered (`answered`)."""
+    return SendResult(
+        status=answered.status if answered else None,
+        duration_ms=answered.duration_ms if answered else 0,
+        error_kind=ErrorKind.INTERNAL,
+        error=clean_text(f"{type(exc).__name__}: {exc}")[:500],
+    )
 
 
 def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
@@ -271,29 +312,75 @@ class _Ending:
     disable_reason: str = ""  # the receiver asked us to stop (410)
 
 
-def _record(
-    delivery: Delivery,
-    number: int,
-    started: dt.datetime,
-    headers: dict[str, str],
-    result: SendResult,
-    task_id: str,
-) -> Outcome:
-    subscription = delivery.subscription
-    finished = timezone.now()
-    ending = _ending(number, result, finished)
+@dataclass(frozen=True)
+class _Claimed:
+    """An attempt this worker claimed and ran: what its row records besides the result."""
+
+    delivery: Delivery
+    number: int
+    started: dt.datetime
+    headers: dict[str, str]  # as sent
+    task_id: str
+
+
+def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
+    """End a claimed attempt: store its row and the delivery's next state, then say what comes
+    next. The one place the attempt invariant is kept (see the module docstring).
+
+    If deciding or storing fails (a bug, a value the database refuses), the attempt is stored
+    again as `internal`, without the receiver's headers and body, keeping its status: a 2xx
+    still ends the delivery as succeeded, anything else follows the retry schedule. Only a
+    database that refuses that too leaves the claim to the sweep.
+    """
+    delivery = claimed.delivery
+    try:
+        stored = _store(claimed, result)
+    except Exception as exc:
+        logger.exception(
+            "attempt %d of delivery %s: its answer could not be recorded; recording an internal "
+            "error instead",
+            claimed.number,
+            delivery.pk,
+        )
+        result = internal_result(exc, answered=result)
+        stored = _store(claimed, result)
+    if stored is None:
+        return Outcome("skip")
+    attempt, won, ending = stored
+    try:
+        finished = timezone.now()
+        if _accepted(result):
+            _note_success(delivery.subscription, finished)
+        elif not ending.disable_reason:
+            _note_failure(delivery.subscription, finished)
+    except Exception:  # endpoint health is bookkeeping: the delivery's state is already right
+        logger.exception("subscription %s: health not updated", delivery.subscription_id)
+    if not won:
+        return Outcome("done")
+    if ending.signal is not None:
+        sig, extra = ending.signal
+        transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))
+    return ending.outcome
+
+
+def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool, _Ending] | None:
+    """Insert the attempt row and apply the delivery's next state, both or neither. Returns the
+    row, whether the delivery was still this attempt's, and the ending; None when the sweep had
+    already recorded this attempt as interrupted."""
+    delivery, number = claimed.delivery, claimed.number
+    ending = _ending(number, result, timezone.now())
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=started,
+        started_at=claimed.started,
         duration_ms=result.duration_ms,
-        request_headers=redact(headers),
+        request_headers=redact(claimed.headers),
         response_status=result.status,
         response_headers=result.headers,
         response_body=result.body,
         error_kind=result.error_kind,
         error=result.error[:500],
-        task_id=task_id[:64],
+        task_id=claimed.task_id[:64],
     )
     try:
         # The attempt row and the delivery's new state in one statement on PostgreSQL (no
@@ -301,24 +388,17 @@ def _record(
         with transaction.atomic() if ending.disable_reason else contextlib.nullcontext():
             attempt, won = reconnecting(states.finish_with_attempt, attempt, number, ending.changes)
             if ending.disable_reason:
-                disable_subscription(subscription, ending.disable_reason)
+                disable_subscription(delivery.subscription, ending.disable_reason)
     except IntegrityError:
+        if not DeliveryAttempt.objects.filter(delivery_id=delivery.pk, number=number).exists():
+            raise  # not the sweep's row: some other refusal, recorded as ours by _conclude
         # The sweep took this attempt for lost (it outlived STALE_SENDING_AFTER) and recorded
         # it as interrupted; the attempt it enqueued instead owns the delivery now.
         logger.warning(
             "attempt %d of delivery %s finished after it was released as stale", number, delivery.pk
         )
-        return Outcome("skip")
-    if result.ok:
-        _note_success(subscription, finished)
-    elif not ending.disable_reason:
-        _note_failure(subscription, finished)
-    if not won:
-        return Outcome("done")
-    if ending.signal is not None:
-        sig, extra = ending.signal
-        transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))
-    return ending.outcome
+        return None
+    return attempt, won, ending
 
 
 def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extra: dict) -> None:
@@ -328,8 +408,17 @@ def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extr
         signal.send(sender=Delivery, delivery=delivery, attempt=attempt, **extra)
 
 
+def _accepted(result: SendResult) -> bool:
+    """The receiver accepted the webhook: a 2xx answer, even if we then failed to store it."""
+    return result.ok or (
+        result.error_kind == ErrorKind.INTERNAL
+        and result.status is not None
+        and 200 <= result.status < 300
+    )
+
+
 def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
-    if result.ok:
+    if _accepted(result):
         return _Ending(
             states.succeeded(result.status or 0, now),
             Outcome("done"),

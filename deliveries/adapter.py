@@ -1,0 +1,166 @@
+"""The requests adapter that webhooks are sent through, built on public hooks of requests,
+urllib3, http.client and ssl only.
+
+- `PinnedAdapter` connects to the address the SSRF guard checked (the pool's host), while TLS
+  sends SNI for, and verifies the certificate against, the URL's host name
+  (`build_connection_pool_key_attributes`, `cert_verify`: the subclassing hooks requests
+  documents).
+- Its pools use connection classes (`ConnectionCls`, `pool_classes_by_scheme`) that hand their
+  socket to the attempt's deadline (`deliveries.deadline.track`) from `connect()` and
+  `request()`, and whose `response_class` reads past interim 1xx answers.
+- TLS runs on one `ssl.SSLContext` per adapter (so per thread), loaded once with the CA bundle;
+  its `sslsocket_class` hands the socket to the deadline before the handshake, so a receiver
+  trickling its handshake is cut too.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import ssl
+import threading
+from typing import Any
+
+import requests
+from requests import certs
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util import create_urllib3_context
+
+from subscriptions.netguard import Destination
+
+from .deadline import track
+
+# Interim answers skipped before giving up on a final one: enough for any real server (one
+# `103 Early Hints`, or a `102 Processing` a minute), not an endless stream.
+MAX_INTERIM_ANSWERS = 32
+
+
+class FinalResponse(http.client.HTTPResponse):
+    """An HTTP response that skips every interim 1xx answer before the final one.
+
+    http.client skips `100 Continue` only and returns, say, a `103 Early Hints` as if it were
+    the answer, leaving the real one unread on the connection. RFC 9110 §15.2: a client must
+    be able to parse one or more 1xx responses received before the final response, and
+    ignore those it does not expect. `101 Switching Protocols` is not skipped (the protocol
+    would change; we never ask for it): the sender treats it as an invalid answer.
+    """
+
+    def begin(self) -> None:
+        super().begin()
+        for _ in range(MAX_INTERIM_ANSWERS):
+            if not (100 <= self.status < 200) or self.status == 101:
+                return
+            # An interim answer has no body (RFC 9110 §15.2): the next answer follows at once
+            # on the same buffered stream. `begin()` reads one when no headers are set yet.
+            self.headers = self.msg = None  # type: ignore[assignment]
+            super().begin()
+        if 100 <= self.status < 200 and self.status != 101:
+            raise http.client.HTTPException(
+                f"more than {MAX_INTERIM_ANSWERS} interim answers and no final one"
+            )
+
+
+class _Tracking:
+    """For urllib3's connection classes: hands the socket to the running attempt's deadline,
+    whether new or reused, and reads answers with `FinalResponse`."""
+
+    sock: Any
+    response_class = FinalResponse
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        track(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        track(self.sock)  # a reused connection (a new one is tracked by connect())
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class TrackedHTTPConnection(_Tracking, HTTPConnection):
+    pass
+
+
+class TrackedHTTPSConnection(_Tracking, HTTPSConnection):
+    pass
+
+
+class TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = TrackedHTTPConnection
+
+
+class TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = TrackedHTTPSConnection
+
+
+class TrackedSSLSocket(ssl.SSLSocket):
+    """Hands itself to the deadline before its handshake, which a socket timeout bounds per
+    read only."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        track(self)
+        super().do_handshake(block)
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """urllib3's default client context, trusting `ca_bundle` (a PEM file) or, when None, the
+    bundle requests uses (certifi's)."""
+    context = create_urllib3_context()
+    context.load_verify_locations(cafile=ca_bundle or certs.where())
+    context.sslsocket_class = TrackedSSLSocket
+    return context
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the address the guard checked, while TLS still verifies the host name."""
+
+    def __init__(self, *, ca_bundle: str | None = None, **kwargs: Any) -> None:
+        self.ssl_context = tls_context(ca_bundle)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": TrackedHTTPPool,
+            "https": TrackedHTTPSPool,
+        }
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: Any, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        destination: Destination | None = getattr(request, "destination", None)
+        if destination is not None:
+            host_params["host"] = destination.address
+            if destination.scheme == "https":
+                pool_kwargs["ssl_context"] = self.ssl_context
+                pool_kwargs["server_hostname"] = destination.tls_name
+                pool_kwargs["assert_hostname"] = destination.tls_name
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # Certificates are always verified, against the CA bundle already in `ssl_context`;
+        # requests would have urllib3 load its bundle again for every new connection.
+        conn.cert_reqs = "CERT_REQUIRED"
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
+
+_local = threading.local()
+
+
+def get_adapter(ca_bundle: str | None = None) -> PinnedAdapter:
+    """This process's (this thread's, under a thread pool) adapter and its connection pools:
+    connections are reused from one attempt to the next."""
+    key = (os.getpid(), ca_bundle)
+    adapter = getattr(_local, "adapter", None)
+    if adapter is None or getattr(_local, "key", None) != key:
+        adapter = PinnedAdapter(
+            ca_bundle=ca_bundle, pool_connections=64, pool_maxsize=16, max_retries=0
+        )
+        _local.adapter = adapter
+        _local.key = key
+    return adapter
