@@ -277,7 +277,7 @@ def fairness_case(args: argparse.Namespace, cap: bool) -> dict:
             "delivered": len(latencies),
             "p50": statistics.median(latencies) if latencies else float("nan"),
             "max": latencies[-1] if latencies else float("nan"),
-            "peak": peak,
+            "peak": peak if cap else "-",
         }
     finally:
         worker.stop()
@@ -289,7 +289,8 @@ def fairness_case(args: argparse.Namespace, cap: bool) -> dict:
 
 def run_fairness(args: argparse.Namespace) -> str:
     with environment(args, "webhooks_bench_fairness"):
-        rows = [fairness_case(args, cap=True), fairness_case(args, cap=False)]
+        cases = [case.strip() for case in args.cases.split(",")]
+        rows = [fairness_case(args, cap=case == "capped") for case in cases]
         from django.db import connection
 
         lines = [
@@ -330,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=15, help="fairness: WEBHOOKS TIMEOUT")
+    parser.add_argument(
+        "--cases", default="capped,uncapped", help="fairness: capped, uncapped or both"
+    )
     parser.add_argument("--output", help="also write the table to this file")
     args = parser.parse_args(argv)
     text = run_fanout(args) if args.scenario == "fanout" else run_fairness(args)

@@ -70,9 +70,10 @@ class TenantScope:
 
 def tenant_scope(request: Any, perms: list[str]) -> TenantScope:
     """The scope of `request` for an action that `perms` (any of them) grant across tenants."""
-    if has_any_perm(getattr(request, "user", None), perms):
-        return TenantScope(all_tenants=True, tenant=resolve_tenant(request))
-    return TenantScope(all_tenants=False, tenant=resolve_tenant(request))
+    return TenantScope(
+        all_tenants=has_any_perm(getattr(request, "user", None), perms),
+        tenant=resolve_tenant(request),
+    )
 
 
 class TenantModelPermissions(permissions.BasePermission):

@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("webhook_subscriptions", "0001_initial"), ("deliveries", "0001_initial")]
-AFTER = [("webhook_subscriptions", "0002_tenants"), ("deliveries", "0002_event_tenant")]
+BEFORE = [("webhook_subscriptions", "0001_initial"), ("deliveries", "0002_attempt_error_kinds")]
+AFTER = [("webhook_subscriptions", "0002_tenants"), ("deliveries", "0003_event_tenant")]
 
 
 def migrate(targets):

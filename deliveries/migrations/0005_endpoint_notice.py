@@ -7,11 +7,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    # After both lines of 0002 (tenants, and the attempt error kinds): this migration also
-    # joins them, so the app has one leaf.
     dependencies = [
-        ('deliveries', '0002_attempt_error_kinds'),
-        ('deliveries', '0003_event_broadcast_index'),
+        ('deliveries', '0004_event_broadcast_index'),
         ('webhook_subscriptions', '0002_tenants'),
     ]
 

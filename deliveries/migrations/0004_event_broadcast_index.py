@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0002_event_tenant'),
+        ('deliveries', '0003_event_tenant'),
         ('webhook_subscriptions', '0002_tenants'),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0001_initial'),
+        ('deliveries', '0002_attempt_error_kinds'),
         ('webhook_subscriptions', '0002_tenants'),
     ]
 
