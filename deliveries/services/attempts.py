@@ -283,14 +283,16 @@ def _load(delivery_id: int, number: int) -> Delivery | None:
         return None
 
 
-# The columns an attempt reads, by model: the instances are built with exactly these loaded
-# (`Model.from_db`); any other field is deferred and loaded on first access, so a field added to
-# a model later is read correctly, if with one more query.
+# The columns an attempt reads, by model, in the models' field order (`Model.from_db` takes the
+# values in that order): the instances are built with exactly these loaded; any other field is
+# deferred and loaded on first access, so a field added to a model later is read correctly, if
+# with one more query.
 _LOADED = {
     Delivery: ("id", "event_id", "subscription_id", "status", "attempts", "next_attempt_at"),
     Event: ("id", "type", "data", "target_subscription_id", "created_at"),
     Subscription: (
         "id",
+        "tenant_id",  # the tenant's in-flight cap (inflight.acquire)
         "url",
         "event_types",
         "is_active",
@@ -311,8 +313,9 @@ _LOADED = {
 _LOAD = """
 SELECT d.id, d.event_id, d.subscription_id, d.status, d.attempts, d.next_attempt_at,
        e.id, e.type, e.data, e.target_subscription_id, e.created_at,
-       s.id, s.url, s.event_types, s.is_active, s.payload_format, s.headers, s.rate_limit, s.secret,
-       s.previous_secret, s.previous_secret_expires_at, s.failing_since, s.last_success_at
+       s.id, s.tenant_id, s.url, s.event_types, s.is_active, s.payload_format, s.headers,
+       s.rate_limit, s.secret, s.previous_secret, s.previous_secret_expires_at, s.failing_since,
+       s.last_success_at
 FROM webhooks_delivery d
 JOIN webhooks_event e ON e.id = d.event_id
 JOIN webhooks_subscription s ON s.id = d.subscription_id
