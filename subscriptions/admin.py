@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -200,16 +202,8 @@ class SubscriptionAdminExtension:
         """Links for the change form's object tools: `(html id, label, url)`."""
         return []
 
-    def after_enable(
-        self,
-        model_admin: SubscriptionAdmin,
-        request: HttpRequest,
-        subscription: Subscription,
-        *,
-        disabled_at: Any,
-        failing_since: Any,
-    ) -> None:
-        """Called after the admin enabled `subscription`, with the outage it had."""
+    def after_enable(self, enabled: Enabled) -> None:
+        """Called after the admin enabled a subscription."""
 
     def disable_consequences(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, subscription: Subscription
@@ -233,6 +227,18 @@ class SubscriptionAdminExtension:
     ) -> list[str]:
         """Blocks of safe HTML shown at the top of the change form (e.g. notices)."""
         return []
+
+
+@dataclass(frozen=True)
+class Enabled:
+    """A subscription the admin just enabled, and the outage it had: when it was disabled and
+    since when it had been failing (either may be None)."""
+
+    model_admin: SubscriptionAdmin
+    request: HttpRequest
+    subscription: Subscription
+    disabled_at: dt.datetime | None
+    failing_since: dt.datetime | None
 
 
 @admin.register(EventType)
@@ -390,10 +396,9 @@ class SubscriptionAdmin(admin.ModelAdmin):
     ) -> None:
         """Run after each subscription the admin enabled; asks the extensions (the pipeline
         offers to replay the outage)."""
+        enabled = Enabled(self, request, subscription, disabled_at, failing_since)
         for ext in self.extensions:
-            ext.after_enable(
-                self, request, subscription, disabled_at=disabled_at, failing_since=failing_since
-            )
+            ext.after_enable(enabled)
 
     @admin.action(description=_("Disable selected subscriptions…"), permissions=["change"])
     def disable_selected(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:

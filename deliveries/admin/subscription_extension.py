@@ -10,7 +10,6 @@ as its app defines it; `PipelineExtension` plugs into it through
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import admin, messages
@@ -25,7 +24,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from subscriptions.admin import SubscriptionAdmin, SubscriptionAdminExtension
+from subscriptions.admin import Enabled, SubscriptionAdmin, SubscriptionAdminExtension
 from subscriptions.models import Subscription
 
 from .. import charts
@@ -290,17 +289,16 @@ class PipelineExtension(SubscriptionAdminExtension):
             messages.WARNING if discarded else messages.INFO,
         )
 
-    def after_enable(
-        self,
-        model_admin: SubscriptionAdmin,
-        request: HttpRequest,
-        subscription: Subscription,
-        *,
-        disabled_at: Any,
-        failing_since: Any,
-    ) -> None:
+    def after_enable(self, enabled: Enabled) -> None:
         """Offer to replay what the subscription missed while it was failing or disabled."""
-        missed = replay.missed_during_outage(subscription, disabled_at, failing_since)
+        model_admin, request, subscription = (
+            enabled.model_admin,
+            enabled.request,
+            enabled.subscription,
+        )
+        missed = replay.missed_during_outage(
+            subscription, enabled.disabled_at, enabled.failing_since
+        )
         if missed is None:
             return
         model_admin.message_user(
