@@ -15,7 +15,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from deliveries.models import Delivery, DeliveryStatus
-from portal import access
+from deliveries.services import replay
+from portal import access, replays
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription, Tenant
 from tests.factories import make_tenant_user
@@ -638,6 +639,53 @@ def test_an_unfinished_delivery_page_reloads_itself(portal):
 
     assert 'data-refresh="2"' in text(portal.get(portal_url("delivery", pending.pk)))
     assert "data-refresh" not in text(portal.get(portal_url("delivery", done.pk)))
+
+
+def replay_failed(portal, subscription):
+    """Queue a replay of the endpoint's failed deliveries; returns the page it leads to."""
+    since = timezone.localtime(timezone.now() - dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+    return portal.post(
+        portal_url("replay", subscription.pk), {"since": since, "status": ["failed"]}, follow=True
+    )
+
+
+def test_the_log_reloads_until_a_queued_replay_reopened_its_deliveries(portal, broker):
+    subscription = tenant_endpoint(TENANT)
+    failed = make_delivery(subscription, DeliveryStatus.FAILED, attempts=[(500, 10)])
+
+    # No worker yet: every row still shows finished, but the replay has not run.
+    queued = text(replay_failed(portal, subscription))
+    assert "1 delivery queued for replay." in queued
+    assert "Replay queued: 1 delivery is about to be sent again." in queued
+    assert 'data-refresh="2"' in queued
+    other = tenant_endpoint(TENANT, url="https://other.example/hook")
+    other_log = text(portal.get(portal_url("deliveries") + f"?endpoint={other.pk}"))
+    assert "data-refresh" not in other_log  # another endpoint's log has nothing coming
+
+    # The worker ran the replay: the row is on its way (reloads because it is unfinished) ...
+    assert (
+        replay.run_replay(
+            replay.build_request(subscription, timezone.now() - dt.timedelta(hours=1))
+        )
+        == 1
+    )
+    reopened = text(portal.get(portal_url("deliveries")))
+    assert "Replay queued" not in reopened
+    assert 'data-refresh="2"' in reopened
+    # ... and once it succeeded, nothing is coming: the page stops reloading.
+    Delivery.objects.filter(pk=failed.pk).update(status=DeliveryStatus.SUCCEEDED)
+    assert "data-refresh" not in text(portal.get(portal_url("deliveries")))
+
+
+def test_a_lost_replay_stops_the_reloading_after_a_while(portal, broker, monkeypatch):
+    subscription = tenant_endpoint(TENANT)
+    make_delivery(subscription, DeliveryStatus.FAILED, attempts=[(500, 10)])
+    assert 'data-refresh="2"' in text(replay_failed(portal, subscription))
+
+    monkeypatch.setattr(replays, "WATCH_SECONDS", 0)  # its task never ran
+
+    assert "data-refresh" not in text(portal.get(portal_url("deliveries")))
+    assert replays.SESSION_KEY not in portal.session or not portal.session[replays.SESSION_KEY]
 
 
 def test_retrying_a_delivery_queues_one_more_attempt(portal, broker):

@@ -83,8 +83,11 @@ class ReplayRequest:
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """`queued` deliveries matched when the replay task was queued at `queued_at`."""
+
     queued: int
     request: ReplayRequest
+    queued_at: dt.datetime
 
 
 def redeliver(delivery_ids: Iterable[int], now: dt.datetime | None = None) -> int:
@@ -218,6 +221,7 @@ def start_replay(
 ) -> ReplayResult:
     """Count the matching deliveries and queue a task that redelivers them in batches."""
     request = build_request(subscription, since, until, statuses)
+    queued_at = timezone.now()
     queued = request.deliveries().count()
     if queued:
         try:
@@ -233,7 +237,17 @@ def start_replay(
             )
         except BROKER_ERRORS as exc:
             raise ReplayUnavailable(f"The task queue is unavailable, nothing was queued: {exc}")
-    return ReplayResult(queued, request)
+    return ReplayResult(queued, request, queued_at)
+
+
+def not_yet_replayed(request: ReplayRequest, queued_at: dt.datetime) -> int:
+    """How many deliveries of a replay queued at `queued_at` its task has not reopened yet.
+
+    The task runs later, in a worker: until it reaches a delivery, the row still matches the
+    replay and was last written before the replay was queued (`states.reopen()` writes
+    `updated_at`). 0 once every matching delivery was reopened (or changed otherwise).
+    """
+    return request.deliveries().filter(updated_at__lt=queued_at).count()
 
 
 def run_replay(request: ReplayRequest, batch_size: int | None = None) -> int:

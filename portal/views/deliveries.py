@@ -15,7 +15,7 @@ from deliveries.services import replay
 from deliveries.services.sent import request_sent
 from subscriptions.models import EventType
 
-from .. import scope
+from .. import replays, scope
 from ..forms import DeliveryFilterForm
 from .base import page, portal_view, throttled
 
@@ -35,6 +35,10 @@ def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
     current = paginator.get_page(request.GET.get("page"))
     filters = {k: v for k, v in request.GET.items() if k != "page" and v}
     unfinished = any(not d.is_finished for d in current.object_list)
+    # A replay queued from this browser reloads the page until its task reopened every row:
+    # until then the rows it will send again still show finished.
+    chosen = form.cleaned_data.get("endpoint") if form.is_valid() else None
+    replaying = replays.waiting(request, [chosen] if chosen else [s.pk for s in endpoints])
     return page(
         request,
         "webhooks_portal/delivery_list.html",
@@ -44,7 +48,8 @@ def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
             "filter_query": urlencode(filters),
             "filtered": bool(filters),
             "type_names": EventType.objects.order_by("name").values_list("name", flat=True),
-            "refresh": REFRESH_SECONDS if unfinished else None,
+            "refresh": REFRESH_SECONDS if unfinished or replaying else None,
+            "replaying": replaying,
             "nav": "deliveries",
         },
         status=200 if form.is_valid() else 400,

@@ -25,7 +25,7 @@ from subscriptions import services
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
-from .. import scope
+from .. import replays, scope
 from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm
 from ..humanize import duration
 from .base import page, portal_view, throttled
@@ -311,6 +311,7 @@ def endpoint_replay(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
         except replay.ReplayError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
+            replays.remember(request, result)
             messages.success(
                 request,
                 ngettext(
