@@ -16,7 +16,11 @@ class DeliveriesConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from subscriptions.models import Subscription, Tenant
-        from subscriptions.signals import subscription_admin_extensions, subscription_disabled
+        from subscriptions.signals import (
+            subscription_admin_extensions,
+            subscription_disabled,
+            tenant_admin_extensions,
+        )
 
         from . import logredact
         from .checks import check_celery, check_pipeline_settings, loaded_celery_app
@@ -28,6 +32,7 @@ class DeliveriesConfig(AppConfig):
             forget_tenant_limit,
             notice_for_disabled,
             subscription_admin_extension,
+            tenant_admin_extension,
         )
         from .schedule import register_periodic_tasks
         from .signals import endpoint_notice
@@ -52,6 +57,9 @@ class DeliveriesConfig(AppConfig):
         endpoint_notice.connect(announce_notice, dispatch_uid="deliveries-announce-notice")
         subscription_admin_extensions.connect(
             subscription_admin_extension, dispatch_uid="deliveries-subscription-admin"
+        )
+        tenant_admin_extensions.connect(
+            tenant_admin_extension, dispatch_uid="deliveries-tenant-admin"
         )
         post_save.connect(
             discard_for_changed_filters,

@@ -20,6 +20,14 @@ def subscription_admin_extension(sender: type, model_admin: Any, **kwargs: Any) 
     return PipelineExtension()
 
 
+def tenant_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any:
+    """The pipeline's health columns in the tenant admin (deliveries/admin/tenant_extension.py),
+    imported when the admin first asks."""
+    from .admin.tenant_extension import TenantHealthExtension
+
+    return TenantHealthExtension()
+
+
 def discard_for_disabled(
     sender: type, subscription: Subscription, reason: str, **kwargs: Any
 ) -> None:

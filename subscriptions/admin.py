@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
@@ -20,7 +21,7 @@ from . import services
 from .headers import mask_headers, unmask_headers
 from .models import EventType, Subscription, Tenant
 from .serializers import EventTypeSerializer, SubscriptionSerializer
-from .signals import subscription_admin_extensions
+from .signals import subscription_admin_extensions, tenant_admin_extensions
 
 
 def _messages(errors: Any) -> list[str]:
@@ -161,18 +162,85 @@ def tenant_filter(field_path: str, shown: int = 50) -> type[admin.SimpleListFilt
     return TenantFilter
 
 
+class AdminExtension:
+    """Changelist columns another app adds to one of the registry's admins, without replacing
+    or re-registering it (see `SubscriptionAdminExtension`, `TenantAdminExtension`)."""
+
+    #: Extra changelist columns: callables taking the row's object, decorated with
+    #: `@admin.display` for their header (and `ordering` if they sort).
+    list_display: Sequence[Callable[[Any], Any]] = ()
+
+    def prepare_page(self, model_admin: Any, request: HttpRequest, page: list[Any]) -> None:
+        """Called with the changelist's page of objects before it renders (to compute figures
+        for the page's columns in a few queries instead of one per row)."""
+
+
+class ExtensibleAdmin(admin.ModelAdmin):
+    """A registry admin other apps extend through `extension_signal`: each receiver returns an
+    `AdminExtension` (or None) and is asked on every request, so nothing is fixed at import."""
+
+    #: The signal asked for extensions (sender: this admin's class, `model_admin`: this admin).
+    extension_signal: Signal
+    #: Extension columns go right after this column (at the end if it is not shown).
+    extension_columns_after = ""
+
+    @property
+    def extensions(self) -> list[Any]:
+        replies = self.extension_signal.send(sender=type(self), model_admin=self)
+        return [extension for _receiver, extension in replies if extension is not None]
+
+    def get_list_display(self, request: HttpRequest) -> list:
+        columns = [c for ext in self.extensions for c in ext.list_display]
+        own = list(super().get_list_display(request))
+        at = (
+            own.index(self.extension_columns_after) + 1
+            if self.extension_columns_after in own
+            else len(own)
+        )
+        return [*own[:at], *columns, *own[at:]]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        cl = getattr(response, "context_data", {}).get("cl")
+        if cl is not None:
+            # Evaluating the page caches its objects; the template then renders these same
+            # objects, with whatever the extensions computed for them.
+            page = list(cl.result_list)
+            for ext in self.extensions:
+                ext.prepare_page(self, request, page)
+        return response
+
+
+class TenantAdminExtension(AdminExtension):
+    """What another app adds to the tenant admin: columns, and `prepare_page` to compute them
+    for the page. Return an instance from a receiver of
+    `subscriptions.signals.tenant_admin_extensions` (connected in your `AppConfig.ready()`)."""
+
+
 @admin.register(Tenant)
-class TenantAdmin(admin.ModelAdmin):
-    list_display = ["key", "name", "contact_email", "max_subscriptions", "max_in_flight"]
+class TenantAdmin(ExtensibleAdmin):
+    list_display = ["key", "name", "contact_email", "limits"]
     search_fields = ["key", "name", "contact_email"]
+    extension_signal = tenant_admin_extensions
+    # The pipeline's health figures follow the name.
+    extension_columns_after = "name"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The key is what subscriptions and events point to: fixed once created.
         fields = list(super().get_readonly_fields(request, obj))
         return [*fields, "key"] if obj is not None else fields
 
+    @admin.display(description=_("limits (subscriptions / in flight)"))
+    def limits(self, obj: Tenant) -> str:
+        """The limits in force: the row's own, else the settings' defaults (∞: none)."""
 
-class SubscriptionAdminExtension:
+        def shown(value: int | None) -> str:
+            return "∞" if value is None else str(value)
+
+        return f"{shown(obj.subscription_limit)} / {shown(obj.in_flight_limit)}"
+
+
+class SubscriptionAdminExtension(AdminExtension):
     """What another app adds to the subscription admin, without replacing or re-registering it.
 
     Return an instance from a receiver of `subscriptions.signals.subscription_admin_extensions`
@@ -180,21 +248,12 @@ class SubscriptionAdminExtension:
     each request, so nothing is fixed at import time.
     """
 
-    #: Extra changelist columns: callables taking a subscription, decorated with
-    #: `@admin.display` for their header (and `ordering` if they sort).
-    list_display: Sequence[Callable[[Subscription], Any]] = ()
     #: Extra admin actions, as for `ModelAdmin.actions` (callables, `@admin.action`).
     actions: Sequence[Callable[..., Any]] = ()
 
     def get_urls(self, model_admin: SubscriptionAdmin) -> list[URLPattern]:
         """Extra admin URLs, under the subscription admin's prefix."""
         return []
-
-    def prepare_page(
-        self, model_admin: SubscriptionAdmin, request: HttpRequest, page: list[Subscription]
-    ) -> None:
-        """Called with the changelist's page of subscriptions before it renders (to compute
-        figures for the page's columns in a few queries instead of one per row)."""
 
     def object_links(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
@@ -267,13 +326,13 @@ def short_url(url: str, limit: int = URL_DISPLAY_LENGTH) -> str:
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ExtensibleAdmin):
     form = SubscriptionAdminForm
     # The endpoint (its description over its URL, each shown once) and its status lead; the
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
     # screen they are on screen next to the name, not after the tenant, owner and dates.
     list_display = ["endpoint", "status", "tenant", "owner", "created_at"]
-    #: Extension columns go right after this column.
+    extension_signal = subscription_admin_extensions
     extension_columns_after = "status"
     # `owner` is nullable, which the changelist's automatic select_related() skips.
     list_select_related = ["owner", "tenant"]
@@ -298,23 +357,8 @@ class SubscriptionAdmin(admin.ModelAdmin):
     # --- What other apps add (SubscriptionAdminExtension) ------------------------------------
 
     @property
-    def extensions(self) -> list[SubscriptionAdminExtension]:
-        replies = subscription_admin_extensions.send(sender=type(self), model_admin=self)
-        return [extension for _receiver, extension in replies if extension is not None]
-
-    @property
     def actions(self) -> list:  # type: ignore[override]
         return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
-
-    def get_list_display(self, request: HttpRequest) -> list:
-        columns = [c for ext in self.extensions for c in ext.list_display]
-        own = list(super().get_list_display(request))
-        at = (
-            own.index(self.extension_columns_after) + 1
-            if self.extension_columns_after in own
-            else len(own)
-        )
-        return [*own[:at], *columns, *own[at:]]
 
     @admin.display(description=_("endpoint"), ordering="description")
     def endpoint(self, obj: Subscription) -> str:
@@ -329,17 +373,6 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         return [*(u for ext in self.extensions for u in ext.get_urls(self)), *super().get_urls()]
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        response = super().changelist_view(request, extra_context)
-        cl = getattr(response, "context_data", {}).get("cl")
-        if cl is not None:
-            # Evaluating the page caches its objects; the template then renders these same
-            # objects, with whatever the extensions computed for them.
-            page = list(cl.result_list)
-            for ext in self.extensions:
-                ext.prepare_page(self, request, page)
-        return response
 
     def render_change_form(
         self,

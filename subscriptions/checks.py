@@ -144,7 +144,7 @@ def frame_ancestors(value: Any) -> str | None:
         return None
     return (
         "must be a non-empty list of CSP source expressions (\"'self'\", "
-        f"\"https://app.example.com\", \"'none'\"), not {value!r}"
+        f'"https://app.example.com", "\'none\'"), not {value!r}'
     )
 
 

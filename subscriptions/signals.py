@@ -12,6 +12,9 @@ And one for the admin:
   returns a `subscriptions.admin.SubscriptionAdminExtension` (or None). Another app extends
   the subscription admin this way, from its `AppConfig.ready()`, instead of replacing it: the
   deliveries app adds health columns, replay and test events.
+- `tenant_admin_extensions(sender=TenantAdmin class, model_admin)`: the same for the tenant
+  admin; a receiver returns a `subscriptions.admin.TenantAdminExtension` (or None). The
+  deliveries app adds each tenant's endpoint health.
 """
 
 from django.dispatch import Signal
@@ -19,3 +22,4 @@ from django.dispatch import Signal
 subscription_disabled = Signal()
 subscription_enabled = Signal()
 subscription_admin_extensions = Signal()
+tenant_admin_extensions = Signal()

@@ -314,6 +314,25 @@ def test_the_pipeline_extends_the_subscription_admin_without_replacing_it():
     assert {"send_test_events", "replay_selected"} <= set(names)
 
 
+def test_the_pipeline_extends_the_tenant_admin_without_replacing_it(admin_client_):
+    from django.contrib import admin
+
+    import deliveries.admin  # noqa: F401 - imported: nothing global changes
+    from subscriptions.admin import TenantAdmin
+    from subscriptions.models import Tenant
+
+    registered = admin.site.get_model_admin(Tenant)
+    assert type(registered) is TenantAdmin  # the registry app's own class
+    make_subscription("http://127.0.0.1:9/t", tenant="org_t")
+    listing = admin_client_.get(
+        reverse("admin:webhook_subscriptions_tenant_changelist")
+    ).content.decode()
+    # The registry's own columns, then the pipeline's figures through the extension hook.
+    assert "limits (subscriptions / in flight)" in listing.lower()
+    assert "success 24 h" in listing.lower() and "waiting deliveries" in listing.lower()
+    assert "?tenant=org_t" in listing
+
+
 def test_another_app_can_extend_the_subscription_admin(admin_client_):
     from django.contrib import admin as django_admin
 

@@ -6,6 +6,9 @@ and the tasks cannot import each other."""
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.procs import ROOT
@@ -74,3 +77,38 @@ def test_the_checker_resolves_relative_imports(monkeypatch):
     source = "from ..tasks import deliver\nfrom . import states\n"
     monkeypatch.setattr(Path, "read_text", lambda self: source)
     assert {"deliveries.tasks", "deliveries.services.states"} <= imported_modules(path)
+
+
+# Run in a fresh interpreter: Django's setup imports every app's admin module (autodiscover),
+# then each of our admin modules is imported too. Any unregister() on any admin site fails.
+NO_UNREGISTER = """
+import importlib, pkgutil, sys
+from django.contrib.admin.sites import AdminSite
+
+calls = []
+AdminSite.unregister = lambda self, model_or_iterable: calls.append(repr(model_or_iterable))
+import django
+django.setup()
+for app in ("subscriptions", "deliveries", "portal"):
+    try:
+        package = importlib.import_module(app + ".admin")
+    except ModuleNotFoundError:
+        continue
+    for info in pkgutil.walk_packages(getattr(package, "__path__", []), package.__name__ + "."):
+        importlib.import_module(info.name)
+print(calls)
+"""
+
+
+def test_importing_the_admin_modules_never_unregisters_an_admin():
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", NO_UNREGISTER],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
