@@ -18,8 +18,9 @@ from django.core import signing
 from django.http import HttpRequest
 from django.urls import reverse
 
-from subscriptions.conf import webhook_settings
 from subscriptions.tenancy import resolve_tenant
+
+from .conf import webhook_settings
 
 LINK_SALT = "webhooks.portal.link"
 SESSION_KEY = "webhooks_portal"

@@ -8,3 +8,10 @@ class PortalConfig(AppConfig):
     # label. Templates and static files live under `webhooks_portal/` for the same reason.
     label = "webhooks_portal"
     verbose_name = _("Webhooks portal")
+
+    def ready(self) -> None:
+        from django.core import checks
+
+        from .checks import check_portal_settings
+
+        checks.register(check_portal_settings, checks.Tags.compatibility)

@@ -5,7 +5,7 @@ that never comes; `manage.py check` (run by `migrate` and `runserver`) reports i
 names the setting to fix. Registered in `apps.py`. This module checks the dict as a whole
 (`E005`, and `E006` for a key no installed app declares) and the registry's own keys; the
 validators below are shared with `deliveries.checks`, which checks the pipeline's keys (and
-the Celery side, `W003`-`W005`).
+the Celery side, `W003`-`W005`), and `portal.checks`, which checks the portal's.
 """
 
 from __future__ import annotations
@@ -134,21 +134,7 @@ def retry_schedule(value: Any) -> str | None:
     )
 
 
-def frame_ancestors(value: Any) -> str | None:
-    # Each source becomes part of a header: a ';' or a line break would inject directives.
-    if (
-        isinstance(value, list | tuple)
-        and value
-        and all(isinstance(s, str) and s.strip() and not set(s) & set(";,\r\n") for s in value)
-    ):
-        return None
-    return (
-        "must be a non-empty list of CSP source expressions (\"'self'\", "
-        f'"https://app.example.com", "\'none\'"), not {value!r}'
-    )
-
-
-# The registry's keys (subscriptions/conf.py), the portal's included.
+# The registry's keys (subscriptions/conf.py).
 VALIDATORS: dict[str, Validator] = {
     # The API's list pages (both apps' lists, through subscriptions.api.Pagination).
     "PAGE_SIZE": integer(minimum=1),
@@ -161,9 +147,6 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
     "THROTTLE_RATES": throttle_rates,
-    "PORTAL_LINK_MAX_AGE": integer(minimum=1),
-    "PORTAL_SESSION_AGE": integer(minimum=1),
-    "PORTAL_FRAME_ANCESTORS": frame_ancestors,
 }
 
 

@@ -2,10 +2,11 @@
 
 `WEBHOOKS` is a single dict in the host's settings. Each app owns its keys and reads them
 through a `WebhookSettings` object built on this module's mechanism: this app the registry's
-keys (below), the deliveries app the pipeline's (`deliveries/conf.py`). Values are resolved on
-access and every object's cache is dropped on `setting_changed`, so
-`override_settings(WEBHOOKS=...)` works in tests and nothing is frozen at import time. Nothing
-else looks at `settings.WEBHOOKS`; a key no app declares is an error (`webhooks.E006`).
+keys (below), the deliveries app the pipeline's (`deliveries/conf.py`), the portal its own
+(`portal/conf.py`). Values are resolved on access and every object's cache is dropped on
+`setting_changed`, so `override_settings(WEBHOOKS=...)` works in tests and nothing is frozen at
+import time. Nothing else looks at `settings.WEBHOOKS`; a key no app declares is an error
+(`webhooks.E006`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
 # The registry's keys: which destinations a subscription may have, secret rotation, the API's
-# pages and request budgets (subscriptions.api serves both apps' views), tenants and the portal.
+# pages and request budgets (subscriptions.api serves both apps' views), tenants.
 DEFAULTS: dict[str, Any] = {
     # Items per page of every API list of both apps (`?limit=` chooses another size), and the
     # largest `limit` a client may ask for: a bigger one gets this many.
@@ -57,17 +58,6 @@ DEFAULTS: dict[str, Any] = {
         "create": "200/hour",
         "failed_login": "10/minute",
     },
-    # The customer portal (the `portal` app). Seconds a portal link made by
-    # POST /api/tenants/{key}/portal-link/ can be opened; keep it short: the link is a bearer
-    # credential until then.
-    "PORTAL_LINK_MAX_AGE": 3600,
-    # Seconds the portal session opened by a link lasts (the tenant stays signed in to the
-    # portal, not to the host's site).
-    "PORTAL_SESSION_AGE": 43200,
-    # Who may show the portal in a frame: the sources of the `frame-ancestors` directive of the
-    # portal's Content-Security-Policy, e.g. ["'self'", "https://app.example.com"]. ["'none'"]
-    # forbids framing.
-    "PORTAL_FRAME_ANCESTORS": ["'self'"],
 }
 
 

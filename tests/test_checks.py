@@ -16,6 +16,7 @@ from django.test import override_settings
 
 from deliveries.checks import check_celery, check_pipeline_settings
 from deliveries.schedule import BEAT_SCHEDULE, register_periodic_tasks
+from portal.checks import check_portal_settings
 from subscriptions.checks import check_webhooks_settings
 from tests.procs import ROOT
 
@@ -259,7 +260,7 @@ def test_project_loading_its_celery_app_passes(tmp_path):
 
 def webhooks_messages(**webhooks):
     with override_settings(WEBHOOKS=webhooks):
-        return check_webhooks_settings() + check_pipeline_settings()
+        return check_webhooks_settings() + check_pipeline_settings() + check_portal_settings()
 
 
 def test_valid_webhooks_settings_pass():
@@ -317,6 +318,9 @@ def test_unknown_key_is_e006_with_a_suggestion():
         ("RETRY_JITTER", -0.1),
         ("CA_BUNDLE", "/nonexistent/ca.pem"),
         ("CA_BUNDLE", False),
+        ("PORTAL_LINK_MAX_AGE", 0),
+        ("PORTAL_SESSION_AGE", "3600"),
+        ("PORTAL_FRAME_ANCESTORS", ["'self'; script-src *"]),
     ],
 )
 def test_wrong_type_or_value_is_e007_naming_the_key(key, value):
@@ -353,6 +357,20 @@ def test_unsafe_switches_warn_only_without_debug(key, check_id):
     assert production[0].level == checks.WARNING
     assert f"WEBHOOKS[{key!r}]" in production[0].hint
     assert off == development == []
+
+
+def test_the_portal_owns_and_checks_its_keys():
+    from portal.conf import webhook_settings as portal
+    from subscriptions.conf import webhook_settings as registry
+
+    registered = checks.registry.registry.get_checks()
+    assert check_portal_settings in registered  # by PortalConfig.ready()
+    with override_settings(WEBHOOKS={"PORTAL_SESSION_AGE": 60}):
+        assert portal.PORTAL_SESSION_AGE == 60
+        assert check_webhooks_settings() == []  # a known key: the portal's count
+        with pytest.raises(AttributeError):
+            registry.PORTAL_SESSION_AGE  # noqa: B018 - the registry owns no portal key
+    assert ids(webhooks_messages(PORTAL_SESION_AGE=60)) == ["webhooks.E006"]
 
 
 def test_each_app_reads_only_its_own_keys_of_the_one_dict():

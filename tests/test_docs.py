@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from deliveries.conf import DEFAULTS as PIPELINE_DEFAULTS
+from portal.conf import DEFAULTS as PORTAL_DEFAULTS
 from subscriptions.conf import DEFAULTS as REGISTRY_DEFAULTS
 from tests.procs import ROOT
 
@@ -17,8 +18,8 @@ DOCS = ROOT / "docs"
 # Pages written under other issues (API, operations, performance): linked from here, checked
 # once they exist.
 WRITTEN_ELSEWHERE = {"api.md", "operations.md", "performance.md"}
-# The one WEBHOOKS dict: the registry's keys and the pipeline's.
-DEFAULTS = {**REGISTRY_DEFAULTS, **PIPELINE_DEFAULTS}
+# The one WEBHOOKS dict: the registry's keys, the pipeline's and the portal's.
+DEFAULTS = {**REGISTRY_DEFAULTS, **PIPELINE_DEFAULTS, **PORTAL_DEFAULTS}
 
 
 def settings_sections() -> dict[str, str]:

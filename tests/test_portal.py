@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from deliveries.models import Delivery, DeliveryStatus
 from deliveries.services import replay
 from portal import access, replays
-from subscriptions.conf import webhook_settings
+from portal.conf import webhook_settings
 from subscriptions.models import Subscription, Tenant
 from tests.factories import make_tenant_user
 from tests.ops_helpers import make_delivery

@@ -15,10 +15,10 @@ from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch
 from django.views.decorators.csrf import csrf_protect
 
-from subscriptions.conf import webhook_settings
 from subscriptions.throttling import TenantThrottle
 
 from .. import access, scope
+from ..conf import webhook_settings
 
 DEFAULT_FRAME_ANCESTORS = ["'self'"]
 NONCE_ATTR = "webhooks_portal_nonce"
