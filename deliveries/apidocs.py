@@ -7,6 +7,9 @@ the schema covers this API alone (not the host's other views) with its paths as 
 the page finds the schema next to itself whatever prefix or namespace the include has. The page
 needs `drf_spectacular` in `INSTALLED_APPS` (its template); with `drf_spectacular_sidecar` as
 well it serves Swagger UI's files itself instead of from a CDN (the reference project does).
+Another app's API URLconf, mounted by the host with its own include (the portal's
+`portal.api_urls`), joins the schema at the path where it is mounted through
+`document_urlconf()`, called from that app's `AppConfig.ready()`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,44 @@ from typing import Any
 
 from django.apps import apps
 from django.http import HttpRequest
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, get_resolver, include, path
 from drf_spectacular.settings import patched_settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+# Dotted paths of other apps' API URLconfs that the schema also covers where they are mounted.
+_documented_urlconfs: list[str] = []
+
+
+def document_urlconf(module: str) -> None:
+    """Add the API URLconf `module` (a dotted path, e.g. "portal.api_urls") to the schema, at
+    the route(s) where the root URLconf includes it; not mounted, it stays out. Call it from
+    an `AppConfig.ready()`; calling it again for the same module changes nothing."""
+    if module not in _documented_urlconfs:
+        _documented_urlconfs.append(module)
+
+
+def _mounts(
+    patterns: list[URLPattern | URLResolver], modules: set[str], prefix: str = ""
+) -> list[URLResolver]:
+    """`path(route, include(module))` for each include of one of `modules` in `patterns`,
+    nested includes followed, `route` the whole route from the root."""
+    found: list[URLResolver] = []
+    for entry in patterns:
+        if not isinstance(entry, URLResolver):
+            continue
+        route = prefix + str(entry.pattern)
+        # A module, its dotted path, or a list of patterns (`include([...])`).
+        name = getattr(entry.urlconf_name, "__name__", entry.urlconf_name)
+        if isinstance(name, str) and name in modules:
+            found.append(path(route, include(name)))
+        else:
+            found += _mounts(entry.url_patterns, modules, route)
+    return found
+
 
 SCHEMA_SETTINGS = {
     "TITLE": "Webhooks API",
@@ -52,7 +86,10 @@ class ApiSchemaView(SpectacularAPIView):
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         # The paths as the host mounted them: this view's route up to its own "schema/".
         prefix = request.resolver_match.route.removesuffix("schema/")
-        self.patterns = [path(prefix, include(self.api_patterns))]
+        self.patterns = [
+            path(prefix, include(self.api_patterns)),
+            *_mounts(get_resolver().url_patterns, set(_documented_urlconfs)),
+        ]
         return super().get(request, *args, **kwargs)
 
 

@@ -3,7 +3,7 @@ the host's backend (the way Svix's app-portal access works)."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from subscriptions.access import has_any_perm, model_perms
+from subscriptions.api import APIDefaults, extend_schema
 from subscriptions.models import Subscription, Tenant, is_valid_tenant_key
 
 from . import access
@@ -30,7 +31,10 @@ class PortalLinkSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(help_text="The link cannot be opened after this.")
 
 
-class PortalLinkView(APIView):
+class PortalLinkView(APIDefaults, APIView):
+    """In the API's schema (`/api/schema/`) once mounted: `PortalConfig.ready()` adds
+    `portal.api_urls` to the schema's URLconfs (`deliveries.apidocs.document_urlconf`)."""
+
     permission_classes = [CanMakePortalLinks]
 
     @extend_schema(

@@ -12,6 +12,10 @@ class PortalConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
+        from deliveries.apidocs import document_urlconf
+
         from .checks import check_portal_settings
 
         checks.register(check_portal_settings, checks.Tags.compatibility)
+        # POST /api/tenants/{key}/portal-link/ in the API's schema, where the host mounted it.
+        document_urlconf("portal.api_urls")

@@ -516,6 +516,12 @@ def test_schema_describes_the_custom_actions(client):
     created = paths["/api/subscriptions/"]["post"]["responses"]["201"]
     assert created["content"]["application/json"]["schema"]["$ref"].endswith("/SubscriptionCreate")
     assert "413" not in paths["/api/subscriptions/"]["post"]["responses"]
+    # The portal's own include (portal.api_urls), where the host mounted it.
+    link = paths["/api/tenants/{key}/portal-link/"]["post"]
+    assert link["operationId"] == "tenants_portal_link_create" and "requestBody" not in link
+    assert set(link["responses"]) >= {"200", "400", "403"}
+    shape = link["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert set(components[shape.rsplit("/", 1)[1]]["properties"]) == {"url", "expires_at"}
 
 
 def test_docs_page_works_offline(client):
