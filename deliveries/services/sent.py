@@ -12,9 +12,9 @@ from ..payloads import build_body, content_type
 class SentRequest:
     """The request of a delivery's latest attempt.
 
-    `headers` are the headers as sent, as stored on the attempt: values of headers whose name
-    suggests a credential (Authorization, ...key, ...token, ...) are stored redacted, so they
-    show as "[redacted]". Empty before the first attempt. `body` is rebuilt from the event:
+    `headers` are the headers as sent, as stored on the attempt: the pipeline's own headers in
+    clear, every custom header's value masked as "[redacted]", whatever its name
+    (`attempts.redact`). Empty before the first attempt. `body` is rebuilt from the event:
     it depends only on the event and the payload format (deliveries/payloads.py), so every
     attempt sent exactly these bytes.
     """
