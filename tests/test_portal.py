@@ -400,6 +400,8 @@ def test_disabling_says_what_waits_and_discards_it(portal, django_capture_on_com
     subscription = tenant_endpoint(TENANT)
     waiting = [make_delivery(subscription, DeliveryStatus.RETRYING) for _ in range(2)]
     make_delivery(subscription, DeliveryStatus.SUCCEEDED)
+    # Being sent right now: it finishes its attempt, so it is neither discarded nor counted.
+    sending = make_delivery(subscription, DeliveryStatus.SENDING)
 
     confirm = text(portal.get(portal_url("endpoint-disable", subscription.pk)))
     with django_capture_on_commit_callbacks(execute=True):
@@ -413,6 +415,8 @@ def test_disabling_says_what_waits_and_discards_it(portal, django_capture_on_com
         DeliveryStatus.DISCARDED
     }
     assert "This endpoint is disabled" in text(response)
+    sending.refresh_from_db()
+    assert sending.status == DeliveryStatus.SENDING
 
 
 def test_enabling_offers_to_replay_what_was_missed(portal, django_capture_on_commit_callbacks):

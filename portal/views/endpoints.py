@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from deliveries import charts
 from deliveries.models import Delivery
-from deliveries.services import health, replay
+from deliveries.services import health, replay, states
 from deliveries.services.probes import SubscriptionInactive, send_test_event
 from subscriptions import services
 from subscriptions.conf import webhook_settings
@@ -160,9 +160,14 @@ def endpoint_edit(request: HttpRequest, tenant: str, pk: object) -> HttpResponse
 @require_http_methods(["GET", "HEAD", "POST"])
 def endpoint_disable(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
     subscription = _endpoint(tenant, pk)
-    waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
     if request.method == "POST":
-        if services.disable_subscription(subscription, _("Disabled in the portal.")):
+        reason = _("Disabled in the portal.")
+        if services.disable_subscription(subscription, reason):
+            # What this disabling really discarded: deliveries being sent right now finish
+            # their attempt and are not counted (the admin reports the same figure).
+            waiting = states.discard_for_disable(
+                subscription.pk, reason, subscription.disabled_at or timezone.now()
+            )
             messages.success(
                 request,
                 ngettext(
@@ -179,6 +184,7 @@ def endpoint_disable(request: HttpRequest, tenant: str, pk: object) -> HttpRespo
         else:
             messages.info(request, _("The endpoint was already disabled."))
         return redirect(_detail(subscription))
+    waiting = sum(health.waiting_deliveries([subscription.pk]).get(subscription.pk, {}).values())
     return page(
         request,
         "webhooks_portal/endpoint_disable.html",
