@@ -173,9 +173,6 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def active(self) -> SubscriptionQuerySet:
         return self.filter(is_active=True)
 
-    def owned_by(self, user: models.Model) -> SubscriptionQuerySet:
-        return self.filter(owner=user)
-
     def for_tenant(self, key: str | None) -> SubscriptionQuerySet:
         """The subscriptions of tenant `key` (None: none at all)."""
         return self.none() if key is None else self.filter(tenant_id=key)
