@@ -117,6 +117,10 @@ class DeliveryStatus(models.TextChoices):
     SKIPPED = "skipped", _("Skipped")
 
 
+# Longest error text kept on a delivery, an attempt or a notice (the columns' size): every
+# writer truncates to it.
+ERROR_MAX_CHARS = 500
+
 # Waiting for an attempt: the sweep looks at these.
 WAITING = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 UNFINISHED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
@@ -172,7 +176,7 @@ class Delivery(models.Model):
     last_status_code = models.PositiveSmallIntegerField(
         _("last status code"), null=True, blank=True
     )
-    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    last_error = models.CharField(_("last error"), max_length=ERROR_MAX_CHARS, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -253,7 +257,7 @@ class DeliveryAttempt(models.Model):
     error_kind = models.CharField(
         _("error kind"), max_length=16, choices=ErrorKind.choices, blank=True, default=""
     )
-    error = models.CharField(_("error"), max_length=500, blank=True)
+    error = models.CharField(_("error"), max_length=ERROR_MAX_CHARS, blank=True)
     task_id = models.CharField(_("Celery task id"), max_length=64, blank=True)
 
     class Meta:
@@ -322,7 +326,7 @@ class EndpointNotice(models.Model):
     )
     reason = models.CharField(
         _("reason"),
-        max_length=500,
+        max_length=ERROR_MAX_CHARS,
         blank=True,
         help_text=_("The last error, or why the endpoint was disabled."),
     )

@@ -36,9 +36,7 @@ from subscriptions.text import clean_text
 from .adapter import get_adapter
 from .conf import webhook_settings
 from .deadline import deadline
-from .models import ErrorKind
-
-ERROR_MAX_CHARS = 500
+from .models import ERROR_MAX_CHARS, ErrorKind
 
 
 @dataclass

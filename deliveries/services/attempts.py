@@ -47,7 +47,7 @@ from subscriptions.text import clean_text
 
 from .. import signals
 from ..conf import webhook_settings
-from ..models import WAITING, Delivery, DeliveryAttempt, ErrorKind, Event
+from ..models import ERROR_MAX_CHARS, WAITING, Delivery, DeliveryAttempt, ErrorKind, Event
 from ..payloads import build_body, content_type
 from ..signing import signature_header
 from ..transport import SendResult, send
@@ -266,7 +266,7 @@ def internal_result(exc: BaseException, answered: SendResult | None = None) -> S
         status=answered.status if answered else None,
         duration_ms=answered.duration_ms if answered else 0,
         error_kind=ErrorKind.INTERNAL,
-        error=clean_text(f"{type(exc).__name__}: {exc}")[:500],
+        error=clean_text(f"{type(exc).__name__}: {exc}")[:ERROR_MAX_CHARS],
     )
 
 
@@ -447,7 +447,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
         response_headers=result.headers,
         response_body=result.body,
         error_kind=result.error_kind,
-        error=result.error[:500],
+        error=result.error[:ERROR_MAX_CHARS],
         task_id=claimed.task_id[:64],
     )
     try:

@@ -38,7 +38,15 @@ from subscriptions.models import Subscription
 
 from .. import dispatch, signals
 from ..conf import webhook_settings
-from ..models import WAITING, Delivery, DeliveryAttempt, DeliveryStatus, EndpointNotice, NoticeKind
+from ..models import (
+    ERROR_MAX_CHARS,
+    WAITING,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EndpointNotice,
+    NoticeKind,
+)
 from ..payloads import dumps, isoformat
 from ..signing import signature_header
 from ..transport import send
@@ -132,7 +140,7 @@ def _make(
             kind=kind,
             incident_started_at=started,
             disable_at=disable_at,
-            reason=(reason or _last_error(subscription.pk, started))[:500],
+            reason=(reason or _last_error(subscription.pk, started))[:ERROR_MAX_CHARS],
             missed_count=missed_count,
             missed_since=missed_since,
         )

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from subscriptions.matching import filters_match
 
-from ..models import UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
+from ..models import ERROR_MAX_CHARS, UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
 
 # The claim, on PostgreSQL (every attempt runs it): the same statement the ORM's update() below
 # builds, without compiling it each time (about 0.25 ms of CPU per delivery, docs/performance.md).
@@ -96,7 +96,7 @@ def _after_attempt(
         "status": status,
         "next_attempt_at": due,
         "last_status_code": status_code,
-        "last_error": error[:500],
+        "last_error": error[:ERROR_MAX_CHARS],
         "delivered_at": delivered_at,
     }
 
@@ -200,14 +200,14 @@ def discard_waiting(subscription_id: object, reason: str) -> int:
     return Delivery.objects.filter(subscription_id=subscription_id, status__in=WAITING).update(
         status=DeliveryStatus.DISCARDED,
         next_attempt_at=None,
-        last_error=reason[:500],
+        last_error=reason[:ERROR_MAX_CHARS],
         updated_at=timezone.now(),
     )
 
 
 def disabled_reason(reason: str) -> str:
     """The recorded error of a delivery discarded because its subscription was disabled."""
-    return f"Discarded: {reason}"[:500]
+    return f"Discarded: {reason}"[:ERROR_MAX_CHARS]
 
 
 def discard_for_disable(subscription_id: object, reason: str, since: dt.datetime) -> int:
@@ -245,7 +245,7 @@ def discard_unselected(subscription_id: object, filters: Iterable[str]) -> int:
         discarded += waiting.filter(event__type=event_type).update(
             status=DeliveryStatus.DISCARDED,
             next_attempt_at=None,
-            last_error=unselected_reason(event_type)[:500],
+            last_error=unselected_reason(event_type)[:ERROR_MAX_CHARS],
             updated_at=timezone.now(),
         )
     return discarded
