@@ -97,7 +97,9 @@ class EndpointForm(forms.Form):
         label=_("Most deliveries at once"),
         required=False,
         min_value=1,
-        help_text=_("Leave empty for the default."),
+        help_text=_(
+            "At least 1; leave empty for the default. To pause deliveries, disable the endpoint."
+        ),
     )
 
     def __init__(self, *args: Any, instance: Subscription | None = None, **kwargs: Any) -> None:

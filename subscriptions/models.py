@@ -4,7 +4,7 @@ import datetime as dt
 import re
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -22,6 +22,14 @@ validate_tenant_key = RegexValidator(
     TENANT_KEY_RE,
     _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."),
     code="invalid_tenant_key",
+)
+
+
+# An in-flight cap of 0 would hold every delivery for good, without an error: "no cap" is
+# empty (null), and pausing is disabling the endpoint. Refused by the model, the admin and the API.
+validate_in_flight_limit = MinValueValidator(
+    1,
+    _("At least 1. Leave it empty for the default; to pause deliveries, disable the endpoint."),
 )
 
 
@@ -98,9 +106,11 @@ class Tenant(models.Model):
         _("max deliveries in flight"),
         null=True,
         blank=True,
+        validators=[validate_in_flight_limit],
         help_text=_(
-            "Most deliveries of this tenant in flight at once, all endpoints together; "
-            "empty for the default."
+            "Most deliveries of this tenant in flight at once, all endpoints together; at "
+            "least 1. Empty for the default (TENANT_MAX_IN_FLIGHT; no cap when that is unset). "
+            "To pause deliveries, disable the endpoints."
         ),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -273,11 +283,17 @@ class Subscription(models.Model):
         blank=True,
         help_text=_("Static headers sent with every delivery, e.g. an Authorization header."),
     )
+    # `max_in_flight` in the API (`rate_limit` there is its alias for one release).
     rate_limit = models.PositiveIntegerField(
-        _("rate limit"),
+        _("max deliveries in flight"),
         null=True,
         blank=True,
-        help_text=_("Most deliveries in flight at once to this endpoint; empty for the default."),
+        validators=[validate_in_flight_limit],
+        help_text=_(
+            "Most deliveries in flight at once to this endpoint; at least 1. Empty for the "
+            "default (MAX_IN_FLIGHT; no cap when that is unset). To pause deliveries, disable "
+            "the endpoint."
+        ),
     )
     secret = models.CharField(_("secret"), max_length=128, default=generate_secret)
     previous_secret = models.CharField(_("previous secret"), max_length=128, blank=True)

@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 import referencing.exceptions
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from jsonschema.validators import validator_for
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012, specification_with
@@ -34,6 +35,9 @@ MAX_HEADERS = 20
 MAX_HEADER_NAME_LENGTH = 256
 MAX_HEADER_VALUE_LENGTH = 4096
 MAX_RATE_LIMIT = 10_000
+IN_FLIGHT_MIN_MESSAGE = gettext_lazy(
+    "At least 1. Null means the default; to pause deliveries, disable the endpoint."
+)
 MAX_SCHEMA_BYTES = 65_536
 MAX_DESCRIPTION_LENGTH = 5000
 # Deepest accepted schema (containers within containers): a schema for data nested
@@ -162,12 +166,27 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         )
         % {"mask": HEADER_MASK},
     )
+    max_in_flight = serializers.IntegerField(
+        source="rate_limit",
+        min_value=1,
+        max_value=MAX_RATE_LIMIT,
+        allow_null=True,
+        required=False,
+        error_messages={"min_value": IN_FLIGHT_MIN_MESSAGE},
+        help_text=_(
+            "Most deliveries in flight at once to this endpoint, 1 to %(max)d; null for the "
+            "default (MAX_IN_FLIGHT). 0 is refused: to pause deliveries, disable the endpoint."
+        )
+        % {"max": MAX_RATE_LIMIT},
+    )
+    # The field's name until this release (DESIGN.md): read and written as `max_in_flight`.
     rate_limit = serializers.IntegerField(
         min_value=1,
         max_value=MAX_RATE_LIMIT,
         allow_null=True,
         required=False,
-        help_text=_("Most deliveries in flight at once to this endpoint; null for the default."),
+        error_messages={"min_value": IN_FLIGHT_MIN_MESSAGE},
+        help_text=_("Deprecated alias of max_in_flight, kept for one release."),
     )
 
     class Meta:
@@ -182,6 +201,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "disabled_reason",
             "payload_format",
             "headers",
+            "max_in_flight",
             "rate_limit",
             "created_at",
             "updated_at",
@@ -189,6 +209,16 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = getattr(self, "initial_data", {})
+        if (
+            isinstance(given, dict)
+            and "max_in_flight" in given
+            and "rate_limit" in given
+            and given["max_in_flight"] != given["rate_limit"]
+        ):
+            raise serializers.ValidationError(
+                {"rate_limit": [_("An alias of max_in_flight: give one of them, or the same.")]}
+            )
         if self.instance is not None and "secret" in getattr(self, "initial_data", {}):
             # Silently ignoring it would leave the subscriber believing the secret changed.
             raise serializers.ValidationError(
