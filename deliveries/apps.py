@@ -18,6 +18,7 @@ class DeliveriesConfig(AppConfig):
         from subscriptions.models import Subscription, Tenant
         from subscriptions.signals import (
             subscription_admin_extensions,
+            subscription_deleted,
             subscription_disabled,
             tenant_admin_extensions,
         )
@@ -27,6 +28,7 @@ class DeliveriesConfig(AppConfig):
         from .receivers import (
             announce_notice,
             discard_for_changed_filters,
+            discard_for_deleted,
             discard_for_disabled,
             forget_limits_on_settings_change,
             forget_tenant_limit,
@@ -50,6 +52,9 @@ class DeliveriesConfig(AppConfig):
 
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+        )
+        subscription_deleted.connect(
+            discard_for_deleted, dispatch_uid="deliveries-discard-for-deleted"
         )
         subscription_disabled.connect(
             notice_for_disabled, dispatch_uid="deliveries-notice-for-disabled"

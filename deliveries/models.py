@@ -220,6 +220,12 @@ class Delivery(models.Model):
         return f"delivery {self.pk} ({self.status})"
 
     @property
+    def subscription_deleted(self) -> bool:
+        """Its endpoint was deleted (the history stays): load with select_related("subscription")
+        in lists."""
+        return self.subscription.deleted_at is not None
+
+    @property
     def is_finished(self) -> bool:
         """Succeeded, failed, discarded or skipped: no attempt will follow unless it is sent
         again (the portal stops refreshing its page)."""

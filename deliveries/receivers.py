@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from subscriptions.models import Subscription, Tenant
+from subscriptions.services import DELETED_REASON
 
 from .services import inflight, notices, states
 
@@ -32,6 +33,11 @@ def discard_for_disabled(
     sender: type, subscription: Subscription, reason: str, **kwargs: Any
 ) -> None:
     states.discard_waiting(subscription.pk, states.disabled_reason(reason))
+
+
+def discard_for_deleted(sender: type, subscription: Subscription, **kwargs: Any) -> None:
+    """`subscription_deleted` (in the deleting transaction): nothing waiting is sent any more."""
+    states.discard_waiting(subscription.pk, states.disabled_reason(DELETED_REASON))
 
 
 def notice_for_disabled(

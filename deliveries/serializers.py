@@ -95,6 +95,11 @@ class AttemptSerializer(serializers.ModelSerializer):
 
 class DeliverySerializer(serializers.ModelSerializer):
     event_type = serializers.CharField(source="event.type", read_only=True)
+    endpoint_deleted = serializers.BooleanField(
+        source="subscription_deleted",
+        read_only=True,
+        help_text="The endpoint was deleted; this history stays until retention prunes it.",
+    )
 
     class Meta:
         model = Delivery
@@ -103,6 +108,7 @@ class DeliverySerializer(serializers.ModelSerializer):
             "event",
             "event_type",
             "subscription",
+            "endpoint_deleted",
             "status",
             "attempts",
             "next_attempt_at",

@@ -99,7 +99,7 @@ class EventViewSet(
         if self.action == "retrieve":
             # A broadcast reaches every tenant: each sees its own deliveries of it only.
             deliveries = read_scope(self.request, Delivery).filter(
-                Delivery.objects.select_related("event")
+                Delivery.objects.select_related("event", "subscription")
             )
             queryset = queryset.prefetch_related(Prefetch("deliveries", queryset=deliveries))
         return queryset

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -511,6 +512,23 @@ class SubscriptionAdmin(ExtensibleAdmin):
                 ),
                 messages.WARNING,
             )
+
+    # --- Deleting: the history stays (services.delete_subscription) ---------------------------
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple:
+        """What the confirmation page lists: the endpoints alone. Their deliveries, attempts
+        and notices are kept, so deleting needs `delete_subscription` and nothing more, as in
+        the API."""
+        objs = list(objs)
+        names = [format_html("{}: {}", capfirst(self.model._meta.verbose_name), o) for o in objs]
+        return names, {self.model._meta.verbose_name_plural: len(objs)}, set(), []
+
+    def delete_model(self, request: HttpRequest, obj: Subscription) -> None:
+        services.delete_subscription(obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset:
+            services.delete_subscription(subscription)
 
     @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
     def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:

@@ -180,6 +180,11 @@ class PayloadFormat(models.TextChoices):
 
 
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
+    def deleted(self) -> SubscriptionQuerySet:
+        """Endpoints deleted by their owners: kept, without secrets or header values, while
+        their delivery history lasts (`Subscription.all_objects` only)."""
+        return self.filter(deleted_at__isnull=False)
+
     def active(self) -> SubscriptionQuerySet:
         return self.filter(is_active=True)
 
@@ -240,6 +245,16 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         return active, inactive
 
 
+class SubscriptionManager(models.Manager.from_queryset(SubscriptionQuerySet)):  # type: ignore[misc]
+    """The default manager: endpoints that exist, never deleted ones. Everything that finds
+    endpoints by query (lists, fan-out, limits, the admin, the portal) goes through it; a
+    delivery still reaches its deleted endpoint through its foreign key (Django's base
+    manager), so history and the attempt in flight keep working."""
+
+    def get_queryset(self) -> SubscriptionQuerySet:
+        return super().get_queryset().filter(deleted_at__isnull=True)
+
+
 class Subscription(models.Model):
     id = models.UUIDField(_("id"), primary_key=True, default=uuid7, editable=False)
     tenant = models.ForeignKey(
@@ -255,11 +270,12 @@ class Subscription(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("owner"),
-        on_delete=models.CASCADE,
+        # The tenant owns its endpoints: deleting a user leaves them (and their history).
+        on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="webhook_subscriptions",
-        help_text=_("The user who manages this endpoint through the API."),
+        help_text=_("The user who created this endpoint; empty once that user is deleted."),
     )
     url = models.URLField(_("URL"), max_length=2048, help_text=_("Where events are POSTed."))
     description = models.CharField(_("description"), max_length=500, blank=True)
@@ -307,10 +323,22 @@ class Subscription(models.Model):
         help_text=_("Start of the current run of failed attempts; empty after a success."),
     )
     last_success_at = models.DateTimeField(_("last success"), null=True, blank=True)
+    deleted_at = models.DateTimeField(
+        _("deleted at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "Set when the endpoint was deleted: nothing more is sent, its secrets and header "
+            "values are erased, its delivery history stays until retention prunes it."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
-    objects = SubscriptionQuerySet.as_manager()
+    objects = SubscriptionManager()
+    # Deleted endpoints included: retention's final purge, and tests.
+    all_objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
         db_table = "webhooks_subscription"

@@ -91,6 +91,51 @@ def enable_subscription(subscription: Subscription) -> bool:
     return True
 
 
+DELETED_REASON = "Endpoint deleted."
+
+
+def delete_subscription(subscription: Subscription) -> bool:
+    """Delete an endpoint, keeping its history; False if it was already deleted.
+
+    Nothing more is sent: the row leaves every normal query (`Subscription.objects`), is
+    marked inactive, and its secrets and header values are erased at once. Its deliveries,
+    attempts and notices stay, reachable from the events they belong to, until retention
+    prunes them (the row itself goes with its last delivery). Listeners of
+    `subscription_deleted` run in the same transaction: the deliveries app discards what was
+    waiting.
+    A request already on its way finishes and is recorded as an attempt like any other.
+
+    A soft delete rather than a nullable foreign key: deliveries keep their endpoint, hence
+    their tenant (who may see them) and their URL, and the pipeline needs no case for a
+    delivery without one; an attempt in flight stores its row as usual.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Subscription.objects.filter(pk=subscription.pk).update(
+            deleted_at=now,
+            is_active=False,
+            disabled_reason=DELETED_REASON,
+            disabled_at=now,
+            secret="",
+            previous_secret="",
+            previous_secret_expires_at=None,
+            headers={},
+            updated_at=now,
+        )
+        if not changed:
+            return False
+        subscription.deleted_at = now
+        subscription.is_active = False
+        subscription.disabled_reason = DELETED_REASON
+        subscription.secret = subscription.previous_secret = ""
+        subscription.previous_secret_expires_at = None
+        subscription.headers = {}
+        # Inside the transaction, unlike the other signals: what the listeners stop (the
+        # deliveries waiting) stops in the same commit as the delete, or not at all.
+        signals.subscription_deleted.send(sender=Subscription, subscription=subscription)
+    return True
+
+
 def rotate_secret(subscription: Subscription, new_secret: str | None = None) -> str:
     """Give the subscription a new signing secret and return it.
 

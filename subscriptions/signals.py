@@ -4,6 +4,9 @@
   (410 Gone, a dead endpoint) or by a person (admin, API). The deliveries app listens to discard
   what was waiting for it.
 - `subscription_enabled(sender=Subscription, subscription)`: enabled again.
+- `subscription_deleted(sender=Subscription, subscription)`: deleted (API, admin, portal):
+  the row stays, without secrets, for its history. Sent inside the deleting transaction (the
+  one exception), so the deliveries app's discarding of what waited commits with the delete.
 
 And one for the admin:
 
@@ -21,5 +24,6 @@ from django.dispatch import Signal
 
 subscription_disabled = Signal()
 subscription_enabled = Signal()
+subscription_deleted = Signal()
 subscription_admin_extensions = Signal()
 tenant_admin_extensions = Signal()

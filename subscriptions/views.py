@@ -106,6 +106,10 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
                 raise SubscriptionLimitExceeded(str(exc)) from exc
             serializer.save(owner=self.request.user, tenant_id=tenant.pk)
 
+    def perform_destroy(self, instance: Subscription) -> None:
+        # Its history stays until retention prunes it; secrets and header values go now.
+        services.delete_subscription(instance)
+
     @extend_schema(
         request=RotateSecretSerializer,
         responses={

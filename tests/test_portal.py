@@ -456,9 +456,9 @@ def test_deleting_asks_then_deletes_with_history(portal):
     confirm = text(portal.get(portal_url("endpoint-delete", subscription.pk)))
     response = portal.post(portal_url("endpoint-delete", subscription.pk), follow=True)
 
-    assert "Its history of 1 delivery is deleted with it." in confirm
+    assert "Its history of 1 delivery stays in the delivery log" in confirm
     assert not Subscription.objects.filter(pk=subscription.pk).exists()
-    assert not Delivery.objects.exists()
+    assert Delivery.objects.filter(subscription_id=subscription.pk).count() == 1
     assert "Endpoint Old deleted." in text(response)
 
 

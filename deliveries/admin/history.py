@@ -31,10 +31,31 @@ from .common import ReadOnlyAdminMixin, pretty_json, seconds_display, status_bad
 from .dashboard import dashboard_view
 
 
+@admin.display(description=_("subscription"), ordering="subscription")
+def endpoint_display(obj: Delivery) -> str:
+    """The delivery's endpoint, marked when it was deleted (its history stays)."""
+    if obj.subscription_deleted:
+        return format_html(
+            '{} <span class="webhooks-endpoint-deleted" style="color:#c62828">({})</span>',
+            obj.subscription,
+            _("endpoint deleted"),
+        )
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:webhook_subscriptions_subscription_change", args=[obj.subscription_id]),
+        obj.subscription,
+    )
+
+
 class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Delivery
-    fields = ["link", "subscription", "badge", "attempts", "last_status_code", "next_attempt_at"]
+    fields = ["link", "endpoint", "badge", "attempts", "last_status_code", "next_attempt_at"]
     readonly_fields = fields
+    endpoint = staticmethod(endpoint_display)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
+        return super().get_queryset(request).select_related("subscription")
+
     extra = 0
     show_change_link = False
 
@@ -78,7 +99,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "id",
         "event_type",
         "tenant",
-        "subscription",
+        "endpoint",
         "badge",
         "attempts",
         "last_status_code",
@@ -100,7 +121,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             None,
             {
                 "fields": [
-                    ("event", "subscription"),
+                    ("event", "endpoint"),
                     ("badge", "attempts", "last_status_code"),
                     "last_error",
                 ]
@@ -111,7 +132,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = [
         "event",
-        "subscription",
+        "endpoint",
         "badge",
         "attempts",
         "last_status_code",
@@ -128,6 +149,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # stacked inline took about 370 px per attempt.
     change_form_template = "deliveries/admin/delivery_change_form.html"
 
+    endpoint = staticmethod(endpoint_display)
     created = seconds_display("created_at", _("created"))
     next_attempt = seconds_display("next_attempt_at", _("next attempt"))
     delivered = seconds_display("delivered_at", _("delivered"))

@@ -56,4 +56,16 @@ def prune(
         if not event_ids:
             break
         Event.objects.filter(pk__in=event_ids).delete()
+    purge_deleted_endpoints()
     return deleted
+
+
+def purge_deleted_endpoints() -> int:
+    """Remove the rows of deleted endpoints whose last delivery has been pruned (with their
+    notices and test events); returns how many. Until then the row holds their history's
+    tenant and URL (subscriptions.services.delete_subscription)."""
+    gone = Subscription.all_objects.deleted().filter(deliveries__isnull=True)
+    ids = list(gone.order_by().values_list("pk", flat=True)[: int(webhook_settings.BATCH_SIZE)])
+    if not ids:
+        return 0
+    return Subscription.all_objects.filter(pk__in=ids).delete()[1].get(Subscription._meta.label, 0)

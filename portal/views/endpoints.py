@@ -231,7 +231,7 @@ def endpoint_delete(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
     subscription = _endpoint(tenant, pk)
     if request.method == "POST":
         name = str(subscription)
-        subscription.delete()
+        services.delete_subscription(subscription)
         messages.success(request, _("Endpoint %(name)s deleted.") % {"name": name})
         return redirect("webhooks_portal:endpoints")
     history = Delivery.objects.filter(subscription=subscription).count()
