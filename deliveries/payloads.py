@@ -6,13 +6,11 @@ exactly the same bytes and only the `webhook-timestamp` header (and so the signa
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any
 
-from django.utils import timezone
-
 from subscriptions.models import PayloadFormat
+from subscriptions.wire import to_wire
 
 from .conf import webhook_settings
 from .models import Event
@@ -23,16 +21,9 @@ CONTENT_TYPES = {
 }
 
 
-def isoformat(value: dt.datetime) -> str:
-    """`value` as ISO 8601 in UTC with a `Z`, e.g. `2026-01-15T14:30:00.250000Z`.
-
-    The wire format does not depend on the host's settings (Standard Webhooks' timestamp,
-    CloudEvents' `time` is RFC 3339): a naive value, as stored by a host with `USE_TZ = False`,
-    is local time in `TIME_ZONE`; an aware one is converted from its own zone.
-    """
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, timezone.get_default_timezone())
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+# ISO 8601 in UTC with a `Z`, e.g. `2026-01-15T14:30:00.250000Z`, whatever the host's settings
+# (Standard Webhooks' timestamp; CloudEvents' `time` is RFC 3339): the API's own format.
+isoformat = to_wire
 
 
 def dumps(value: Any) -> bytes:

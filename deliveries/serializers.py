@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from subscriptions import wire
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
@@ -66,7 +67,7 @@ class PublishedSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     tenant = serializers.CharField()
     type = serializers.CharField()
-    created_at = serializers.DateTimeField()
+    created_at = wire.DateTimeField()
     deliveries = serializers.IntegerField(
         allow_null=True,
         help_text="Subscriptions the event goes to; null when it could not be counted after the "
@@ -77,7 +78,7 @@ class PublishedSerializer(serializers.Serializer):
     )
 
 
-class AttemptSerializer(serializers.ModelSerializer):
+class AttemptSerializer(wire.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
         fields = [
@@ -93,7 +94,7 @@ class AttemptSerializer(serializers.ModelSerializer):
         ]
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(wire.ModelSerializer):
     event_type = serializers.CharField(source="event.type", read_only=True)
     endpoint_deleted = serializers.BooleanField(
         source="subscription_deleted",
@@ -126,7 +127,7 @@ class DeliveryDetailSerializer(DeliverySerializer):
         fields = [*DeliverySerializer.Meta.fields, "attempt_set"]
 
 
-class EventSerializer(serializers.ModelSerializer):
+class EventSerializer(wire.ModelSerializer):
     class Meta:
         model = Event
         fields = [
@@ -155,8 +156,8 @@ class DeliveryFilterSerializer(serializers.Serializer):
     subscription = serializers.UUIDField(required=False)
     event = serializers.UUIDField(required=False)
     type = serializers.CharField(max_length=255, required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = wire.DateTimeField(required=False)
+    until = wire.DateTimeField(required=False)
 
     LOOKUPS = {
         "status": "status",
@@ -183,8 +184,8 @@ class CommaListField(serializers.ListField):
 
 
 class ReplayRequestSerializer(serializers.Serializer):
-    since = serializers.DateTimeField(help_text="Deliveries created at or after this time.")
-    until = serializers.DateTimeField(
+    since = wire.DateTimeField(help_text="Deliveries created at or after this time.")
+    until = wire.DateTimeField(
         required=False, help_text="Deliveries created before this time; default now."
     )
     status = CommaListField(
@@ -204,8 +205,8 @@ class ReplayRequestSerializer(serializers.Serializer):
 class ReplayQueuedSerializer(serializers.Serializer):
     subscription = serializers.UUIDField()
     queued = serializers.IntegerField(help_text="Deliveries queued for another attempt.")
-    since = serializers.DateTimeField()
-    until = serializers.DateTimeField()
+    since = wire.DateTimeField()
+    until = wire.DateTimeField()
     status = serializers.ListField(child=serializers.CharField())
 
 

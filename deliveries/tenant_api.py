@@ -14,6 +14,7 @@ from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from subscriptions import wire
 from subscriptions.access import READ, has_any_perm, model_perms
 from subscriptions.api import APIDefaults
 from subscriptions.models import Tenant
@@ -53,7 +54,7 @@ class TenantHealthSerializer(serializers.Serializer):
     unfinished_deliveries = serializers.IntegerField(help_text="Pending, sending or retrying.")
 
 
-class TenantSerializer(serializers.ModelSerializer):
+class TenantSerializer(wire.ModelSerializer):
     limits = serializers.SerializerMethodField()
     health = serializers.SerializerMethodField()
 

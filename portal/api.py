@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from subscriptions import wire
 from subscriptions.access import has_any_perm, model_perms
 from subscriptions.api import APIDefaults, extend_schema
 from subscriptions.models import Subscription, Tenant, is_valid_tenant_key
@@ -28,7 +29,7 @@ class CanMakePortalLinks(permissions.BasePermission):
 
 class PortalLinkSerializer(serializers.Serializer):
     url = serializers.URLField(help_text="Open it (or put it in an iframe) within its lifetime.")
-    expires_at = serializers.DateTimeField(help_text="The link cannot be opened after this.")
+    expires_at = wire.DateTimeField(help_text="The link cannot be opened after this.")
 
 
 class PortalLinkView(APIDefaults, APIView):

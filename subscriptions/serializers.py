@@ -14,7 +14,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
-from . import services
+from . import services, wire
 from .headers import (
     HEADER_MASK,
     HEADER_NAME_RE,
@@ -46,7 +46,7 @@ MAX_DESCRIPTION_LENGTH = 5000
 MAX_SCHEMA_DEPTH = 64
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
+class EventTypeSerializer(wire.ModelSerializer):
     class Meta:
         model = EventType
         fields = ["name", "description", "schema", "created_at"]
@@ -131,7 +131,7 @@ class MaskedHeadersField(serializers.DictField):
         return mask_headers(value or {})
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(wire.ModelSerializer):
     """A subscription as its tenant sees it; the secret is never part of it.
 
     `tenant` is chosen on creation by users with the model permission to act across tenants
@@ -362,6 +362,6 @@ class RotatedSecretSerializer(serializers.Serializer):
 
     id = serializers.UUIDField()
     secret = serializers.CharField()
-    previous_secret_expires_at = serializers.DateTimeField(
+    previous_secret_expires_at = wire.DateTimeField(
         help_text=_("Until then the old secret signs beside the new one.")
     )
