@@ -15,6 +15,7 @@ class DeliveriesConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.db.models.signals import post_delete, post_save
 
+        from subscriptions import reenable
         from subscriptions.models import Subscription, Tenant
         from subscriptions.signals import (
             subscription_admin_extensions,
@@ -37,6 +38,7 @@ class DeliveriesConfig(AppConfig):
             tenant_admin_extension,
         )
         from .schedule import register_periodic_tasks
+        from .services import replay
         from .signals import endpoint_notice
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
@@ -53,6 +55,7 @@ class DeliveriesConfig(AppConfig):
         subscription_disabled.connect(
             discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
         )
+        reenable.register(replay.reenable_report)
         subscription_deleted.connect(
             discard_for_deleted, dispatch_uid="deliveries-discard-for-deleted"
         )

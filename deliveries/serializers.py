@@ -192,8 +192,8 @@ class ReplayRequestSerializer(serializers.Serializer):
         child=serializers.ChoiceField(choices=list(REPLAYABLE_STATUSES)),
         required=False,
         allow_empty=False,
-        help_text="Statuses to replay; default failed and discarded. `retrying` sends now "
-        "what waits for a later attempt.",
+        help_text="Statuses to replay; default skipped, discarded and failed (what an outage "
+        "leaves undelivered). `retrying` sends now what waits for a later attempt.",
     )
 
     def validate(self, attrs: dict) -> dict:

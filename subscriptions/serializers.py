@@ -14,7 +14,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
-from . import services, wire
+from . import reenable, services, wire
 from .headers import (
     HEADER_MASK,
     HEADER_NAME_RE,
@@ -315,9 +315,12 @@ class SubscriptionSerializer(wire.ModelSerializer):
         # The active flag goes through the services, so the signals fire (disabling discards
         # the deliveries waiting for this endpoint).
         is_active = validated_data.pop("is_active", None)
+        disabled_at, failing_since = instance.disabled_at, instance.failing_since
         instance = super().update(instance, validated_data)
         if is_active is True:
-            services.enable_subscription(instance)
+            if services.enable_subscription(instance):
+                # What it missed while disabled, added to the answer (subscriptions.reenable).
+                self.reenabled = reenable.report(instance, disabled_at, failing_since)
         elif is_active is False:
             services.disable_subscription(instance, _("Disabled through the API."))
         return instance

@@ -106,6 +106,19 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
                 raise SubscriptionLimitExceeded(str(exc)) from exc
             serializer.save(owner=self.request.user, tenant_id=tenant.pk)
 
+    def update(self, request: Request, *args: object, **kwargs: object) -> Response:
+        """PATCH/PUT; an answer that enabled the endpoint again says what it missed while
+        disabled (`held_while_disabled`) and how to replay it (`replay`)."""
+        self._reenabled: dict = {}
+        response = super().update(request, *args, **kwargs)
+        if self._reenabled:
+            response.data = {**response.data, **self._reenabled}
+        return response
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        serializer.save()
+        self._reenabled = getattr(serializer, "reenabled", {})
+
     def perform_destroy(self, instance: Subscription) -> None:
         # Its history stays until retention prunes it; secrets and header values go now.
         services.delete_subscription(instance)

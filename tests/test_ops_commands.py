@@ -93,7 +93,7 @@ def test_replay_inline_reopens_matching_deliveries(broker):
     old = make_delivery(sub, "failed", created_at=timezone.now() - dt.timedelta(hours=3))
     skipped = make_delivery(sub, "skipped", created_at=timezone.now() - dt.timedelta(minutes=10))
 
-    out = run("replay", str(sub.pk), "--since", "1h", "--inline")
+    out = run("replay", str(sub.pk), "--since", "1h", "--inline", "--status", "failed")
     assert "Sent again: 1 deliveries" in out
     assert Delivery.objects.get(pk=recent.pk).status == "retrying"
     assert Delivery.objects.get(pk=old.pk).status == "failed"

@@ -22,6 +22,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from subscriptions.models import Subscription
+from subscriptions.wire import to_wire
 
 from .. import dispatch
 from ..conf import webhook_settings
@@ -31,7 +32,6 @@ from . import states
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPLAY_STATUSES: tuple[str, ...] = (DeliveryStatus.FAILED, DeliveryStatus.DISCARDED)
 # What a replay may select. `skipped` holds what a disabled subscription missed; `succeeded`
 # lets an operator re-send a range the receiver lost on its side; `retrying` sends now what
 # waits for a later attempt (after an outage is fixed, the backoff would otherwise hold those
@@ -52,6 +52,10 @@ OUTAGE_STATUSES: tuple[str, ...] = (
     DeliveryStatus.DISCARDED,
     DeliveryStatus.FAILED,
 )
+# A replay without statuses: what an outage leaves undelivered, so that the default replay after
+# an endpoint is enabled again covers what it missed while disabled (`skipped`), not only what
+# failed before.
+DEFAULT_REPLAY_STATUSES: tuple[str, ...] = OUTAGE_STATUSES
 # Slack before the outage start: the delivery that triggered the disable is finished a moment
 # before `disabled_at` is written.
 OUTAGE_MARGIN = dt.timedelta(minutes=1)
@@ -122,17 +126,26 @@ def _redeliver(delivery_ids: Iterable[int], now: dt.datetime) -> list[tuple[int,
     return items
 
 
+ALREADY_QUEUED = "An attempt of this delivery is already queued or being sent; wait for it."
+
+
 def redeliver_one(delivery: Delivery) -> int:
-    """Redeliver one delivery and return the number of the attempt queued, or raise
-    ReplayError saying why it cannot be sent again now."""
-    if delivery.status == DeliveryStatus.SENDING:
-        raise ReplayError("This delivery is being sent right now.")
+    """Redeliver one delivery (a manual retry) and return the number of the attempt queued, or
+    raise ReplayError saying why it cannot be sent again now (the API answers 409).
+
+    Sends once however many retries arrive together: while an attempt is queued or under way
+    (`states.reopen_one`), another retry is refused rather than queued behind it.
+    """
     if not Subscription.objects.filter(pk=delivery.subscription_id, is_active=True).exists():
         raise ReplayError("The subscription is disabled; enable it first.")
-    items = _redeliver([delivery.pk], timezone.now())
-    if not items:
-        raise ReplayError("This delivery is being sent right now.")
-    return items[0][1]
+    now = timezone.now()
+    # Waits up to `max_countdown` ride a Celery message; longer ones are parked in the row.
+    queued_until = now + dt.timedelta(seconds=webhook_settings.max_countdown)
+    number = states.reopen_one(delivery.pk, now, queued_until)
+    if number is None:
+        raise ReplayError(ALREADY_QUEUED)
+    enqueue_attempts([(delivery.pk, number)])
+    return number
 
 
 @dataclass(frozen=True)
@@ -171,6 +184,22 @@ def missed_during_outage(
         return None
     count = matching_deliveries(subscription.pk, since, now, OUTAGE_STATUSES).count()
     return Missed(since, count)
+
+
+def reenable_report(
+    subscription: Subscription, disabled_at: dt.datetime | None, failing_since: dt.datetime | None
+) -> dict[str, object]:
+    """The keys an enabling `PATCH /api/subscriptions/{id}/` answers with (registered with
+    `subscriptions.reenable` in `DeliveriesConfig.ready()`): `held_while_disabled`, how many
+    deliveries the endpoint did not receive while it was failing or disabled, and `replay`, the
+    body of the `POST .../replay/` that sends them (null when there is nothing to replay)."""
+    missed = missed_during_outage(subscription, disabled_at, failing_since)
+    if missed is None:
+        return {"held_while_disabled": 0, "replay": None}
+    return {
+        "held_while_disabled": missed.count,
+        "replay": {"since": to_wire(missed.since), "status": list(OUTAGE_STATUSES)},
+    }
 
 
 def matching_deliveries(

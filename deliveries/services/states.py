@@ -18,12 +18,20 @@ import json
 from collections.abc import Iterable
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from subscriptions.matching import filters_match
 
-from ..models import ERROR_MAX_CHARS, UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
+from ..models import (
+    ERROR_MAX_CHARS,
+    FINISHED,
+    UNFINISHED,
+    WAITING,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+)
 
 # The claim, on PostgreSQL (every attempt runs it): the same statement the ORM's update() below
 # builds, without compiling it each time (about 0.25 ms of CPU per delivery, docs/performance.md).
@@ -304,6 +312,27 @@ def reopen(delivery_ids: Iterable[int], now: dt.datetime) -> list[int]:
     )
 
 
+def reopen_one(delivery_id: int, now: dt.datetime, queued_until: dt.datetime) -> int | None:
+    """Make one delivery due now for a manual retry, unless an attempt of it is already queued
+    or under way; returns the number of the attempt to send, or None.
+
+    Queued or under way: `sending`, `pending` (its first message is on its way), or `retrying`
+    due before `queued_until` (its retry message is in the broker). A `retrying` delivery
+    parked for later, or a finished one, is reopened. One guarded UPDATE: of concurrent retries
+    of the same delivery exactly one wins, and later ones find it due now, hence queued.
+    """
+    reopenable = Q(status__in=FINISHED) | Q(
+        status=DeliveryStatus.RETRYING, next_attempt_at__gt=queued_until
+    )
+    changed = Delivery.objects.filter(reopenable, pk=delivery_id).update(
+        status=DeliveryStatus.RETRYING, next_attempt_at=now, delivered_at=None, updated_at=now
+    )
+    if not changed:
+        return None
+    attempts = Delivery.objects.filter(pk=delivery_id).values_list("attempts", flat=True).first()
+    return None if attempts is None else attempts + 1
+
+
 __all__ = [
     "UNFINISHED",
     "claim",
@@ -321,6 +350,7 @@ __all__ = [
     "postpone",
     "release_stale",
     "reopen",
+    "reopen_one",
     "retrying",
     "succeeded",
     "unselected_reason",
