@@ -273,7 +273,8 @@ def cmd_up(args: argparse.Namespace) -> None:
             broker = "filesystem://"
             say(
                 "broker: no Redis reachable; using Kombu's filesystem broker in var/broker "
-                "(fine for a demo; use Redis for anything else)"
+                "(fine for a demo: in-flight caps are off without a Redis; use Redis or "
+                "RabbitMQ with WEBHOOKS_REDIS_URL for anything else)"
             )
     else:
         say(f"broker: {broker}")

@@ -1,5 +1,6 @@
-"""System checks of the pipeline: its `WEBHOOKS` keys (`webhooks.E007`-`E009`) and the Celery
-side of a host project (`webhooks.W003`-`W005`).
+"""System checks of the pipeline: its `WEBHOOKS` keys (`webhooks.E007`-`E009`), a Redis for
+the shared counters (`webhooks.E030`) and the Celery side of a host project
+(`webhooks.W003`-`W005`).
 
 Deliveries run in the host's own Celery app through `@shared_task`. If that app is missing,
 points at no broker or never imports our tasks, publishing still "works" and nothing is ever
@@ -34,7 +35,7 @@ from subscriptions.checks import (
 )
 from subscriptions.secrets import validate_secret
 
-from .conf import DEFAULTS
+from .conf import DEFAULTS, celery_broker_url, is_redis_url, redis_form, webhook_settings
 
 TASKS_MODULE = "deliveries.tasks"
 
@@ -104,14 +105,46 @@ VALIDATORS: dict[str, Validator] = {
 }
 
 
+def redis_url(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and is_redis_url(redis_form(value))):
+        return None
+    return f"must be a redis://, rediss:// or unix:// URL or None, not {value!r}"
+
+
+VALIDATORS["REDIS_URL"] = redis_url
+
+
 def check_pipeline_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     value = webhooks_dict()
     if value is None:
-        return []  # unset, or not a dict (subscriptions' check reports webhooks.E005)
+        return [*_counters_redis()]  # not a dict: subscriptions' check reports webhooks.E005
     return [
         *check_keys(DEFAULTS, VALIDATORS),
         *_timeout_order(value),
         *_countdown_within_visibility(value),
+        *_counters_redis(),
+    ]
+
+
+def _counters_redis() -> list[CheckMessage]:
+    """webhooks.E030: the in-flight caps count in a Redis shared by every worker; with none
+    (the broker is RabbitMQ and REDIS_URL is unset) they could not hold, so it is an error,
+    not a silent "no cap". Eager mode and a missing broker or app are W003/W004's business."""
+    app = loaded_celery_app()
+    if app is None or app.conf.task_always_eager or not celery_broker_url():
+        return []
+    if webhook_settings.redis_url is not None:
+        return []
+    scheme = celery_broker_url().split("://")[0]
+    return [
+        Error(
+            f"No Redis for the in-flight counters: the broker is {scheme}:// and "
+            "settings.WEBHOOKS['REDIS_URL'] is not set, so the caps on deliveries in flight "
+            "(per endpoint and per tenant) could not be applied.",
+            hint="Set WEBHOOKS['REDIS_URL'] to a Redis every worker reaches, e.g. "
+            "'redis://127.0.0.1:6379/2' (reference project: env WEBHOOKS_REDIS_URL).",
+            id="webhooks.E030",
+        )
     ]
 
 

@@ -51,11 +51,16 @@ DEFAULTS: dict[str, Any] = {
     # rides Celery; the 300 s and longer waits are parked (the sweep's interval plus SWEEP_GRACE
     # is how late a parked wait may be).
     "MAX_COUNTDOWN": None,
-    # Most deliveries in flight at once to one subscription, unless its `rate_limit` says
-    # otherwise; None for no cap. A slow endpoint then holds at most this many worker slots
-    # while other endpoints' deliveries go on. Needs a Redis broker (the counter lives there);
-    # with another broker the cap is off and a warning says so once.
+    # Most deliveries in flight at once to one subscription, unless its `max_in_flight` (model
+    # field `rate_limit`) says otherwise; None for no cap. A slow endpoint then holds at most
+    # this many worker slots while other endpoints' deliveries go on. The counters live in
+    # REDIS_URL.
     "MAX_IN_FLIGHT": 10,
+    # The Redis that holds the counters every worker shares (in-flight caps), as a redis://,
+    # rediss:// or unix:// URL. None: the broker's URL when the broker is Redis. With another
+    # broker (RabbitMQ) set it (reference project: env WEBHOOKS_REDIS_URL): without a Redis for
+    # the counters, system check webhooks.E030 is an error, so caps are never silently off.
+    "REDIS_URL": None,
     # Seconds a delivery over its endpoint's cap waits before trying again; doubled on each
     # further refusal (plus up to 100% jitter) up to MAX_COUNTDOWN, beyond which it is parked
     # for the sweep. The attempt number is not consumed: a busy endpoint is not a failing one.
@@ -107,6 +112,30 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def is_redis_url(url: str) -> bool:
+    return url.startswith(REDIS_SCHEMES)
+
+
+def redis_form(url: str) -> str:
+    """`url` as redis-py reads it: kombu's `redis+socket://` is redis-py's `unix://`."""
+    if url.startswith("redis+socket://"):
+        return "unix://" + url[len("redis+socket://") :]
+    return url
+
+
+def celery_broker_url() -> str:
+    """The first broker URL of the current Celery app (kombu allows a failover list)."""
+    from celery import current_app
+
+    url = current_app.conf.broker_url or ""
+    if isinstance(url, list | tuple):
+        url = url[0] if url else ""
+    return str(url).split(";")[0].strip()
+
+
 class PipelineSettings(WebhookSettings):
     """The pipeline's keys, with the values derived from them."""
 
@@ -119,6 +148,15 @@ class PipelineSettings(WebhookSettings):
         bound = float(options.get("visibility_timeout", 3600)) / 2
         wanted = 60.0 if self.MAX_COUNTDOWN is None else float(self.MAX_COUNTDOWN)
         return min(wanted, bound)
+
+    @property
+    def redis_url(self) -> str | None:
+        """Where the shared counters live: REDIS_URL, else the Celery broker's URL if it is a
+        Redis URL; None when there is no Redis for them."""
+        if self.REDIS_URL:
+            return redis_form(str(self.REDIS_URL))
+        broker = redis_form(celery_broker_url())
+        return broker if is_redis_url(broker) else None
 
     @property
     def stale_sending_after(self) -> int:

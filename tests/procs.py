@@ -190,6 +190,43 @@ class Worker:
             self._out.close()
 
 
+RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
+
+
+def rabbitmq_reachable() -> bool:
+    """Whether a RabbitMQ listens on 127.0.0.1:5672 and `rabbitmqctl` can manage it."""
+    if shutil.which("rabbitmqctl") is None:
+        return False
+    try:
+        with socket.create_connection((RABBITMQ_HOST, RABBITMQ_PORT), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class RabbitVhost:
+    """A vhost of its own on the shared RabbitMQ (guest/guest), created for one test run and
+    deleted afterwards, so no message of another run or another engineer is ever seen."""
+
+    def __init__(self) -> None:
+        self.name = f"webhooks-test-{os.getpid()}-{free_port()}"
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{self.name}"
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+    def create(self) -> RabbitVhost:
+        self._ctl("add_vhost", self.name)
+        self._ctl("set_permissions", "-p", self.name, "guest", ".*", ".*", ".*")
+        return self
+
+    def delete(self) -> None:
+        self._ctl("delete_vhost", self.name)
+
+
 def database_url_for_tests() -> str:
     """The URL of the database pytest-django created, for processes started by the tests."""
     from django.db import connection

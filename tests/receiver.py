@@ -37,6 +37,9 @@ class Receiver:
         self._cond = threading.Condition(self._lock)
         self.received: list[Received] = []
         self.counts: dict[str, int] = defaultdict(int)
+        # Requests being answered right now per path, and the most there ever were at once.
+        self.active: dict[str, int] = defaultdict(int)
+        self.peak: dict[str, int] = defaultdict(int)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -49,8 +52,13 @@ class Receiver:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
                 reply = receiver._record(self.path, dict(self.headers.items()), body)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                try:
+                    if reply.delay:
+                        time.sleep(reply.delay)
+                finally:
+                    # Before the answer: the sender cannot start its next request (its
+                    # in-flight slot is still held) until it has read this one.
+                    receiver._done(self.path)
                 try:
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -95,10 +103,16 @@ class Receiver:
         with self._cond:
             self.received.append(Received(path, headers, body, time.monotonic()))
             self.counts[path] += 1
+            self.active[path] += 1
+            self.peak[path] = max(self.peak[path], self.active[path])
             script = self._scripts.get(path) or [Reply()]
             reply = script.pop(0) if len(script) > 1 else script[0]
             self._cond.notify_all()
             return reply
+
+    def _done(self, path: str) -> None:
+        with self._cond:
+            self.active[path] -= 1
 
     def requests_to(self, path: str) -> list[Received]:
         with self._lock:

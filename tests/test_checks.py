@@ -384,3 +384,24 @@ def test_each_app_reads_only_its_own_keys_of_the_one_dict():
         with pytest.raises(AttributeError):
             pipeline.ALLOW_HTTP  # noqa: B018
     assert pipeline.TIMEOUT == 3  # the test settings', again once the override ends
+
+
+def test_without_a_redis_for_the_counters_the_system_check_errors(settings):
+    """webhooks.E030: with RabbitMQ and no REDIS_URL the caps could not hold."""
+    from deliveries.checks import check_pipeline_settings
+    from webhooks_project.celery import app
+
+    before = app.conf.broker_url
+    try:
+        app.conf.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+        with override_settings(WEBHOOKS={**settings.WEBHOOKS, "REDIS_URL": None}):
+            ids = [message.id for message in check_pipeline_settings()]
+            assert "webhooks.E030" in ids
+        with override_settings(
+            WEBHOOKS={**settings.WEBHOOKS, "REDIS_URL": "redis://127.0.0.1:6379/2"}
+        ):
+            assert "webhooks.E030" not in [m.id for m in check_pipeline_settings()]
+    finally:
+        app.conf.broker_url = before
+    # A Redis broker holds the counters itself.
+    assert "webhooks.E030" not in [m.id for m in check_pipeline_settings()]

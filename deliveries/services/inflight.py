@@ -1,4 +1,5 @@
-"""The caps on deliveries in flight, per subscription and per tenant, kept in the broker's Redis.
+"""The caps on deliveries in flight, per subscription and per tenant, kept in the counters' Redis
+(`WEBHOOKS["REDIS_URL"]`, by default the broker's when it is Redis).
 
 Each subscription has a sorted set `webhooks:inflight:<id>` of slot tokens scored by their
 expiry time (Redis server clock), and each tenant one, `webhooks:inflight:tenant:<key>`, holding
@@ -8,9 +9,9 @@ hanging endpoints from taking every worker slot (`TENANT_MAX_IN_FLIGHT`). A work
 mid-request cannot leak its slot for longer than the lease (the attempt's total timeout plus a
 margin), because an expired token no longer counts.
 
-With a broker that is not Redis the cap is off, and a warning says so once per process. If Redis
-cannot be reached the delivery goes ahead uncapped: the cap protects other endpoints' latency,
-it must never stop deliveries.
+With no Redis for the counters, system check webhooks.E030 is an error and a process that runs
+anyway logs an error once. If Redis cannot be reached the delivery goes ahead uncapped: the cap
+protects other endpoints' latency, it must never stop deliveries.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from subscriptions.models import Subscription, Tenant
 
-from ..conf import webhook_settings
+from ..conf import celery_broker_url, is_redis_url, webhook_settings
 
 logger = logging.getLogger(__name__)
 
@@ -101,36 +102,28 @@ class _State:
 _state = _State()
 
 
-def _broker_url() -> str:
-    from celery import current_app
-
-    url = current_app.conf.broker_url or ""
-    if isinstance(url, (list, tuple)):
-        url = url[0] if url else ""
-    return str(url).split(";")[0].strip()
-
-
 def _client() -> tuple[Any, Any] | None:
-    """The redis-py client on the broker's Redis (one per process), or None if not Redis."""
-    url = _broker_url()
+    """The redis-py client on the counters' Redis (`webhook_settings.redis_url`: REDIS_URL, or
+    the broker's when it is Redis), one per process; None when there is none."""
+    url = webhook_settings.redis_url
     if _state.pid == os.getpid() and _state.url == url:
         return (_state.client, _state.script) if _state.client is not None else None
     _state.pid, _state.url, _state.client, _state.script = os.getpid(), url, None, None
-    if url.startswith("redis+socket://"):
-        url = "unix://" + url[len("redis+socket://") :]
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if url is None:
         if not _state.warned:
+            # System check webhooks.E030 stops processes that run checks; this is for the rest.
             _state.warned = True
-            logger.warning(
-                "broker %s is not Redis: the per-subscription in-flight cap (MAX_IN_FLIGHT, "
-                "Subscription.rate_limit) is off",
-                url.split("://")[0] or "(none)",
+            logger.error(
+                "no Redis for the in-flight counters (WEBHOOKS['REDIS_URL'] unset and the broker "
+                "is not Redis): in-flight caps are not applied"
             )
         return None
     import redis
     from celery import current_app
 
     options = current_app.conf.broker_transport_options or {}
+    if not is_redis_url(celery_broker_url()):
+        options = {}  # another broker's options (RabbitMQ's) say nothing of this Redis
     _state.client = redis.Redis.from_url(
         url,
         socket_connect_timeout=options.get("socket_connect_timeout", 2),
