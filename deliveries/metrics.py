@@ -32,12 +32,12 @@ from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily
 from subscriptions.models import Subscription
 
 from .conf import webhook_settings
-from .models import DeliveryAttempt, DeliveryStatus
+from .models import DeliveryAttempt, DeliveryStatus, WaitReason
 from .services import health
 
 
 class DatabaseCollector:
-    """Collects every webhooks metric from the database when scraped (five queries)."""
+    """Collects every webhooks metric from the database when scraped (six queries)."""
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
@@ -98,6 +98,17 @@ class DatabaseCollector:
             "Seconds since the oldest due delivery became due (0 when none is due).",
             value=backlog.oldest_due_age or 0,
         )
+        held = GaugeMetricFamily(
+            "webhooks_backlog_held",
+            "Waiting deliveries held back by an in-flight cap, by cap (endpoint_cap, "
+            "tenant_cap): unsent, with a reason.",
+            labels=["reason"],
+        )
+        counts = health.held_by_reason()
+        for reason in WaitReason.values:
+            if reason:
+                held.add_metric([reason], counts.get(reason, 0))
+        yield held
         subs = GaugeMetricFamily(
             "webhooks_subscriptions", "Subscriptions by state.", labels=["state"]
         )

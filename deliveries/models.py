@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -117,6 +117,14 @@ class DeliveryStatus(models.TextChoices):
     SKIPPED = "skipped", _("Skipped")
 
 
+class WaitReason(models.TextChoices):
+    """Why a delivery that is due waits without an attempt (no attempt number is spent)."""
+
+    NONE = "", _("None")
+    ENDPOINT_CAP = "endpoint_cap", _("Endpoint at its in-flight cap")
+    TENANT_CAP = "tenant_cap", _("Tenant at its in-flight cap")
+
+
 # Longest error text kept on a delivery, an attempt or a notice (the columns' size): every
 # writer truncates to it.
 ERROR_MAX_CHARS = 500
@@ -136,6 +144,12 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def unfinished(self) -> DeliveryQuerySet:
         """Pending, being sent or waiting to retry."""
         return self.filter(status__in=UNFINISHED)
+
+    def held(self) -> DeliveryQuerySet:
+        """Waiting deliveries held back for their next attempt by a cap (`wait_reason`)."""
+        return self.filter(status__in=WAITING, wait_attempt=F("attempts") + 1).exclude(
+            wait_reason=""
+        )
 
     def due(self, before: dt.datetime) -> DeliveryQuerySet:
         """Waiting deliveries whose next attempt was due before `before`."""
@@ -177,6 +191,22 @@ class Delivery(models.Model):
         _("last status code"), null=True, blank=True
     )
     last_error = models.CharField(_("last error"), max_length=ERROR_MAX_CHARS, blank=True)
+    wait_reason = models.CharField(
+        _("waiting for"),
+        max_length=16,
+        choices=WaitReason.choices,
+        blank=True,
+        default="",
+        help_text=_("Why attempt `wait_attempt` is held back without being sent (a cap)."),
+    )
+    wait_attempt = models.PositiveIntegerField(
+        _("held attempt"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The attempt `wait_reason` holds back; the reason is over once that attempt starts."
+        ),
+    )
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -218,6 +248,13 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
+
+    @property
+    def waiting_for(self) -> str:
+        """Why this delivery waits without an attempt now (a `WaitReason` value), or ""."""
+        if self.status in WAITING and self.wait_reason and self.wait_attempt == self.attempts + 1:
+            return self.wait_reason
+        return ""
 
     @property
     def subscription_deleted(self) -> bool:

@@ -96,6 +96,10 @@ class AttemptSerializer(wire.ModelSerializer):
 
 class DeliverySerializer(wire.ModelSerializer):
     event_type = serializers.CharField(source="event.type", read_only=True)
+    waiting_for = serializers.SerializerMethodField(
+        help_text="Why the delivery waits without an attempt now: `endpoint_cap` (the endpoint "
+        "is at its max_in_flight), `tenant_cap` (its tenant is at its in-flight cap), or null."
+    )
     endpoint_deleted = serializers.BooleanField(
         source="subscription_deleted",
         read_only=True,
@@ -111,6 +115,7 @@ class DeliverySerializer(wire.ModelSerializer):
             "subscription",
             "endpoint_deleted",
             "status",
+            "waiting_for",
             "attempts",
             "next_attempt_at",
             "last_status_code",
@@ -118,6 +123,9 @@ class DeliverySerializer(wire.ModelSerializer):
             "delivered_at",
             "created_at",
         ]
+
+    def get_waiting_for(self, delivery: Delivery) -> str | None:
+        return delivery.waiting_for or None
 
 
 class DeliveryDetailSerializer(DeliverySerializer):

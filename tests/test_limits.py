@@ -6,10 +6,14 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
+from deliveries.models import Delivery
 from subscriptions.models import EventType, Subscription, Tenant
 from tests.factories import make_subscription, make_tenant_user
+from tests.ops_helpers import make_delivery
+from tests.portal_helpers import open_portal, portal_url
 from tests.stubdns import resolving
 
 pytestmark = pytest.mark.django_db
@@ -120,3 +124,77 @@ def test_the_migration_turns_a_stored_0_into_the_default():
         assert Tenant.objects.get(pk="org_z").max_in_flight is None
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+# --- A delivery held by a cap says so -------------------------------------------------------
+
+
+@pytest.fixture
+def held(broker, settings):
+    """A due delivery of org_a whose endpoint (max_in_flight 1) is busy with another request:
+    its attempt is refused by the cap, as a worker's would be."""
+    from deliveries.services import attempt_delivery, inflight
+
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "METRICS_ENABLED": True, "METRICS_TOKEN": "tkn"}
+    sub = make_subscription("http://127.0.0.1:9/busy", tenant="org_a", rate_limit=1)
+    delivery = make_delivery(sub, "pending", next_attempt_at=timezone.now())
+    busy = inflight.acquire(sub)
+    assert busy is not None and busy.client is not None  # the one slot, taken
+    outcome = attempt_delivery(delivery.pk, 1)
+    assert outcome.action == "defer"
+    yield sub, Delivery.objects.select_related("subscription").get(pk=delivery.pk), busy
+    busy.release()
+
+
+def test_a_delivery_held_by_the_endpoint_cap_says_why_everywhere(held, admin_client, client):
+    from deliveries.services import health
+
+    _sub, delivery, _busy = held
+    assert delivery.waiting_for == "endpoint_cap" and delivery.attempts == 0
+
+    api = APIClient()
+    api.force_authenticate(make_tenant_user("reader", "org_a"))
+    assert api.get(f"/api/deliveries/{delivery.pk}/").json()["waiting_for"] == "endpoint_cap"
+    listing = admin_client.get(reverse("admin:deliveries_delivery_changelist")).content.decode()
+    assert "Endpoint at its in-flight cap" in listing
+    open_portal(client, "org_a")
+    page = client.get(portal_url("delivery", delivery.pk)).content.decode()
+    assert 'id="waiting-for"' in page and "Endpoint at its in-flight cap" in page
+    assert health.backlog(with_queues=False).held == {"endpoint_cap": 1}
+    metrics = client.get("/api/metrics/", HTTP_AUTHORIZATION="Bearer tkn").content.decode()
+    assert 'webhooks_backlog_held{reason="endpoint_cap"} 1.0' in metrics
+    dashboard = admin_client.get(reverse("admin:deliveries_dashboard")).content.decode()
+    assert "Held by an in-flight cap" in dashboard
+
+
+def test_the_reason_ends_when_the_attempt_starts(held, receiver):
+    from deliveries.services import attempt_delivery
+
+    sub, delivery, busy = held
+    Subscription.objects.filter(pk=sub.pk).update(url=receiver.url("/busy"))
+    busy.release()
+
+    assert attempt_delivery(delivery.pk, 1, deferrals=1).action == "done"
+
+    delivery.refresh_from_db()
+    assert delivery.status == "succeeded" and delivery.waiting_for == ""
+    assert not Delivery.objects.held().exists()
+
+
+def test_a_delivery_held_by_its_tenants_cap_names_the_tenant(broker):
+    from deliveries.services import attempt_delivery, inflight
+
+    Tenant.objects.filter(pk=Tenant.objects.for_key("org_a").pk).update(max_in_flight=1)
+    inflight.forget_tenant_limits()
+    other = make_subscription("http://127.0.0.1:9/other", tenant="org_a")
+    sub = make_subscription("http://127.0.0.1:9/mine", tenant="org_a")
+    delivery = make_delivery(sub, "pending", next_attempt_at=timezone.now())
+    busy = inflight.acquire(other)
+    try:
+        assert attempt_delivery(delivery.pk, 1).action == "defer"
+    finally:
+        busy.release()
+        inflight.forget_tenant_limits()
+
+    delivery.refresh_from_db()
+    assert delivery.waiting_for == "tenant_cap"

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ..models import DeliveryStatus
+from ..models import DeliveryStatus, WaitReason
 
 # The subscription admin's replay form (deliveries/admin/subscription_extension.py).
 REPLAY_URL_NAME = "webhook_subscriptions_subscription_replay"
@@ -61,11 +61,17 @@ def seconds_display(field: str, description: Any) -> Callable[[Any, Any], str]:
     return show
 
 
-def status_badge(status: str) -> str:
-    return format_html(
+def status_badge(status: str, waiting_for: str = "") -> str:
+    """The status in its colour, with why it waits when a cap holds it (`Delivery.waiting_for`)."""
+    badge = format_html(
         '<b style="color:{}">{}</b>',
         STATUS_COLOURS.get(status, "#333"),
         DeliveryStatus(status).label,
+    )
+    if not waiting_for:
+        return badge
+    return format_html(
+        '{} <span class="webhooks-waiting-for">({})</span>', badge, WaitReason(waiting_for).label
     )
 
 

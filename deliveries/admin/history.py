@@ -65,7 +65,7 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description=_("status"))
     def badge(self, obj: Delivery) -> str:
-        return status_badge(obj.status)
+        return status_badge(obj.status, obj.waiting_for)
 
 
 @admin.register(Event)
@@ -263,4 +263,4 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("status"), ordering="status")
     def badge(self, obj: Delivery) -> str:
-        return status_badge(obj.status)
+        return status_badge(obj.status, obj.waiting_for)

@@ -366,7 +366,16 @@ def _defer(delivery: Delivery, number: int, deferrals: int, now: dt.datetime) ->
     grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
     due = delivery.next_attempt_at
     sweep_safe = due is not None and due + grace > back_at + dt.timedelta(seconds=1)
-    if (parked or not sweep_safe) and not states.defer(delivery.pk, number, back_at):
+    # The first refusal is always written, with the cap that refused (the due time only when
+    # it has to move): the API, the admin, the portal and the backlog figures show why the
+    # delivery waits (Delivery.waiting_for).
+    moves = parked or not sweep_safe
+    if (moves or deferrals == 0) and not states.defer(
+        delivery.pk,
+        number,
+        back_at if moves else None,
+        inflight.refusal_reason(delivery.subscription),
+    ):
         return Outcome("skip")
     if parked:
         return Outcome("park")

@@ -202,6 +202,9 @@ class Backlog:
     sending: int
     queues: dict[str, int | None]  # broker queue lengths; None when the broker is unreachable
     retries: Retries | None = None
+    # Waiting deliveries held back by a cap, by `WaitReason` (Delivery.waiting_for): due or not,
+    # they are unsent for a reason the pages show.
+    held: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -265,6 +268,7 @@ def backlog(now: dt.datetime | None = None, *, with_queues: bool = True) -> Back
     sending = Delivery.objects.filter(status="sending").count()
     queues = queue_lengths() if with_queues else {}
     return Backlog(
+        held=held_by_reason(),
         due=due["n"],
         oldest_due_age=(now - due["oldest"]).total_seconds() if due["oldest"] else None,
         sending=sending,
@@ -272,6 +276,12 @@ def backlog(now: dt.datetime | None = None, *, with_queues: bool = True) -> Back
         # Asked with the queues, for the pages and commands; the metrics keep their own figures.
         retries=retries(now, queues.get(webhook_settings.RETRY_QUEUE)) if with_queues else None,
     )
+
+
+def held_by_reason() -> dict[str, int]:
+    """Waiting deliveries held back by a cap, per `WaitReason` (one grouped query)."""
+    rows = Delivery.objects.held().values("wait_reason").annotate(n=Count("pk")).order_by()
+    return {row["wait_reason"]: row["n"] for row in rows}
 
 
 def unhealthiest(now: dt.datetime | None = None, limit: int = 10) -> list[Unhealthy]:

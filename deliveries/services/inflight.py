@@ -208,3 +208,17 @@ def _count(key: str) -> int:
     if found is None:
         return 0
     return int(found[0].zcard(key))
+
+
+def refusal_reason(subscription: Subscription) -> str:
+    """Which cap refused `subscription` a slot just now: its own (`WaitReason.ENDPOINT_CAP`)
+    or its tenant's (`TENANT_CAP`). Read after the refusal, so it names the endpoint's cap when
+    that one is full, else the tenant's."""
+    from ..models import WaitReason
+
+    limit = limit_for(subscription)
+    if limit is not None and in_flight(subscription.pk) >= limit:
+        return WaitReason.ENDPOINT_CAP
+    if tenant_limit(subscription.tenant_id) is None:
+        return WaitReason.ENDPOINT_CAP
+    return WaitReason.TENANT_CAP

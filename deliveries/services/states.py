@@ -6,7 +6,7 @@ the loser's UPDATE matches no row and it stops. Works the same on SQLite and Pos
 
     pending ──claim──▶ sending ──▶ succeeded
     retrying ─claim─▶ sending ──▶ retrying (next_attempt_at) | failed
-    pending | retrying ──defer──▶ same status, later next_attempt_at (endpoint at its cap)
+    pending | retrying ──defer──▶ same status, later next_attempt_at, wait_reason (at a cap)
     sending (stale) ──release_stale──▶ retrying | failed
     any unfinished ──▶ discarded
 """
@@ -60,13 +60,22 @@ def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datet
     )
 
 
-def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
-    """Move the due time of a delivery still waiting for attempt `number` (its endpoint is at its
-    in-flight cap). No attempt number is consumed; False if it was claimed or finished meanwhile.
+def defer(delivery_id: int, number: int, until: dt.datetime | None, reason: str = "") -> bool:
+    """Move the due time of a delivery still waiting for attempt `number` to `until` (None:
+    leave it) because its endpoint or tenant is at its in-flight cap, recording why (`reason`,
+    a `WaitReason`: shown until that attempt starts). No attempt number is consumed; False if
+    it was claimed or finished meanwhile.
     """
+    changes: dict[str, object] = {
+        "updated_at": timezone.now(),
+        "wait_reason": reason,
+        "wait_attempt": number,
+    }
+    if until is not None:
+        changes["next_attempt_at"] = until
     return bool(
         Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
-            next_attempt_at=until, updated_at=timezone.now()
+            **changes
         )
     )
 
