@@ -272,13 +272,15 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_step": 0.2,
     "interval_max": 0.5,
 }
-# On SIGTERM (a deploy), running deliveries get this many seconds to finish (longer than
-# WEBHOOKS["TIMEOUT"], the total of one attempt), then the worker requeues what it still holds
-# and exits, instead of the default warm shutdown that waits forever or a cold one that abandons
-# the POST mid-way. Give the container a stop grace period above it (docker's default is 10 s).
+# SIGTERM (a deploy) is Celery's warm shutdown: no new message, and the running deliveries end,
+# each within WEBHOOKS["TIMEOUT"] (the total deadline of an attempt), so give the process manager
+# a stop timeout of TIMEOUT + 15 s (30 s by default; docker's default of 10 s is too short). This
+# setting bounds the *cold* shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT): running
+# deliveries get this many seconds, then the worker hands back what it holds and exits, instead
+# of abandoning a POST mid-way at once.
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT = 20.0
-# ...even when idle: the worker may still hold retry messages with a countdown (ETA) in memory,
-# and only the soft shutdown path hands those back to Redis at once.
+# ...even when idle (cold shutdown): the worker may still hold retry messages with a countdown
+# (ETA) in memory, and the soft shutdown path hands those back to the broker at once.
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 # When the connection to Redis drops, let running deliveries finish their POST and record the
 # outcome in the database (which does not need Redis). Cancelling them (Celery 6's default)
