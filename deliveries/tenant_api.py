@@ -84,7 +84,7 @@ class TenantSerializer(wire.ModelSerializer):
 
 class TenantDetailSerializer(TenantSerializer):
     in_flight = serializers.SerializerMethodField(
-        help_text="Deliveries of this tenant in flight right now (Redis broker only)."
+        help_text="Deliveries of this tenant in flight right now (counted in REDIS_URL)."
     )
 
     class Meta(TenantSerializer.Meta):

@@ -5,7 +5,7 @@ DRF's own `DateTimeField` writes datetimes in the current time zone (`+01:00` in
 different offset after each DST change) and, with `USE_TZ = False`, without any offset; it reads
 a datetime without an offset as local time, so a client's `since` means something else on every
 host. Every API serializer of both apps uses `DateTimeField` and `ModelSerializer` from here
-instead (tests/test_layout.py checks it).
+instead (tests/test_wire_time.py checks it).
 """
 
 from __future__ import annotations

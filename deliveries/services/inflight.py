@@ -169,7 +169,8 @@ def lease_ms() -> int:
 def acquire(subscription: Subscription) -> Slot | None:
     """Take an in-flight slot for `subscription` and its tenant; None when either is at its cap.
 
-    Returns a no-op slot when there is no cap (none configured, broker not Redis, Redis down).
+    Returns a no-op slot when there is no cap (none configured, no Redis for the counters, that
+    Redis down).
     """
     caps = [
         (f"{KEY_PREFIX}{subscription.pk}", limit_for(subscription)),
