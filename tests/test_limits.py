@@ -10,6 +10,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from deliveries.models import Delivery
+from deliveries.services.attempts import SHOW_WAIT_AFTER
 from subscriptions.models import EventType, Subscription, Tenant
 from tests.factories import make_subscription, make_tenant_user
 from tests.ops_helpers import make_delivery
@@ -140,7 +141,11 @@ def held(broker, settings):
     delivery = make_delivery(sub, "pending", next_attempt_at=timezone.now())
     busy = inflight.acquire(sub)
     assert busy is not None and busy.client is not None  # the one slot, taken
-    outcome = attempt_delivery(delivery.pk, 1)
+    assert attempt_delivery(delivery.pk, 1).action == "defer"
+    # A refusal or two pass unrecorded (a burst would cost a write each); a wait that lasts is
+    # written: the message comes back with its count of refusals.
+    assert Delivery.objects.get(pk=delivery.pk).waiting_for == ""
+    outcome = attempt_delivery(delivery.pk, 1, deferrals=SHOW_WAIT_AFTER)
     assert outcome.action == "defer"
     yield sub, Delivery.objects.select_related("subscription").get(pk=delivery.pk), busy
     busy.release()
@@ -191,7 +196,7 @@ def test_a_delivery_held_by_its_tenants_cap_names_the_tenant(broker):
     delivery = make_delivery(sub, "pending", next_attempt_at=timezone.now())
     busy = inflight.acquire(other)
     try:
-        assert attempt_delivery(delivery.pk, 1).action == "defer"
+        assert attempt_delivery(delivery.pk, 1, deferrals=SHOW_WAIT_AFTER).action == "defer"
     finally:
         busy.release()
         inflight.forget_tenant_limits()

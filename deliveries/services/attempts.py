@@ -345,6 +345,11 @@ def _load_literal(delivery_id: int, number: int) -> Delivery | None:
     return delivery
 
 
+# The refusal (counted from 0) at which a delivery's wait reason is written, if nothing else
+# wrote it before: after about 3 to 6 s of waiting with the default IN_FLIGHT_RETRY_DELAY.
+SHOW_WAIT_AFTER = 2
+
+
 def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
     """Seconds before a delivery refused `deferrals` times by the cap tries again."""
     base = float(webhook_settings.IN_FLIGHT_RETRY_DELAY) * 2 ** min(deferrals, 20)
@@ -366,11 +371,12 @@ def _defer(delivery: Delivery, number: int, deferrals: int, now: dt.datetime) ->
     grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
     due = delivery.next_attempt_at
     sweep_safe = due is not None and due + grace > back_at + dt.timedelta(seconds=1)
-    # The first refusal is always written, with the cap that refused (the due time only when
-    # it has to move): the API, the admin, the portal and the backlog figures show why the
-    # delivery waits (Delivery.waiting_for).
+    # A wait that outlasts a few refusals is written, with the cap that refused (the due time
+    # only when it has to move): the API, the admin, the portal and the backlog figures show why
+    # the delivery waits (Delivery.waiting_for). Not the first refusals: a burst refused for a
+    # second or two would cost a write per delivery for nothing to see.
     moves = parked or not sweep_safe
-    if (moves or deferrals == 0) and not states.defer(
+    if (moves or deferrals == SHOW_WAIT_AFTER) and not states.defer(
         delivery.pk,
         number,
         back_at if moves else None,
