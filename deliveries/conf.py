@@ -30,6 +30,15 @@ DEFAULTS: dict[str, Any] = {
     # a private CA (the tests use one for their own TLS receiver). Certificates are always
     # verified; there is no switch to turn that off.
     "CA_BUNDLE": None,
+    # An HTTP proxy that deliveries (and OAuth2 token requests) go through, e.g.
+    # "http://10.0.0.5:3128"; None to connect directly. The destination is still resolved and
+    # checked here (the SSRF guard), and the proxy is asked to CONNECT to the checked address,
+    # never the name; TLS is still verified against the name. The proxy itself may be on a
+    # private address. docs/security.md.
+    "EGRESS_PROXY": None,
+    # The public addresses deliveries leave from (the proxy's, the NAT's), served at
+    # GET /api/egress-ips/ and in the portal for receivers' allow-lists. Informational only.
+    "EGRESS_IPS": [],
     # Bytes of each response body kept on the attempt row.
     "MAX_RESPONSE_BODY_BYTES": 16384,
     # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
