@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from . import signals
 from .conf import webhook_settings
+from .fields import EncryptedHeadersField, EncryptedTextField
 from .models import Subscription, Tenant
 from .secrets import generate_secret, secrets_equal, validate_secret
 
@@ -120,3 +121,37 @@ def rotate_secret(subscription: Subscription, new_secret: str | None = None) -> 
     for name, value in fields.items():
         setattr(subscription, name, value)
     return new_secret
+
+
+def reencrypt_subscriptions(batch_size: int = 500) -> int:
+    """Rewrite every encrypted value of every subscription under the first key of
+    `WEBHOOKS["ENCRYPTION_KEYS"]`; return how many rows were rewritten.
+
+    Rows are read in primary-key order, `batch_size` at a time, each batch locked in its own
+    transaction (PostgreSQL) so that a rotation of a secret running at the same time is neither
+    lost nor overwritten. Raises `encryption.UndecryptableValue` if a value opens with none of
+    the keys (nothing of that batch is written; earlier batches stay rewritten, and running the
+    command again after fixing the keys finishes the job). `updated_at` is left as it was: the
+    subscription's configuration did not change.
+    """
+    names = [
+        field.attname
+        for field in Subscription._meta.concrete_fields
+        if isinstance(field, EncryptedTextField | EncryptedHeadersField)
+    ]
+    done = 0
+    last = None
+    while True:
+        with transaction.atomic():
+            rows = Subscription.objects.select_for_update().order_by("pk").only("pk", *names)
+            if last is not None:
+                rows = rows.filter(pk__gt=last)
+            batch = list(rows[:batch_size])
+            for row in batch:
+                Subscription.objects.filter(pk=row.pk).update(
+                    **{name: getattr(row, name) for name in names}
+                )
+        if not batch:
+            return done
+        done += len(batch)
+        last = batch[-1].pk
