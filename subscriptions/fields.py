@@ -52,7 +52,7 @@ def decrypted_from_db(instance: models.Model, connection: Any) -> None:
     """Convert the encrypted fields of `instance`, built from a raw row (`Model.from_db`, which
     applies no field conversion), from their stored form to clear text, in place."""
     for field in instance._meta.concrete_fields:
-        if isinstance(field, EncryptedTextField | EncryptedHeadersField):
-            if field.attname in instance.__dict__:  # loaded, not deferred
-                value = getattr(instance, field.attname)
-                setattr(instance, field.attname, field.from_db_value(value, None, connection))
+        loaded = field.attname in instance.__dict__  # not deferred
+        if loaded and isinstance(field, EncryptedTextField | EncryptedHeadersField):
+            value = getattr(instance, field.attname)
+            setattr(instance, field.attname, field.from_db_value(value, None, connection))

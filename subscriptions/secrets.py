@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import functools
+import hmac
 import secrets
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
