@@ -204,7 +204,7 @@ class OAuth2Field(serializers.Field):
         for name, value in values.items():
             if value is not None and not isinstance(value, str):
                 errors[name] = [_("A string.")]
-        if errors:
+        if any(name in errors for name in self.FIELDS):
             raise serializers.ValidationError(errors)
         token_url = (values["token_url"] or "").strip()
         stored = getattr(self.parent, "instance", None)

@@ -50,8 +50,9 @@ from .. import signals
 from ..conf import webhook_settings
 from ..models import ERROR_MAX_CHARS, WAITING, Delivery, DeliveryAttempt, ErrorKind, Event
 from ..payloads import build_body, content_type
+from ..receiver_auth import send_authenticated
 from ..signing import signature_header
-from ..transport import SendResult, send
+from ..transport import SendResult
 from . import inflight, notices, states
 from .connections import reconnecting, release_pooled_connection
 
@@ -247,8 +248,8 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
         body = build_body(delivery.event, subscription.payload_format)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
         release_pooled_connection()  # not held while waiting on the receiver
-        return headers, send(
-            subscription.url,
+        return headers, send_authenticated(
+            subscription,
             body,
             headers,
             connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
