@@ -87,4 +87,3 @@ def decrypt(token: str) -> str:
             'A stored value cannot be decrypted with any key of WEBHOOKS["ENCRYPTION_KEYS"]: '
             "put back the key it was encrypted with (any position but the first decrypts)."
         ) from exc
-

@@ -151,9 +151,7 @@ def verify_event(
 
     signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, raw)
     expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
-    if not (
-        _any_match(signatures, expected) | _any_ed25519_match(signatures, public_keys, signed)
-    ):
+    if not (_any_match(signatures, expected) | _any_ed25519_match(signatures, public_keys, signed)):
         raise InvalidSignature("No webhook-signature entry matches the secret.")
 
     try:
