@@ -130,6 +130,11 @@ class PipelineSettings(WebhookSettings):
         return min(wanted, bound)
 
     @property
+    def egress_ips(self) -> list[str]:
+        """EGRESS_IPS as strings, in the order given (the API and the portal list them)."""
+        return [str(ip) for ip in self.EGRESS_IPS or ()]
+
+    @property
     def stale_sending_after(self) -> int:
         if self.STALE_SENDING_AFTER is not None:
             return int(self.STALE_SENDING_AFTER)

@@ -5,12 +5,13 @@ import logging
 from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from subscriptions.access import TenantModelPermissions, read_scope
 from subscriptions.api import APIDefaults, extend_schema
@@ -18,12 +19,14 @@ from subscriptions.models import Subscription, default_tenant_key, is_valid_tena
 from subscriptions.tenancy import resolve_tenant
 from subscriptions.throttling import TenantThrottle, UserThrottle
 
+from .conf import webhook_settings
 from .models import Delivery, Event
 from .permissions import CanPublish
 from .serializers import (
     DeliveryDetailSerializer,
     DeliveryFilterSerializer,
     DeliverySerializer,
+    EgressIPsSerializer,
     EventDetailSerializer,
     EventSerializer,
     PublishedSerializer,
@@ -264,3 +267,14 @@ class SubscriptionReplayView(SubscriptionActionView):
             "status": list(result.request.statuses),
         }
         return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EgressIPsView(APIDefaults, APIView):
+    """`GET /api/egress-ips/`: the addresses deliveries leave from (`WEBHOOKS["EGRESS_IPS"]`),
+    for receivers' allow-lists. Any signed-in user may read it; strangers get 401/403."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: EgressIPsSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(EgressIPsSerializer({"ips": webhook_settings.egress_ips}).data)
