@@ -98,6 +98,7 @@ class SubscriptionAdminForm(APIRulesForm):
             "event_types",
             "is_active",
             "payload_format",
+            "signature_scheme",
             "headers",
             "rate_limit",
         ]
@@ -108,10 +109,16 @@ class SubscriptionAdminForm(APIRulesForm):
             # Left empty: the default tenant, as in code that names none.
             self.fields["tenant"].required = False
             self.fields["tenant"].help_text = _("Empty for the default tenant.")
+        if "signature_scheme" in self.fields:
+            self.fields["signature_scheme"].required = False
         # Header values are write-only, as in the API: the form shows the mask, and a value
         # left as the mask keeps the stored one.
         if self.instance.pk and self.instance.headers:
             self.initial["headers"] = mask_headers(self.instance.headers)
+
+    def clean_signature_scheme(self) -> str:
+        # Left out of a submitted form: unchanged (v1 for a new subscription).
+        return self.cleaned_data.get("signature_scheme") or self.instance.signature_scheme
 
     def clean_tenant(self) -> Tenant:
         return self.cleaned_data.get("tenant") or Tenant.objects.default()
@@ -340,6 +347,7 @@ class SubscriptionAdmin(ExtensibleAdmin):
     search_fields = ["url", "description", "id", "=tenant__key"]
     readonly_fields = [
         "id",
+        "public_key",
         "disabled_reason",
         "disabled_at",
         "failing_since",
@@ -347,8 +355,17 @@ class SubscriptionAdmin(ExtensibleAdmin):
         "created_at",
         "updated_at",
     ]
-    # The secret is shown once, in the message after creation; never in a form or a list.
-    exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
+    # The secret is shown once, in the message after creation; never in a form or a list. The
+    # same for every other write-only value (keys, OAuth2 secret, mTLS key): the API sets them.
+    exclude = [
+        "secret",
+        "previous_secret",
+        "previous_secret_expires_at",
+        "signing_key",
+        "previous_signing_key",
+        "oauth2_client_secret",
+        "tls_client_key",
+    ]
     raw_id_fields = ["owner", "tenant"]
     own_actions = ["rotate_secrets", "enable_selected", "disable_selected"]
     change_form_template = "subscriptions/admin/subscription_change_form.html"
@@ -359,6 +376,10 @@ class SubscriptionAdmin(ExtensibleAdmin):
     @property
     def actions(self) -> list:  # type: ignore[override]
         return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
+
+    @admin.display(description=_("public key (v1a)"))
+    def public_key(self, obj: Subscription) -> str:
+        return obj.public_key or "-"
 
     @admin.display(description=_("endpoint"), ordering="description")
     def endpoint(self, obj: Subscription) -> str:

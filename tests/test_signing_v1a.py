@@ -193,3 +193,20 @@ def test_api_sets_the_scheme_shows_the_public_key_and_rotates_with_an_overlap(se
     api.post(f"/api/subscriptions/{sub.pk}/rotate-secret/", {})
     expires = Subscription.objects.get(pk=sub.pk).previous_secret_expires_at
     assert dt.timedelta(seconds=60) < expires - timezone.now() <= dt.timedelta(seconds=120)
+
+
+@pytest.mark.django_db
+def test_admin_shows_the_public_key_never_a_private_value(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", "r@example.com", "pw"))
+    sub = make_subscription(
+        "http://127.0.0.1:9/",
+        signature_scheme="v1a",
+        oauth2_token_url="http://127.0.0.1:9/token",
+        oauth2_client_id="id",
+        oauth2_client_secret="oauth-secret-value",
+    )
+    page = client.get(f"/admin/webhook_subscriptions/subscription/{sub.pk}/change/")
+    text = page.content.decode()
+    assert sub.public_key in text
+    for private in (sub.signing_key, sub.secret, "oauth-secret-value"):
+        assert private not in text
