@@ -115,4 +115,3 @@ def test_a_stranger_gets_no_portal_page(egress):
     response = Client().get(portal_url("endpoint", endpoint.pk))
     assert response.status_code in (302, 403, 404)
     assert IPS[0] not in response.content.decode()
-

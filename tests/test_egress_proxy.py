@@ -27,17 +27,17 @@ def pki(tmp_path_factory) -> Pki:
 
 
 @pytest.fixture
-def proxy(settings):
+def proxy(webhooks):
     server = ConnectProxy().start()
     # The proxy is on 127.0.0.1, a private address: allowed, it is the operator's own.
-    settings.WEBHOOKS = {**settings.WEBHOOKS, "EGRESS_PROXY": server.url}
+    webhooks(EGRESS_PROXY=server.url)
     yield server
     server.stop()
 
 
 @pytest.fixture
-def tls(pki, settings):
-    settings.WEBHOOKS = {**settings.WEBHOOKS, "CA_BUNDLE": str(pki.ca)}
+def tls(pki, webhooks):
+    webhooks(CA_BUNDLE=str(pki.ca))
     server = HostileServer(ssl_context=pki.server_context()).start()
     yield server
     server.stop()
@@ -80,17 +80,17 @@ def test_plain_http_is_forwarded_with_the_checked_address_not_the_name(proxy, re
 
 
 @pytest.mark.parametrize(("host", "what"), TABLE, ids=[what for _, what in TABLE])
-def test_every_ssrf_refusal_holds_with_the_proxy_on(proxy, settings, host, what):
-    settings.WEBHOOKS = {**settings.WEBHOOKS, "ALLOW_PRIVATE_NETWORKS": False}
+def test_every_ssrf_refusal_holds_with_the_proxy_on(proxy, webhooks, host, what):
+    webhooks(ALLOW_PRIVATE_NETWORKS=False)
     with resolving({**STUB_NAMES, "localhost": ["127.0.0.1", "::1"]}):
         result = send_now(f"https://{host}:9/hook")
     assert result.error_kind == ErrorKind.BLOCKED, what
     assert proxy.request_lines == []  # refused here: the proxy was never asked
 
 
-def test_a_delivery_with_mtls_and_v1a_goes_through_the_proxy(proxy, pki, settings):
+def test_a_delivery_with_mtls_and_v1a_goes_through_the_proxy(proxy, pki, webhooks):
     """The whole attempt path: proxy, client certificate and signature together."""
-    settings.WEBHOOKS = {**settings.WEBHOOKS, "CA_BUNDLE": str(pki.ca)}
+    webhooks(CA_BUNDLE=str(pki.ca))
     client = make_client_cert(pki.ca.parent, "proxied-sender")
     server = HostileServer(ssl_context=mtls_server_context(pki)).start()
     try:

@@ -11,13 +11,13 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 
 from subscriptions.checks import check_encryption_keys, check_webhooks_settings
 from subscriptions.encryption import UndecryptableValue, decrypt
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
+from tests.migrating import migrate, migrate_to_latest
 
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()
@@ -146,13 +146,6 @@ def test_a_malformed_key_is_named_without_its_value(settings):
 BEFORE = [("webhook_subscriptions", "0002_tenants")]
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_migrations_encrypt_existing_rows_and_decrypt_them_back():
     plain_secret = "whsec_" + "A" * 43 + "="
@@ -169,7 +162,7 @@ def test_migrations_encrypt_existing_rows_and_decrypt_them_back():
             )
             bare = Old.objects.create(url="http://127.0.0.1:9/b", event_types=["*"], secret="")
 
-            migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+            migrate_to_latest()
             secret, previous, headers = stored(sub.pk, "secret", "previous_secret", "headers")
             assert plain_secret not in secret and decrypt(secret) == plain_secret
             assert decrypt(previous) == "whsec_" + "B" * 43 + "="
@@ -191,4 +184,4 @@ def test_migrations_encrypt_existing_rows_and_decrypt_them_back():
             }
             assert back.get_model("webhook_subscriptions", "Subscription").objects.count() == 2
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

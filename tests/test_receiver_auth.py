@@ -45,14 +45,6 @@ def stranger_pem(tmp_path_factory) -> ClientPem:
 
 
 @pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
-
-
-@pytest.fixture
 def mtls(pki, webhooks):
     webhooks(CA_BUNDLE=str(pki.ca))
     server = HostileServer(ssl_context=mtls_server_context(pki)).start()

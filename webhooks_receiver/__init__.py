@@ -221,17 +221,23 @@ def _any_match(header: str, expected: list[bytes]) -> bool:
     versions (e.g. `v1a` asymmetric signatures) are ignored, as the specification asks.
     """
     matched = False
-    for entry in header.split():
-        version, _, encoded = entry.partition(",")
-        if version != "v1":
-            continue
-        try:
-            given = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            continue
+    for given in _entries(header, "v1"):
         for digest in expected:
             matched |= hmac.compare_digest(given, digest)
     return matched
+
+
+def _entries(header: str, wanted: str) -> Iterable[bytes]:
+    """The decoded signatures of the `wanted` version in a `webhook-signature` value; entries
+    that are not base64 are skipped (they match nothing)."""
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != wanted:
+            continue
+        try:
+            yield base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
 
 
 def _any_ed25519_match(header: str, public_keys: list[bytes], signed: bytes) -> bool:
@@ -246,14 +252,7 @@ def _any_ed25519_match(header: str, public_keys: list[bytes], signed: bytes) -> 
         raise ImportError("Verifying v1a signatures needs the 'cryptography' package.") from None
     keys = [Ed25519PublicKey.from_public_bytes(raw) for raw in public_keys]
     matched = False
-    for entry in header.split():
-        version, _, encoded = entry.partition(",")
-        if version != "v1a":
-            continue
-        try:
-            given = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            continue
+    for given in _entries(header, "v1a"):
         for key in keys:
             try:
                 key.verify(given, signed)
