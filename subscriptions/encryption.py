@@ -41,6 +41,7 @@ def configured_keys() -> list[str]:
     return [str(key).strip() for key in value or () if str(key).strip()]
 
 
+@functools.lru_cache(maxsize=4)
 def derived_key(secret_key: str) -> str:
     """A Fernet key derived from `secret_key` (HKDF-SHA256, 32 bytes, urlsafe base64)."""
     raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DERIVATION_INFO).derive(
