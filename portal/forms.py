@@ -168,9 +168,7 @@ class DeliveryFilterForm(forms.Form):
     since = forms.DateTimeField(label=_("From"), required=False, widget=DateTimeLocalInput())
     until = forms.DateTimeField(label=_("Until"), required=False, widget=DateTimeLocalInput())
 
-    def __init__(
-        self, *args: Any, endpoints: list[Subscription] | None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, endpoints: list[Subscription] | None, **kwargs: Any) -> None:
         """`endpoints`: the tenant's endpoints to choose from, or None when it has too many to
         list (`ENDPOINT_CHOICES_MAX`): the field then takes an endpoint id typed in, so that a
         tenant with 10,000 endpoints does not get a 1 MB `<select>`."""

@@ -92,11 +92,7 @@ def value_filter(
             return queryset.filter(**{lookup: parsed})
 
         def choices(self, changelist: ChangeList) -> Any:
-            kept = [
-                (name, value)
-                for name, value in changelist.params.items()
-                if name != parameter
-            ]
+            kept = [(name, value) for name, value in changelist.params.items() if name != parameter]
             yield {
                 "selected": bool(self.value()),
                 "value": self.value() or "",
