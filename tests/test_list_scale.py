@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from subscriptions.models import Subscription, Tenant
-from tests.factories import make_subscription, make_user
+from tests.factories import make_user
 from tests.portal_helpers import open_portal, portal_url
 
 pytestmark = pytest.mark.django_db
@@ -245,9 +245,7 @@ def test_the_portal_endpoint_filter_is_a_select_only_for_few_endpoints(clients):
     grow(10)
     few = fetch(clients, "portal deliveries").content.decode()
     Subscription.objects.bulk_create(
-        Subscription(
-            url=f"https://many{i}.example.com/", event_types=["*"], tenant_id=TENANT
-        )
+        Subscription(url=f"https://many{i}.example.com/", event_types=["*"], tenant_id=TENANT)
         for i in range(101)
     )
     many = fetch(clients, "portal deliveries").content.decode()
