@@ -225,6 +225,10 @@ class TenantAdmin(ExtensibleAdmin):
     extension_signal = tenant_admin_extensions
     # The pipeline's health figures follow the name.
     extension_columns_after = "name"
+    # Tenants grow with customers: no count of the whole table; pages of 50 (each row
+    # carries its health figures).
+    show_full_result_count = False
+    list_per_page = 50
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The key is what subscriptions and events point to: fixed once created.
@@ -341,8 +345,10 @@ class SubscriptionAdmin(ExtensibleAdmin):
     # Searched by `get_search_results` (an id exactly, URL and description by trigram index).
     search_fields = ["url", "description", "=id", "=tenant__key"]
     search_help_text = _("An endpoint id, a tenant key, or part of a URL or description.")
-    # Endpoints grow with customers: no count of the whole table on each page.
+    # Endpoints grow with customers: no count of the whole table on each page, and pages of
+    # 50 (each row carries its health figures and chart).
     show_full_result_count = False
+    list_per_page = 50
     readonly_fields = [
         "id",
         "disabled_reason",
