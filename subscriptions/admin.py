@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 from . import services
 from .headers import mask_headers, unmask_headers
 from .models import EventType, Subscription, Tenant
-from .search import subscription_search
+from .search import IndexedSearch, subscription_search
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions, tenant_admin_extensions
 
@@ -331,7 +331,7 @@ def short_url(url: str, limit: int = URL_DISPLAY_LENGTH) -> str:
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ExtensibleAdmin):
+class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
     form = SubscriptionAdminForm
     # The endpoint (its description over its URL, each shown once) and its status lead; the
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
@@ -342,7 +342,8 @@ class SubscriptionAdmin(ExtensibleAdmin):
     # `owner` is nullable, which the changelist's automatic select_related() skips.
     list_select_related = ["owner", "tenant"]
     list_filter = [tenant_filter("tenant_id"), "is_active", "payload_format"]
-    # Searched by `get_search_results` (an id exactly, URL and description by trigram index).
+    # Searched by `subscription_search` (an id exactly, URL and description by trigram index).
+    search_lookup = staticmethod(subscription_search)
     search_fields = ["url", "description", "=id", "=tenant__key"]
     search_help_text = _("An endpoint id, a tenant key, or part of a URL or description.")
     # Endpoints grow with customers: no count of the whole table on each page, and pages of
@@ -381,15 +382,6 @@ class SubscriptionAdmin(ExtensibleAdmin):
             obj.url,
             short_url(obj.url),
         )
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
-        """Index-backed search (subscriptions/search.py) instead of `UPPER(col) LIKE` over
-        every field, ids included."""
-        if not search_term.strip():
-            return queryset, False
-        return queryset.filter(subscription_search(search_term)), False
 
     def get_urls(self) -> list[URLPattern]:
         return [*(u for ext in self.extensions for u in ext.get_urls(self)), *super().get_urls()]

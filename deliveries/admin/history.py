@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from subscriptions.admin import tenant_filter
-from subscriptions.search import as_uuid
+from subscriptions.search import IndexedSearch, as_uuid
 
 from ..models import Delivery, Event
 from ..search import delivery_search, event_search
@@ -63,7 +63,7 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, KeysetListAdmin):
+class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     list_display = ["id", "tenant", "type", "broadcast", "created_at", "fanned_out_at"]
     # No filter lists values read from the log (a DISTINCT over every event): typed values.
     list_filter = [
@@ -72,7 +72,8 @@ class EventAdmin(ReadOnlyAdminMixin, KeysetListAdmin):
         event_type_filter("type"),
         "created_at",
     ]
-    # Searched by `get_search_results` (deliveries/search.py): exact ids, types and keys.
+    # Searched by `event_search` (deliveries/search.py): exact ids, types and keys.
+    search_lookup = staticmethod(event_search)
     search_fields = ["=id", "=type", "=idempotency_key"]
     search_help_text = _("An event id, an event type or an idempotency key.")
     change_list_template = "deliveries/admin/keyset_change_list.html"
@@ -94,16 +95,10 @@ class EventAdmin(ReadOnlyAdminMixin, KeysetListAdmin):
     def payload(self, obj: Event) -> str:
         return pretty_json(obj.data)
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
-    ) -> tuple[QuerySet[Event], bool]:
-        if not search_term.strip():
-            return queryset, False
-        return queryset.filter(event_search(search_term)), False
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, KeysetListAdmin):
+class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     list_display = [
         "id",
         "event_type",
@@ -131,7 +126,8 @@ class DeliveryAdmin(ReadOnlyAdminMixin, KeysetListAdmin):
             help_text=_("The endpoint's id (UUID)."),
         ),
     ]
-    # Searched by `get_search_results` (deliveries/search.py): ids exactly, URLs by index.
+    # Searched by `delivery_search` (deliveries/search.py): ids exactly, URLs by index.
+    search_lookup = staticmethod(delivery_search)
     search_fields = ["=id", "=event__id", "subscription__url"]
     search_help_text = _("A delivery id, an event id, an endpoint id, or part of an endpoint URL.")
     list_select_related = ["event", "subscription"]
@@ -218,12 +214,6 @@ class DeliveryAdmin(ReadOnlyAdminMixin, KeysetListAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return super().get_queryset(request).select_related("event", "subscription")
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Delivery], search_term: str
-    ) -> tuple[QuerySet[Delivery], bool]:
-        if not search_term.strip():
-            return queryset, False
-        return queryset.filter(delivery_search(search_term)), False
 
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
     def tenant(self, obj: Delivery) -> str:
