@@ -111,6 +111,7 @@ VALIDATORS: dict[str, Validator] = {
     "MAX_PAYLOAD_DEPTH": integer(minimum=1, maximum=128),
     "DISABLE_AFTER": number(strict=True),
     "RETENTION_DAYS": number(strict=True),
+    "PRUNE_TIME_BUDGET": number(strict=True),
     "MAX_COUNTDOWN": number(strict=True, optional=True),
     "STALE_SENDING_AFTER": number(strict=True, optional=True),
     "SWEEP_GRACE": number(),

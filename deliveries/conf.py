@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "DISABLE_AFTER": 432000,
     # Finished deliveries and their attempts older than this many days are pruned.
     "RETENTION_DAYS": 30,
+    # Seconds one prune run may spend deleting (in batches of BATCH_SIZE) before it stops and
+    # sends itself again: a budget of time, not of rows, so pruning keeps up at any volume.
+    "PRUNE_TIME_BUDGET": 240,
     # Longest wait, in seconds, that is handed to Celery as a retry countdown. Longer waits are
     # parked in the database and sent by the sweep. Two reasons to keep it short: a countdown
     # beyond the broker's visibility timeout is delivered again and again, and countdown (ETA)

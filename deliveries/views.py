@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from subscriptions.access import TenantModelPermissions, read_scope
 from subscriptions.api import APIDefaults, extend_schema
+from subscriptions.keyset import CursorPagination
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
 from subscriptions.tenancy import resolve_tenant
 from subscriptions.throttling import TenantThrottle, UserThrottle
@@ -85,6 +86,8 @@ class EventViewSet(
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Event.objects.none()
+    # History grows without bound: keyset pages on (created_at, id), no count (keyset.py).
+    pagination_class = CursorPagination
     permission_classes = [CanPublish]
     tenant_model = Event
     throttle_classes = [UserThrottle, TenantThrottle]
@@ -147,6 +150,8 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
+    # History grows without bound: keyset pages on (created_at, id), no count (keyset.py).
+    pagination_class = CursorPagination
     permission_classes = [TenantModelPermissions]
     tenant_model = Delivery
     tenant_action_perms = {"retry": ("change",)}
@@ -173,8 +178,8 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
             return queryset.prefetch_related("attempt_set")
         filters = DeliveryFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = queryset.filter(**filters.lookups())
-        return queryset.order_by("-created_at")
+        # The paginator orders by (-created_at, -id): the indexes on created_at serve it.
+        return queryset.filter(**filters.lookups())
 
     @extend_schema(request=None, responses={202: RetryQueuedSerializer})
     @action(detail=True, methods=["post"])

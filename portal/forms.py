@@ -203,14 +203,25 @@ class DeliveryFilterForm(forms.Form):
     since = forms.DateTimeField(label=_("From"), required=False, widget=DateTimeLocalInput())
     until = forms.DateTimeField(label=_("Until"), required=False, widget=DateTimeLocalInput())
 
-    def __init__(self, *args: Any, endpoints: list[Subscription], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, endpoints: list[Subscription] | None, **kwargs: Any) -> None:
+        """`endpoints`: the tenant's endpoints to choose from, or None when it has too many to
+        list (`ENDPOINT_CHOICES_MAX`): the field then takes an endpoint id typed in, so that a
+        tenant with 10,000 endpoints does not get a 1 MB `<select>`."""
         super().__init__(*args, **kwargs)
         zone = timezone.get_current_timezone_name()
         self.fields["since"].label = _("From (%(zone)s)") % {"zone": zone}
         self.fields["until"].label = _("Until (%(zone)s)") % {"zone": zone}
-        self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
-            (str(sub.pk), str(sub)) for sub in endpoints
-        ]
+        if endpoints is None:
+            self.fields["endpoint"] = forms.UUIDField(
+                label=_("Endpoint id"),
+                required=False,
+                widget=forms.TextInput(attrs={"spellcheck": "false", "size": 36}),
+                help_text=_("Copy it from the endpoint's page."),
+            )
+        else:
+            self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
+                (str(sub.pk), str(sub)) for sub in endpoints
+            ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

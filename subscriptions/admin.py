@@ -20,6 +20,7 @@ from django.utils.translation import ngettext
 from . import services
 from .headers import mask_headers, unmask_headers
 from .models import EventType, Subscription, Tenant
+from .search import IndexedSearch, subscription_search
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions, tenant_admin_extensions
 
@@ -231,6 +232,10 @@ class TenantAdmin(ExtensibleAdmin):
     extension_signal = tenant_admin_extensions
     # The pipeline's health figures follow the name.
     extension_columns_after = "name"
+    # Tenants grow with customers: no count of the whole table; pages of 50 (each row
+    # carries its health figures).
+    show_full_result_count = False
+    list_per_page = 50
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The key is what subscriptions and events point to: fixed once created.
@@ -333,7 +338,7 @@ def short_url(url: str, limit: int = URL_DISPLAY_LENGTH) -> str:
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ExtensibleAdmin):
+class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
     form = SubscriptionAdminForm
     # The endpoint (its description over its URL, each shown once) and its status lead; the
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
@@ -344,7 +349,14 @@ class SubscriptionAdmin(ExtensibleAdmin):
     # `owner` is nullable, which the changelist's automatic select_related() skips.
     list_select_related = ["owner", "tenant"]
     list_filter = [tenant_filter("tenant_id"), "is_active", "payload_format"]
-    search_fields = ["url", "description", "id", "=tenant__key"]
+    # Searched by `subscription_search` (an id exactly, URL and description by trigram index).
+    search_lookup = staticmethod(subscription_search)
+    search_fields = ["url", "description", "=id", "=tenant__key"]
+    search_help_text = _("An endpoint id, a tenant key, or part of a URL or description.")
+    # Endpoints grow with customers: no count of the whole table on each page, and pages of
+    # 50 (each row carries its health figures and chart).
+    show_full_result_count = False
+    list_per_page = 50
     readonly_fields = [
         "id",
         "public_key",

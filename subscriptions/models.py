@@ -365,6 +365,8 @@ class Subscription(models.Model):
             # One tenant's subscriptions, newest first: its list, its count against the limit,
             # and the fan-out of its events, which must not read other tenants' rows.
             models.Index(fields=["tenant", "-created_at"], name="webhooks_sub_tenant_idx"),
+            # Every tenant's, newest first: the admin list and the API list of an operator.
+            models.Index(fields=["-created_at"], name="webhooks_sub_created_idx"),
         ]
 
     def __str__(self) -> str:
