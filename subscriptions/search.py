@@ -4,7 +4,7 @@ Django's admin compiles `search_fields` into `UPPER(col::text) LIKE UPPER('%term
 every field, ids included: no B-tree index applies, so finding one endpoint by id read every
 row. Here an id is matched exactly (primary key), a tenant key exactly, and only the text columns
 worth a substring search (an endpoint's URL and description) use `icontains`, which a trigram
-index answers on PostgreSQL (migration `0003_subscription_list_indexes`; SQLite scans, as
+index answers on PostgreSQL (migration `0006_subscription_list_indexes`; SQLite scans, as
 small installations may).
 """
 

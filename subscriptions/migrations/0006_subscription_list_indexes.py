@@ -30,7 +30,7 @@ def remove_trigram_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhook_subscriptions", "0002_tenants"),
+        ("webhook_subscriptions", "0005_trust_pack_fields"),
     ]
 
     operations = [
