@@ -15,7 +15,7 @@ class DeliveriesConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.db.models.signals import post_delete, post_save
 
-        from subscriptions.models import Subscription, Tenant
+        from subscriptions.models import EventType, Subscription, Tenant
         from subscriptions.signals import (
             subscription_admin_extensions,
             subscription_disabled,
@@ -35,6 +35,7 @@ class DeliveriesConfig(AppConfig):
             tenant_admin_extension,
         )
         from .schedule import register_periodic_tasks
+        from .services import caches
         from .signals import endpoint_notice
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
@@ -69,6 +70,14 @@ class DeliveriesConfig(AppConfig):
         for name, signal in (("save", post_save), ("delete", post_delete)):
             signal.connect(
                 forget_tenant_limit, sender=Tenant, dispatch_uid=f"deliveries-tenant-limit-{name}"
+            )
+            signal.connect(
+                caches.forget_tenant, sender=Tenant, dispatch_uid=f"deliveries-tenant-{name}"
+            )
+            signal.connect(
+                caches.forget_event_type,
+                sender=EventType,
+                dispatch_uid=f"deliveries-event-type-{name}",
             )
         setting_changed.connect(
             forget_limits_on_settings_change, dispatch_uid="deliveries-tenant-limit-settings"

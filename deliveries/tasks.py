@@ -7,14 +7,25 @@ from __future__ import annotations
 
 import datetime as dt
 
+from typing import Any
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import dispatch
 from .conf import webhook_settings
-from .services import attempt_delivery, maintenance, notices, replay
+from .services import attempt_delivery, clock, maintenance, notices, replay
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
 from .services.connections import release_pooled_connection
+
+
+@worker_ready.connect(dispatch_uid="deliveries-clock-at-start")
+def measure_clock_at_start(sender: Any = None, **kwargs: Any) -> None:
+    """A worker measures its offset from the database's clock as it starts (then every few
+    minutes, as it works: `clock.check`)."""
+    clock.check(force=True)
+    release_pooled_connection()
 
 
 @shared_task(
