@@ -23,7 +23,12 @@ class DeliveriesConfig(AppConfig):
         )
 
         from . import logredact
-        from .checks import check_celery, check_pipeline_settings, loaded_celery_app
+        from .checks import (
+            check_celery,
+            check_database_routing,
+            check_pipeline_settings,
+            loaded_celery_app,
+        )
         from .receivers import (
             announce_notice,
             discard_for_changed_filters,
@@ -40,6 +45,7 @@ class DeliveriesConfig(AppConfig):
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
         checks.register(check_celery, checks.Tags.compatibility)
+        checks.register(check_database_routing, checks.Tags.compatibility)
         # urllib3 logs subscription URLs, query string included (a token may be there).
         logredact.install()
 
