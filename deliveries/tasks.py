@@ -6,7 +6,6 @@ through `deliveries.dispatch` and never import this module."""
 from __future__ import annotations
 
 import datetime as dt
-
 from typing import Any
 
 from celery import shared_task

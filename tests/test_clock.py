@@ -20,7 +20,6 @@ from deliveries.conf import webhook_settings
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, WorkerClock
 from deliveries.services import clock, publish
 from tests.factories import make_subscription
-from tests.procs import wait_until
 from tests.receiver import Reply
 
 SKEW_SECONDS = 300

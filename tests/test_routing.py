@@ -14,7 +14,7 @@ from subscriptions.models import Subscription
 from tests.factories import make_subscription
 
 BOTH = ["default", "replica"]
-PIPELINE_APPS = {"subscriptions", "deliveries"}
+PIPELINE_APPS = {"webhook_subscriptions", "deliveries"}  # the apps' labels
 
 
 class LaggingReplicaRouter:
