@@ -129,6 +129,39 @@ class _Reader:
         return self.model.from_db(alias, [f.attname for f in self.fields], converted)
 
 
+# The attempt row's columns, in `_meta` order, as `record` inserts them.
+_INSERTED = tuple(f for f in DeliveryAttempt._meta.concrete_fields if not f.primary_key)
+_records: weakref.WeakKeyDictionary[Any, dict[tuple[bool, ...], tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _record_statements(connection: Any, now_at: tuple[bool, ...]) -> tuple[str, str]:
+    """`record`'s INSERT and guarded UPDATE on this connection, for an ending whose columns
+    (`Ending.changes()`, in that order) take the database's now where `now_at` says so."""
+    made = _records.setdefault(connection, {})
+    found = made.get(now_at)
+    if found is not None:
+        return found
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _INSERTED)
+    insert = (
+        f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(_INSERTED))}) "
+        f"RETURNING {quote(DeliveryAttempt._meta.pk.column)}"
+    )
+    shape = dict(zip(Ending("").changes(), now_at, strict=True))
+    assignments, _params = _assignments(
+        Delivery, {name: DB_NOW if now else None for name, now in shape.items()}, connection
+    )
+    guard = " AND ".join(
+        f"{_col(Delivery, name, quote)} = %s" for name in ("id", "status", "attempts")
+    )
+    update = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {guard}"
+    made[now_at] = (insert, update)
+    return insert, update
+
+
 @dataclass(frozen=True)
 class _ClaimStatement:
     sql: str
@@ -144,19 +177,21 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
     if found is not None:
         return found
     quote, now = connection.ops.quote_name, db_now_sql(connection)
+    # Short aliases keep the statement under psycopg's 4 KB limit for caching its parsed form.
     table = quote(Delivery._meta.db_table)
     readers = [_Reader.of(Delivery, connection)]
-    returning = [f"{table}.{quote(f.column)}" for f in readers[0].fields]
+    # SQLite's RETURNING names the updated table's columns unqualified, and no alias of it.
+    returning = [quote(f.column) for f in readers[0].fields]
     for name in ("event", "subscription"):
         # The related rows come back in the same statement, one scalar subquery per column:
         # SQLite's RETURNING may not name another table, but may hold subqueries.
         fk = Delivery._meta.get_field(name)
         related = fk.related_model
         reader = _Reader.of(related, connection)
-        rtable = quote(related._meta.db_table)
-        key = f"{rtable}.{quote(fk.target_field.column)} = {table}.{quote(fk.column)}"
+        source = f"{quote(related._meta.db_table)} r"
+        key = f"r.{quote(fk.target_field.column)} = {table}.{quote(fk.column)}"
         returning += [
-            f"(SELECT {rtable}.{quote(f.column)} FROM {rtable} WHERE {key})" for f in reader.fields
+            f"(SELECT r.{quote(f.column)} FROM {source} WHERE {key})" for f in reader.fields
         ]
         readers.append(reader)
     col = {name: _col(Delivery, name, quote) for name in ("id", "status", "attempts")}
@@ -218,20 +253,14 @@ def record(attempt: DeliveryAttempt, ending: Ending) -> tuple[DeliveryAttempt, b
     """
     alias = working_alias()
     connection = connections[alias]
-    quote = connection.ops.quote_name
-    fields = [f for f in DeliveryAttempt._meta.concrete_fields if not f.primary_key]
-    columns = ", ".join(quote(f.column) for f in fields)
-    inserted = [f.get_db_prep_save(f.pre_save(attempt, True), connection) for f in fields]
-    insert = (
-        f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"RETURNING {quote(DeliveryAttempt._meta.pk.column)}"
-    )
-    assignments, changed = _assignments(Delivery, ending.changes(), connection)
-    guard = " AND ".join(
-        f"{_col(Delivery, name, quote)} = %s" for name in ("id", "status", "attempts")
-    )
-    update = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {guard}"
+    changes = ending.changes()
+    insert, update = _record_statements(connection, tuple(v is DB_NOW for v in changes.values()))
+    inserted = [f.get_db_prep_save(f.pre_save(attempt, True), connection) for f in _INSERTED]
+    changed = [
+        Delivery._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+        if value is not DB_NOW
+    ]
     guarded = [attempt.delivery_id, DeliveryStatus.SENDING, attempt.number]
     with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
