@@ -144,9 +144,11 @@ def test_an_inline_fan_out_matches_once(django_capture_on_commit_callbacks):
 
     for n in range(3):
         make_subscription(f"http://127.0.0.1:9/{n}", ["order.*"])
-    with CaptureQueriesContext(connection) as queries:
-        with django_capture_on_commit_callbacks(execute=True):
-            publication = publish_event("order.created", {"n": 1})
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        publication = publish_event("order.created", {"n": 1})
     assert publication.deliveries == 3
     # One query chooses the subscriptions; the fan-out uses its answer, nothing counts again.
     matching = [

@@ -196,7 +196,7 @@ def acquire(subscription: Subscription) -> Slot | None:
     found = _client()
     if found is None:
         return UNCAPPED
-    _client_, script = found
+    _unused, script = found
     keys = [key for key, _cap in caps]
     token = uuid.uuid4().hex
     try:
