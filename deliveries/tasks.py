@@ -35,20 +35,22 @@ def measure_clock_at_start(sender: Any = None, **kwargs: Any) -> None:
     ignore_result=True,
     max_retries=None,
 )
-def deliver(self, delivery_id: int, attempt: int = 1, deferrals: int = 0) -> str:
+def deliver(
+    self, delivery_id: int, attempt: int = 1, deferrals: int = 0, cap: dict | None = None
+) -> str:
     """Attempt `attempt` of a delivery. Short waits come back as a retry of this task on the
     retry queue (never longer than `max_countdown`, which stays inside the broker's visibility
     timeout); long ones were parked in the database by the service and the sweep sends them."""
     try:
         outcome = attempt_delivery(
-            delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals
+            delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals, cap=cap
         )
     finally:
         release_pooled_connection()
     if outcome.action in ("retry", "defer"):
         raise self.retry(
             args=(delivery_id, outcome.next_attempt),
-            kwargs={"deferrals": outcome.deferrals},
+            kwargs={"deferrals": outcome.deferrals, "cap": outcome.cap},
             countdown=outcome.countdown,
             queue=webhook_settings.RETRY_QUEUE,
             max_retries=None,

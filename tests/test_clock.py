@@ -89,3 +89,36 @@ def test_skewed_workers_send_once_and_write_a_truthful_history(start_worker, rec
     for skewed in (behind, ahead):
         assert "clock is" in skewed.output() and "the database's" in skewed.output()
     assert "clock is" not in sweeper.output()
+
+
+@pytest.mark.django_db
+def test_a_worker_far_from_the_database_clock_logs_and_is_shown(admin_client, settings, caplog):
+    import logging
+    from unittest import mock
+
+    from django.urls import reverse
+
+    real = time.time
+    # This process's clock, 5 minutes behind the database's (only the clock is mocked).
+    with (
+        mock.patch("deliveries.services.clock.time.time", lambda: real() - SKEW_SECONDS),
+        caplog.at_level(logging.ERROR, logger="deliveries.clock"),
+    ):
+        offset = clock.check(force=True)
+    assert SKEW_SECONDS - 5 < offset < SKEW_SECONDS + 5
+    assert "300.0 s behind the database's" in caplog.text
+    row = WorkerClock.objects.get(worker=clock.worker_name())
+    assert row.offset_seconds == pytest.approx(offset)
+
+    html = admin_client.get(reverse("admin:deliveries_dashboard")).content.decode()
+    assert 'id="clock-skew"' in html and clock.worker_name() in html
+
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "METRICS_ENABLED": True, "METRICS_TOKEN": "t0ken"}
+    body = admin_client.get("/api/metrics/", HTTP_AUTHORIZATION="Bearer t0ken").content.decode()
+    line = f'webhooks_clock_offset_seconds{{worker="{clock.worker_name()}"}} '
+    shown = float(body.split(line)[1].split()[0])
+    assert SKEW_SECONDS - 5 < shown < SKEW_SECONDS + 5
+
+    clock.check(force=True)  # synchronised again: nothing to show
+    html = admin_client.get(reverse("admin:deliveries_dashboard")).content.decode()
+    assert 'id="clock-skew"' not in html

@@ -85,6 +85,52 @@ class Outcome:
     next_attempt: int = 0
     countdown: float = 0.0
     deferrals: int = 0
+    # With `defer`: what the next try needs to ask the cap before touching the database
+    # (`CapTicket.as_message()`), carried in the retry message.
+    cap: dict | None = None
+
+
+@dataclass(frozen=True)
+class CapTicket:
+    """What a deferred attempt carries to its next try: the subscription's cap inputs (its id,
+    tenant and own limit) and the row's due time as the deferral wrote it (Unix seconds, on the
+    database's clock), so that a try still refused by the cap sends nothing to the database."""
+
+    subscription_id: str
+    tenant_id: str
+    rate_limit: int | None
+    due: float
+
+    def as_message(self) -> dict:
+        return {
+            "subscription_id": self.subscription_id,
+            "tenant_id": self.tenant_id,
+            "rate_limit": self.rate_limit,
+            "due": self.due,
+        }
+
+    @classmethod
+    def from_message(cls, value: object) -> CapTicket | None:
+        """The ticket in a retry message, or None for a message without one (or a malformed
+        one: the attempt then takes the ordinary path)."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            limit = value.get("rate_limit")
+            return cls(
+                str(value["subscription_id"]),
+                str(value["tenant_id"]),
+                int(limit) if limit else None,
+                float(value["due"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def subscription(self) -> Subscription:
+        """An unsaved stand-in with the fields `inflight.acquire` reads."""
+        return Subscription(
+            pk=self.subscription_id, tenant_id=self.tenant_id, rate_limit=self.rate_limit
+        )
 
 
 def retry_delay(attempts_done: int, rng: random.Random | None = None) -> float | None:
@@ -184,28 +230,44 @@ def not_sendable(delivery: Delivery) -> str | None:
 
 
 def attempt_delivery(
-    delivery_id: int, number: int, task_id: str = "", deferrals: int = 0
+    delivery_id: int,
+    number: int,
+    task_id: str = "",
+    deferrals: int = 0,
+    cap: dict | None = None,
 ) -> Outcome:
     """Run attempt `number` of a delivery, at most once whatever the number of messages.
 
-    `deferrals` counts how often this attempt already found its endpoint at its in-flight cap.
+    `deferrals` counts how often this attempt already found its endpoint at its in-flight cap;
+    `cap` is the `CapTicket` the last deferral handed on (`Outcome.cap`): with it the cap is
+    asked first, and a try still refused costs no statement at all.
     """
     clock.check()  # a measurement every few minutes, nothing in between
-    delivery = reconnecting(states.claim, delivery_id, number)
-    if delivery is None:
-        return Outcome("skip")  # finished, or this attempt is another message's
-    subscription = delivery.subscription
-    refusal = not_sendable(delivery)
-    if refusal is not None:
-        states.release(delivery_id, number, discard_reason=refusal)
-        return Outcome("done")
-    slot = inflight.acquire(subscription)
-    if slot is None:
-        return _defer(delivery_id, number, deferrals)
+    slot = None
+    ticket = CapTicket.from_message(cap)
+    if ticket is not None:
+        slot = inflight.acquire(ticket.subscription())
+        if slot is None:
+            again = _defer_again(ticket, number, deferrals)
+            if again is not None:
+                return again
     try:
+        delivery = reconnecting(states.claim, delivery_id, number)
+        if delivery is None:
+            return Outcome("skip")  # finished, or this attempt is another message's
+        subscription = delivery.subscription
+        refusal = not_sendable(delivery)
+        if refusal is not None:
+            states.release(delivery_id, number, discard_reason=refusal)
+            return Outcome("done")
+        if slot is None:
+            slot = inflight.acquire(subscription)
+            if slot is None:
+                return _defer(delivery, number, deferrals)
         headers, result = _send(delivery, timezone.now())
     finally:
-        slot.release()
+        if slot is not None:
+            slot.release()
     logger.info(
         "attempt event=%s delivery=%s subscription=%s attempt=%d status=%s error=%s duration_ms=%d",
         delivery.event_id,
@@ -273,7 +335,22 @@ def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
     return base * (1 + (rng or random).uniform(0, 1))
 
 
-def _defer(delivery_id: int, number: int, deferrals: int) -> Outcome:
+def _defer_again(ticket: CapTicket, number: int, deferrals: int) -> Outcome | None:
+    """A deferred attempt still refused by the cap: come back later without touching the
+    database, if the row's due time (as the last deferral wrote it) keeps the sweep away until
+    this message is back; None when the row must move (or the wait is long enough to park it):
+    the ordinary path then claims and gives the claim back with the new time."""
+    delay = defer_delay(deferrals)
+    if delay >= webhook_settings.max_countdown:
+        return None
+    back_at = clock.now().timestamp() + delay
+    grace = float(webhook_settings.SWEEP_GRACE)
+    if ticket.due + grace <= back_at + 1:
+        return None
+    return Outcome("defer", number, delay, deferrals + 1, ticket.as_message())
+
+
+def _defer(delivery: Delivery, number: int, deferrals: int) -> Outcome:
     """The endpoint is at its cap: give the claim and the worker slot back and come back later,
     as the same attempt (its number is not consumed). Short waits ride a Celery countdown;
     once the backoff reaches `max_countdown` the delivery is parked in the database like any
@@ -283,12 +360,21 @@ def _defer(delivery_id: int, number: int, deferrals: int) -> Outcome:
     parked = delay >= webhook_settings.max_countdown
     if parked:
         delay = webhook_settings.max_countdown
-    back_at = clock.now() + dt.timedelta(seconds=delay)
-    if not states.release(delivery_id, number, until=back_at):
+    # The row is due well after the message is back (four backoffs ahead, within what the sweep
+    # would wait anyway), so the tries that follow need not move it again (`_defer_again`).
+    until = clock.now() + dt.timedelta(seconds=delay if parked else delay * 4)
+    if not states.release(delivery.pk, number, until=until):
         return Outcome("skip")
     if parked:
         return Outcome("park")
-    return Outcome("defer", number, delay, deferrals + 1)
+    subscription = delivery.subscription
+    ticket = CapTicket(
+        str(subscription.pk),
+        str(subscription.tenant_id),
+        subscription.rate_limit,
+        until.timestamp(),
+    )
+    return Outcome("defer", number, delay, deferrals + 1, ticket.as_message())
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def measure(alias: str | None = None) -> float:
     connection = connections[alias or working_alias()]
     with connection.cursor() as cursor:
         before = time.time()
-        cursor.execute(f"SELECT {db_now_sql(connection)}")
+        cursor.execute(f"SELECT {db_now_sql(connection)}", [])  # params: "%%" becomes "%"
         value = cursor.fetchone()[0]
         after = time.time()
     if isinstance(value, str):  # SQLite answers text, in UTC
