@@ -48,8 +48,9 @@ from .. import signals
 from ..conf import webhook_settings
 from ..models import ERROR_MAX_CHARS, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
 from ..payloads import build_body, content_type
+from ..receiver_auth import send_authenticated
 from ..signing import signature_header
-from ..transport import SendResult, send
+from ..transport import SendResult
 from . import clock, inflight, notices, states
 from .connections import reconnecting, release_pooled_connection, working_alias
 
@@ -304,8 +305,8 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
         body = build_body(delivery.event, subscription.payload_format)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
         release_pooled_connection()  # not held while waiting on the receiver
-        return headers, send(
-            subscription.url,
+        return headers, send_authenticated(
+            subscription,
             body,
             headers,
             connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
