@@ -10,10 +10,10 @@ from django.views.decorators.http import require_http_methods
 
 from deliveries.models import Event
 from deliveries.payloads import build_body
+from subscriptions.examples import example_from_schema
 from subscriptions.models import EventType, PayloadFormat
 
 from .. import scope
-from ..examples import example_from_schema
 from .base import page, portal_view
 
 
