@@ -11,7 +11,13 @@ from rest_framework.routers import SimpleRouter
 from .apidocs import ApiDocsView, ApiRootView, ApiSchemaView
 from .metrics import metrics_view
 from .tenant_api import TenantViewSet
-from .views import DeliveryViewSet, EventViewSet, SubscriptionReplayView, SubscriptionTestView
+from .views import (
+    DeliveryViewSet,
+    EventViewSet,
+    SubscriptionReplayView,
+    SubscriptionTestView,
+    SubscriptionVersionPreviewView,
+)
 
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
@@ -28,6 +34,11 @@ api_patterns = [
         "subscriptions/<uuid:pk>/replay/",
         SubscriptionReplayView.as_view(),
         name="subscription-replay",
+    ),
+    path(
+        "subscriptions/<uuid:pk>/versions/preview/",
+        SubscriptionVersionPreviewView.as_view(),
+        name="subscription-version-preview",
     ),
     path("metrics/", metrics_view, name="webhooks-metrics"),
     *router.urls,

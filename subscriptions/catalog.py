@@ -113,3 +113,31 @@ def default_pins(
         if latest is not None and filters_match(filters, name):
             pins[name] = latest.version
     return pins
+
+
+class PinError(ValueError):
+    """A `versions` value that cannot be pinned; the message names the type and version."""
+
+
+def merge_pins(
+    current: dict[str, Any] | None, wanted: dict[str, Any], registry: ContractRegistry = contracts
+) -> dict[str, int]:
+    """`current` pins with `wanted` applied (types left out keep their pins).
+
+    Raises PinError for a type not declared in code, a version it does not declare, or a
+    move to a deprecated version (a pin already on it may stay: moving is one way).
+    """
+    merged = {name: version for name, version in (current or {}).items()}
+    for name, version in wanted.items():
+        if not registry.is_declared(name):
+            raise PinError(f"{name!r} has no versions: it is not declared in code.")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise PinError(f"The version of {name!r} is a whole number.")
+        entry = registry.get(name, version)
+        if entry is None:
+            known = ", ".join(str(e.version) for e in registry.versions(name))
+            raise PinError(f"{name!r} has no version {version} (declared: {known}).")
+        if entry.deprecated and merged.get(name) != version:
+            raise PinError(f"{name!r} version {version} is deprecated: choose a newer one.")
+        merged[name] = version
+    return merged
