@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import router, transaction
@@ -141,3 +142,43 @@ def merge_pins(
             raise PinError(f"{name!r} version {version} is deprecated: choose a newer one.")
         merged[name] = version
     return merged
+
+
+@dataclass
+class PinnedType:
+    """A declared type that a subscription receives: the version it gets now (`current`, its
+    pin or the default of `pinned_version`) and every catalog version (oldest first)."""
+
+    name: str
+    current: int
+    versions: list[EventTypeVersion]
+
+    @property
+    def current_entry(self) -> EventTypeVersion | None:
+        return next((row for row in self.versions if row.version == self.current), None)
+
+    @property
+    def latest(self) -> int:
+        return self.versions[-1].version
+
+    def choices(self) -> list[EventTypeVersion]:
+        """Versions it may move to: those not deprecated, and the current one."""
+        return [row for row in self.versions if not row.deprecated or row.version == self.current]
+
+
+def pinned_types(subscription: Any) -> list[PinnedType]:
+    """The catalog's declared types that `subscription`'s filters select, by name, with the
+    version each is received in (one query)."""
+    rows = EventTypeVersion.objects.filter(event_type__declared=True).select_related("event_type")
+    by_name: dict[str, list[EventTypeVersion]] = {}
+    for row in rows.order_by("event_type__name", "version"):
+        by_name.setdefault(row.event_type.name, []).append(row)
+    found = []
+    for name, versions in by_name.items():
+        if not filters_match(subscription.event_types or (), name):
+            continue
+        history = [(row.version, row.created_at) for row in versions]
+        current = pinned_version(name, subscription.versions, subscription.created_at, history)
+        if current is not None:
+            found.append(PinnedType(name, current, versions))
+    return found
