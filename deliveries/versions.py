@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import router
@@ -26,30 +25,27 @@ logger = logging.getLogger(__name__)
 PIN_CHUNK = 2000
 
 
-@dataclass
-class Contracted:
-    """What a declared type's publish stores: the latest version's data, that version, and
-    every older version's data keyed by its number as a string (JSON object keys)."""
+def serialize_event(event_type: str, instance_or_data: Any) -> Any:
+    """The data to publish: for a type declared in code, `instance_or_data` serialized through
+    its latest version's serializer (a dict is taken as that serializer's output); for any
+    other type, `instance_or_data` untouched (validated later as ever)."""
+    if not contracts.is_declared(event_type):
+        return instance_or_data
+    return contracts.serialize(event_type, instance_or_data)
 
-    data: Any
-    version: int | None = None
-    renditions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+def render_versions(event_type: str, data: Any) -> tuple[int | None, dict[str, dict[str, Any]]]:
+    """(the latest version, every older version's data keyed by its number as a string) of
+    valid latest-version `data`; (None, {}) for a type not declared in code.
 
-def contract_event(event_type: str, instance_or_data: Any) -> Contracted:
-    """Serialize `instance_or_data` through `event_type`'s declared contract, if it has one.
-
-    Undeclared types pass their data through untouched (validated later as ever). For declared
-    types, a model instance (or any object) goes through the latest version's serializer and a
-    dict is taken as its output; then each older version is rendered by the down-converters
-    and checked against its own schema. A mismatch raises ContractError when
-    `WEBHOOKS["DOWNGRADE_ERRORS"]` is "raise", else is logged (the output is sent as it is).
-    A missing or failing converter always raises ContractError: no payload can be made.
+    Each older version is rendered by the down-converters and checked against its own schema.
+    A mismatch raises ContractError when `WEBHOOKS["DOWNGRADE_ERRORS"]` is "raise", else is
+    logged (the output is sent as it is). A missing or failing converter always raises
+    ContractError: no payload can be made for that version.
     """
     latest = contracts.latest(event_type)
     if latest is None:
-        return Contracted(instance_or_data)
-    data = contracts.serialize(event_type, instance_or_data)
+        return None, {}
     renditions: dict[str, dict[str, Any]] = {}
     for entry in contracts.versions(event_type):
         if entry.version >= latest.version:
@@ -62,7 +58,7 @@ def contract_event(event_type: str, instance_or_data: Any) -> Contracted:
                 raise ContractError(message)
             logger.error("%s; sent as it is", message)
         renditions[str(entry.version)] = rendition
-    return Contracted(data, latest.version, renditions)
+    return latest.version, renditions
 
 
 def delivery_versions(event: Event, subscription_ids: Sequence[Any]) -> dict[Any, int]:

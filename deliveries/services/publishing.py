@@ -24,7 +24,7 @@ from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
-from ..versions import contract_event, delivery_versions
+from ..versions import delivery_versions, render_versions, serialize_event
 
 logger = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def publish(
     model instance (or any object): it is serialized through the latest version's serializer,
     and each older version rendered by the host's down-converters; each delivery sends the
     version its subscription is pinned to. A dict is taken as already serialized. Raises
-    `ContractError` if a version cannot be rendered (see `versions.contract_event`).
+    `ContractError` if a version cannot be rendered (see `versions.render_versions`).
 
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
@@ -218,9 +218,9 @@ def publish_event(
             raise PublishError(problem, field="idempotency_key")
     # Before the repeat check: the body hash needs data that serialises (depth, storable text),
     # and input that cannot be published is refused whatever its key.
-    contracted = contract_event(type, data)
-    data = contracted.data
+    data = serialize_event(type, data)
     validate_event(type, data)
+    version, renditions = render_versions(type, data)
     digest = body_hash(type, data)
     if idempotency_key:
         existing = Event.objects.filter(tenant_id=key, idempotency_key=idempotency_key).first()
@@ -234,8 +234,8 @@ def publish_event(
         idempotency_key=idempotency_key or None,
         body_hash=digest,
         target_subscription=subscription,
-        version=contracted.version,
-        renditions=contracted.renditions,
+        version=version,
+        renditions=renditions,
     )
     try:
         with transaction.atomic():
