@@ -228,13 +228,16 @@ class VersionForm(forms.Form):
     def __init__(self, *args: Any, pinned: PinnedType, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["version"].choices = [
-            (row.version, version_label(row, pinned.current)) for row in reversed(pinned.choices())
+            (row.version, version_label(row, pinned.current, pinned.latest))
+            for row in reversed(pinned.choices())
         ]
 
 
-def version_label(row: EventTypeVersion, current: int) -> str:
-    """ "2 (latest)", "1 (current, deprecated)": a version as the select lists it."""
+def version_label(row: EventTypeVersion, current: int, latest: int) -> str:
+    """A version as the select lists it: "3 (latest)", "1 (current, deprecated)"."""
     notes = []
+    if row.version == latest:
+        notes.append(str(_("latest")))
     if row.version == current:
         notes.append(str(_("current")))
     if row.deprecated:
