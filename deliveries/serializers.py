@@ -228,3 +228,10 @@ class VersionPreviewSerializer(serializers.Serializer):
     )
     event = serializers.UUIDField(allow_null=True)
     body = serializers.JSONField(help_text="The body as the subscription would receive it.")
+
+
+class EgressIPsSerializer(serializers.Serializer):
+    ips = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Addresses (or networks) webhooks are sent from, for the receiver's allow-list.",
+    )

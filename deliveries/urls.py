@@ -13,6 +13,7 @@ from .metrics import metrics_view
 from .tenant_api import TenantViewSet
 from .views import (
     DeliveryViewSet,
+    EgressIPsView,
     EventViewSet,
     SubscriptionReplayView,
     SubscriptionTestView,
@@ -41,6 +42,7 @@ api_patterns = [
         name="subscription-version-preview",
     ),
     path("metrics/", metrics_view, name="webhooks-metrics"),
+    path("egress-ips/", EgressIPsView.as_view(), name="webhooks-egress-ips"),
     *router.urls,
 ]
 

@@ -17,9 +17,10 @@ class SubscriptionsConfig(AppConfig):
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
         from .catalog import sync_after_migrate
-        from .checks import check_contracts, check_webhooks_settings
+        from .checks import check_contracts, check_encryption_keys, check_webhooks_settings
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
+        checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
         checks.register(check_contracts, checks.Tags.compatibility)
         # Event types the host declares in code live in `webhook_events` modules of its apps,
         # imported here as the admin imports `admin` modules. No database access: the catalog

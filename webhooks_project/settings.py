@@ -307,6 +307,13 @@ WEBHOOKS = {
     "DOWNGRADE_ERRORS": "raise" if DEBUG else "log",
     # Recorded schemas of the declared event types (`manage.py webhooks_contracts --write`).
     "CONTRACTS_FILE": str(BASE_DIR / "webhook_contracts.json"),
+    # Fernet keys for secrets at rest, comma-separated, the first encrypting. Unset: a key
+    # derived from DJANGO_SECRET_KEY, which `check --deploy` reports (docs/security.md).
+    "ENCRYPTION_KEYS": env_list("WEBHOOKS_ENCRYPTION_KEYS"),
+    # An HTTP CONNECT proxy for deliveries (e.g. http://10.0.0.5:3128), and the addresses
+    # deliveries leave from, served at /api/egress-ips/ for receivers' allow-lists.
+    "EGRESS_PROXY": os.environ.get("WEBHOOKS_EGRESS_PROXY") or None,
+    "EGRESS_IPS": env_list("WEBHOOKS_EGRESS_IPS"),
 }
 
 LOGGING = {

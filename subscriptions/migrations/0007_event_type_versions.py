@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhook_subscriptions', '0002_tenants'),
+        ('webhook_subscriptions', '0006_subscription_list_indexes'),
     ]
 
     operations = [
