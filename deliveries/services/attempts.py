@@ -302,7 +302,7 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
     subscription = delivery.subscription
     headers: dict[str, str] = {}
     try:
-        body = build_body(delivery.event, subscription.payload_format)
+        body = build_body(delivery.event, subscription.payload_format, delivery.version)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
         release_pooled_connection()  # not held while waiting on the receiver
         return headers, send_authenticated(

@@ -13,6 +13,7 @@ import jsonschema
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from subscriptions.contracts import contracts
 from subscriptions.matching import is_valid_event_type
 from subscriptions.models import Subscription, Tenant, default_tenant_key
 from subscriptions.text import find_unstorable
@@ -22,6 +23,7 @@ from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
+from ..versions import delivery_versions, render_versions, serialize_event
 from . import caches, clock
 from .connections import working_alias
 
@@ -125,7 +127,8 @@ def validate_event(event_type: str, data: Any) -> None:
     limit = int(webhook_settings.MAX_PAYLOAD_BYTES)
     if size > limit:
         raise PayloadTooLarge(f"Event data is {size} bytes; the limit is {limit} bytes.")
-    schema = caches.event_schema(event_type)
+    declared = contracts.latest(event_type)
+    schema = declared.schema if declared is not None else caches.event_schema(event_type)
     if schema:
         try:
             jsonschema.validate(data, schema)
@@ -157,7 +160,7 @@ class Publication:
 
 def publish(
     type: str,
-    data: dict[str, Any],
+    data: Any,
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
@@ -170,6 +173,12 @@ def publish(
     None: `DEFAULT_TENANT`), never to another tenant's. `broadcast=True` sends it to the
     matching subscriptions of every tenant (it still belongs to `tenant`). With `subscription`,
     it goes to that subscription only (test events) and belongs to its tenant.
+
+    For a type declared in code (`subscriptions.contracts.register_event`), `data` may be a
+    model instance (or any object): it is serialized through the latest version's serializer,
+    and each older version rendered by the host's down-converters; each delivery sends the
+    version its subscription is pinned to. A dict is taken as already serialized. Raises
+    `ContractError` if a version cannot be rendered (see `versions.render_versions`).
 
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
@@ -190,7 +199,7 @@ def publish(
 
 def publish_event(
     type: str,
-    data: dict[str, Any],
+    data: Any,
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
@@ -206,7 +215,9 @@ def publish_event(
             raise PublishError(problem, field="idempotency_key")
     # Before the repeat check: the body hash needs data that serialises (depth, storable text),
     # and input that cannot be published is refused whatever its key.
+    data = serialize_event(type, data)
     validate_event(type, data)
+    version, renditions = render_versions(type, data)
     digest = body_hash(type, data)
     alias = working_alias()
     events = Event.objects.using(alias)
@@ -223,6 +234,8 @@ def publish_event(
         idempotency_key=idempotency_key or None,
         body_hash=digest,
         target_subscription=subscription,
+        version=version,
+        renditions=renditions,
     )
     try:
         with transaction.atomic(using=alias):
@@ -342,6 +355,7 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
         if event.fanned_out_at is not None:
             return expected_deliveries(event)
         active, inactive = matched if matched is not None else _matching(event)
+        versions = delivery_versions(event, active + inactive)
         rows = [
             Delivery(
                 event_id=event.pk,
@@ -349,6 +363,7 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,
                 created_at=now,
+                version=versions.get(sub_id),
             )
             for sub_id in active
         ]
@@ -359,6 +374,7 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
                 status=DeliveryStatus.SKIPPED,
                 last_error="Subscription disabled when the event was published.",
                 created_at=now,
+                version=versions.get(sub_id),
             )
             for sub_id in inactive
         ]
