@@ -189,7 +189,7 @@ def check_database_routing(app_configs: Any = None, **kwargs: Any) -> list[Check
             f"The database routers write the webhook models to different databases ({where}).",
             hint="Route the 'subscriptions' and 'deliveries' apps to one alias (any alias: "
             "reads of their working rows go where they are written, see docs/embedding.md).",
-            id="webhooks.E021",
+            id="webhooks.E031",
         )
     ]
 

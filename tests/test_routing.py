@@ -109,7 +109,7 @@ def test_both_apps_on_a_non_default_alias_work(
 def test_a_router_that_splits_the_pipeline_is_refused(settings):
     settings.DATABASE_ROUTERS = [ROUTERS + "SplittingRouter"]
     errors = check_database_routing()
-    assert [e.id for e in errors] == ["webhooks.E021"]
+    assert [e.id for e in errors] == ["webhooks.E031"]
     assert "deliveries.Delivery" in errors[0].msg and "subscriptions.Subscription" in errors[0].msg
     settings.DATABASE_ROUTERS = []
     assert check_database_routing() == []
