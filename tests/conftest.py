@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
+from tests.hostile import HostileServer
 from tests.procs import RedisServer, Worker, database_url_for_tests, free_port
 from tests.receiver import Receiver
 
@@ -66,6 +67,43 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A raw-socket receiver on loopback that answers from a script of byte-level steps."""
+    server = HostileServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhooks(settings):
+    """`webhooks(KEY=value, ...)` overrides WEBHOOKS keys for the test; the conf object reloads
+    on setting_changed, and pytest-django's `settings` restores them afterwards."""
+
+    def apply(**keys: object) -> None:
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
+
+    return apply
+
+
+@pytest.fixture
+def faulty(settings):
+    """Small timings for the sweep in this process; the same dict goes to the worker."""
+
+    def apply(**keys: object) -> dict:
+        overrides = {
+            "TIMEOUT": 3,
+            "STALE_SENDING_AFTER": 4,
+            "SWEEP_GRACE": 1,
+            "MAX_IN_FLIGHT": None,
+            **keys,
+        }
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **overrides}
+        return overrides
+
+    return apply
 
 
 @pytest.fixture

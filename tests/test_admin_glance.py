@@ -20,8 +20,7 @@ from deliveries.services import replay
 from subscriptions.admin import short_url
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
-from tests.test_admin_ops import queue_length
+from tests.ops_helpers import make_delivery, queue_length
 
 pytestmark = pytest.mark.django_db
 

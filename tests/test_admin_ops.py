@@ -16,7 +16,7 @@ from deliveries.payloads import build_body
 from deliveries.services import health
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, queue_length
 
 pytestmark = pytest.mark.django_db
 
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.django_db
 def admin_client_(client, staff_user):
     client.force_login(staff_user)
     return client
-
-
-def queue_length(name: str) -> int:
-    from webhooks_project.celery import app
-
-    with app.connection_for_read() as conn:
-        return conn.default_channel.client.llen(name)
 
 
 def test_health_figures_for_a_page_in_few_queries(django_assert_max_num_queries):

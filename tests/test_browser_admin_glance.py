@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus
 from deliveries.services import notices
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, chromium, login, needs_chromium, run_action
 from tests.factories import make_subscription
 from tests.ops_helpers import make_delivery
-from tests.test_browser_admin import login, run_action
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

@@ -13,17 +13,16 @@ from kombu import pools
 
 from deliveries.models import Delivery, DeliveryStatus, Event
 from tests.factories import make_subscription
-from tests.procs import RedisServer
-from tests.receiver import Reply
-from tests.test_faults import (  # noqa: F401 - the fixture is used by name
+from tests.fault_helpers import (
     all_succeeded,
     fault_line,
-    faulty,
     publish_many,
     row,
     sweep_until,
     tally,
 )
+from tests.procs import RedisServer
+from tests.receiver import Reply
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -54,7 +53,7 @@ def own_redis(settings) -> Iterator[RedisServer]:
 def test_redis_restart_without_persistence_loses_nothing(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
     own_redis,
 ):
     overrides = faulty()
@@ -94,7 +93,7 @@ def test_redis_restart_without_persistence_loses_nothing(
 def test_publish_with_redis_down_answers_fast_and_delivers_later(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
     own_redis,
     staff_client,
     fault,

@@ -14,8 +14,8 @@ from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryStatus, Event
 from deliveries.services import inflight
 from tests.factories import make_subscription
+from tests.fault_helpers import fault_line
 from tests.receiver import Reply
-from tests.test_faults import fault_line, faulty  # noqa: F401 - the fixture is used by name
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -36,7 +36,7 @@ def queue_deliveries(subscription, count: int) -> list[int]:
 def test_fast_endpoint_finishes_first_behind_a_slow_one(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
 ):
     overrides = faulty(TIMEOUT=2, MAX_IN_FLIGHT=2, RETRY_SCHEDULE=[0], SWEEP_GRACE=30)
     receiver.script("/slow", Reply(200, delay=10))
@@ -82,7 +82,7 @@ def test_fast_endpoint_finishes_first_behind_a_slow_one(
 def test_without_the_cap_the_fast_endpoint_waits(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
 ):
     """The control: the same queue with no cap keeps every thread on the slow endpoint."""
     overrides = faulty(TIMEOUT=2, MAX_IN_FLIGHT=None, RETRY_SCHEDULE=[0], SWEEP_GRACE=30)

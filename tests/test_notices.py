@@ -57,14 +57,6 @@ def recorder():
     rec.close()
 
 
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
-
-
 def waiting(sub: Subscription) -> Delivery:
     return make_delivery(sub, DeliveryStatus.PENDING, next_attempt_at=timezone.now())
 
