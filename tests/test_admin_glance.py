@@ -1,4 +1,4 @@
-"""The admin read at a glance (issue 11, item 5), through Django's test client: the subscription
+"""The admin read at a glance, through Django's test client: the subscription
 list leads with health and shows each URL once, a delivery's attempts are one compact table to
 the second, "Send again now" on the delivery page, disabling asks first and reports what it
 discarded, the dashboard counts retries where they wait, and replay can take `retrying`."""

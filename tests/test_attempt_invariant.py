@@ -46,8 +46,8 @@ def run_to_the_end(delivery: Delivery) -> list[str]:
 
 
 def test_nul_in_a_200_body_succeeds_with_one_attempt(hostile):
-    """Issue 14 item 1 (PostgreSQL text cannot hold U+0000): today a DataError, no attempt, and
-    the sweep's stale-claim release sent the webhook again about once a minute."""
+    """PostgreSQL text cannot hold U+0000. Stored as received, it raised a DataError: no
+    attempt row, and the sweep's stale-claim release sent the webhook again every minute."""
     hostile.script("/nul", answer("200 OK", b"ok\x00ok", b"X-Nul: a\x00b"))
     delivery = make_delivery_to(hostile.url("/nul"))
 
@@ -64,7 +64,7 @@ def test_nul_in_a_200_body_succeeds_with_one_attempt(hostile):
 
 
 def test_retry_after_with_a_non_ascii_digit_is_ignored(hostile, webhooks):
-    """Issue 14 item 2: `429` with `Retry-After: \\xb2` ("²", which `str.isdigit()` accepts and
+    """`429` with `Retry-After: \\xb2` ("²", which `str.isdigit()` accepts and
     `float()` refuses). Ignored; the schedule applies."""
     webhooks(RETRY_SCHEDULE=[0, 7], RETRY_JITTER=0)
     hostile.script("/busy", answer("429 Too Many Requests", b"slow down", b"Retry-After: \xb2"))
@@ -200,7 +200,7 @@ def test_failed_answer_that_cannot_be_stored_follows_the_schedule(
 
 
 def test_every_custom_header_value_is_masked_on_the_attempt_row(hostile):
-    """Issue 14 item 10 (attempt part): whatever the header's name."""
+    """whatever the header's name."""
     custom = {"X-Auth": "s3cret", "Authorization": "Bearer t0k3n", "X-Plain": "acme"}
     delivery = make_delivery_to(hostile.url("/hook"), headers=custom)
 

@@ -1,5 +1,5 @@
-"""The admin at a glance, in a real headless Chromium at 1400x900 (issue 11, item 5, and the
-notices of item 4): the subscription list with health on screen, a delivery's attempts table
+"""The admin at a glance, in a real headless Chromium at 1400x900, with the
+operational notices: the subscription list with health on screen, a delivery's attempts table
 and "Send again now", disabling with its confirmation and report, the dashboard's retries, the
 notices on a subscription's page and their replay link. Screenshots: artifacts/admin-*.png."""
 

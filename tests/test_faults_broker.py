@@ -114,7 +114,9 @@ def test_publish_with_redis_down_answers_fast_and_delivers_later(
     elapsed = time.monotonic() - started
 
     assert response.status_code == 202, response.content
-    assert elapsed < 5, f"publishing took {elapsed:.1f} s with Redis {fault}"
+    # Bounded by the broker timeouts (2 s, one retry); without them a frozen Redis holds the
+    # request until the test's own 300 s timeout. A generous margin over the ~4 s floor.
+    assert elapsed < 30, f"publishing took {elapsed:.1f} s with Redis {fault}"
     event = Event.objects.get(pk=response.data["id"])
     delivery = Delivery.objects.get(event=event)
     assert delivery.status == DeliveryStatus.PENDING  # stored, waiting for the sweep

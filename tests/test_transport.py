@@ -61,7 +61,7 @@ def tls(pki, webhooks):
 
 
 def test_connection_close_answer_trickling_its_body_is_cut_at_the_deadline(hostile, webhooks):
-    """Issue 14 item 4: headers at once with `Connection: close` and `Content-Length: 40`, then
+    """headers at once with `Connection: close` and `Content-Length: 40`, then
     a body byte a second. http.client drops the connection's socket reference at once; the
     deadline keeps its own."""
     webhooks(TIMEOUT=4)
@@ -147,7 +147,7 @@ def test_trickled_tls_handshake_is_cut_at_the_deadline():
 
 
 def test_early_hints_before_the_answer_are_skipped(hostile):
-    """Issue 14 item 12: `103 Early Hints`, then `200 OK`: the 200 is the answer (RFC 9110
+    """`103 Early Hints`, then `200 OK`: the 200 is the answer (RFC 9110
     §15.2), and the connection is reused for the next request."""
     hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
     processing = b"HTTP/1.1 102 Processing\r\n\r\n"
@@ -201,7 +201,7 @@ def test_a_status_below_200_is_never_a_final_answer(hostile):
 
 
 def test_idn_host_goes_out_as_a_labels(hostile):
-    """Issue 14 item 3: the lookup, and the Host header, use the A-label."""
+    """the lookup, and the Host header, use the A-label."""
     asked: list[str] = []
 
     def resolver(host: str, port: int) -> list[str]:
@@ -263,7 +263,7 @@ def test_host_that_idna_refuses_is_an_invalid_url_not_an_exception(host):
 
 @pytest.mark.parametrize("host", ["hooks.test", "hooks.test."], ids=["name", "trailing-dot"])
 def test_tls_matches_the_name_without_its_trailing_dot(tls, host):
-    """Issue 14 item 15: `https://hooks.test.:PORT/` verifies against a certificate for
+    """`https://hooks.test.:PORT/` verifies against a certificate for
     hooks.test; SNI carries the name without the dot (RFC 6066 §3)."""
     with resolving({host: ["127.0.0.1"]}):
         result = send_now(tls.url("/hook", host=host))
@@ -338,7 +338,7 @@ def test_query_string_stays_out_of_the_error_text():
 
 
 def test_query_string_stays_out_of_urllib3_logs(hostile, caplog):
-    """Issue 14 item 11: urllib3 logs the URL at WARNING when a receiver's headers do not
+    """urllib3 logs the URL at WARNING when a receiver's headers do not
     parse, and every request target at DEBUG."""
     hostile.script(
         "/malformed",
