@@ -54,6 +54,7 @@ class FinalResponse(http.client.HTTPResponse):
                 return
             # An interim answer has no body (RFC 9110 §15.2): the next answer follows at once
             # on the same buffered stream. `begin()` reads one when no headers are set yet.
+            # (http.client types both as HTTPMessage; None is its own "not read yet" mark.)
             self.headers = self.msg = None  # type: ignore[assignment]
             super().begin()
         if 100 <= self.status < 200 and self.status != 101:
@@ -67,8 +68,10 @@ class _Tracking:
     whether new or reused, and reads answers with `FinalResponse`."""
 
     sock: Any
-    response_class = FinalResponse
+    response_class: type[http.client.HTTPResponse] = FinalResponse
 
+    # A mixin before urllib3's connection classes: mypy cannot see their connect() and
+    # request() from here, hence the two [misc] pragmas.
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         track(self.sock)

@@ -97,6 +97,8 @@ def _request(
     request.headers["Content-Length"] = str(len(body))
     request.headers["Host"] = destination.host_header
     request.body = body
+    # Carried on the request to the adapter, which connects to the checked address only
+    # (requests has no field for it).
     request.destination = destination  # type: ignore[attr-defined]
     return request
 

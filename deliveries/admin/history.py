@@ -33,8 +33,14 @@ from .dashboard import dashboard_view
 
 class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Delivery
-    fields = ["link", "subscription", "badge", "attempts", "last_status_code", "next_attempt_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "link",
+        "subscription",
+        "badge",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+    )
     extra = 0
     show_change_link = False
 
@@ -53,7 +59,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = [tenant_filter("tenant_id"), "broadcast", "type", "created_at"]
     search_fields = ["=id", "type", "idempotency_key"]
     date_hierarchy = "created_at"
-    fields = [
+    fields = readonly_fields = (
         "id",
         "tenant",
         "broadcast",
@@ -63,8 +69,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "target_subscription",
         "created_at",
         "fanned_out_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeliveryInline]
 
     @admin.display(description=_("data"))
@@ -179,7 +184,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().get_queryset(request).select_related("event", "subscription")
 
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
-    def tenant(self, obj: Delivery) -> str:
+    def tenant(self, obj: Delivery) -> str | None:
         return obj.subscription.tenant_id
 
     @admin.display(description=_("as sent (last attempt)"))
