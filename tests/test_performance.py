@@ -149,7 +149,7 @@ def test_many_deliveries_in_flight_share_a_bounded_number_of_connections(start_w
         pytest.skip("the connection pool is PostgreSQL's (psycopg_pool)")
     from tests.receiver import Reply
 
-    held = 3.0  # seconds the receiver holds each request before answering
+    held = 2.0  # seconds the receiver holds each request: under the test settings' 3 s TIMEOUT
     subs = [make_subscription(receiver.url(f"/slow{i}"), ["order.*"]) for i in range(12)]
     for i in range(12):
         receiver.script(f"/slow{i}", Reply(200, delay=held))
