@@ -63,10 +63,29 @@ def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def webhooks(settings):
+    """`webhooks(KEY=value, ...)`: override single `WEBHOOKS` keys for this test."""
+
+    def apply(**keys):
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
+
+    return apply
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def browser(live_server, monkeypatch):
+    """Headless Chromium (the system's) for pages of the live server; skips without Playwright."""
+    from tests.browser import chromium
+
+    with chromium(monkeypatch) as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -75,17 +94,6 @@ def hostile() -> Iterator[HostileServer]:
     server = HostileServer().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def webhooks(settings):
-    """`webhooks(KEY=value, ...)` overrides WEBHOOKS keys for the test; the conf object reloads
-    on setting_changed, and pytest-django's `settings` restores them afterwards."""
-
-    def apply(**keys: object) -> None:
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
 
 
 @pytest.fixture
