@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -375,15 +376,15 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return self.description or self.url
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # A subscription signing v1a always has its key, however it got the scheme (API, admin,
         # portal, code): generated here once, rotated by services.rotate_secret.
         if self.uses_v1a and not self.signing_key:
             self.signing_key = generate_signing_key()
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
-                kwargs["update_fields"] = {*update_fields, "signing_key"}  # type: ignore[misc]
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+                kwargs["update_fields"] = {*update_fields, "signing_key"}
+        super().save(*args, **kwargs)
 
     @property
     def uses_v1(self) -> bool:
