@@ -50,7 +50,7 @@ def test_fast_endpoint_finishes_first_behind_a_slow_one(
     start_worker(pool="threads", concurrency=8, overrides=overrides)
     fast_done = Delivery.objects.filter(pk__in=fast_ids, status=DeliveryStatus.SUCCEEDED)
     peak = 0
-    deadline = started + 90
+    deadline = started + 240  # a give-up time, not what is asserted: generous under load
     while fast_done.count() < 100 and time.monotonic() < deadline:
         peak = max(peak, inflight.in_flight(slow.pk))
         time.sleep(0.2)
