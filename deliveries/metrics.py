@@ -36,7 +36,7 @@ from subscriptions.models import Subscription
 
 from .conf import webhook_settings
 from .models import FINISHED, UNFINISHED, DeliveryAttempt, WaitReason
-from .services import health
+from .services import clock, health
 
 
 class DatabaseCollector:
@@ -130,6 +130,17 @@ class DatabaseCollector:
         subs.add_metric(["active"], states.get(True, 0))
         subs.add_metric(["disabled"], states.get(False, 0))
         yield subs
+
+        offsets = GaugeMetricFamily(
+            "webhooks_clock_offset_seconds",
+            "Each worker's clock offset from the database's, as last measured (positive: the "
+            f"worker is behind); above {webhook_settings.CLOCK_OFFSET_LIMIT} s "
+            "(CLOCK_OFFSET_LIMIT) its webhook-timestamp headers are off by as much.",
+            labels=["worker"],
+        )
+        for worker_clock in clock.recent_offsets():
+            offsets.add_metric([worker_clock.worker], worker_clock.offset_seconds)
+        yield offsets
 
 
 registry = CollectorRegistry(auto_describe=False)

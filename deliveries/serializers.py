@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from subscriptions import wire
+from subscriptions.contracts import MAX_VERSION
+from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
@@ -21,7 +25,9 @@ class PublishSerializer(serializers.Serializer):
     (storable JSON, depth, size, schema), the one check the Python API shares."""
 
     type = serializers.CharField(max_length=255)
-    data = serializers.JSONField()
+    # The wire name (DESIGN.md). DRF's metaclass moves declared fields out of the class body,
+    # so Serializer.data, which the stubs see shadowed, is untouched at run time.
+    data = serializers.JSONField()  # type: ignore[assignment]
     tenant = serializers.CharField(
         max_length=TENANT_KEY_MAX_LENGTH,
         required=False,
@@ -121,6 +127,7 @@ class DeliverySerializer(wire.ModelSerializer):
             "last_status_code",
             "last_error",
             "delivered_at",
+            "version",
             "created_at",
         ]
 
@@ -143,6 +150,7 @@ class EventSerializer(wire.ModelSerializer):
             "tenant",
             "broadcast",
             "type",
+            "version",
             "data",
             "idempotency_key",
             "created_at",
@@ -183,7 +191,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
 class CommaListField(serializers.ListField):
     """A list given as JSON, as repeated form fields, or as one comma-separated string."""
 
-    def to_internal_value(self, data):  # type: ignore[no-untyped-def]
+    def to_internal_value(self, data: Any) -> list[Any]:
         if isinstance(data, str):
             data = [data]
         if isinstance(data, list | tuple):
@@ -222,6 +230,25 @@ class RetryQueuedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     queued = serializers.BooleanField()
     attempt = serializers.IntegerField(help_text="Number of the attempt that was queued.")
+
+
+class VersionPreviewQuerySerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
+
+
+class VersionPreviewSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    version = serializers.IntegerField()
+    # The wire name of the field; the stubs see it shadowing Field.source, which DRF's
+    # metaclass leaves alone (declared fields are moved out of the class body).
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=["event", "example"],
+        help_text="'event': rendered from the subscription's last event of the type; "
+        "'example': from the catalog's example.",
+    )
+    event = serializers.UUIDField(allow_null=True)
+    body = serializers.JSONField(help_text="The body as the subscription would receive it.")
 
 
 class EgressIPsSerializer(serializers.Serializer):

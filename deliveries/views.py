@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
@@ -11,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from subscriptions.access import TenantModelPermissions, read_scope
@@ -35,6 +37,8 @@ from .serializers import (
     ReplayQueuedSerializer,
     ReplayRequestSerializer,
     RetryQueuedSerializer,
+    VersionPreviewQuerySerializer,
+    VersionPreviewSerializer,
 )
 from .services import (
     IdempotencyConflict,
@@ -45,6 +49,7 @@ from .services import (
     publish_event,
     replay,
 )
+from .services.previews import PreviewUnavailable, version_preview
 from .services.probes import SubscriptionInactive, send_test_event
 
 logger = logging.getLogger(__name__)
@@ -96,7 +101,7 @@ class EventViewSet(
     def throttle_tenant(self, request: Request) -> str:
         """The tenant a publish counts against: the one its event belongs to."""
         named = request.data.get("tenant") if isinstance(request.data, dict) else None
-        if is_valid_tenant_key(named):
+        if isinstance(named, str) and is_valid_tenant_key(named):
             return named
         return resolve_tenant(request) or default_tenant_key()
 
@@ -110,7 +115,7 @@ class EventViewSet(
             queryset = queryset.prefetch_related(Prefetch("deliveries", queryset=deliveries))
         return queryset
 
-    def get_serializer_class(self):  # type: ignore[override]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         if self.action == "create":
             return PublishSerializer
         return EventDetailSerializer if self.action == "retrieve" else EventSerializer
@@ -167,7 +172,7 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         found = read_scope(request, Delivery).filter(Delivery.objects.filter(pk=int(pk)))
         return found.values_list("subscription__tenant_id", flat=True).first()
 
-    def get_serializer_class(self):  # type: ignore[override]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def get_queryset(self) -> QuerySet[Delivery]:
@@ -272,6 +277,45 @@ class SubscriptionReplayView(SubscriptionActionView):
             "status": list(result.request.statuses),
         }
         return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionVersionPreviewView(APIDefaults, GenericAPIView):
+    """GET /api/subscriptions/{id}/versions/preview/?type=&version=: the body this subscription
+    would receive in another version of a declared type, rendered from its last real event of
+    that type. Lives here because it reads the event log; reading needs what reading the
+    subscription needs."""
+
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    queryset = Subscription.objects.none()  # schema generation only
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        return read_scope(self.request, Subscription).filter(Subscription.objects.all())
+
+    @extend_schema(
+        operation_id="subscriptions_versions_preview",
+        tags=["subscriptions"],
+        parameters=[VersionPreviewQuerySerializer],
+        responses={200: VersionPreviewSerializer, 400: None, 404: None},
+    )
+    def get(self, request: Request, pk: object) -> Response:
+        subscription = self.get_object()
+        query = VersionPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            preview = version_preview(
+                subscription, query.validated_data["type"], query.validated_data["version"]
+            )
+        except PreviewUnavailable as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        body = {
+            "type": preview.name,
+            "version": preview.version,
+            "source": preview.source,
+            "event": preview.event.pk if preview.event is not None else None,
+            "body": preview.body,
+        }
+        return Response(VersionPreviewSerializer(body).data)
 
 
 class EgressIPsView(APIDefaults, APIView):

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -139,14 +141,14 @@ class Tenant(models.Model):
         The default tenant takes its row's override only (see `_limit`)."""
         return self._limit(self.max_in_flight, webhook_settings.TENANT_MAX_IN_FLIGHT)
 
-    def _limit(self, override: int | None, default: object) -> int | None:
+    def _limit(self, override: int | None, default: int | None) -> int | None:
         if override is not None:
             return int(override)
         if self.key == default_tenant_key():
             # In a single-tenant project the default tenant is the whole project: a default
             # limit meant for one customer among many would cap all of it.
             return None
-        return int(default) if default else None  # type: ignore[call-overload]
+        return int(default) if default else None
 
 
 class EventType(models.Model):
@@ -163,6 +165,14 @@ class EventType(models.Model):
         blank=True,
         help_text=_("Optional JSON Schema that the data of every published event must match."),
     )
+    declared = models.BooleanField(
+        _("declared in code"),
+        default=False,
+        help_text=_(
+            "Declared by the host's code (register_event): its versions and schemas come from "
+            "serializers and are refreshed by every migrate; not editable here."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -173,6 +183,51 @@ class EventType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EventTypeVersion(models.Model):
+    """One version of a type declared in code, as the catalog shows it: written from the
+    registry (`subscriptions.contracts`) by `catalog.sync_catalog` after every migrate."""
+
+    event_type = models.ForeignKey(
+        EventType,
+        verbose_name=_("event type"),
+        on_delete=models.CASCADE,
+        related_name="versions",
+    )
+    version = models.PositiveSmallIntegerField(_("version"))
+    description = models.TextField(_("description"), blank=True)
+    schema = models.JSONField(
+        _("JSON schema"), help_text=_("Generated from the version's serializer.")
+    )
+    example = models.JSONField(_("example"), default=dict, blank=True)
+    deprecated = models.BooleanField(
+        _("deprecated"),
+        default=False,
+        help_text=_("Still sent to subscriptions pinned to it; no subscription may move to it."),
+    )
+    created_at = models.DateTimeField(
+        _("first declared"),
+        auto_now_add=True,
+        help_text=_(
+            "When the catalog first listed this version. A subscription without a pin for the "
+            "type receives the latest version declared before the subscription was created."
+        ),
+    )
+
+    class Meta:
+        db_table = "webhooks_event_type_version"
+        ordering = ["event_type", "version"]
+        verbose_name = _("event type version")
+        verbose_name_plural = _("event type versions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type", "version"], name="webhooks_event_type_version_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type_id} v{self.version}"
 
 
 class PayloadFormat(models.TextChoices):
@@ -232,21 +287,29 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         )
         return counts["active"], counts["total"]
 
-    def targets(self, event_type: str) -> tuple[list, list]:
+    def targets(
+        self, event_type: str, limit: int | None = None
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`,
         matched by the database (see `matching`): only rows this queryset selects are read, so
-        `for_tenant(key).targets(...)` reads that tenant's rows through its index."""
-        active, inactive = [], []
+        `for_tenant(key).targets(...)` reads that tenant's rows through its index. With
+        `limit`, at most that many rows in all."""
+        active: list[uuid.UUID] = []
+        inactive: list[uuid.UUID] = []
+        rows = self.matching(event_type).values_list("pk", "is_active").order_by()
+        if limit is not None:
+            rows = rows[:limit]
         # Fetched at once, not through a server-side cursor: two narrow columns, and one round
         # trip instead of three on PostgreSQL for the usual few rows.
-        for pk, is_active in self.matching(event_type).values_list("pk", "is_active").order_by():
+        for pk, is_active in rows:
             (active if is_active else inactive).append(pk)
         return active, inactive
 
-    def matching_ids(self, event_type: str) -> tuple[list, list]:
+    def matching_ids(self, event_type: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`."""
         wanted = patterns_matching(event_type)
-        active, inactive = [], []
+        active: list[uuid.UUID] = []
+        inactive: list[uuid.UUID] = []
         rows = self.values_list("pk", "event_types", "is_active").order_by()
         for pk, filters, is_active in rows.iterator(chunk_size=5000):
             if not wanted.isdisjoint(filters or ()):
@@ -292,6 +355,15 @@ class Subscription(models.Model):
         _("event types"),
         default=list,
         help_text=_("Names of event types, 'prefix.*' or '*' for every type."),
+    )
+    versions = models.JSONField(
+        _("pinned versions"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Event type name -> the version this endpoint receives, for types declared in code. "
+            "A type without a pin gets the latest version declared when the endpoint was created."
+        ),
     )
     is_active = models.BooleanField(_("active"), default=True, db_index=True)
     disabled_reason = models.CharField(_("disabled reason"), max_length=500, blank=True)
@@ -416,15 +488,15 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return self.description or self.url
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # A subscription signing v1a always has its key, however it got the scheme (API, admin,
         # portal, code): generated here once, rotated by services.rotate_secret.
         if self.uses_v1a and not self.signing_key:
             self.signing_key = generate_signing_key()
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
-                kwargs["update_fields"] = {*update_fields, "signing_key"}  # type: ignore[misc]
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+                kwargs["update_fields"] = {*update_fields, "signing_key"}
+        super().save(*args, **kwargs)
 
     @property
     def uses_v1(self) -> bool:

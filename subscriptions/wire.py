@@ -54,7 +54,8 @@ class DateTimeField(serializers.DateTimeField):
             return result.astimezone(dt.UTC)
         return result
 
-    def to_representation(self, value: Any) -> str | None:
+    # DRF's own DateTimeField answers None for an empty value too; the stubs type it `str`.
+    def to_representation(self, value: Any) -> str | None:  # type: ignore[override]
         if value in (None, ""):
             return None
         if isinstance(value, str):

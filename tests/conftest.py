@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
+from tests.hostile import HostileServer
 from tests.procs import RedisServer, Worker, database_url_for_tests, free_port
 from tests.receiver import Receiver
 
@@ -44,10 +45,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
-    """The API's throttle counters start empty in every test (user ids repeat across tests)."""
+    """The API's throttle counters start empty in every test (user ids repeat across tests), and
+    so do the pipeline's per-process caches (a rolled-back tenant or schema must not linger)."""
     from django.core.cache import cache
 
+    from deliveries.services import caches
+
     cache.clear()
+    caches.clear()
     yield
 
 
@@ -76,6 +81,41 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def browser(live_server, monkeypatch):
+    """Headless Chromium (the system's) for pages of the live server; skips without Playwright."""
+    from tests.browser import chromium
+
+    with chromium(monkeypatch) as launched:
+        yield launched
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A raw-socket receiver on loopback that answers from a script of byte-level steps."""
+    server = HostileServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def faulty(settings):
+    """Small timings for the sweep in this process; the same dict goes to the worker."""
+
+    def apply(**keys: object) -> dict:
+        overrides = {
+            "TIMEOUT": 3,
+            "STALE_SENDING_AFTER": 4,
+            "SWEEP_GRACE": 1,
+            "MAX_IN_FLIGHT": None,
+            **keys,
+        }
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **overrides}
+        return overrides
+
+    return apply
 
 
 @pytest.fixture
@@ -113,3 +153,19 @@ def staff_client(staff_user):
     client = APIClient()
     client.force_authenticate(staff_user)
     return client
+
+
+@pytest.fixture
+def contract_types(db: None) -> Iterator[str]:
+    """`shop.order.placed` declared in code (tests/contract_types.py) and in the catalog, as
+    after a migrate; forgotten afterwards. Yields the type's name."""
+    from subscriptions.catalog import sync_catalog
+    from subscriptions.contracts import contracts
+    from tests import contract_types
+
+    contract_types.declare(contracts)
+    try:
+        sync_catalog()
+        yield contract_types.NAME
+    finally:
+        contracts.forget(contract_types.NAME)

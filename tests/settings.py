@@ -19,9 +19,16 @@ WEBHOOKS = {
     "RETRY_SCHEDULE": [0, 0.2, 0.2, 0.2, 0.2],
     "RETRY_JITTER": 0.1,
     "CONNECT_TIMEOUT": 2,
+    # A down-converter's output that misses its schema fails the test that published it.
+    "DOWNGRADE_ERRORS": "raise",
     "TIMEOUT": 3,
     **json.loads(os.environ.get("WEBHOOKS_OVERRIDES", "{}")),
 }
+
+# The reference project's demo event type (`order.created`, declared in code) stays out of the
+# suite, whose tests publish `order.created` with data of every shape and declare their own
+# types; tests/test_contracts_reference.py migrates the reference project itself.
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "webhooks_project"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
@@ -30,4 +37,18 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     **json.loads(os.environ.get("CELERY_TRANSPORT_OVERRIDES", "{}")),
+}
+
+# A second database, for the tests of a host's routers (tests/test_routing.py): a replica that
+# never catches up (the schema, none of the rows), or where a router puts both apps. Created
+# only when a test asks for it.
+DATABASES["replica"] = {
+    **DATABASES["default"],
+    "TEST": {
+        "NAME": (
+            str(BASE_DIR / "var" / "test_replica.sqlite3")
+            if DATABASES["default"]["ENGINE"].endswith("sqlite3")
+            else f"test_{DATABASES['default']['NAME']}_replica"
+        )
+    },
 }

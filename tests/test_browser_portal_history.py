@@ -32,7 +32,9 @@ def test_a_deleted_endpoint_keeps_its_history_and_a_held_delivery_says_why(
     done = make_delivery(gone, DeliveryStatus.SUCCEEDED, attempts=[(200, 41)])
     busy = tenant_endpoint(TENANT, "https://busy.example.com/hooks", description="Busy CRM")
     held = make_delivery(busy, DeliveryStatus.PENDING, next_attempt_at=timezone.now())
-    assert states.defer(held.pk, 1, None, "endpoint_cap")
+    # Refused by its endpoint's cap, as a worker's attempt is: claimed, then given back.
+    assert states.claim(held.pk, 1) is not None
+    assert states.release(held.pk, 1, until=timezone.now(), wait_reason="endpoint_cap")
 
     with chromium(monkeypatch) as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})

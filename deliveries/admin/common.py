@@ -65,7 +65,7 @@ def status_badge(status: str, waiting_for: str = "") -> str:
     """The status in its colour, with why it waits when a cap holds it (`Delivery.waiting_for`)."""
     badge = format_html(
         '<b style="color:{}">{}</b>',
-        STATUS_COLOURS.get(status, "#333"),
+        STATUS_COLOURS.get(DeliveryStatus(status), "#333"),
         DeliveryStatus(status).label,
     )
     if not waiting_for:

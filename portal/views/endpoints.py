@@ -23,6 +23,7 @@ from deliveries.models import Delivery
 from deliveries.services import health, replay, states
 from deliveries.services.probes import SubscriptionInactive, send_test_event
 from subscriptions import services
+from subscriptions.catalog import pinned_types
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
@@ -144,6 +145,7 @@ def endpoint_detail(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
             "secret": secret,
             "recent": recent,
             "waiting": waiting,
+            "pinned_types": pinned_types(subscription),
             "overlap": duration(webhook_settings.SECRET_ROTATION_OVERLAP),
             "now": timezone.now(),
             "nav": "endpoints",
@@ -164,12 +166,10 @@ def endpoint_disable(request: HttpRequest, tenant: str, pk: object) -> HttpRespo
     subscription = _endpoint(tenant, pk)
     if request.method == "POST":
         reason = _("Disabled in the portal.")
-        if services.disable_subscription(subscription, reason):
-            # What this disabling really discarded: deliveries being sent right now finish
-            # their attempt and are not counted (the admin reports the same figure).
-            waiting = states.discard_for_disable(
-                subscription.pk, reason, subscription.disabled_at or timezone.now()
-            )
+        waiting = states.disable(subscription, reason)
+        if waiting is not None:
+            # What this disabling discarded: deliveries being sent right now finish their
+            # attempt and are not counted (the admin reports the same figure).
             messages.success(
                 request,
                 ngettext(

@@ -17,7 +17,7 @@ def zero_limits_to_default(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhook_subscriptions", "0006_subscription_list_indexes"),
+        ("webhook_subscriptions", "0007_event_type_versions"),
     ]
 
     operations = [
