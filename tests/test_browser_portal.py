@@ -251,7 +251,9 @@ def test_tenant_walkthrough(browser, live_server, worker, receiver, django_user_
     page.click('button:has-text("Delete endpoint")')
     expect(page.locator(".messages")).to_contain_text("deleted")
     assert not Subscription.objects.filter(pk=endpoint.pk).exists()
-    assert not Delivery.objects.filter(subscription_id=endpoint.pk).exists()
+    # Soft delete: the endpoint is hidden and its history stays (docs/api.md, "Delete").
+    assert Subscription.all_objects.get(pk=endpoint.pk).deleted_at is not None
+    assert Delivery.objects.filter(subscription_id=endpoint.pk).exists()
 
     page.goto(f"{live_server.url}/portal/access/not-a-real-token/")
     expect(page.locator("h1")).to_have_text("This portal link is not valid")
