@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 # RFC 7230 `token`: what a header name may be.
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Visible ASCII with inner spaces and tabs: no CR, LF or NUL (header injection), no leading or
 # trailing whitespace (which `requests` refuses at send time).
-HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$")
+HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?\Z")
 # Headers the pipeline writes itself, or that belong to the HTTP framing: a subscriber setting
 # them would break signatures, content negotiation or the connection.
 RESERVED_HEADERS = frozenset(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -14,19 +15,23 @@ from .conf import webhook_settings
 from .ids import uuid7
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
 from .secrets import generate_secret
+from .text import validate_multiline, validate_one_line
 
 TENANT_KEY_MAX_LENGTH = 255
 # Letters, digits and `. _ : -`: safe in URLs, Redis keys, logs and file names unquoted.
-TENANT_KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{1,255}\Z")
+# "." and ".." are refused: a URL path segment of one or two dots is resolved away by clients
+# and servers (RFC 3986 §5.2.4), so such a tenant could never be addressed in /api/tenants/{key}/.
+# Keys are case-sensitive ("Org_1" and "org_1" are two tenants).
+TENANT_KEY_RE = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._:-]{1,255}\Z")
 validate_tenant_key = RegexValidator(
     TENANT_KEY_RE,
-    _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."),
+    _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-', and not '.' or '..'."),
     code="invalid_tenant_key",
 )
 
 
 def is_valid_tenant_key(key: object) -> bool:
-    return isinstance(key, str) and bool(TENANT_KEY_RE.match(key))
+    return isinstance(key, str) and bool(TENANT_KEY_RE.fullmatch(key))
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -82,11 +87,16 @@ class Tenant(models.Model):
         validators=[validate_tenant_key],
         help_text=_("Chosen by the host, e.g. 'org_42': letters, digits, '.', '_', ':', '-'."),
     )
-    name = models.CharField(_("name"), max_length=255, blank=True)
+    name = models.CharField(
+        _("name"), max_length=255, blank=True, validators=[validate_one_line]
+    )
     contact_email = models.EmailField(
         _("contact email"),
         blank=True,
-        help_text=_("Where notices about this tenant's endpoints go (disabled endpoints)."),
+        help_text=_(
+            "One address, where notices about this tenant's endpoints go (failing, disabled, "
+            "recovered)."
+        ),
     )
     max_subscriptions = models.PositiveIntegerField(
         _("max subscriptions"),
@@ -115,6 +125,17 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.key
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, refusing a name with control characters or a `contact_email` that is not one
+        address (`django.core.exceptions.ValidationError`), whoever saves: code that never calls
+        `full_clean()` could otherwise store "a@b.example, x@evil.example" and have notices
+        mailed to both."""
+        validate_one_line(self.name)
+        if self.contact_email:
+            for validator in self._meta.get_field("contact_email").validators:
+                validator(self.contact_email)
+        super().save(*args, **kwargs)
 
     @property
     def subscription_limit(self) -> int | None:
@@ -145,7 +166,12 @@ class EventType(models.Model):
         unique=True,
         help_text=_("Dotted name such as 'order.created'."),
     )
-    description = models.TextField(_("description"), blank=True)
+    description = models.TextField(
+        _("description"),
+        blank=True,
+        validators=[validate_multiline],
+        help_text=_("What the event means; no control characters other than line breaks."),
+    )
     schema = models.JSONField(
         _("JSON schema"),
         null=True,
@@ -252,7 +278,13 @@ class Subscription(models.Model):
         help_text=_("The user who manages this endpoint through the API."),
     )
     url = models.URLField(_("URL"), max_length=2048, help_text=_("Where events are POSTed."))
-    description = models.CharField(_("description"), max_length=500, blank=True)
+    description = models.CharField(
+        _("description"),
+        max_length=500,
+        blank=True,
+        validators=[validate_one_line],
+        help_text=_("A name for people, one line; it appears in notice e-mail subjects."),
+    )
     event_types = models.JSONField(
         _("event types"),
         default=list,

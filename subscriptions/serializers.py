@@ -14,6 +14,7 @@ from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
 from . import services
+from .eventschema import pattern_problems
 from .headers import (
     HEADER_MASK,
     HEADER_NAME_RE,
@@ -47,7 +48,10 @@ class EventTypeSerializer(serializers.ModelSerializer):
         model = EventType
         fields = ["name", "description", "schema", "created_at"]
         read_only_fields = ["created_at"]
-        extra_kwargs = {"description": {"max_length": MAX_DESCRIPTION_LENGTH}}
+        extra_kwargs = {
+            "name": {"trim_whitespace": False},
+            "description": {"max_length": MAX_DESCRIPTION_LENGTH, "trim_whitespace": False},
+        }
 
     def validate_name(self, value: str) -> str:
         if not is_valid_event_type(value):
@@ -78,6 +82,11 @@ class EventTypeSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 _("Not a valid JSON Schema: %(error)s") % {"error": exc.message}
             ) from exc
+        problems = pattern_problems(value)
+        if problems:
+            # Checked with RE2 at publish time (linear time): a pattern RE2 cannot run would
+            # make every publish of the type fail, so it is refused here, where it is fixed.
+            raise serializers.ValidationError(problems)
         if isinstance(value, dict):
             check_references(value)
         return value
@@ -139,6 +148,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         source="tenant_id",
         required=False,
         max_length=TENANT_KEY_MAX_LENGTH,
+        trim_whitespace=False,
         help_text=_(
             "The tenant this endpoint belongs to. Set on creation by users allowed to act "
             "across tenants; defaults to the caller's tenant."
@@ -146,7 +156,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     )
 
     event_types = serializers.ListField(
-        child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH),
+        child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH, trim_whitespace=False),
         min_length=1,
         max_length=MAX_EVENT_TYPES,
         help_text=_("Event type names from the catalog, 'prefix.*' or '*'."),
@@ -187,6 +197,11 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
+        # Taken exactly: a URL or description with surrounding spaces is refused, not trimmed.
+        extra_kwargs = {
+            "url": {"trim_whitespace": False},
+            "description": {"trim_whitespace": False},
+        }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is not None and "secret" in getattr(self, "initial_data", {}):
@@ -199,7 +214,10 @@ class SubscriptionSerializer(serializers.ModelSerializer):
     def validate_tenant(self, value: str) -> str:
         if not is_valid_tenant_key(value):
             raise serializers.ValidationError(
-                _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'.")
+                _(
+                    "A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-', and not "
+                    "'.' or '..'."
+                )
             )
         if self.instance is not None:
             if value != self.instance.tenant_id:
@@ -251,7 +269,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             )
         seen: set[str] = set()
         for name, header_value in value.items():
-            if len(name) > MAX_HEADER_NAME_LENGTH or not HEADER_NAME_RE.match(name):
+            if len(name) > MAX_HEADER_NAME_LENGTH or not HEADER_NAME_RE.fullmatch(name):
                 raise serializers.ValidationError(
                     _("%(name)r is not a valid header name.") % {"name": name[:80]}
                 )
@@ -264,7 +282,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
                     _("The header %(name)r is given twice.") % {"name": name}
                 )
             seen.add(name.lower())
-            if not HEADER_VALUE_RE.match(header_value):
+            if not HEADER_VALUE_RE.fullmatch(header_value):
                 raise serializers.ValidationError(
                     _(
                         "The value of %(name)r must be printable ASCII without line breaks or "

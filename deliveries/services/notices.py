@@ -29,7 +29,9 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
@@ -261,16 +263,31 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
 
 def contact_addresses(notice: EndpointNotice) -> list[str]:
     """Who is told about the endpoint: its tenant's contact address, else the email address
-    of the subscription's owner; none if neither is set."""
+    of the subscription's owner; none if neither is set. Raises InvalidContact if the address
+    chosen is not exactly one valid address (a row written before `Tenant.save` checked it,
+    or a user's email): a list such as "a@b.example, x@evil.example" is never mailed."""
     if notice.tenant.contact_email:
-        return [notice.tenant.contact_email]
-    owner = notice.subscription.owner
-    email = getattr(owner, "email", "") if owner is not None else ""
-    return [email] if email else []
+        address = notice.tenant.contact_email
+    else:
+        owner = notice.subscription.owner
+        address = getattr(owner, "email", "") if owner is not None else ""
+    if not address:
+        return []
+    try:
+        validate_email(address)
+    except DjangoValidationError:
+        raise InvalidContact(f"the contact address {address!r} is not one valid address") from None
+    return [address]
+
+
+class InvalidContact(ValueError):
+    """The contact address of a notice is not one valid e-mail address."""
 
 
 def _name(subscription: Subscription) -> str:
-    return subscription.description or subscription.url
+    """The endpoint's name on one line (an e-mail subject cannot hold a line break, and a
+    description stored before descriptions were checked may have one)."""
+    return " ".join((subscription.description or subscription.url).split())
 
 
 def describe(notice: EndpointNotice) -> str:
@@ -319,7 +336,11 @@ def describe(notice: EndpointNotice) -> str:
 
 
 def _email(notice: EndpointNotice) -> str:
-    recipients = contact_addresses(notice)
+    try:
+        recipients = contact_addresses(notice)
+    except InvalidContact as exc:
+        logger.warning("notice %s: email not sent: %s", notice.pk, exc)
+        return f"not sent: {exc}"
     if not recipients:
         return "no contact address"
     subject = SUBJECTS[notice.kind].format(name=_name(notice.subscription))
