@@ -18,7 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .headers import mask_headers, unmask_headers
+from .forms import HeaderLinesField
+from .headers import mask_headers
 from .models import EventType, Subscription, Tenant
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions, tenant_admin_extensions
@@ -33,6 +34,24 @@ def _messages(errors: Any) -> list[str]:
     return [str(errors)]
 
 
+def exact_text_fields(form: forms.BaseForm) -> None:
+    """Take every text field of `form` exactly as typed: Django strips by default, the API does
+    not, and the two doors must accept and refuse the same strings (" order.created" is an
+    error in both, not a silent fix in one)."""
+    for field in form.fields.values():
+        if isinstance(field, forms.CharField):
+            field.strip = False
+
+
+class TenantAdminForm(forms.ModelForm):
+    """A tenant as typed: key and name taken exactly (see `exact_text_fields`). The admin
+    supplies the model and fields (`modelform_factory`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        exact_text_fields(self)
+
+
 class APIRulesForm(forms.ModelForm):
     """A model form held to the API serializer's rules: one set of rules, whichever door is
     used. `checked_fields` go through `serializer_class`; its errors land on the fields."""
@@ -40,10 +59,14 @@ class APIRulesForm(forms.ModelForm):
     serializer_class: Any = None
     checked_fields: tuple[str, ...] = ()
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        exact_text_fields(self)
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         data = {name: cleaned[name] for name in self.checked_fields if name in cleaned}
-        serializer = self.serializer_class(
+        serializer = self.serializer = self.serializer_class(
             instance=self.instance if self.instance.pk else None, data=data, partial=True
         )
         if not serializer.is_valid():
@@ -86,6 +109,8 @@ class SubscriptionAdminForm(APIRulesForm):
         assume_scheme="https",
         help_text=_("Where events are POSTed."),
     )
+    # Write-only, as in the API and the portal: names shown, values never.
+    headers = HeaderLinesField(label=_("Custom headers"))
 
     class Meta:
         model = Subscription
@@ -109,24 +134,17 @@ class SubscriptionAdminForm(APIRulesForm):
             self.fields["tenant"].required = False
             self.fields["tenant"].help_text = _("Empty for the default tenant.")
         # Header values are write-only, as in the API: the form shows the mask, and a value
-        # left as the mask keeps the stored one.
-        if self.instance.pk and self.instance.headers:
-            self.initial["headers"] = mask_headers(self.instance.headers)
+        # left as the mask (or empty) keeps the stored one.
+        self.initial["headers"] = mask_headers(self.instance.headers or {})
 
     def clean_tenant(self) -> Tenant:
         return self.cleaned_data.get("tenant") or Tenant.objects.default()
 
-    def clean_headers(self) -> Any:
-        value = self.cleaned_data.get("headers")
-        if isinstance(value, dict):
-            try:
-                value = unmask_headers(value, self.instance.headers if self.instance.pk else {})
-            except ValueError as exc:
-                raise forms.ValidationError(str(exc)) from exc
-        return value
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        if "headers" in cleaned and not self.errors:
+            # The serializer resolved the kept values (and refused them for a new origin).
+            cleaned["headers"] = self.serializer.validated_data.get("headers", {})
         tenant = cleaned.get("tenant")
         if self.instance._state.adding and tenant is not None:
             # The API's limit holds here too (the API also locks; a race in the admin may
@@ -219,6 +237,7 @@ class TenantAdminExtension(AdminExtension):
 
 @admin.register(Tenant)
 class TenantAdmin(ExtensibleAdmin):
+    form = TenantAdminForm
     list_display = ["key", "name", "contact_email", "limits"]
     search_fields = ["key", "name", "contact_email"]
     extension_signal = tenant_admin_extensions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 # RFC 7230 `token`: what a header name may be.
 HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -39,6 +40,23 @@ def is_reserved_header(name: str) -> bool:
 # credentials (Authorization, API keys), so they are write-only. Sent back unchanged, the mask
 # keeps the stored value. It can never be a real value: values are printable ASCII.
 HEADER_MASK = "\u2022\u2022\u2022\u2022"
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """The origin of `url` (RFC 6454 §4): scheme and host in lower case, and the port, the
+    scheme's default when none is written. A malformed port counts as its own origin."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from .headers import (
     HEADER_VALUE_RE,
     is_reserved_header,
     mask_headers,
+    origin,
     unmask_headers,
 )
 from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
@@ -209,7 +210,46 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"secret": [_("Use POST .../rotate-secret/ to change the secret.")]}
             )
+        self._check_headers_follow_origin(attrs)
         return attrs
+
+    def _check_headers_follow_origin(self, attrs: dict[str, Any]) -> None:
+        """Stored header values never go to another origin (scheme, host or port) unless the
+        same request gives them again (or `{}` to drop them): whoever may edit an endpoint
+        could otherwise point it at their own host and collect the receiver's credentials
+        without ever seeing them. The same origin keeps them (api.md)."""
+        instance = self.instance
+        if instance is None or "url" not in attrs or not instance.headers:
+            return
+        if origin(attrs["url"]) == origin(instance.url):
+            return
+        sent = self.initial_data.get("headers") if hasattr(self, "initial_data") else None
+        if not isinstance(sent, dict):
+            raise serializers.ValidationError(
+                {
+                    "headers": [
+                        _(
+                            "The URL moves to another origin (scheme, host or port): send "
+                            "'headers' in the same request, with their values again or {} to "
+                            "drop them. Stored header values are never sent to a new origin."
+                        )
+                    ]
+                }
+            )
+        kept = sorted(name for name, value in sent.items() if value == HEADER_MASK)
+        if kept:
+            raise serializers.ValidationError(
+                {
+                    "headers": [
+                        _(
+                            "The URL moves to another origin (scheme, host or port): stored "
+                            "values cannot follow it. Give the values of %(names)s again, or "
+                            "remove those headers."
+                        )
+                        % {"names": ", ".join(kept)}
+                    ]
+                }
+            )
 
     def validate_tenant(self, value: str) -> str:
         if not is_valid_tenant_key(value):

@@ -133,7 +133,7 @@ def test_changing_the_filters_in_the_admin_discards_what_no_longer_matches(
                 "description": "d",
                 "event_types": '["invoice.*"]',
                 "payload_format": "standard",
-                "headers": "{}",
+                "headers": "",
             },
         )
 

@@ -486,10 +486,10 @@ def test_the_admin_never_shows_header_values_and_keeps_them_on_save(admin_client
     page = admin_client.get(url)
     shown = page.context["adminform"].form["headers"].value()
     assert b"s3cret" not in page.content and b"k3y" not in page.content
-    assert json.loads(shown) == {name: HEADER_MASK for name in HEADERS}
+    assert shown.splitlines() == [f"{name}: {HEADER_MASK}" for name in HEADERS]
 
     # Saving the form as shown keeps the values; a changed one replaces its header alone.
-    edited = {**json.loads(shown), "X-Tenant": "globex"}
+    edited = shown.replace(f"X-Tenant: {HEADER_MASK}", "X-Tenant: globex")
     response = admin_client.post(
         url,
         {
@@ -497,7 +497,7 @@ def test_the_admin_never_shows_header_values_and_keeps_them_on_save(admin_client
             "description": "masked",
             "event_types": '["*"]',
             "payload_format": "standard",
-            "headers": json.dumps(edited),
+            "headers": edited,
         },
     )
     assert response.status_code == 302, response.content

@@ -85,7 +85,7 @@ def test_the_admin_refuses_a_subscription_beyond_the_limit(admin_client, webhook
             "event_types": '["*"]',
             "is_active": "on",
             "payload_format": "standard",
-            "headers": "{}",
+            "headers": "",
         },
     )
     assert response.status_code == 200
