@@ -103,7 +103,7 @@ def test_a_failing_endpoint_makes_one_notice_per_incident(
     assert notices_of(sub) == [(NoticeKind.FAILING, sub.failing_since)]
     notice = EndpointNotice.objects.get(subscription=sub)
     assert notice.disable_at == sub.failing_since + dt.timedelta(seconds=5 * DAY)
-    assert notice.reason == "HTTP 500"
+    assert notice.reason == "Receiver answered 500"
     # At the first failure, one delivery of the incident had not arrived: the one that failed.
     assert notice.missed_count == 1
     assert notice.missed_since == deliveries[0].created_at
@@ -276,7 +276,7 @@ def test_the_notice_is_emailed_to_the_endpoint_contact_once(
     message = mail.outbox[0]
     assert message.to == ["ops@acme.example"]
     assert message.subject == "Webhook endpoint failing: Acme orders"
-    assert "Last error: HTTP 500" in message.body
+    assert "Last error: Receiver answered 500" in message.body
     disable_at = notice.disable_at.isoformat().replace("+00:00", "Z")
     assert f"If no delivery succeeds before {disable_at}, the endpoint will be disabled." in (
         message.body

@@ -23,6 +23,7 @@ from django.utils.translation import ngettext
 
 from subscriptions.admin import tenant_filter
 
+from .. import summaries
 from ..models import Delivery, Event
 from ..services import replay
 from ..services.sent import request_sent
@@ -81,7 +82,7 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "subscription",
         "badge",
         "attempts",
-        "last_status_code",
+        "last_answer",
         "next_attempt",
         "created",
     ]
@@ -176,7 +177,13 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
-        return super().get_queryset(request).select_related("event", "subscription")
+        queryset = super().get_queryset(request).select_related("event", "subscription")
+        return summaries.with_last_error_kind(queryset)
+
+    @admin.display(description=_("last answer"), ordering="last_status_code")
+    def last_answer(self, obj: Delivery) -> str | None:
+        """One line by error kind (deliveries.summaries); the raw error is on the page."""
+        return summaries.last_answer(obj) or None  # None: the admin's empty value
 
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
     def tenant(self, obj: Delivery) -> str:

@@ -51,6 +51,7 @@ from ..models import (
 )
 from ..payloads import dumps, isoformat
 from ..signing import signature_header
+from ..summaries import summarize
 from ..transport import send
 
 logger = logging.getLogger("deliveries.notices")
@@ -142,7 +143,7 @@ def _make(
             kind=kind,
             incident_started_at=started,
             disable_at=disable_at,
-            reason=(reason or _last_error(subscription.pk, started))[:ERROR_MAX_CHARS],
+            reason=(reason or _last_error(subscription, started))[:ERROR_MAX_CHARS],
             missed_count=missed_count,
             missed_since=missed_since,
         )
@@ -182,11 +183,14 @@ def _missed(
     return figures["count"], figures["oldest"]
 
 
-def _last_error(subscription_id: object, started: dt.datetime) -> str:
-    """What the endpoint answered last in the incident: the error, or the status code."""
+def _last_error(subscription: Subscription, started: dt.datetime) -> str:
+    """What the endpoint answered last in the incident, in one line by its error kind
+    ("Receiver answered 503", "Connection refused by 127.0.0.1:9000"): a notice is read by
+    people, in the portal, in e-mails and by the operator's webhook; the raw detail stays on
+    the attempt."""
     last = (
         DeliveryAttempt.objects.filter(
-            delivery__subscription_id=subscription_id,
+            delivery__subscription_id=subscription.pk,
             started_at__gte=started - INCIDENT_MARGIN,
         )
         .exclude(response_status__gte=200, response_status__lt=300)
@@ -195,11 +199,7 @@ def _last_error(subscription_id: object, started: dt.datetime) -> str:
     )
     if last is None:
         return ""
-    if last.error:
-        return last.error
-    if last.response_status is not None:
-        return f"HTTP {last.response_status}"
-    return last.get_error_kind_display() if last.error_kind else ""
+    return summarize(last.error_kind, last.response_status, last.error, subscription.url)
 
 
 # --- After commit: the signal, then the announcement -------------------------------------------

@@ -8,11 +8,12 @@ import secrets
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
-from django.urls import NoReverseMatch
+from django.urls import NoReverseMatch, Resolver404, resolve
 from django.views.decorators.csrf import csrf_protect
 
 from subscriptions.throttling import TenantThrottle
@@ -101,14 +102,32 @@ def no_access(request: HttpRequest) -> HttpResponse:
     """403: no portal link session and no tenant for the logged-in user (if any)."""
     user = getattr(request, "user", None)
     anonymous = user is None or not user.is_authenticated
-    login_url = ""
-    if anonymous and settings.LOGIN_URL:
-        try:
-            login_url = resolve_url(settings.LOGIN_URL)
-        except NoReverseMatch:  # a LOGIN_URL that names no route: offer no login link
-            login_url = ""
+    login_url = host_login_url() if anonymous else ""
     context = {"login_url": login_url, "next": request.get_full_path(), "anonymous": anonymous}
     return page(request, "webhooks_portal/no_access.html", context, status=403)
+
+
+def host_login_url() -> str:
+    """The host's login page (`LOGIN_URL`) when it leads somewhere, else "".
+
+    Django's default `/accounts/login/` exists only if the host routes it (a fresh
+    `startproject` does not): a path is offered only when it resolves in the URLconf, a route
+    name only when it reverses. A URL on another site is the host's to vouch for.
+    """
+    if not settings.LOGIN_URL:
+        return ""
+    try:
+        url = resolve_url(settings.LOGIN_URL)
+    except NoReverseMatch:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        return url
+    try:
+        resolve(parts.path)
+    except Resolver404:
+        return ""
+    return url
 
 
 def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

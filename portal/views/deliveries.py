@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from deliveries.services import replay
 from deliveries.services.sent import request_sent
+from deliveries.summaries import with_last_error_kind
 from subscriptions.models import EventType
 
 from .. import replays, scope
@@ -29,7 +30,9 @@ REFRESH_SECONDS = 2
 def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
     endpoints = list(scope.subscriptions(tenant))
     form = DeliveryFilterForm(request.GET, endpoints=endpoints)
-    queryset = scope.deliveries(tenant).select_related("event", "subscription")
+    queryset = with_last_error_kind(
+        scope.deliveries(tenant).select_related("event", "subscription")
+    )
     queryset = queryset.filter(**form.lookups()) if form.is_valid() else queryset.none()
     paginator = Paginator(queryset, PAGE_SIZE)
     current = paginator.get_page(request.GET.get("page"))

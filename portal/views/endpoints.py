@@ -21,6 +21,7 @@ from deliveries import charts
 from deliveries.models import Delivery
 from deliveries.services import health, replay, states
 from deliveries.services.probes import SubscriptionInactive, send_test_event
+from deliveries.summaries import with_last_error_kind
 from subscriptions import services
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
@@ -131,7 +132,8 @@ def endpoint_detail(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
     if isinstance(revealed, dict) and revealed.get("id") == str(subscription.pk):
         secret = revealed.get("secret")
         del request.session[REVEAL_KEY]
-    recent = scope.deliveries(tenant).filter(subscription=subscription).select_related("event")[:10]
+    recent = scope.deliveries(tenant).filter(subscription=subscription)
+    recent = with_last_error_kind(recent.select_related("event", "subscription"))[:10]
     waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
     return page(
         request,
