@@ -33,6 +33,7 @@ DISABLE_DEAD_ENDPOINTS = "deliveries.tasks.disable_dead_endpoints"
 PRUNE = "deliveries.tasks.prune"
 REPLAY_SUBSCRIPTION = "deliveries.tasks.replay_subscription"
 ANNOUNCE_NOTICE = "deliveries.tasks.announce_notice"
+RELEASE_NOTICES = "deliveries.tasks.release_notices"
 
 # What publishing raises when the broker is down or refuses a message. A pipelined batch that
 # failed mid-way raises BatchPublishError (kombu >= 5.7).

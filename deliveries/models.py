@@ -352,6 +352,30 @@ class EndpointNotice(models.Model):
     )
     email_result = models.CharField(_("email"), max_length=255, blank=True)
     webhook_result = models.CharField(_("operator webhook"), max_length=255, blank=True)
+    pending_until = models.DateTimeField(
+        _("pending until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A recovered notice waits until then (NOTICE_COOLDOWN) before it is signalled and "
+            "announced; a failure before that withdraws it and the incident goes on."
+        ),
+    )
+    held_back = models.BooleanField(
+        _("held back"),
+        default=False,
+        help_text=_(
+            "Not emailed or posted: the tenant's hourly cap (NOTICE_HOURLY_CAP) was reached."
+        ),
+    )
+    held_back_before = models.PositiveIntegerField(
+        _("held back before"),
+        default=0,
+        help_text=_(
+            "How many notices of the tenant were held back by the hourly cap since the last one "
+            "sent; this one says so."
+        ),
+    )
 
     class Meta:
         db_table = "webhooks_endpoint_notice"
@@ -368,6 +392,10 @@ class EndpointNotice(models.Model):
             models.Index(fields=["subscription", "-created_at"], name="webhooks_notice_sub_idx"),
             models.Index(fields=["tenant", "-created_at"], name="webhooks_notice_tenant_idx"),
             models.Index(fields=["-created_at"], name="webhooks_notice_created_idx"),
+            # The hourly cap counts a tenant's recent announcements.
+            models.Index(fields=["tenant", "announced_at"], name="webhooks_notice_announced_idx"),
+            # The periodic release reads the few recovered notices still pending.
+            models.Index(fields=["pending_until"], name="webhooks_notice_pending_idx"),
         ]
 
     def __str__(self) -> str:

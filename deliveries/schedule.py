@@ -22,6 +22,9 @@ The entries:
     ``expires`` drops a sweep that could not run within a minute: the next one does its work.
 ``webhooks-disable-dead-endpoints`` (every 5 min): disables subscriptions that failed without a
     single success for ``DISABLE_AFTER`` seconds (default 5 days).
+``webhooks-release-notices`` (every minute): ``deliveries.services.notices.release_due``: a
+    `recovered` notice whose ``NOTICE_COOLDOWN`` has passed without a new failure is made final
+    (signalled, emailed and posted).
 ``webhooks-prune`` (hourly): deletes finished deliveries, their attempts and orphaned events
     older than ``RETENTION_DAYS``, in batches of ``BATCH_SIZE`` short statements.
 
@@ -46,6 +49,11 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "task": dispatch.DISABLE_DEAD_ENDPOINTS,
         "schedule": 300.0,
         "options": {"expires": 600, "queue": "webhooks.maintenance"},
+    },
+    "webhooks-release-notices": {
+        "task": dispatch.RELEASE_NOTICES,
+        "schedule": 60.0,
+        "options": {"expires": 120, "queue": "webhooks.maintenance"},
     },
     "webhooks-prune": {
         "task": dispatch.PRUNE,

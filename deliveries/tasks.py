@@ -73,6 +73,12 @@ def announce_notice(notice_id: int) -> None:
     notices.announce(notice_id)
 
 
+@shared_task(name=dispatch.RELEASE_NOTICES, ignore_result=True)
+def release_notices() -> None:
+    """Make final the `recovered` notices whose cool-down has passed (NOTICE_COOLDOWN)."""
+    notices.release_due()
+
+
 @shared_task(name=dispatch.REPLAY_SUBSCRIPTION, ignore_result=True)
 def replay_subscription(subscription_id: str, since: str, until: str, statuses: list[str]) -> int:
     request = replay.ReplayRequest(

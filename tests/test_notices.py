@@ -87,8 +87,10 @@ def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
 
 @pytest.mark.django_db
 def test_a_failing_endpoint_makes_one_notice_per_incident(
-    receiver, recorder, django_capture_on_commit_callbacks
+    receiver, recorder, django_capture_on_commit_callbacks, webhooks
 ):
+    # No cool-down: every recovery is final at once (tests/test_notice_bounds.py has it on).
+    webhooks(NOTICE_COOLDOWN=0)
     receiver.script("/hook", Reply(500, body=b"database is down"))
     sub = make_subscription(receiver.url("/hook"), owner=None)
     deliveries = [waiting(sub) for _ in range(3)]
