@@ -404,7 +404,9 @@ def _held_back_since_last_sent(notice: EndpointNotice) -> int:
     )
     held = tenant.filter(held_back=True, announced_at__lte=notice.announced_at)
     if last_sent is not None:
-        held = held.filter(announced_at__gt=last_sent)
+        # At the same instant as the last one sent counts too: a notice is held only once
+        # others were sent, so it came after that one.
+        held = held.filter(announced_at__gte=last_sent)
     return held.count()
 
 
