@@ -87,9 +87,7 @@ class Tenant(models.Model):
         validators=[validate_tenant_key],
         help_text=_("Chosen by the host, e.g. 'org_42': letters, digits, '.', '_', ':', '-'."),
     )
-    name = models.CharField(
-        _("name"), max_length=255, blank=True, validators=[validate_one_line]
-    )
+    name = models.CharField(_("name"), max_length=255, blank=True, validators=[validate_one_line])
     contact_email = models.EmailField(
         _("contact email"),
         blank=True,

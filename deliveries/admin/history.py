@@ -73,6 +73,12 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return pretty_json(obj.data)
 
 
+def _dotted(delivery: Delivery) -> list[str]:
+    """The event type split after each dot, the dots kept: "order." and "created"."""
+    parts = delivery.event.type.split(".")
+    return [part + "." for part in parts[:-1]] + parts[-1:]
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
@@ -244,7 +250,8 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("event type"), ordering="event__type")
     def event_type(self, obj: Delivery) -> str:
-        return obj.event.type
+        # A line may break after each dot (<wbr>): long dotted names never widen the list.
+        return format_html_join(format_html("<wbr>"), "{}", ((part,) for part in _dotted(obj)))
 
     @admin.display(description=_("status"), ordering="status")
     def badge(self, obj: Delivery) -> str:

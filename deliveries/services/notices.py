@@ -365,9 +365,7 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
         return result
     notice.held_back_before = _held_back_since_last_sent(notice)
     if notice.held_back_before:
-        EndpointNotice.objects.filter(pk=notice_id).update(
-            held_back_before=notice.held_back_before
-        )
+        EndpointNotice.objects.filter(pk=notice_id).update(held_back_before=notice.held_back_before)
     result = Announcement(
         email=_email(notice) if webhook_settings.NOTICE_EMAIL else "",
         webhook=_post(notice, now) if webhook_settings.NOTICE_WEBHOOK_URL else "",
