@@ -50,3 +50,11 @@ def make_delivery(
             error_kind="" if code else "connection",
         )
     return delivery
+
+
+def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
+    """The subscription's endpoint notices, oldest first, as (kind, incident start)."""
+    from deliveries.models import EndpointNotice
+
+    rows = EndpointNotice.objects.filter(subscription=sub).order_by("pk")
+    return list(rows.values_list("kind", "incident_started_at"))

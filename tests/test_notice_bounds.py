@@ -15,44 +15,16 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from deliveries import signals
 from deliveries.models import Delivery, DeliveryStatus, EndpointNotice, NoticeKind
 from deliveries.services import attempt_delivery, notices
 from deliveries.services.probes import send_test_event
 from subscriptions.models import Subscription, Tenant
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, notices_of
 from tests.procs import wait_until
 from tests.receiver import Reply
 
 COOLDOWN = 900
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.kinds: list[str] = []
-        signals.endpoint_notice.connect(self, weak=False, dispatch_uid="test-bounds-recorder")
-
-    def __call__(self, notice, **kwargs) -> None:
-        self.kinds.append(notice.kind)
-
-    def close(self) -> None:
-        signals.endpoint_notice.disconnect(dispatch_uid="test-bounds-recorder")
-
-
-@pytest.fixture
-def recorder():
-    rec = Recorder()
-    yield rec
-    rec.close()
-
-
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
 
 
 def attempt_once(sub: Subscription) -> Delivery:
@@ -60,11 +32,6 @@ def attempt_once(sub: Subscription) -> Delivery:
     attempt_delivery(delivery.pk, 1)
     delivery.refresh_from_db()
     return delivery
-
-
-def kinds(sub: Subscription) -> list[tuple[str, dt.datetime]]:
-    rows = EndpointNotice.objects.filter(subscription=sub).order_by("pk")
-    return list(rows.values_list("kind", "incident_started_at"))
 
 
 # --- the cool-down ---------------------------------------------------------------------------
@@ -85,7 +52,7 @@ def test_a_flapping_endpoint_makes_one_pair_of_notices(
     failing = EndpointNotice.objects.get(subscription=sub, kind=NoticeKind.FAILING)
     # One failing notice, and one pending recovered notice of the same incident: each new
     # failure within the cool-down withdrew the previous recovery.
-    assert kinds(sub) == [
+    assert notices_of(sub) == [
         (NoticeKind.FAILING, failing.incident_started_at),
         (NoticeKind.RECOVERED, failing.incident_started_at),
     ]
@@ -136,7 +103,7 @@ def test_a_failure_after_the_cool_down_is_a_new_incident(
         notices.release_due(timezone.now() + dt.timedelta(seconds=COOLDOWN + 1))
         attempt_once(sub)
 
-    assert [kind for kind, _ in kinds(sub)] == [
+    assert [kind for kind, _ in notices_of(sub)] == [
         NoticeKind.FAILING,
         NoticeKind.RECOVERED,
         NoticeKind.FAILING,

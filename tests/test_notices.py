@@ -17,52 +17,18 @@ from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from deliveries import signals
 from deliveries.models import Delivery, DeliveryStatus, EndpointNotice, NoticeKind
 from deliveries.services import attempt_delivery, maintenance, notices, publish
 from subscriptions.models import Subscription
 from subscriptions.secrets import generate_secret
 from subscriptions.services import disable_subscription
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, notices_of
 from tests.procs import wait_until
 from tests.receiver import Reply
 from webhooks_receiver import verify
 
 DAY = 86400
-
-
-class Recorder:
-    """A real receiver of `endpoint_notice`, connected for the test's duration."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-        signals.endpoint_notice.connect(self, weak=False, dispatch_uid="test-notice-recorder")
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
-
-    @property
-    def kinds(self) -> list[str]:
-        return [call["notice"].kind for call in self.calls]
-
-    def close(self) -> None:
-        signals.endpoint_notice.disconnect(dispatch_uid="test-notice-recorder")
-
-
-@pytest.fixture
-def recorder():
-    rec = Recorder()
-    yield rec
-    rec.close()
-
-
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
 
 
 def waiting(sub: Subscription) -> Delivery:
@@ -75,11 +41,6 @@ def attempt(delivery: Delivery) -> Delivery:
     attempt_delivery(delivery.pk, delivery.attempts + 1)
     delivery.refresh_from_db()
     return delivery
-
-
-def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
-    rows = EndpointNotice.objects.filter(subscription=sub).order_by("pk")
-    return list(rows.values_list("kind", "incident_started_at"))
 
 
 # --- One notice per incident, through real failures ----------------------------------------------
