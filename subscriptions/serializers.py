@@ -169,7 +169,10 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         required=False,
         help_text=_(
             "Static headers sent with every delivery, e.g. an Authorization header. Write-only: "
-            "values are shown as '%(mask)s'; sending '%(mask)s' back keeps the stored value."
+            "values are shown as '%(mask)s' here, in the admin, the portal and the delivery log; "
+            "sending '%(mask)s' back keeps the stored value. A 'url' on another origin (scheme, "
+            "host or port) needs 'headers' in the same request: the values again, or {} to drop "
+            "them."
         )
         % {"mask": HEADER_MASK},
     )

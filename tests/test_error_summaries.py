@@ -142,6 +142,7 @@ def test_the_portal_list_shows_summaries_and_the_delivery_page_the_detail(client
         assert "TrackedHTTPPool" not in page and "Errno" not in page
     assert "Receiver answered 503" in listing
     assert "Errno 111" in detail or "Connection refused&#x27;" in detail  # raw, on its page
+    assert "Every custom header value is masked" in detail  # the help says what is masked
 
 
 def test_the_admin_list_shows_summaries_and_the_delivery_page_the_detail(
