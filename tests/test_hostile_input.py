@@ -486,7 +486,8 @@ def test_the_admin_never_shows_header_values_and_keeps_them_on_save(admin_client
     page = admin_client.get(url)
     shown = page.context["adminform"].form["headers"].value()
     assert b"s3cret" not in page.content and b"k3y" not in page.content
-    assert shown.splitlines() == [f"{name}: {HEADER_MASK}" for name in HEADERS]
+    # (PostgreSQL's jsonb keeps its own key order.)
+    assert sorted(shown.splitlines()) == sorted(f"{name}: {HEADER_MASK}" for name in HEADERS)
 
     # Saving the form as shown keeps the values; a changed one replaces its header alone.
     edited = shown.replace(f"X-Tenant: {HEADER_MASK}", "X-Tenant: globex")
