@@ -14,6 +14,7 @@ class SubscriptionsConfig(AppConfig):
         from django.core import checks
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
-        from .checks import check_webhooks_settings
+        from .checks import check_encryption_keys, check_webhooks_settings
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
+        checks.register(check_encryption_keys, checks.Tags.security, deploy=True)

@@ -7,7 +7,6 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('deliveries', '0005_endpoint_notice'),
-        ('webhook_subscriptions', '0003_exact_text_validators'),
     ]
 
     operations = [
