@@ -142,3 +142,19 @@ def recorder() -> Iterator[NoticeRecorder]:
     rec = NoticeRecorder()
     yield rec
     rec.close()
+
+
+@pytest.fixture
+def contract_types(db: None) -> Iterator[str]:
+    """`shop.order.placed` declared in code (tests/contract_types.py) and in the catalog, as
+    after a migrate; forgotten afterwards. Yields the type's name."""
+    from subscriptions.catalog import sync_catalog
+    from subscriptions.contracts import contracts
+    from tests import contract_types
+
+    contract_types.declare(contracts)
+    try:
+        sync_catalog()
+        yield contract_types.NAME
+    finally:
+        contracts.forget(contract_types.NAME)
