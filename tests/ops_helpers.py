@@ -58,3 +58,11 @@ def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
 
     rows = EndpointNotice.objects.filter(subscription=sub).order_by("pk")
     return list(rows.values_list("kind", "incident_started_at"))
+
+
+def queue_length(name: str) -> int:
+    """Messages waiting in the broker's Redis list `name`."""
+    from webhooks_project.celery import app
+
+    with app.connection_for_read() as conn:
+        return conn.default_channel.client.llen(name)
