@@ -276,19 +276,19 @@ def timed(call: Callable[[], Any], runs: int = RUNS) -> tuple[float, int]:
     return statistics.median(times), len(getattr(response, "content", b""))
 
 
-def measure(output: str | None) -> None:
+def measure(output: str | None, only: str | None = None) -> None:
     from tests.procs import RedisServer
 
     # A throwaway Redis as the broker: publishing enqueues (no worker runs; not measured).
     redis = RedisServer().start()
     os.environ["CELERY_BROKER_URL"] = os.environ["WEBHOOKS_REDIS_URL"] = redis.url
     try:
-        run_measure(output)
+        run_measure(output, only)
     finally:
         redis.stop()
 
 
-def run_measure(output: str | None) -> None:
+def run_measure(output: str | None, only: str | None = None) -> None:
     import django
 
     django.setup()
@@ -383,10 +383,16 @@ def run_measure(output: str | None) -> None:
         ("metrics", "/api/metrics/ (operator session)", admin, "/api/metrics/", {}),
     ]  # fmt: skip
     results = []
+    if only:
+        # A before/after of some pages in one sitting: those pages alone, no publish, no prune.
+        wanted = [w.strip().lower() for w in only.split("|")]
+        pages = [p for p in pages if any(w in f"{p[0]} {p[1]}".lower() for w in wanted)]
     for who, page, client, path, query in pages:
         ms, size = timed(lambda client=client, path=path, query=query: client.get(path, query))
         results.append({"who": who, "page": page, "p50_ms": round(ms, 1), "bytes": size})
         print(json.dumps(results[-1]), flush=True)
+    if only:
+        return
 
     # Publishing: alone, then while two threads render the admin's delivery list.
     publish_api = APIClient()
@@ -475,11 +481,15 @@ def main() -> None:
     seeding.add_argument("--deliveries", type=int, required=True)
     measuring = sub.add_parser("measure", help="time every list page")
     measuring.add_argument("--output", help="also write the Markdown table here")
+    measuring.add_argument(
+        "--only",
+        help="time only the pages whose 'who page' contains one of these |-separated texts",
+    )
     args = parser.parse_args()
     if args.command == "seed":
         seed(args.deliveries)
     else:
-        measure(args.output)
+        measure(args.output, args.only)
 
 
 if __name__ == "__main__":
