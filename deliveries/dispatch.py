@@ -31,6 +31,7 @@ FAN_OUT = "deliveries.tasks.fan_out"
 SWEEP = "deliveries.tasks.sweep"
 DISABLE_DEAD_ENDPOINTS = "deliveries.tasks.disable_dead_endpoints"
 PRUNE = "deliveries.tasks.prune"
+ROLL_UP = "deliveries.tasks.roll_up"
 REPLAY_SUBSCRIPTION = "deliveries.tasks.replay_subscription"
 ANNOUNCE_NOTICE = "deliveries.tasks.announce_notice"
 

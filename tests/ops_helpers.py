@@ -50,3 +50,15 @@ def make_delivery(
             error_kind="" if code else "connection",
         )
     return delivery
+
+
+def roll_up() -> None:
+    """Count every stored attempt into the hourly health buckets, as the beat's roll-up task
+    does once attempts have settled (`STALE_SENDING_AFTER` after they started): the health
+    figures read those buckets, not the attempts."""
+    from deliveries.conf import webhook_settings
+    from deliveries.services import rollups
+
+    # make_delivery starts attempts a few seconds after the delivery: a minute covers them.
+    later = timezone.now() + dt.timedelta(seconds=webhook_settings.stale_sending_after + 60)
+    assert rollups.roll_up(now=later).done

@@ -13,7 +13,7 @@ from deliveries.models import DeliveryStatus
 from deliveries.services import inflight
 from subscriptions.models import Subscription, Tenant
 from tests.factories import api_client, make_subscription, make_user
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, roll_up
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +38,7 @@ def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):
     make_delivery(ok, attempts=[(500, 10)], created_at=now - dt.timedelta(days=2))
     make_delivery(make_subscription("http://127.0.0.1:9/b", tenant="org_b"), attempts=[(500, 1)])
     held = inflight.acquire(ok)
+    roll_up()
 
     body = operator.get("/api/tenants/org_a/").json()
 

@@ -96,7 +96,6 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         return pretty_json(obj.data)
 
 
-
 @admin.register(Delivery)
 class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     list_display = [
@@ -213,7 +212,6 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
         return super().get_queryset(request).select_related("event", "subscription")
-
 
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
     def tenant(self, obj: Delivery) -> str:
