@@ -360,6 +360,7 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         return super().get_queryset(request).prefetch_related("tenant")
+
     # Endpoints grow with customers: no count of the whole table on each page, and pages of
     # 50 (each row carries its health figures and chart).
     show_full_result_count = False
