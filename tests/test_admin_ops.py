@@ -165,6 +165,8 @@ def test_dashboard_linked_from_the_delivery_list_and_shows_backlog(admin_client_
     oldest = int(re.search(r'id="backlog-oldest">(\d+) s', html).group(1))
     assert 110 <= oldest <= 200
     assert "http://127.0.0.1:9/dash" in html  # among the unhealthiest
+    # The 24 h figures say how far they are counted (the roll-up's mark).
+    assert re.search(r'id="counted-up-to">Attempts counted up to \d{4}-\d\d-\d\d', html)
 
 
 def test_dashboard_needs_staff(client, django_user_model):

@@ -109,7 +109,7 @@ def test_the_rollup_counts_what_a_direct_count_of_the_attempts_finds():
     assert done.steps >= 30  # one step per hour at most
     assert SubscriptionHour.objects.count() > 4 * 29  # every endpoint, every hour
     assert_buckets_match(start, end)
-    assert rollups.as_of() == end
+    assert health.counted_up_to() == end
 
     # Later: attempts in the current hour are added to the buckets already there, and the
     # attempt that was too recent is counted now that it has settled.

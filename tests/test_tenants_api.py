@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from deliveries.models import DeliveryStatus
 from deliveries.services import inflight
@@ -54,7 +55,10 @@ def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):
         "success_rate": pytest.approx(2 / 3),
         "p95_ms": 1000,
         "unfinished_deliveries": 1,
+        "counted_up_to": body["health"]["counted_up_to"],
     }
+    # The figures say how far they are counted: past the attempts above (roll_up()).
+    assert parse_datetime(body["health"]["counted_up_to"]) > now
     assert body["in_flight"] == 1
     held.release()
 

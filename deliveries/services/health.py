@@ -38,6 +38,7 @@ from ..models import (
     DeliveryAttempt,
     DeliveryStatus,
     ErrorKind,
+    RollupMark,
     SubscriptionHour,
     TenantHour,
 )
@@ -95,6 +96,17 @@ def bucket_counts() -> dict[str, Count]:
     return {
         f"le_{bound}": Count("pk", filter=Q(duration_ms__lte=bound)) for bound in LATENCY_BUCKETS_MS
     }
+
+
+# The RollupMark row of the attempt rollups (deliveries/services/rollups.py).
+ROLLUP_MARK = "attempts"
+
+
+def counted_up_to() -> dt.datetime | None:
+    """The moment the hourly attempt figures are complete up to (every attempt started before
+    it is counted; None before the first rollup run): shown with the figures, which are up
+    to one rollup interval plus `STALE_SENDING_AFTER` old."""
+    return RollupMark.objects.filter(name=ROLLUP_MARK).values_list("upto", flat=True).first()
 
 
 def floor_hour(moment: dt.datetime) -> dt.datetime:
@@ -259,6 +271,7 @@ class Dashboard:
     backlog: Backlog
     unhealthy: list[Unhealthy]
     status_counts: dict[str, int]
+    counted_up_to: dt.datetime | None = None  # of the unhealthiest's 24 h figures
 
 
 def attempts_per_minute(
@@ -380,6 +393,7 @@ def dashboard(now: dt.datetime | None = None) -> Dashboard:
         backlog=backlog(now),
         unhealthy=unhealthiest(now),
         status_counts=status_counts(now),
+        counted_up_to=counted_up_to(),
     )
 
 
@@ -395,6 +409,7 @@ class TenantHealth:
     p95_ms: int | None = None  # bucket upper bound, as Health.p95_ms
     p95_over: bool = False
     unfinished_deliveries: int = 0  # pending, sending or retrying
+    counted_up_to: dt.datetime | None = None  # the 24 h figures count attempts started before
 
     @property
     def success_rate(self) -> float | None:
@@ -405,10 +420,11 @@ class TenantHealth:
 
 
 def tenant_health(keys: Sequence[str], now: dt.datetime | None = None) -> dict[str, TenantHealth]:
-    """Health of each tenant in `keys`: three grouped queries whatever their number (the 24 h
-    figures from the tenants' hourly rollups)."""
+    """Health of each tenant in `keys`: four queries whatever their number (the 24 h figures
+    from the tenants' hourly rollups, and how far those are counted)."""
     now = now or timezone.now()
-    result = {key: TenantHealth() for key in keys}
+    upto = counted_up_to()
+    result = {key: TenantHealth(counted_up_to=upto) for key in keys}
     if not result:
         return result
     subs = (

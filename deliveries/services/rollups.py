@@ -39,11 +39,11 @@ from django.utils import timezone
 
 from ..conf import webhook_settings
 from ..models import AttemptCounts, DeliveryAttempt, RollupMark, SubscriptionHour, TenantHour
-from .health import LATENCY_BUCKETS_MS, OK, bucket_counts, floor_hour
+from .health import LATENCY_BUCKETS_MS, OK, ROLLUP_MARK, bucket_counts, floor_hour
 
 logger = logging.getLogger(__name__)
 
-MARK = "attempts"
+MARK = ROLLUP_MARK
 HOUR = dt.timedelta(hours=1)
 # Kept for the 7-day chart of the subscription pages, plus a day.
 KEEP = dt.timedelta(days=8)
@@ -81,12 +81,6 @@ def current_mark(now: dt.datetime | None = None) -> dt.datetime:
     except IntegrityError:  # another run created it at the same moment
         mark = RollupMark.objects.get(name=MARK)
     return mark.upto
-
-
-def as_of() -> dt.datetime | None:
-    """The moment the health figures are complete up to (None before the first run): shown
-    next to them, since they are up to one run interval plus `stale_sending_after` old."""
-    return RollupMark.objects.filter(name=MARK).values_list("upto", flat=True).first()
 
 
 def roll_up(now: dt.datetime | None = None, budget: float = TIME_BUDGET) -> RolledUp:
