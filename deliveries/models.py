@@ -417,8 +417,16 @@ class SubscriptionHour(AttemptCounts):
         constraints = [
             models.UniqueConstraint(fields=["subscription", "hour"], name="webhooks_sub_hour_uniq"),
         ]
-        # The dashboard's unhealthiest endpoints and the pruning of old buckets read by hour.
-        indexes = [models.Index(fields=["hour"], name="webhooks_sub_hour_idx")]
+        indexes = [
+            # The pruning of old buckets.
+            models.Index(fields=["hour"], name="webhooks_sub_hour_idx"),
+            # The dashboard's unhealthiest endpoints: only the hours with a failed attempt.
+            models.Index(
+                fields=["hour"],
+                condition=Q(attempts__gt=models.F("succeeded")),
+                name="webhooks_sub_hour_failed_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subscription_id} {self.hour:%Y-%m-%d %H}:00 UTC"
