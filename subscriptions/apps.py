@@ -12,9 +12,18 @@ class SubscriptionsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.models.signals import post_migrate
+        from django.utils.module_loading import autodiscover_modules
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
-        from .checks import check_encryption_keys, check_webhooks_settings
+        from .catalog import sync_after_migrate
+        from .checks import check_contracts, check_encryption_keys, check_webhooks_settings
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
         checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
+        checks.register(check_contracts, checks.Tags.compatibility)
+        # Event types the host declares in code live in `webhook_events` modules of its apps,
+        # imported here as the admin imports `admin` modules. No database access: the catalog
+        # is written after `migrate` (post_migrate), never at start-up.
+        autodiscover_modules("webhook_events")
+        post_migrate.connect(sync_after_migrate, sender=self, dispatch_uid="webhooks-sync-catalog")

@@ -58,6 +58,13 @@ DEFAULTS: dict[str, Any] = {
     # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
     # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
     # per client address and per user name (subscriptions/authentication.py).
+    # Event contracts (docs/contracts.md). What a down-converter whose output does not match
+    # its version's schema does to publish(): "raise" (ContractError; set it in your tests and
+    # development) or "log" (an error is logged and the output sent as it is).
+    "DOWNGRADE_ERRORS": "log",
+    # Where `manage.py webhooks_contracts --write` records the published schemas and `--check`
+    # reads them: a path relative to the working directory, committed in the host's repository.
+    "CONTRACTS_FILE": "webhook_contracts.json",
     "THROTTLE_RATES": {
         "publish": "200/second",
         "test": "30/minute",

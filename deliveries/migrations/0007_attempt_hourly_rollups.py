@@ -7,8 +7,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0005_endpoint_notice'),
-        ('webhook_subscriptions', '0007_tenant_state_index'),
+        ('deliveries', '0006_event_versions'),
+        ('webhook_subscriptions', '0008_tenant_state_index'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhook_subscriptions', '0006_subscription_list_indexes'),
+        ('webhook_subscriptions', '0007_event_type_versions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
