@@ -38,3 +38,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     **json.loads(os.environ.get("CELERY_TRANSPORT_OVERRIDES", "{}")),
 }
+
+# A second database, for the tests of a host's routers (tests/test_routing.py): a replica that
+# never catches up (the schema, none of the rows), or where a router puts both apps. Created
+# only when a test asks for it.
+DATABASES["replica"] = {
+    **DATABASES["default"],
+    "TEST": {
+        "NAME": (
+            str(BASE_DIR / "var" / "test_replica.sqlite3")
+            if DATABASES["default"]["ENGINE"].endswith("sqlite3")
+            else f"test_{DATABASES['default']['NAME']}_replica"
+        )
+    },
+}

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0006_event_versions'),
+        ('deliveries', '0007_worker_clock'),
         ('webhook_subscriptions', '0008_tenant_state_index'),
     ]
 
