@@ -65,7 +65,7 @@ class _ScopedThrottle(SimpleRateThrottle):
         self.history: list[float] = []
 
     def get_rate(self) -> str | None:
-        return rate_for(self.scope)
+        return rate_for(self.scope) if self.scope else None
 
     def allow_request(self, request: Request, view: Any) -> bool:
         scope = view_scope(request, view)
@@ -129,9 +129,12 @@ class FailedLogins:
 
     def __init__(self, request: Request, username: str | None = None) -> None:
         rate = rate_for("failed_login")
-        self.enabled = rate is not None
-        if self.enabled:
-            self.limit, self.window = UserThrottle().parse_rate(rate)
+        self.enabled = False
+        self.limit, self.window = 0, 0
+        if rate is not None:
+            limit, window = UserThrottle().parse_rate(rate)
+            # parse_rate gives (None, None) for no rate only; a rate string gives both.
+            self.enabled, self.limit, self.window = True, limit or 0, window or 0
         address = BaseThrottle().get_ident(request)
         self.keys = [cache_key("webhooks-failed-login:addr", str(address))]
         if username:

@@ -62,3 +62,11 @@ def roll_up() -> None:
     # make_delivery starts attempts a few seconds after the delivery: a minute covers them.
     later = timezone.now() + dt.timedelta(seconds=webhook_settings.stale_sending_after + 60)
     assert rollups.roll_up(now=later).done
+
+
+def queue_length(name: str) -> int:
+    """Messages waiting in the broker's Redis list `name`."""
+    from webhooks_project.celery import app
+
+    with app.connection_for_read() as conn:
+        return conn.default_channel.client.llen(name)

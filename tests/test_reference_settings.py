@@ -1,5 +1,5 @@
-"""The reference project's settings refuse to run in production without a secret key (issue 14,
-item 9): a public fallback key would let anyone forge sessions, password-reset links and signed
+"""The reference project's settings refuse to run in production without a secret key:
+a public fallback key would let anyone forge sessions, password-reset links and signed
 portal links."""
 
 from __future__ import annotations
