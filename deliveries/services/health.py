@@ -33,7 +33,6 @@ from ..dispatch import queue_lengths
 from ..models import (
     FINISHED,
     WAITING,
-    AttemptCounts,
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
@@ -120,7 +119,10 @@ def last_24_hours(now: dt.datetime) -> dt.datetime:
 
 
 def summed_buckets(
-    model: type[AttemptCounts], key: str, since: dt.datetime, **filters: object
+    model: type[SubscriptionHour] | type[TenantHour],
+    key: str,
+    since: dt.datetime,
+    **filters: object,
 ) -> QuerySet:
     """Rows of {key, attempts, succeeded, le_<ms>...}: `model`'s buckets from the hour `since`
     on, summed per `key` (one grouped query)."""

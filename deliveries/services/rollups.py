@@ -30,8 +30,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count
@@ -148,7 +149,10 @@ def count_step(start: dt.datetime, end: dt.datetime) -> int | None:
 
 
 def _add(
-    model: type[AttemptCounts], key: str, hour: dt.datetime, counts: dict[object, dict]
+    model: type[SubscriptionHour] | type[TenantHour],
+    key: str,
+    hour: dt.datetime,
+    counts: Mapping[Any, Mapping[str, int]],
 ) -> None:
     """Add `counts` (key value → figures) to `model`'s buckets of `hour`: read the existing
     ones, write the sums in one upsert per batch (the mark's lock keeps other runs out)."""
@@ -158,7 +162,7 @@ def _add(
         getattr(bucket, key): bucket
         for bucket in _in_batches(model.objects.filter(hour=hour), key, list(counts))
     }
-    buckets = []
+    buckets: list[Any] = []  # of `model`
     for value, figures in counts.items():
         old = existing.get(value)
         buckets.append(
