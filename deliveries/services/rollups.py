@@ -36,10 +36,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count
-from django.utils import timezone
 
 from ..conf import webhook_settings
 from ..models import AttemptCounts, DeliveryAttempt, RollupMark, SubscriptionHour, TenantHour
+from . import clock
 from .health import LATENCY_BUCKETS_MS, OK, ROLLUP_MARK, bucket_counts, floor_hour
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def settled_before(now: dt.datetime) -> dt.datetime:
 def current_mark(now: dt.datetime | None = None) -> dt.datetime:
     """Where counting stands: every attempt started before it is in the buckets. A first
     call starts the mark `BACKFILL` back (hour-aligned)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     start = floor_hour(now - BACKFILL)
     try:
         mark, _ = RollupMark.objects.get_or_create(name=MARK, defaults={"upto": start})
@@ -88,7 +88,8 @@ def roll_up(now: dt.datetime | None = None, budget: float = TIME_BUDGET) -> Roll
     """Count the attempts started since the mark into the hourly buckets, one step (≤ 1 hour of
     attempts) at a time, until caught up with `settled_before(now)` or `budget` seconds are
     spent; then delete buckets older than `KEEP`. Safe to run twice at once."""
-    now = now or timezone.now()
+    # The database's time (attempts' started_at is stamped with it), not this worker's own.
+    now = now or clock.now()
     until = settled_before(now)
     deadline = time.monotonic() + budget
     counted = steps = 0
