@@ -13,7 +13,7 @@ from celery.signals import worker_ready
 
 from . import dispatch
 from .conf import webhook_settings
-from .services import attempt_delivery, clock, maintenance, notices, replay
+from .services import attempt_delivery, clock, maintenance, notices, replay, rollups
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
 from .services.connections import release_pooled_connection
@@ -80,6 +80,12 @@ def prune() -> None:
     once (not at the next hourly beat), so pruning keeps pace with any daily volume."""
     if not maintenance.prune().done:
         dispatch.send(dispatch.PRUNE, (), queue=webhook_settings.MAINTENANCE_QUEUE)
+
+
+@shared_task(name=dispatch.ROLL_UP, ignore_result=True)
+def roll_up() -> None:
+    """Count the attempts since the last run into the hourly health buckets."""
+    rollups.roll_up()
 
 
 @shared_task(name=dispatch.ANNOUNCE_NOTICE, ignore_result=True)

@@ -408,13 +408,21 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
     _extensions: ClassVar[dict[type, AdminExtension]] = {}
     extension_type = SubscriptionAdminExtension
     extension_columns_after = "status"
-    # `owner` is nullable, which the changelist's automatic select_related() skips.
-    list_select_related = ["owner", "tenant"]
+    # `owner` is nullable, which the changelist's automatic select_related() skips. The page's
+    # tenants come in one more query (get_queryset), not by a join: an inner join to the small
+    # tenant table let PostgreSQL drive the search from it (a nested loop running the trigram
+    # index scan once per tenant: 266 ms instead of 2 ms at 100,000 endpoints when the tenant
+    # table's statistics were stale).
+    list_select_related = ["owner"]
     list_filter = [tenant_filter("tenant_id"), "is_active", "payload_format"]
     # Searched by `subscription_search` (an id exactly, URL and description by trigram index).
     search_lookup = staticmethod(subscription_search)
     search_fields = ["url", "description", "=id", "=tenant__key"]
     search_help_text = _("An endpoint id, a tenant key, or part of a URL or description.")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
+        return super().get_queryset(request).prefetch_related("tenant")
+
     # Endpoints grow with customers: no count of the whole table on each page, and pages of
     # 50 (each row carries its health figures and chart).
     show_full_result_count = False

@@ -60,6 +60,18 @@ def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
     return list(rows.values_list("kind", "incident_started_at"))
 
 
+def roll_up() -> None:
+    """Count every stored attempt into the hourly health buckets, as the beat's roll-up task
+    does once attempts have settled (`STALE_SENDING_AFTER` after they started): the health
+    figures read those buckets, not the attempts."""
+    from deliveries.conf import webhook_settings
+    from deliveries.services import rollups
+
+    # make_delivery starts attempts a few seconds after the delivery: a minute covers them.
+    later = timezone.now() + dt.timedelta(seconds=webhook_settings.stale_sending_after + 60)
+    assert rollups.roll_up(now=later).done
+
+
 def queue_length(name: str) -> int:
     """Messages waiting in the broker's Redis list `name`."""
     from webhooks_project.celery import app

@@ -21,7 +21,7 @@ from portal import access, replays
 from portal.conf import webhook_settings
 from subscriptions.models import Subscription, Tenant
 from tests.factories import make_tenant_user
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, roll_up
 from tests.portal_helpers import open_portal, order_type, portal_url, tenant_endpoint
 from webhooks_receiver import verify
 
@@ -259,6 +259,7 @@ def test_the_endpoint_list_shows_health(portal):
     for _ in range(3):
         make_delivery(good, DeliveryStatus.SUCCEEDED, attempts=[(200, 40)])
     make_delivery(bad, DeliveryStatus.FAILED, attempts=[(500, 120), (503, 3000), (None, 20)])
+    roll_up()
 
     page = text(portal.get(portal_url("endpoints")))
 

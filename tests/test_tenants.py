@@ -243,7 +243,8 @@ def test_the_tenant_index_drives_the_fan_out_query():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     plan = Subscription.objects.for_tenant("t42").matching("order.created").explain()
-    assert "webhooks_sub_tenant_idx" in plan, plan
+    # Either index that starts with the tenant (the planner may take the narrower one).
+    assert "webhooks_sub_tenant_idx" in plan or "webhooks_sub_tenant_state_idx" in plan, plan
     if connection.vendor == "postgresql":
         assert "Seq Scan" not in plan, plan
     else:

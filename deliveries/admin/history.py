@@ -231,7 +231,6 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         """One line by error kind (deliveries.summaries); the raw error is on the page."""
         return summaries.last_answer(obj) or None  # None: the admin's empty value
 
-
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
     def tenant(self, obj: Delivery) -> str | None:
         return obj.subscription.tenant_id
