@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0007_worker_clock'),
+        ('deliveries', '0008_attempt_hourly_rollups'),
     ]
 
     operations = [
