@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhook_subscriptions', '0007_event_type_versions'),
+        ('webhook_subscriptions', '0008_tenant_state_index'),
     ]
 
     operations = [
