@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -133,7 +133,8 @@ class Tenant(models.Model):
         mailed to both."""
         validate_one_line(self.name)
         if self.contact_email:
-            for validator in self._meta.get_field("contact_email").validators:
+            email_field = cast(models.Field, self._meta.get_field("contact_email"))
+            for validator in email_field.validators:
                 validator(self.contact_email)
         super().save(*args, **kwargs)
 

@@ -25,6 +25,7 @@ Nothing here ever makes an attempt fail: a notice that cannot be written is logg
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -143,7 +144,7 @@ def _resume_incident(subscription: Subscription, disable_at: dt.datetime) -> boo
     )
     if pending is None:
         return False
-    if pending.pending_until <= now:
+    if pending.pending_until is None or pending.pending_until <= now:
         release_due(now, subscription_id=subscription.pk)  # due: final first, then a new one
         return False
     try:
@@ -173,7 +174,9 @@ def _resume_incident(subscription: Subscription, disable_at: dt.datetime) -> boo
     return bool(withdrawn)
 
 
-def release_due(now: dt.datetime | None = None, *, subscription_id: object = None) -> int:
+def release_due(
+    now: dt.datetime | None = None, *, subscription_id: uuid.UUID | None = None
+) -> int:
     """Make final the pending `recovered` notices whose cool-down has passed: each is sent as
     the `endpoint_notice` signal (and so announced) exactly once, a guarded UPDATE deciding
     between concurrent callers. Returns how many were released. Run every minute by beat
@@ -189,8 +192,8 @@ def release_due(now: dt.datetime | None = None, *, subscription_id: object = Non
         ):
             notice = EndpointNotice.objects.filter(pk=pk).first()
             if notice is not None:
-                # Bound now (default argument): a closure would see the loop's last notice.
-                transaction.on_commit(lambda notice=notice: _announce(notice))
+                # Bound now (partial): a closure would see the loop's last notice.
+                transaction.on_commit(functools.partial(_announce, notice))
                 released += 1
     return released
 
