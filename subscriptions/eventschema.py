@@ -19,7 +19,7 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 from jsonschema import ValidationError
 from jsonschema.exceptions import best_match
 from jsonschema.validators import extend, validator_for
