@@ -13,9 +13,10 @@ class DeliveriesConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
         from django.core.signals import setting_changed
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_migrate, post_save
 
         from subscriptions.models import Subscription, Tenant
+        from subscriptions.operators import grant_app_permissions
         from subscriptions.signals import (
             subscription_admin_extensions,
             subscription_disabled,
@@ -72,4 +73,8 @@ class DeliveriesConfig(AppConfig):
             )
         setting_changed.connect(
             forget_limits_on_settings_change, dispatch_uid="deliveries-tenant-limit-settings"
+        )
+        # The "Webhooks operators" group holds this app's model permissions too.
+        post_migrate.connect(
+            grant_app_permissions, sender=self, dispatch_uid="webhooks-operators-deliveries"
         )

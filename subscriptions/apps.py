@@ -12,8 +12,14 @@ class SubscriptionsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core import checks
+        from django.db.models.signals import post_migrate
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
         from .checks import check_webhooks_settings
+        from .operators import grant_app_permissions
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
+        # The "Webhooks operators" group holds this app's model permissions (operators.py).
+        post_migrate.connect(
+            grant_app_permissions, sender=self, dispatch_uid="webhooks-operators-subscriptions"
+        )

@@ -35,8 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_TENANT": "default",
     # Dotted path to `callable(request) -> str | None` giving the tenant key of a request's
     # user (None: no tenant). Model permissions, not this, grant access across tenants. The
-    # default maps a user in the group "tenant:<key>" to <key>, any other user to
-    # DEFAULT_TENANT and anonymous requests to None.
+    # default maps a user in exactly one group "tenant:<key>" to <key>, and anyone else to
+    # None: logging in grants nothing (closed by default).
     "TENANT_RESOLVER": "subscriptions.tenancy.tenant_from_groups",
     # Most subscriptions one tenant may have, unless its Tenant row says otherwise; None for
     # no limit. Creating one more answers 403 and creates nothing.

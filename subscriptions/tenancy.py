@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import webhook_settings
-from .models import default_tenant_key, is_valid_tenant_key
+from .models import is_valid_tenant_key
 
 # Name prefix of the Django groups that the default resolver reads: a user in the group
 # "tenant:org_42" belongs to tenant "org_42".
@@ -37,7 +37,9 @@ def tenant_from_groups(request: Any) -> str | None:
     - anonymous: None (no tenant);
     - a user in exactly one group named "tenant:<key>": that key;
     - a user in several such groups: None (ambiguous, so no tenant rather than a guess);
-    - any other user: `DEFAULT_TENANT`, so that a single-tenant project needs nothing.
+    - any other user: None. Logging in grants nothing (closed by default): a user who is in no
+      tenant reaches only what their model permissions grant, e.g. the "Webhooks operators"
+      group that single-tenant projects give their operators (docs/tenants.md).
 
     Hosts with an organisation model replace it (docs/tenants.md).
     """
@@ -51,7 +53,7 @@ def tenant_from_groups(request: Any) -> str | None:
         return None
     if names:
         return names[0][len(TENANT_GROUP_PREFIX) :]
-    return default_tenant_key()
+    return None
 
 
 def tenant_resolver() -> Callable[[Any], str | None]:

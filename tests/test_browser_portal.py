@@ -259,7 +259,7 @@ def test_tenant_walkthrough(browser, live_server, worker, receiver, django_user_
     assert not Subscription.objects.filter(pk=endpoint.pk).exists()
     assert not Delivery.objects.filter(subscription_id=endpoint.pk).exists()
 
-    page.goto(f"{live_server.url}/portal/access/not-a-real-token/")
+    page.goto(f"{live_server.url}/portal/access/?token=not-a-real-token")
     expect(page.locator("h1")).to_have_text("This portal link is not valid")
     pages.check(page, "link-invalid")
     page.goto(f"{live_server.url}/portal/endpoints/")

@@ -53,7 +53,7 @@ def webhooks(**keys):
 def test_a_link_opens_a_session_for_its_tenant_and_leaves_the_address_bar(client):
     tenant_endpoint(TENANT, description="Order sync")
 
-    response = client.get(portal_url("enter", access.make_token(TENANT)))
+    response = client.get(access.entry_path(access.make_token(TENANT)))
 
     assert response.status_code == 302
     assert response["Location"] == portal_url("endpoints")
@@ -69,7 +69,7 @@ def test_opening_a_link_cycles_the_session_key(client):
     session.save()
     before = session.session_key
 
-    client.get(portal_url("enter", access.make_token(TENANT)))
+    client.get(access.entry_path(access.make_token(TENANT)))
 
     assert client.session.session_key != before
     assert client.session["unrelated"] == "kept"
@@ -80,7 +80,7 @@ def test_an_expired_link_is_refused_with_403(client, monkeypatch):
     later = time.time() + webhook_settings.PORTAL_LINK_MAX_AGE + 5
     monkeypatch.setattr(signing.time, "time", lambda: later)
 
-    response = client.get(portal_url("enter", token))
+    response = client.get(access.entry_path(token))
 
     assert response.status_code == 403
     assert "This portal link has expired" in text(response)
@@ -93,9 +93,9 @@ def test_link_lifetime_follows_the_setting(client, monkeypatch):
     monkeypatch.setattr(signing.time, "time", lambda: later)
 
     with webhooks(PORTAL_LINK_MAX_AGE=60):
-        assert client.get(portal_url("enter", token)).status_code == 403
+        assert client.get(access.entry_path(token)).status_code == 403
     with webhooks(PORTAL_LINK_MAX_AGE=600):
-        assert client.get(portal_url("enter", token)).status_code == 302
+        assert client.get(access.entry_path(token)).status_code == 302
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_link_lifetime_follows_the_setting(client, monkeypatch):
     ],
 )
 def test_a_tampered_link_is_refused_with_400(client, token):
-    response = client.get(portal_url("enter", token(access.make_token(TENANT))))
+    response = client.get(access.entry_path(token(access.make_token(TENANT))))
 
     assert response.status_code == 400
     assert "This portal link is not valid" in text(response)
@@ -179,7 +179,7 @@ def test_a_link_session_wins_over_the_resolver(client):
     tenant_endpoint(TENANT, description="Acme's hook")
     tenant_endpoint("globex", description="Globex's hook")
     client.force_login(make_tenant_user("gus", "globex"))
-    open_portal(client, TENANT)
+    open_portal(client, TENANT, confirm=True)
 
     page = text(client.get(portal_url("endpoints")))
 
@@ -842,7 +842,7 @@ def test_portal_pages_send_a_content_security_policy(portal):
     assert response["X-Frame-Options"] == "DENY"
     assert response["Cache-Control"] == "no-store, private"
     assert response["Referrer-Policy"] == "same-origin"
-    refused = Client().get(portal_url("enter", "garbage"))
+    refused = Client().get(access.entry_path("garbage"))
     assert "frame-ancestors" in refused["Content-Security-Policy"]
 
 

@@ -140,7 +140,7 @@ def test_a_refused_link_opens_nothing(client, tenants, monkeypatch, expired):
     else:
         token = token[:-1] + ("A" if token[-1] != "A" else "B")
 
-    refused = client.get(portal_url("enter", token))
+    refused = client.get(access.entry_path(token))
     page = client.get(portal_url("endpoints"))
 
     assert refused.status_code == (403 if expired else 400)
