@@ -15,6 +15,7 @@ logs the path of every refused request (`django.request`), and no token belongs 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import uuid
@@ -154,10 +155,8 @@ def end_session(request: HttpRequest) -> None:
     value = session.pop(SESSION_KEY, None) if session is not None else None
     grant = value.get("grant") if isinstance(value, dict) else None
     if grant:
-        try:
+        with contextlib.suppress(ValueError):  # not a grant id: nothing to close
             PortalGrant.objects.open().filter(pk=uuid.UUID(str(grant))).update(ended_at=Now())
-        except ValueError:
-            pass  # not a grant id: nothing to close
     setattr(request, _SESSION_CACHE, _UNREAD)
 
 
