@@ -169,6 +169,8 @@ class AdminExtension:
     #: Extra changelist columns: callables taking the row's object, decorated with
     #: `@admin.display` for their header (and `ordering` if they sort).
     list_display: Sequence[Callable[[Any], Any]] = ()
+    #: Extra admin actions, as for `ModelAdmin.actions` (callables, `@admin.action`).
+    actions: Sequence[Callable[..., Any]] = ()
 
     def prepare_page(self, model_admin: Any, request: HttpRequest, page: list[Any]) -> None:
         """Called with the changelist's page of objects before it renders (to compute figures
@@ -183,11 +185,17 @@ class ExtensibleAdmin(admin.ModelAdmin):
     extension_signal: Signal
     #: Extension columns go right after this column (at the end if it is not shown).
     extension_columns_after = ""
+    #: The admin's own actions; the extensions' follow them.
+    own_actions: Sequence[Any] = ()
 
     @property
     def extensions(self) -> list[Any]:
         replies = self.extension_signal.send(sender=type(self), model_admin=self)
         return [extension for _receiver, extension in replies if extension is not None]
+
+    @property
+    def actions(self) -> list:  # type: ignore[override]
+        return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
 
     def get_list_display(self, request: HttpRequest) -> list:
         columns = [c for ext in self.extensions for c in ext.list_display]
@@ -247,9 +255,6 @@ class SubscriptionAdminExtension(AdminExtension):
     (connected in your `AppConfig.ready()`). Every part is optional; the admin asks for them on
     each request, so nothing is fixed at import time.
     """
-
-    #: Extra admin actions, as for `ModelAdmin.actions` (callables, `@admin.action`).
-    actions: Sequence[Callable[..., Any]] = ()
 
     def get_urls(self, model_admin: SubscriptionAdmin) -> list[URLPattern]:
         """Extra admin URLs, under the subscription admin's prefix."""
@@ -355,10 +360,6 @@ class SubscriptionAdmin(ExtensibleAdmin):
     change_list_template = "subscriptions/admin/subscription_change_list.html"
 
     # --- What other apps add (SubscriptionAdminExtension) ------------------------------------
-
-    @property
-    def actions(self) -> list:  # type: ignore[override]
-        return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
 
     @admin.display(description=_("endpoint"), ordering="description")
     def endpoint(self, obj: Subscription) -> str:
