@@ -146,3 +146,30 @@ def test_a_refused_link_opens_nothing(client, tenants, monkeypatch, expired):
     assert refused.status_code == (403 if expired else 400)
     assert page.status_code == 403
     assert "B private hook" not in refused.content.decode() + page.content.decode()
+
+
+# --- Logged in, no tenant, no permission: no portal ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "route, method",
+    [(route, method) for route in sorted(OBJECT_ROUTES) for method in ("get", "post")]
+    + [(route, method) for route in LIST_ROUTES for method in ("get", "post")],
+)
+def test_logging_in_alone_opens_no_portal_page(client, django_user_model, route, method):
+    # Closed by default: the reference resolver puts a user in no tenant unless a
+    # "tenant:<key>" group says so, and the portal belongs to a tenant.
+    order_type()
+    default = tenant_endpoint("default", "http://127.0.0.1:9/operator-hook", description="Ops")
+    delivery = make_delivery(default, DeliveryStatus.FAILED, attempts=[(500, 10)])
+    client.force_login(django_user_model.objects.create_user("nobody", password="pw"))
+    target = {"subscription": default, "delivery": delivery}
+    args = (target[OBJECT_ROUTES[route][0]].pk,) if route in OBJECT_ROUTES else ()
+    before = Subscription.objects.filter(pk=default.pk).values().get()
+
+    response = getattr(client, method)(portal_url(route, *args))
+
+    assert response.status_code in (403, 405)
+    assert "operator-hook" not in response.content.decode()
+    assert Subscription.objects.filter(pk=default.pk).values().get() == before
+    assert Subscription.objects.count() == 1
