@@ -76,8 +76,12 @@ def request_for(user):
 
 def test_reference_resolver_reads_tenant_groups(django_user_model):
     assert tenant_from_groups(request_for(AnonymousUser())) is None
+    # Logging in grants nothing: no group, no tenant (not the default one), even for staff and
+    # superusers, who reach tenants through their model permissions instead.
     plain = django_user_model.objects.create_user("plain")
-    assert tenant_from_groups(request_for(plain)) == "default"
+    assert tenant_from_groups(request_for(plain)) is None
+    root = django_user_model.objects.create_superuser("root", password="pw")
+    assert tenant_from_groups(request_for(root)) is None
     member = make_tenant_user("member", "org_42")
     assert tenant_from_groups(request_for(member)) == "org_42"
     # Two tenant groups: no guess, no tenant.
