@@ -44,7 +44,8 @@ DEFAULTS: dict[str, Any] = {
     # Most deliveries of one tenant in flight at once (all its endpoints together), unless its
     # Tenant row says otherwise; None for no cap. The default tenant is capped too. Keep it
     # well under the worker's concurrency so that one tenant's hanging endpoints leave slots
-    # for the others. Needs a Redis broker, like MAX_IN_FLIGHT. (A registry key: the Tenant row it defaults lives here.)
+    # for the others. Needs a Redis broker, like MAX_IN_FLIGHT. (A registry key: the Tenant
+    # row it defaults lives here.)
     "TENANT_MAX_IN_FLIGHT": 20,
     # Request budgets of the API (DRF throttles, subscriptions/throttling.py), each applied per
     # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here

@@ -5,7 +5,9 @@ DRF throttles (`rest_framework.throttling.SimpleRateThrottle`) with their rates 
 A view names its scope (`throttle_scope`, or `throttle_scopes` by action): "publish", "test",
 "replay", "retry", "create". Each scope's rate applies twice: to each user (`UserThrottle`) and
 to each tenant (`TenantThrottle`, the tenant the request acts on), so neither one token nor one
-customer's many users can flood the others. Over the budget: 429 with Retry-After.
+customer's many users can flood the others. Over the budget: 429 with Retry-After. A request
+that is refused (any 4xx but 429: not found, conflict, invalid) did nothing and spends nothing:
+its budget is given back when the answer is known (`refund_refused`, called by every API view).
 
 Counters live in Django's default cache: use a shared one (Redis) when the API runs in several
 processes, or each process counts alone. If the cache fails, requests go through (logged): a
@@ -28,6 +30,26 @@ from .conf import DEFAULTS, webhook_settings
 from .tenancy import resolve_tenant
 
 logger = logging.getLogger(__name__)
+
+# Where a request keeps the budget entries it spent: (cache, key, timestamp, window seconds).
+_SPENT_ATTRIBUTE = "_webhooks_throttle_spent"
+
+
+def refund_refused(request: Any, status_code: int) -> None:
+    """Give back the budget `request` spent if its answer refused it (4xx other than 429): a
+    404, 409 or 400 did nothing, so it must not use up the tenant's or the user's budget for
+    what does (shared/DESIGN.md, "Tenants": refused requests spend no throttle budget)."""
+    if not 400 <= status_code < 500 or status_code == 429:
+        return
+    for cache, key, spent_at, window in getattr(request, _SPENT_ATTRIBUTE, None) or ():
+        try:
+            history = list(cache.get(key, []))
+            if spent_at in history:
+                history.remove(spent_at)
+                cache.set(key, history, window)
+        except Exception as exc:  # whatever the cache backend raises (Redis down...)
+            logger.warning("throttle refund skipped, cache unavailable: %s", exc)
+    setattr(request, _SPENT_ATTRIBUTE, [])
 
 
 def cache_key(prefix: str, ident: str) -> str:
@@ -83,10 +105,17 @@ class _ScopedThrottle(SimpleRateThrottle):
             return True
         self.key = cache_key(f"webhooks-throttle:{self.scope}:{self.kind}", ident)
         try:
-            return super().allow_request(request, view)
+            allowed = super().allow_request(request, view)
         except Exception as exc:  # whatever the cache backend raises (Redis down...)
             logger.warning("throttle %s skipped, cache unavailable: %s", self.scope, exc)
             return True
+        if allowed:  # DRF recorded `self.now` under `self.key`: what a refusal gives back
+            spent = getattr(request, _SPENT_ATTRIBUTE, None)
+            if spent is None:
+                spent = []
+                setattr(request, _SPENT_ATTRIBUTE, spent)
+            spent.append((self.cache, self.key, self.now, self.duration))
+        return allowed
 
     def ident_of(self, request: Request, view: Any) -> str | None:
         raise NotImplementedError

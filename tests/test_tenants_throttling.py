@@ -99,6 +99,25 @@ def test_test_events_replays_and_retries_are_throttled(rates, broker):
         assert client.post(url, body, format="json").status_code == 429, url
 
 
+def test_refused_requests_spend_no_budget(rates, broker):
+    # 404s and 409s did nothing: they must not use up the budget for what does (the issue:
+    # 60 refused replays spent the default tenant's replay budget for an hour).
+    import uuid
+
+    rates(test="2/minute")
+    owner = make_tenant_user("owner", "org_a")
+    client = api_client(owner)
+    sub = make_subscription("http://127.0.0.1:9/x", tenant="org_a", owner=owner, is_active=False)
+    test_url = f"/api/subscriptions/{sub.pk}/test/"
+
+    refused = [client.post(test_url).status_code for _ in range(5)]
+    refused += [client.post(f"/api/subscriptions/{uuid.uuid4()}/test/").status_code for _ in "ab"]
+
+    assert refused == [409] * 5 + [404] * 2
+    Subscription.objects.filter(pk=sub.pk).update(is_active=True)
+    assert [client.post(test_url).status_code for _ in range(3)] == [202, 202, 429]
+
+
 def basic(username: str, password: str) -> dict:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"HTTP_AUTHORIZATION": f"Basic {token}"}

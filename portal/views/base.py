@@ -15,7 +15,7 @@ from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch
 from django.views.decorators.csrf import csrf_protect
 
-from subscriptions.throttling import TenantThrottle
+from subscriptions.throttling import TenantThrottle, refund_refused
 
 from .. import access, scope
 from ..conf import webhook_settings
@@ -114,7 +114,8 @@ def no_access(request: HttpRequest) -> HttpResponse:
 def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Spend the tenant's `THROTTLE_RATES[scope]` budget on each POST of the wrapped portal
     view ("test", "replay", "retry", "create"): the same counter as the API's TenantThrottle,
-    so the portal is no way around the API's limits. Over budget: a 429 page with the wait."""
+    so the portal is no way around the API's limits. Over budget: a 429 page with the wait. A
+    POST the view refuses (4xx) gives its budget back."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -129,7 +130,9 @@ def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..
                     )
                     response["Retry-After"] = str(wait)
                     return response
-            return view(request, tenant, *args, **kwargs)
+            response = view(request, tenant, *args, **kwargs)
+            refund_refused(request, response.status_code)  # a refused POST spends nothing
+            return response
 
         return wrapper
 
