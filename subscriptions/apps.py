@@ -11,14 +11,19 @@ class SubscriptionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_login_failed
         from django.core import checks
         from django.db.models.signals import post_migrate
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
+        from .authentication import count_failed_login
         from .checks import check_webhooks_settings
         from .operators import grant_app_permissions
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
+        # Every failed password login counts against its address and user name (the admin's
+        # too); FailedLoginBackend and the API's Basic refuse logins past the budget.
+        user_login_failed.connect(count_failed_login, dispatch_uid="webhooks-failed-login")
         # The "Webhooks operators" group holds this app's model permissions (operators.py).
         post_migrate.connect(
             grant_app_permissions, sender=self, dispatch_uid="webhooks-operators-subscriptions"

@@ -11,6 +11,7 @@ the Celery side, `W003`-`W005`), and `portal.checks`, which checks the portal's.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import numbers
 import re
 from collections.abc import Callable
@@ -107,6 +108,20 @@ def throttle_rates(value: Any) -> str | None:
     return None
 
 
+def trusted_proxies(value: Any) -> str | None:
+    """A number of proxies (0 or more) or a list of CIDRs."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return None
+    if isinstance(value, list | tuple) and all(isinstance(cidr, str) for cidr in value):
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                return f"has {cidr!r}, which is not an IP network such as '10.0.0.0/8'"
+        return None
+    return f"must be a number of proxies (0 or more) or a list of CIDRs, not {value!r}"
+
+
 def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
@@ -147,6 +162,7 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
     "THROTTLE_RATES": throttle_rates,
+    "TRUSTED_PROXIES": trusted_proxies,
 }
 
 

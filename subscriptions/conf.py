@@ -51,6 +51,11 @@ DEFAULTS: dict[str, Any] = {
     # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
     # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
     # per client address and per user name (subscriptions/authentication.py).
+    # Which `X-Forwarded-For` entry is the client's address for the failed-login bound and
+    # anonymous budgets (subscriptions/clientaddr.py): 0 ignores the header (REMOTE_ADDR), N
+    # trusts N proxies of yours, a list of CIDRs trusts proxies in those networks. Anything
+    # else would let a client choose its own address.
+    "TRUSTED_PROXIES": 0,
     "THROTTLE_RATES": {
         "publish": "200/second",
         "test": "30/minute",

@@ -24,8 +24,9 @@ from typing import Any
 from django.core.cache import cache as default_cache
 from rest_framework import exceptions
 from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 
+from .clientaddr import client_address
 from .conf import DEFAULTS, webhook_settings
 from .tenancy import resolve_tenant
 
@@ -125,7 +126,8 @@ class _ScopedThrottle(SimpleRateThrottle):
 
 
 class UserThrottle(_ScopedThrottle):
-    """The scope's budget for each user (anonymous requests: each client address)."""
+    """The scope's budget for each user (anonymous requests: each client address, as
+    `clientaddr.client_address` finds it)."""
 
     kind = "user"
 
@@ -133,7 +135,7 @@ class UserThrottle(_ScopedThrottle):
         user = request.user
         if user and user.is_authenticated:
             return str(user.pk)
-        return self.get_ident(request)
+        return client_address(request)
 
 
 class TenantThrottle(_ScopedThrottle):
@@ -149,47 +151,71 @@ class TenantThrottle(_ScopedThrottle):
 
 # --- Failed logins --------------------------------------------------------------------------
 
+# What a failed attempt presented: a password (Basic, the admin's and any Django login form),
+# or an API token. Each kind counts in its own per-address budget, so that others' wrong
+# passwords from a shared address (an office, a NAT) never lock out a valid token.
+PASSWORD = "password"
+TOKEN = "token"
+
 
 class FailedLogins:
-    """Failed authentications per client address and per user name, within a sliding window
-    (`WEBHOOKS["THROTTLE_RATES"]["failed_login"]`, e.g. "10/minute"). Past the budget, every
-    attempt from that address or for that name answers 429, right or wrong password, until
-    the window has slid: guessing is bounded without locking the account for good."""
+    """Failed authentications within a sliding window (`WEBHOOKS["THROTTLE_RATES"]
+    ["failed_login"]`, e.g. "10/minute"), counted per client address and kind of credential,
+    and, for passwords only, per user name. Past the budget, every attempt of that kind from
+    that address (or for that name) is refused, right or wrong, until the window has slid:
+    guessing is bounded without locking an account for good.
 
-    def __init__(self, request: Request, username: str | None = None) -> None:
+    The address is `clientaddr.client_address` (`REMOTE_ADDR` unless `TRUSTED_PROXIES` says
+    otherwise), never a header the client chose. `request` may be None (a login with no
+    request): then only the user name counts.
+    """
+
+    def __init__(self, request: Any, username: str | None = None, kind: str = PASSWORD) -> None:
         rate = rate_for("failed_login")
         self.enabled = rate is not None
         if self.enabled:
             self.limit, self.window = UserThrottle().parse_rate(rate)
-        address = BaseThrottle().get_ident(request)
-        self.keys = [cache_key("webhooks-failed-login:addr", str(address))]
-        if username:
+        self.keys = []
+        if request is not None:
+            address = client_address(request)
+            self.keys.append(cache_key(f"webhooks-failed-login:{kind}-addr", address))
+        if username and kind == PASSWORD:
             self.keys.append(cache_key("webhooks-failed-login:user", username.lower()))
 
     def _recent(self, key: str, now: float) -> list[float]:
         return [t for t in default_cache.get(key, []) if t > now - self.window]
 
+    def wait(self) -> float | None:
+        """Seconds until the next attempt may be tried, None if one may be tried now."""
+        if not self.enabled:
+            return None
+        now = time.time()
+        try:
+            for key in self.keys:
+                recent = self._recent(key, now)
+                if len(recent) >= self.limit:
+                    return max(recent[0] + self.window - now, 0.0)
+        except Exception as exc:  # whatever the cache backend raises (Redis down...)
+            logger.warning("failed-login throttle skipped, cache unavailable: %s", exc)
+        return None
+
     def check(self) -> None:
         """Raise Throttled (429, with the wait) if the budget is spent."""
+        wait = self.wait()
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait)
+
+    def record(self) -> None:
+        """Count one failure. A budget already spent is not extended by the attempts it
+        refuses, so a blocked guesser cannot keep a name locked, and no list grows past the
+        limit."""
         if not self.enabled:
             return
         now = time.time()
         try:
             for key in self.keys:
                 recent = self._recent(key, now)
-                if len(recent) >= self.limit:
-                    raise exceptions.Throttled(wait=recent[0] + self.window - now)
-        except exceptions.Throttled:
-            raise
-        except Exception as exc:  # whatever the cache backend raises (Redis down...)
-            logger.warning("failed-login throttle skipped, cache unavailable: %s", exc)
-
-    def record(self) -> None:
-        if not self.enabled:
-            return
-        now = time.time()
-        try:
-            for key in self.keys:
-                default_cache.set(key, [*self._recent(key, now), now], self.window)
+                if len(recent) < self.limit:
+                    default_cache.set(key, [*recent, now], self.window)
         except Exception as exc:  # whatever the cache backend raises (Redis down...)
             logger.warning("failed login not counted, cache unavailable: %s", exc)

@@ -157,6 +157,14 @@ WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 
+# The first backend refuses password logins (the admin's form, the API's Basic) from an address
+# or for a user name past WEBHOOKS["THROTTLE_RATES"]["failed_login"] failures; the second is
+# Django's own.
+AUTHENTICATION_BACKENDS = [
+    "subscriptions.authentication.FailedLoginBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 # --- Cache ---------------------------------------------------------------------------------
 # The API's throttles (WEBHOOKS["THROTTLE_RATES"]) count in the default cache. Several web
 # processes must share it, or each counts alone: DJANGO_CACHE_URL names a Redis for it (e.g.
