@@ -1,4 +1,5 @@
-"""System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E007`, `W001`, `W002`).
+"""System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E007`, `W001`, `W002`,
+`W018`).
 
 A typo in a key or a wrong type would otherwise surface hours later, in a worker, as a retry
 that never comes; `manage.py check` (run by `migrate` and `runserver`) reports it at once and
@@ -20,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from .conf import DEFAULTS, WebhookSettings
+from .conf import DEFAULTS, WebhookSettings, webhook_settings
 
 Validator = Callable[[Any], str | None]
 
@@ -238,7 +239,42 @@ def check_webhooks_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
             )
     messages += check_keys(DEFAULTS, VALIDATORS)
     messages += _unsafe_in_production(value)
+    messages += _process_local_budgets()
     return messages
+
+
+# Cache backends whose counts live in one process (or nowhere): each process then keeps its
+# own budgets, and every limit is multiplied by the number of processes.
+PROCESS_LOCAL_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+}
+
+
+def _process_local_budgets() -> list[CheckMessage]:
+    """`webhooks.W018`: with DEBUG off, the throttles and the failed-login bound would count in
+    a process-local default cache (Django's default when CACHES is not set)."""
+    if settings.DEBUG:
+        return []
+    configured = webhook_settings.THROTTLE_RATES
+    rates = {**DEFAULTS["THROTTLE_RATES"], **(configured if isinstance(configured, dict) else {})}
+    if not any(rates.values()):
+        return []
+    backend = settings.CACHES.get("default", {}).get("BACKEND", "")
+    if backend not in PROCESS_LOCAL_CACHES:
+        return []
+    return [
+        Warning(
+            f"The default cache is {backend.rsplit('.', 1)[-1]}, local to each process, with "
+            "DEBUG = False: the API's budgets (WEBHOOKS['THROTTLE_RATES']) and the failed-login "
+            "bound count in each web process alone, so every limit is multiplied by the "
+            "number of processes.",
+            hint="Point CACHES['default'] at a cache every web process shares, e.g. Django's "
+            "RedisCache (the reference project uses DJANGO_CACHE_URL, else the broker's Redis "
+            "on its next database number).",
+            id="webhooks.W018",
+        )
+    ]
 
 
 def _unsafe_in_production(value: dict[str, Any]) -> list[CheckMessage]:

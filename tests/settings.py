@@ -31,3 +31,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **CELERY_BROKER_TRANSPORT_OPTIONS,
     **json.loads(os.environ.get("CELERY_TRANSPORT_OVERRIDES", "{}")),
 }
+
+# Throttle counters in this process's memory, emptied before every test (tests/conftest.py):
+# the reference settings would put them on the broker's Redis, which tests start on their own.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
