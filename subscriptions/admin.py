@@ -13,7 +13,8 @@ from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
-from django.utils.html import format_html, format_html_join
+from django.utils.cache import add_never_cache_headers
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -501,43 +502,48 @@ class SubscriptionAdmin(ExtensibleAdmin):
         if not change and obj.owner_id is None:
             obj.owner = request.user
         super().save_model(request, obj, form, change)
-        if not change:
-            self.message_user(
-                request,
-                format_html(
-                    "{} <code>{}</code> {}",
-                    _("Signing secret:"),
-                    obj.secret,
-                    _("Copy it now: it will not be shown again."),
-                ),
-                messages.WARNING,
-            )
+
+    def response_add(
+        self, request: HttpRequest, obj: Subscription, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The answer to the creating POST shows the new secret, once: not a message, which
+        would park it in the messages cookie (or the session) for the next page."""
+        if admin.options.IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, _("The subscription was added."), messages.SUCCESS)
+        return self.secrets_page(request, [(obj, obj.secret)], _("Subscription added"))
+
+    def secrets_page(
+        self, request: HttpRequest, rows: list[tuple[Subscription, str]], title: str, note: str = ""
+    ) -> HttpResponse:
+        """A page showing `rows` (subscription, new secret) in the answer to the action that
+        made them, never cached (`Cache-Control: no-store`)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "rows": rows,
+            "note": note,
+        }
+        request.current_app = self.admin_site.name
+        response = TemplateResponse(request, "subscriptions/admin/secrets_shown.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
-    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+    def rotate_secrets(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> HttpResponse | None:
         rotated = [(sub, services.rotate_secret(sub)) for sub in queryset]
-        self.message_user(
-            request,
-            ngettext(
-                "Rotated the secret of %(count)d subscription; the old secret keeps signing "
-                "during the overlap.",
-                "Rotated the secrets of %(count)d subscriptions; the old secrets keep signing "
-                "during the overlap.",
-                len(rotated),
-            )
-            % {"count": len(rotated)},
-            messages.SUCCESS,
-        )
-        if rotated:
-            # Shown once, like the secret of a new subscription; never stored in a log.
-            self.message_user(
-                request,
-                format_html(
-                    "{} {}",
-                    _("New secrets (copy them now, they will not be shown again):"),
-                    format_html_join(
-                        ", ", "{}: <code>{}</code>", ((str(s), secret) for s, secret in rotated)
-                    ),
-                ),
-                messages.WARNING,
-            )
+        if not rotated:
+            return None
+        note = ngettext(
+            "Rotated the secret of %(count)d subscription; the old secret keeps signing "
+            "during the overlap.",
+            "Rotated the secrets of %(count)d subscriptions; the old secrets keep signing "
+            "during the overlap.",
+            len(rotated),
+        ) % {"count": len(rotated)}
+        # Shown once, in the answer to this action, like the secret of a new subscription;
+        # never in a message (a cookie), the session or a log.
+        return self.secrets_page(request, rotated, _("New signing secrets"), note)

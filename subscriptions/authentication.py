@@ -22,7 +22,6 @@ import binascii
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.backends import BaseBackend
 from django.core.exceptions import PermissionDenied
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -83,12 +82,16 @@ class BoundedTokenAuthentication(_Bounded, authentication.TokenAuthentication):
     kind = TOKEN
 
 
-class FailedLoginBackend(BaseBackend):
+class FailedLoginBackend:
     """An authentication backend that authenticates nobody and refuses, with PermissionDenied
     (Django's public way to stop `authenticate()` at once), every password login from an
     address or for a user name whose failed-login budget is spent. Put it first in
     `AUTHENTICATION_BACKENDS`: the right password does not get in either until the window
-    slides, so guessing through the admin's login form is bounded like the API's Basic."""
+    slides, so guessing through the admin's login form is bounded like the API's Basic.
+
+    Deliberately not a `BaseBackend`: with no `get_user` or permission methods it is never the
+    backend a session logs in with (the test client's `force_login` picks the first backend
+    that has `get_user`) and is skipped by permission checks."""
 
     def authenticate(
         self,

@@ -18,7 +18,7 @@ from deliveries.models import Event
 from deliveries.services import PublishError, publish
 from subscriptions.models import EventType, Subscription
 from subscriptions.serializers import HEADER_MASK
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +45,7 @@ def publisher(django_user_model):
 
 @pytest.fixture
 def owner(django_user_model):
-    user = django_user_model.objects.create_user("owner")
+    user = make_tenant_user("owner", "default")
     client = APIClient()
     client.force_authenticate(user)
     client.user = user
