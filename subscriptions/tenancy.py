@@ -20,7 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import webhook_settings
-from .models import is_valid_tenant_key
+from .models import default_tenant_key, is_valid_tenant_key
 
 # Name prefix of the Django groups that the default resolver reads: a user in the group
 # "tenant:org_42" belongs to tenant "org_42".
@@ -91,3 +91,25 @@ def resolve_tenant(request: Any) -> str | None:
         )
     setattr(request, _CACHE_ATTRIBUTE, key)
     return key
+
+
+def user_belongs_to(user: Any, tenant: str) -> bool:
+    """Whether `user` belongs to `tenant` now, outside any request (e.g. to write to an
+    endpoint's owner about it).
+
+    True for an active user whom `TENANT_RESOLVER`, given a request of that user, maps to
+    `tenant`; and, in the default tenant, for an active user holding the permission to change
+    subscriptions (a single-tenant project's operators, who are in no tenant). A user who left
+    the tenant, or an operator who made an endpoint for another tenant, does not belong.
+    """
+    from django.http import HttpRequest
+
+    if user is None or not user.is_active:
+        return False
+    request = HttpRequest()
+    request.user = user
+    if resolve_tenant(request) == tenant:
+        return True
+    return tenant == default_tenant_key() and user.has_perm(
+        "webhook_subscriptions.change_subscription"
+    )

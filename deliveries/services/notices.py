@@ -35,6 +35,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from subscriptions.models import Subscription
+from subscriptions.tenancy import user_belongs_to
 
 from .. import dispatch, signals
 from ..conf import webhook_settings
@@ -261,11 +262,15 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
 
 def contact_addresses(notice: EndpointNotice) -> list[str]:
     """Who is told about the endpoint: its tenant's contact address, else the email address
-    of the subscription's owner; none if neither is set."""
+    of the subscription's owner while the owner still belongs to the tenant
+    (`subscriptions.tenancy.user_belongs_to`: someone who left must not keep hearing about
+    its endpoints); none otherwise."""
     if notice.tenant.contact_email:
         return [notice.tenant.contact_email]
     owner = notice.subscription.owner
-    email = getattr(owner, "email", "") if owner is not None else ""
+    if owner is None or not user_belongs_to(owner, notice.tenant_id):
+        return []
+    email = getattr(owner, "email", "")
     return [email] if email else []
 
 
