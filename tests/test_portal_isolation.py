@@ -173,3 +173,25 @@ def test_logging_in_alone_opens_no_portal_page(client, django_user_model, route,
     assert "operator-hook" not in response.content.decode()
     assert Subscription.objects.filter(pk=default.pk).values().get() == before
     assert Subscription.objects.count() == 1
+
+
+# --- Refusals carry the portal's security headers ---------------------------------------------
+
+
+def assert_secured(response) -> None:
+    assert "frame-ancestors" in response["Content-Security-Policy"]
+    assert "no-store" in response["Cache-Control"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_the_404_and_403_pages_carry_the_security_headers(client, tenants):
+    missing = client.get(portal_url("endpoint", tenants["subscription"].pk))
+    assert missing.status_code == 404
+    assert "b-secret-hook" not in missing.content.decode()
+    assert_secured(missing)
+
+    client.post(portal_url("leave"))
+    no_access = client.get(portal_url("endpoints"))
+    assert no_access.status_code == 403
+    assert_secured(no_access)

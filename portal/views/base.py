@@ -10,7 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch
 from django.views.decorators.csrf import csrf_protect
@@ -53,7 +54,14 @@ def secured(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         nonce = secrets.token_urlsafe(16)
         setattr(request, NONCE_ATTR, nonce)
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            # Rendered here rather than by the host's handler404, so that it carries these
+            # headers too (a 404 says another tenant's object does not exist: never cached).
+            response = page(request, "webhooks_portal/not_found.html", {}, status=404)
+        except PermissionDenied:
+            response = page(request, "webhooks_portal/forbidden.html", {}, status=403)
         response["Content-Security-Policy"] = content_security_policy(nonce)
         response["Cache-Control"] = "no-store, private"
         response["Referrer-Policy"] = "same-origin"
