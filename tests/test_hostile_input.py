@@ -33,8 +33,9 @@ HOST_DRF = {
 
 @pytest.fixture
 def publisher(django_user_model):
-    # Publishing and adding to the catalog need model permissions (is_staff alone grants none).
-    user = django_user_model.objects.create_user("publisher")
+    # Publishing and adding to the catalog need model permissions (is_staff alone grants none);
+    # reading the default tenant's lists needs that tenant (logging in grants nothing).
+    user = make_tenant_user("publisher", "default")
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["add_event", "add_eventtype"])
     )
