@@ -1,5 +1,5 @@
-/* The portal works without this file; it adds copy buttons and reloads a page while a
-   delivery it shows is on its way. Loaded from the site itself (the CSP allows nothing else). */
+/* The portal works without this file; it adds copy buttons, reloads a page while a
+   delivery it shows is on its way, and gives a page answering a POST its own address. Loaded from the site itself (the CSP allows nothing else). */
 (function () {
   "use strict";
 
@@ -40,6 +40,14 @@
     button.hidden = false;
     button.addEventListener("click", function () { copyText(target.textContent.trim(), button); });
   });
+
+  // A page that answers a POST (the secret shown once after create or rotate) puts the
+  // endpoint's own address in the address bar: reloading it, or coming Back to it, then reads
+  // the endpoint (no secret) instead of sending the POST again.
+  var shown = document.querySelector("[data-address]");
+  if (shown && window.history && window.history.replaceState) {
+    window.history.replaceState(null, "", shown.getAttribute("data-address"));
+  }
 
   var seconds = parseFloat(document.body.getAttribute("data-refresh") || "0");
   if (seconds > 0) {
