@@ -198,23 +198,8 @@ PRODUCTION = {
 }
 
 
-def test_check_deploy_is_silent_with_the_documented_production_environment():
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
-        env=clean_env(**PRODUCTION),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-    assert result.returncode == 0, result.stderr
-    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
-
-
-def test_without_https_check_deploy_names_what_is_missing():
-    env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_HTTPS"}
-    result = subprocess.run(
+def check_deploy(**env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy"],
         cwd=ROOT,
         env=clean_env(**env),
@@ -222,6 +207,17 @@ def test_without_https_check_deploy_names_what_is_missing():
         text=True,
         timeout=120,
     )
+
+
+def test_check_deploy_is_silent_with_the_documented_production_environment():
+    result = check_deploy(**PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout, result.stdout + result.stderr
+
+
+def test_without_https_check_deploy_names_what_is_missing():
+    result = check_deploy(**{k: v for k, v in PRODUCTION.items() if k != "DJANGO_HTTPS"})
 
     for warning in ("security.W004", "security.W008", "security.W012", "security.W016"):
         assert warning in result.stdout + result.stderr
