@@ -68,6 +68,13 @@ def test_a_link_opens_one_session_and_answers_already_used_afterwards():
     assert shows(first) == A
 
 
+def test_a_head_request_does_not_spend_the_link():
+    path = access.entry_path(access.make_token(A))
+
+    assert Client().head(path).status_code == 200
+    assert Client().get(path).status_code == 302
+
+
 def test_the_browser_that_used_a_link_may_follow_it_again():
     # The Back button: the same browser, the same link, the session it opened.
     client = Client()

@@ -49,6 +49,9 @@ def enter(request: HttpRequest) -> HttpResponse:
                 "current_tenant_name": scope.display_name(shown) if shown else "",
             }
             return page(request, "webhooks_portal/link_confirm.html", context)
+        if request.method == "HEAD":
+            # A link checker or preview fetcher asking about the link must not spend it.
+            return HttpResponse()
         access.redeem(request, claim)
     except (access.LinkExpired, access.LinkInvalid, access.LinkUsed) as exc:
         reason, status = REFUSALS[type(exc)]
