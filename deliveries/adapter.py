@@ -10,18 +10,30 @@ urllib3, http.client and ssl only.
   `request()`, and whose `response_class` reads past interim 1xx answers.
 - TLS runs on one `ssl.SSLContext` per adapter (so per thread), loaded once with the CA bundle;
   its `sslsocket_class` hands the socket to the deadline before the handshake, so a receiver
-  trickling its handshake is cut too.
+  trickling its handshake is cut too. A subscription with a client certificate (mTLS) gets a
+  context of its own with that certificate loaded (`ClientCertificate`, passed as `cert`).
+- Through an egress proxy (`proxies`), the pool's host is still the checked address, so the
+  proxy is asked to `CONNECT` to that address (urllib3 tunnels to the pool's host), and TLS
+  inside the tunnel is verified against the name as without a proxy. A plain `http://` request
+  (allowed in demos only) is forwarded with the checked address in its absolute URL
+  (`request_url`), never the name, so the proxy does not resolve it again.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
+import secrets
 import ssl
+import tempfile
 import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from cryptography.hazmat.primitives import serialization
 from requests import certs
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -112,11 +124,53 @@ def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
     return context
 
 
+@dataclass(frozen=True)
+class ClientCertificate:
+    """A client certificate for mutual TLS: PEM certificate (chain) and its unencrypted PEM key,
+    as the subscription holds them (decrypted). Never shown in `repr`."""
+
+    cert_pem: str
+    key_pem: str
+
+    def __repr__(self) -> str:
+        return "ClientCertificate(...)"
+
+
+def load_client_certificate(context: ssl.SSLContext, client: ClientCertificate) -> None:
+    """Load `client` into `context`.
+
+    `ssl` reads certificates and keys from files only, so the key goes to a temporary file
+    encrypted under a one-time random password that never leaves this process's memory: what
+    touches the disk, for the moment the file exists, is useless on its own. Raises
+    ssl.SSLError or ValueError for a certificate or key OpenSSL refuses.
+    """
+    password = secrets.token_bytes(32)
+    key = serialization.load_pem_private_key(client.key_pem.encode("ascii"), password=None)
+    sealed = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password),
+    )
+    with tempfile.TemporaryDirectory(prefix="webhooks-mtls-") as folder:
+        cert_path, key_path = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+        for path, data in ((cert_path, client.cert_pem.encode("ascii")), (key_path, sealed)):
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+        context.load_cert_chain(cert_path, key_path, password=password)
+
+
+# Client contexts kept per adapter: each holds its pools' connections open for reuse.
+MAX_CLIENT_CONTEXTS = 256
+
+
 class PinnedAdapter(HTTPAdapter):
     """Connects to the address the guard checked, while TLS still verifies the host name."""
 
     def __init__(self, *, ca_bundle: str | None = None, **kwargs: Any) -> None:
+        self.ca_bundle = ca_bundle
         self.ssl_context = tls_context(ca_bundle)
+        self._client_contexts: OrderedDict[ClientCertificate, ssl.SSLContext] = OrderedDict()
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -126,20 +180,52 @@ class PinnedAdapter(HTTPAdapter):
             "https": TrackedHTTPSPool,
         }
 
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        # The same tracked connections as without a proxy: the deadline covers the tunnel's
+        # TLS handshake, request and answer too.
+        manager.pool_classes_by_scheme = {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
+        return manager
+
+    def client_context(self, client: ClientCertificate) -> ssl.SSLContext:
+        """The TLS context presenting `client` (built once, then reused with its pools)."""
+        context = self._client_contexts.get(client)
+        if context is None:
+            context = tls_context(self.ca_bundle)
+            load_client_certificate(context, client)
+            self._client_contexts[client] = context
+            while len(self._client_contexts) > MAX_CLIENT_CONTEXTS:
+                self._client_contexts.popitem(last=False)
+        else:
+            self._client_contexts.move_to_end(client)
+        return context
+
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
+        client = cert if isinstance(cert, ClientCertificate) else None
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
+            request, verify, None if client is not None else cert
         )
         destination: Destination | None = getattr(request, "destination", None)
         if destination is not None:
             host_params["host"] = destination.address
             if destination.scheme == "https":
-                pool_kwargs["ssl_context"] = self.ssl_context
+                context = self.client_context(client) if client else self.ssl_context
+                pool_kwargs["ssl_context"] = context
                 pool_kwargs["server_hostname"] = destination.tls_name
                 pool_kwargs["assert_hostname"] = destination.tls_name
         return host_params, pool_kwargs
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        url = super().request_url(request, proxies)
+        destination: Destination | None = getattr(request, "destination", None)
+        if destination is None or not url.lower().startswith("http://"):
+            return url  # a path (direct or tunnelled): the connection already goes to the IP
+        # Forwarded plain HTTP: the proxy connects where the absolute URL says, so it must say
+        # the checked address (the Host header keeps the name).
+        address = f"[{destination.address}]" if ":" in destination.address else destination.address
+        return urlunsplit(urlsplit(url)._replace(netloc=f"{address}:{destination.port}"))
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         # Certificates are always verified, against the CA bundle already in `ssl_context`;

@@ -12,9 +12,11 @@ Registered in `apps.py`. Only Celery's public API is used: `app_or_default()`, `
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery.app import app_or_default
 from django.conf import settings
@@ -70,18 +72,46 @@ def optional_secret(value: Any) -> str | None:
     return None
 
 
+def egress_proxy(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError for a port that is no number in range
+        ok = parts.scheme in {"http", "https"} and bool(parts.hostname)
+    except (ValueError, TypeError, AttributeError):
+        ok = False
+    if ok:
+        return None
+    return f"must be an http:// proxy URL such as 'http://10.0.0.5:3128', or None, not {value!r}"
+
+
+def ip_list(value: Any) -> str | None:
+    if not isinstance(value, list | tuple):
+        return f"must be a list of IP addresses or networks, not {value!r}"
+    for item in value:
+        try:
+            ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            return f"must hold IP addresses or networks only; {item!r} is neither"
+    return None
+
+
 VALIDATORS: dict[str, Validator] = {
     "RETRY_SCHEDULE": retry_schedule,
     "RETRY_JITTER": number(),
     "CONNECT_TIMEOUT": number(strict=True),
     "TIMEOUT": number(strict=True),
     "CA_BUNDLE": ca_bundle,
+    "EGRESS_PROXY": egress_proxy,
+    "EGRESS_IPS": ip_list,
     "MAX_RESPONSE_BODY_BYTES": integer(minimum=0),
     "MAX_PAYLOAD_BYTES": integer(minimum=1),
     # Deeper data would cost deep recursion in JSON Schema validation and encoders.
     "MAX_PAYLOAD_DEPTH": integer(minimum=1, maximum=128),
     "DISABLE_AFTER": number(strict=True),
     "RETENTION_DAYS": number(strict=True),
+    "PRUNE_TIME_BUDGET": number(strict=True),
     "MAX_COUNTDOWN": number(strict=True, optional=True),
     "STALE_SENDING_AFTER": number(strict=True, optional=True),
     "SWEEP_GRACE": number(),

@@ -30,6 +30,15 @@ DEFAULTS: dict[str, Any] = {
     # a private CA (the tests use one for their own TLS receiver). Certificates are always
     # verified; there is no switch to turn that off.
     "CA_BUNDLE": None,
+    # An HTTP proxy that deliveries (and OAuth2 token requests) go through, e.g.
+    # "http://10.0.0.5:3128"; None to connect directly. The destination is still resolved and
+    # checked here (the SSRF guard), and the proxy is asked to CONNECT to the checked address,
+    # never the name; TLS is still verified against the name. The proxy itself may be on a
+    # private address. docs/security.md.
+    "EGRESS_PROXY": None,
+    # The public addresses deliveries leave from (the proxy's, the NAT's), served at
+    # GET /api/egress-ips/ and in the portal for receivers' allow-lists. Informational only.
+    "EGRESS_IPS": [],
     # Bytes of each response body kept on the attempt row.
     "MAX_RESPONSE_BODY_BYTES": 16384,
     # Largest accepted event `data`, as compact JSON bytes; the API answers 413 above it.
@@ -42,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "DISABLE_AFTER": 432000,
     # Finished deliveries and their attempts older than this many days are pruned.
     "RETENTION_DAYS": 30,
+    # Seconds one prune run may spend deleting (in batches of BATCH_SIZE) before it stops and
+    # sends itself again: a budget of time, not of rows, so pruning keeps up at any volume.
+    "PRUNE_TIME_BUDGET": 240,
     # Longest wait, in seconds, that is handed to Celery as a retry countdown. Longer waits are
     # parked in the database and sent by the sweep. Two reasons to keep it short: a countdown
     # beyond the broker's visibility timeout is delivered again and again, and countdown (ETA)
@@ -119,6 +131,11 @@ class PipelineSettings(WebhookSettings):
         bound = float(options.get("visibility_timeout", 3600)) / 2
         wanted = 60.0 if self.MAX_COUNTDOWN is None else float(self.MAX_COUNTDOWN)
         return min(wanted, bound)
+
+    @property
+    def egress_ips(self) -> list[str]:
+        """EGRESS_IPS as strings, in the order given (the API and the portal list them)."""
+        return [str(ip) for ip in self.EGRESS_IPS or ()]
 
     @property
     def stale_sending_after(self) -> int:

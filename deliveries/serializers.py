@@ -207,3 +207,10 @@ class RetryQueuedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     queued = serializers.BooleanField()
     attempt = serializers.IntegerField(help_text="Number of the attempt that was queued.")
+
+
+class EgressIPsSerializer(serializers.Serializer):
+    ips = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Addresses (or networks) webhooks are sent from, for the receiver's allow-list.",
+    )

@@ -64,7 +64,10 @@ def disable_dead_endpoints() -> None:
 
 @shared_task(name=dispatch.PRUNE, ignore_result=True)
 def prune() -> None:
-    maintenance.prune()
+    """One time-budgeted prune run; when old history is left over, the next run is sent at
+    once (not at the next hourly beat), so pruning keeps pace with any daily volume."""
+    if not maintenance.prune().done:
+        dispatch.send(dispatch.PRUNE, (), queue=webhook_settings.MAINTENANCE_QUEUE)
 
 
 @shared_task(name=dispatch.ANNOUNCE_NOTICE, ignore_result=True)

@@ -4,7 +4,9 @@ It never raises: every outcome, a refused connection, a malformed answer and our
 included, comes back as a `SendResult`, and what that result holds is safe to store (no NUL, no
 lone surrogate: `subscriptions.text.clean_text`). It keeps one `requests` adapter per process
 (per thread under a thread pool) so connections are reused, ignores proxy variables from the
-environment, never follows redirects, connects only to the address the SSRF guard checked, and
+environment (it goes through `WEBHOOKS["EGRESS_PROXY"]` alone, asking it for the checked
+address), presents a client certificate when given one (mTLS), never follows redirects,
+connects only to the address the SSRF guard checked, and
 enforces a total deadline per attempt, DNS lookup included, that a receiver trickling its
 answer byte by byte cannot stretch (`deliveries.deadline`).
 """
@@ -33,7 +35,7 @@ from subscriptions.netguard import (
 )
 from subscriptions.text import clean_text
 
-from .adapter import get_adapter
+from .adapter import ClientCertificate, get_adapter
 from .conf import webhook_settings
 from .deadline import deadline
 from .models import ERROR_MAX_CHARS, ErrorKind
@@ -109,8 +111,11 @@ def send(
     connect_timeout: float,
     timeout: float,
     max_body_bytes: int,
+    client_cert: ClientCertificate | None = None,
 ) -> SendResult:
     """POST `body` to `url` with `headers`; describe what happened. Never raises.
+
+    `client_cert` is presented to an https receiver that asks for one (mutual TLS).
 
     `timeout` (seconds) bounds the whole attempt: DNS lookup, connection, TLS handshake,
     request and answer. `connect_timeout` (seconds) bounds the TCP connect within it. At most
@@ -124,7 +129,7 @@ def send(
         with deadline(timeout) as attempt:
             try:
                 limits = _Limits(connect_timeout, timeout, max_body_bytes)
-                _exchange(url, body, headers, limits, result)
+                _exchange(url, body, headers, limits, result, client_cert)
                 if attempt.expired:
                     # Cut while reading a body that ends with the connection: what looked like
                     # its end was our own shutdown.
@@ -148,7 +153,12 @@ def send(
 
 
 def _exchange(
-    url: str, body: bytes, headers: dict[str, str], limits: _Limits, result: SendResult
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    limits: _Limits,
+    result: SendResult,
+    client_cert: ClientCertificate | None = None,
 ) -> None:
     connect_timeout, timeout, max_body_bytes = limits
     started = time.monotonic()
@@ -157,12 +167,15 @@ def _exchange(
     if left <= 0:
         raise _NoTimeLeft(f"No time left to connect after the lookup ({timeout:g} s).")
     request = _request(url, body, headers, destination)
+    proxy = webhook_settings.EGRESS_PROXY
     response = get_adapter(webhook_settings.CA_BUNDLE).send(
         request,
         stream=True,
         timeout=(min(connect_timeout, left), timeout),
         verify=True,
-        proxies={},
+        cert=client_cert,
+        # Never the environment's proxy variables; the configured proxy for both schemes.
+        proxies={"http": proxy, "https": proxy} if proxy else {},
     )
     try:
         result.status = response.status_code

@@ -11,7 +11,13 @@ from rest_framework.routers import SimpleRouter
 from .apidocs import ApiDocsView, ApiRootView, ApiSchemaView
 from .metrics import metrics_view
 from .tenant_api import TenantViewSet
-from .views import DeliveryViewSet, EventViewSet, SubscriptionReplayView, SubscriptionTestView
+from .views import (
+    DeliveryViewSet,
+    EgressIPsView,
+    EventViewSet,
+    SubscriptionReplayView,
+    SubscriptionTestView,
+)
 
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
@@ -30,6 +36,7 @@ api_patterns = [
         name="subscription-replay",
     ),
     path("metrics/", metrics_view, name="webhooks-metrics"),
+    path("egress-ips/", EgressIPsView.as_view(), name="webhooks-egress-ips"),
     *router.urls,
 ]
 

@@ -5,25 +5,29 @@ import logging
 from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from subscriptions.access import TenantModelPermissions, read_scope
 from subscriptions.api import APIDefaults, extend_schema
+from subscriptions.keyset import CursorPagination
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
 from subscriptions.tenancy import resolve_tenant
 from subscriptions.throttling import TenantThrottle, UserThrottle
 
+from .conf import webhook_settings
 from .models import Delivery, Event
 from .permissions import CanPublish
 from .serializers import (
     DeliveryDetailSerializer,
     DeliveryFilterSerializer,
     DeliverySerializer,
+    EgressIPsSerializer,
     EventDetailSerializer,
     EventSerializer,
     PublishedSerializer,
@@ -82,6 +86,8 @@ class EventViewSet(
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Event.objects.none()
+    # History grows without bound: keyset pages on (created_at, id), no count (keyset.py).
+    pagination_class = CursorPagination
     permission_classes = [CanPublish]
     tenant_model = Event
     throttle_classes = [UserThrottle, TenantThrottle]
@@ -144,6 +150,8 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
+    # History grows without bound: keyset pages on (created_at, id), no count (keyset.py).
+    pagination_class = CursorPagination
     permission_classes = [TenantModelPermissions]
     tenant_model = Delivery
     tenant_action_perms = {"retry": ("change",)}
@@ -170,8 +178,8 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
             return queryset.prefetch_related("attempt_set")
         filters = DeliveryFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        queryset = queryset.filter(**filters.lookups())
-        return queryset.order_by("-created_at")
+        # The paginator orders by (-created_at, -id): the indexes on created_at serve it.
+        return queryset.filter(**filters.lookups())
 
     @extend_schema(request=None, responses={202: RetryQueuedSerializer})
     @action(detail=True, methods=["post"])
@@ -264,3 +272,14 @@ class SubscriptionReplayView(SubscriptionActionView):
             "status": list(result.request.statuses),
         }
         return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class EgressIPsView(APIDefaults, APIView):
+    """`GET /api/egress-ips/`: the addresses deliveries leave from (`WEBHOOKS["EGRESS_IPS"]`),
+    for receivers' allow-lists. Any signed-in user may read it; strangers get 401/403."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(responses={200: EgressIPsSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(EgressIPsSerializer({"ips": webhook_settings.egress_ips}).data)

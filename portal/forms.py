@@ -12,8 +12,10 @@ from rest_framework import serializers as drf
 
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
-from subscriptions.models import EventType, PayloadFormat, Subscription
+from subscriptions.models import EventType, PayloadFormat, SignatureScheme, Subscription
 from subscriptions.serializers import SubscriptionCreateSerializer, SubscriptionSerializer
+
+from .humanize import duration
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
 
@@ -83,6 +85,17 @@ class EndpointForm(forms.Form):
         initial=PayloadFormat.STANDARD,
         widget=forms.RadioSelect,
     )
+    signature_scheme = forms.ChoiceField(
+        label=_("Signatures"),
+        choices=SignatureScheme.choices,
+        initial=SignatureScheme.V1,
+        required=False,  # left out: unchanged (v1 for a new endpoint)
+        widget=forms.RadioSelect,
+        help_text=_(
+            "v1 signs with the shared secret; v1a with a private key whose public key is shown "
+            "on the endpoint's page; both while your receiver moves to v1a."
+        ),
+    )
     headers = forms.CharField(
         label=_("Custom headers"),
         required=False,
@@ -108,6 +121,7 @@ class EndpointForm(forms.Form):
                 "description": instance.description,
                 "event_types": list(instance.event_types or ()),
                 "payload_format": instance.payload_format,
+                "signature_scheme": instance.signature_scheme,
                 "headers": format_headers(instance.headers or {}),
                 "rate_limit": instance.rate_limit,
             }
@@ -131,6 +145,8 @@ class EndpointForm(forms.Form):
             "headers": cleaned.get("headers") or {},
             "rate_limit": cleaned.get("rate_limit"),
         }
+        if cleaned.get("signature_scheme"):
+            data["signature_scheme"] = cleaned["signature_scheme"]
         if self.instance is None:
             serializer: drf.Serializer = SubscriptionCreateSerializer(data=data)
         else:
@@ -148,6 +164,25 @@ class EndpointForm(forms.Form):
         """Create or update through the serializer; `extra` (e.g. the tenant) is saved too."""
         assert self.serializer is not None, "save() after a successful is_valid()"
         return self.serializer.save(**extra)
+
+
+class RotateForm(forms.Form):
+    """How long the old secret (and v1a key) keep signing after a rotation."""
+
+    overlap = forms.TypedChoiceField(
+        label=_("Old secret keeps signing for"),
+        coerce=int,
+        required=False,  # left out: the default overlap
+        empty_value=None,
+        help_text=_("Choose none if the old secret leaked: it stops signing at once."),
+    )
+
+    def __init__(self, *args: Any, default: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choices = {0: _("None: stop at once"), 3600: _("1 hour"), 7 * 86400: _("7 days")}
+        choices.setdefault(default, _("%(overlap)s (the default)") % {"overlap": duration(default)})
+        self.fields["overlap"].choices = sorted(choices.items())
+        self.fields["overlap"].initial = default
 
 
 class DeliveryFilterForm(forms.Form):
@@ -168,14 +203,25 @@ class DeliveryFilterForm(forms.Form):
     since = forms.DateTimeField(label=_("From"), required=False, widget=DateTimeLocalInput())
     until = forms.DateTimeField(label=_("Until"), required=False, widget=DateTimeLocalInput())
 
-    def __init__(self, *args: Any, endpoints: list[Subscription], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, endpoints: list[Subscription] | None, **kwargs: Any) -> None:
+        """`endpoints`: the tenant's endpoints to choose from, or None when it has too many to
+        list (`ENDPOINT_CHOICES_MAX`): the field then takes an endpoint id typed in, so that a
+        tenant with 10,000 endpoints does not get a 1 MB `<select>`."""
         super().__init__(*args, **kwargs)
         zone = timezone.get_current_timezone_name()
         self.fields["since"].label = _("From (%(zone)s)") % {"zone": zone}
         self.fields["until"].label = _("Until (%(zone)s)") % {"zone": zone}
-        self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
-            (str(sub.pk), str(sub)) for sub in endpoints
-        ]
+        if endpoints is None:
+            self.fields["endpoint"] = forms.UUIDField(
+                label=_("Endpoint id"),
+                required=False,
+                widget=forms.TextInput(attrs={"spellcheck": "false", "size": 36}),
+                help_text=_("Copy it from the endpoint's page."),
+            )
+        else:
+            self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
+                (str(sub.pk), str(sub)) for sub in endpoints
+            ]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

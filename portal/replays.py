@@ -39,6 +39,11 @@ def remember(request: HttpRequest, result: replay.ReplayResult) -> None:
     request.session[SESSION_KEY] = watched
 
 
+def watched_endpoints(request: HttpRequest) -> list[str]:
+    """The endpoint ids of the replays this session remembers (a handful at most)."""
+    return [item["endpoint"] for item in request.session.get(SESSION_KEY, [])]
+
+
 def waiting(request: HttpRequest, endpoints: Iterable[object]) -> int:
     """How many deliveries the session's replays of `endpoints` (subscription ids) have yet
     to reopen; replays that are done or older than `WATCH_SECONDS` are forgotten."""

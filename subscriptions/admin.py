@@ -21,6 +21,7 @@ from django.utils.translation import ngettext
 from . import services
 from .headers import mask_headers, unmask_headers
 from .models import EventType, Subscription, Tenant
+from .search import IndexedSearch, subscription_search
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions, tenant_admin_extensions
 
@@ -99,6 +100,7 @@ class SubscriptionAdminForm(APIRulesForm):
             "event_types",
             "is_active",
             "payload_format",
+            "signature_scheme",
             "headers",
             "rate_limit",
         ]
@@ -109,10 +111,16 @@ class SubscriptionAdminForm(APIRulesForm):
             # Left empty: the default tenant, as in code that names none.
             self.fields["tenant"].required = False
             self.fields["tenant"].help_text = _("Empty for the default tenant.")
+        if "signature_scheme" in self.fields:
+            self.fields["signature_scheme"].required = False
         # Header values are write-only, as in the API: the form shows the mask, and a value
         # left as the mask keeps the stored one.
         if self.instance.pk and self.instance.headers:
             self.initial["headers"] = mask_headers(self.instance.headers)
+
+    def clean_signature_scheme(self) -> str:
+        # Left out of a submitted form: unchanged (v1 for a new subscription).
+        return self.cleaned_data.get("signature_scheme") or self.instance.signature_scheme
 
     def clean_tenant(self) -> Tenant:
         return self.cleaned_data.get("tenant") or Tenant.objects.default()
@@ -233,6 +241,10 @@ class TenantAdmin(ExtensibleAdmin):
     extension_signal = tenant_admin_extensions
     # The pipeline's health figures follow the name.
     extension_columns_after = "name"
+    # Tenants grow with customers: no count of the whole table; pages of 50 (each row
+    # carries its health figures).
+    show_full_result_count = False
+    list_per_page = 50
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # The key is what subscriptions and events point to: fixed once created.
@@ -332,7 +344,7 @@ def short_url(url: str, limit: int = URL_DISPLAY_LENGTH) -> str:
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ExtensibleAdmin):
+class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
     form = SubscriptionAdminForm
     # The endpoint (its description over its URL, each shown once) and its status lead; the
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
@@ -343,9 +355,17 @@ class SubscriptionAdmin(ExtensibleAdmin):
     # `owner` is nullable, which the changelist's automatic select_related() skips.
     list_select_related = ["owner", "tenant"]
     list_filter = [tenant_filter("tenant_id"), "is_active", "payload_format"]
-    search_fields = ["url", "description", "id", "=tenant__key"]
+    # Searched by `subscription_search` (an id exactly, URL and description by trigram index).
+    search_lookup = staticmethod(subscription_search)
+    search_fields = ["url", "description", "=id", "=tenant__key"]
+    search_help_text = _("An endpoint id, a tenant key, or part of a URL or description.")
+    # Endpoints grow with customers: no count of the whole table on each page, and pages of
+    # 50 (each row carries its health figures and chart).
+    show_full_result_count = False
+    list_per_page = 50
     readonly_fields = [
         "id",
+        "public_key",
         "disabled_reason",
         "disabled_at",
         "failing_since",
@@ -353,14 +373,27 @@ class SubscriptionAdmin(ExtensibleAdmin):
         "created_at",
         "updated_at",
     ]
-    # The secret is shown once, in the message after creation; never in a form or a list.
-    exclude = ["secret", "previous_secret", "previous_secret_expires_at"]
+    # The secret is shown once, in the message after creation; never in a form or a list. The
+    # same for every other write-only value (keys, OAuth2 secret, mTLS key): the API sets them.
+    exclude = [
+        "secret",
+        "previous_secret",
+        "previous_secret_expires_at",
+        "signing_key",
+        "previous_signing_key",
+        "oauth2_client_secret",
+        "tls_client_key",
+    ]
     raw_id_fields = ["owner", "tenant"]
     own_actions = ["rotate_secrets", "enable_selected", "disable_selected"]
     change_form_template = "subscriptions/admin/subscription_change_form.html"
     change_list_template = "subscriptions/admin/subscription_change_list.html"
 
     # --- What other apps add (SubscriptionAdminExtension) ------------------------------------
+
+    @admin.display(description=_("public key (v1a)"))
+    def public_key(self, obj: Subscription) -> str:
+        return obj.public_key or "-"
 
     @admin.display(description=_("endpoint"), ordering="description")
     def endpoint(self, obj: Subscription) -> str:

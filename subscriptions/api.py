@@ -8,7 +8,8 @@ HTML 500 page. The views here set their own parser, paginator and exception hand
 - `JSONParser`: strict JSON (no NaN or Infinity, RFC 8259 §6) and a nesting limit, so that a
   body nested 10,000 levels deep is a 400, not a `RecursionError` and a 500.
 - `Pagination`: limit/offset pages of `WEBHOOKS["PAGE_SIZE"]`, never more than
-  `WEBHOOKS["MAX_PAGE_SIZE"]` rows whatever `?limit=` asks.
+  `WEBHOOKS["MAX_PAGE_SIZE"]` rows whatever `?limit=` asks. History lists (events,
+  deliveries) set `subscriptions.keyset.CursorPagination` instead, with the same limits.
 - `exception_handler`: the host's handler (DRF's by default) first; anything it leaves
   unhandled is logged with its traceback and answered as a JSON 500.
 - `AutoSchema`: drf-spectacular's inspector, so that the OpenAPI schema (deliveries/apidocs.py)

@@ -17,10 +17,11 @@ class SubscriptionsConfig(AppConfig):
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
         from .authentication import count_failed_login
-        from .checks import check_webhooks_settings
+        from .checks import check_encryption_keys, check_webhooks_settings
         from .operators import grant_app_permissions
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
+        checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
         # Every failed password login counts against its address and user name (the admin's
         # too); FailedLoginBackend and the API's Basic refuse logins past the budget.
         user_login_failed.connect(count_failed_login, dispatch_uid="webhooks-failed-login")

@@ -150,6 +150,21 @@ def retry_schedule(value: Any) -> str | None:
     )
 
 
+def fernet_keys(value: Any) -> str | None:
+    from cryptography.fernet import Fernet
+
+    keys = value.split(",") if isinstance(value, str) else value
+    if not isinstance(keys, list | tuple):
+        return f"must be a list of Fernet keys (or one comma-separated string), not {value!r}"
+    for index, key in enumerate(keys):
+        try:
+            Fernet(str(key).strip())
+        except (ValueError, TypeError):
+            # Never the value itself: it is a secret.
+            return f"[{index}] is not a Fernet key (urlsafe base64 of 32 bytes)"
+    return None
+
+
 # The registry's keys (subscriptions/conf.py).
 VALIDATORS: dict[str, Validator] = {
     # The API's list pages (both apps' lists, through subscriptions.api.Pagination).
@@ -158,6 +173,7 @@ VALIDATORS: dict[str, Validator] = {
     "ALLOW_PRIVATE_NETWORKS": boolean,
     "ALLOW_HTTP": boolean,
     "SECRET_ROTATION_OVERLAP": number(),
+    "ENCRYPTION_KEYS": fernet_keys,
     "DEFAULT_TENANT": tenant_key,
     "TENANT_RESOLVER": callable_path,
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
@@ -303,3 +319,26 @@ def _unsafe_in_production(value: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """`webhooks.E010` (with `check --deploy`): no key of its own encrypts the values at rest.
+
+    Without `WEBHOOKS["ENCRYPTION_KEYS"]` the key is derived from SECRET_KEY: anyone with the
+    settings file can then read the database's secrets, and changing SECRET_KEY makes every
+    stored secret unreadable.
+    """
+    from .encryption import configured_keys
+
+    if configured_keys():
+        return []  # a malformed one is webhooks.E007
+    return [
+        Error(
+            'settings.WEBHOOKS["ENCRYPTION_KEYS"] is not set: secrets stored in the database are '
+            "encrypted with a key derived from SECRET_KEY.",
+            hint='Set WEBHOOKS["ENCRYPTION_KEYS"] to a list of Fernet keys (the reference project '
+            "reads WEBHOOKS_ENCRYPTION_KEYS, comma-separated); docs/security.md explains how to "
+            "move the existing rows to it.",
+            id="webhooks.E010",
+        )
+    ]

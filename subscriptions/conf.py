@@ -28,8 +28,16 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_PRIVATE_NETWORKS": False,
     # Allow plain http:// destinations (tests, demos only).
     "ALLOW_HTTP": False,
-    # Seconds an old secret keeps signing beside the new one after a rotation.
+    # Seconds an old secret keeps signing beside the new one after a rotation (the default of
+    # `rotate-secret`'s `overlap`).
     "SECRET_ROTATION_OVERLAP": 86400,
+    # Fernet keys (urlsafe base64 of 32 bytes) that encrypt write-only values at rest: signing
+    # secrets and keys, custom header values, OAuth2 client secrets, mTLS keys. The first
+    # encrypts, every one decrypts (rotation: put a new key first, run
+    # `manage.py webhooks_rotate_encryption_key`, then drop the old one). A list, or one
+    # comma-separated string. Empty: a key derived from SECRET_KEY, which `check --deploy`
+    # reports (webhooks.E010). docs/security.md.
+    "ENCRYPTION_KEYS": [],
     # Tenants (docs/tenants.md). The key of the tenant that owns whatever is created or
     # published without naming one: single-tenant projects live in it without knowing.
     "DEFAULT_TENANT": "default",

@@ -11,9 +11,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .conf import webhook_settings
+from .fields import EncryptedHeadersField, EncryptedTextField
 from .ids import uuid7
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
-from .secrets import generate_secret
+from .secrets import generate_secret, generate_signing_key, public_key
 
 TENANT_KEY_MAX_LENGTH = 255
 # Letters, digits and `. _ : -`: safe in URLs, Redis keys, logs and file names unquoted.
@@ -174,6 +175,14 @@ class PayloadFormat(models.TextChoices):
     CLOUDEVENTS = "cloudevents", _("CloudEvents 1.0 (structured)")
 
 
+class SignatureScheme(models.TextChoices):
+    """Which Standard Webhooks signatures a delivery carries (DESIGN.md, Wire format)."""
+
+    V1 = "v1", _("v1: HMAC-SHA256 with the shared secret")
+    V1A = "v1a", _("v1a: ed25519, verified with the public key")
+    BOTH = "v1 v1a", _("v1 and v1a, while the receiver moves to v1a")
+
+
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def active(self) -> SubscriptionQuerySet:
         return self.filter(is_active=True)
@@ -272,11 +281,14 @@ class Subscription(models.Model):
         choices=PayloadFormat.choices,
         default=PayloadFormat.STANDARD,
     )
-    headers = models.JSONField(
+    headers = EncryptedHeadersField(
         _("custom headers"),
         default=dict,
         blank=True,
-        help_text=_("Static headers sent with every delivery, e.g. an Authorization header."),
+        help_text=_(
+            "Static headers sent with every delivery, e.g. an Authorization header. Values are "
+            "encrypted at rest and write-only."
+        ),
     )
     rate_limit = models.PositiveIntegerField(
         _("rate limit"),
@@ -284,10 +296,57 @@ class Subscription(models.Model):
         blank=True,
         help_text=_("Most deliveries in flight at once to this endpoint; empty for the default."),
     )
-    secret = models.CharField(_("secret"), max_length=128, default=generate_secret)
-    previous_secret = models.CharField(_("previous secret"), max_length=128, blank=True)
+    # Encrypted at rest (subscriptions.fields): these columns hold Fernet tokens.
+    secret = EncryptedTextField(
+        _("secret"),
+        default=generate_secret,
+        help_text=_("The `whsec_` secret of v1 (HMAC) signatures; encrypted at rest."),
+    )
+    previous_secret = EncryptedTextField(_("previous secret"), blank=True)
     previous_secret_expires_at = models.DateTimeField(
-        _("previous secret expires at"), null=True, blank=True
+        _("previous secret expires at"),
+        null=True,
+        blank=True,
+        help_text=_("Until then the previous secret and signing key sign beside the new ones."),
+    )
+    signature_scheme = models.CharField(
+        _("signature scheme"),
+        max_length=8,
+        choices=SignatureScheme.choices,
+        default=SignatureScheme.V1,
+        help_text=_("Which signatures deliveries carry: v1 (HMAC), v1a (ed25519) or both."),
+    )
+    signing_key = EncryptedTextField(
+        _("signing key"),
+        blank=True,
+        help_text=_("The `whsk_` ed25519 private key of v1a signatures; encrypted at rest."),
+    )
+    previous_signing_key = EncryptedTextField(_("previous signing key"), blank=True)
+    oauth2_token_url = models.URLField(
+        _("OAuth2 token URL"),
+        max_length=2048,
+        blank=True,
+        help_text=_(
+            "Where a bearer token is fetched with the client credentials grant (RFC 6749 §4.4) "
+            "before deliveries; empty for none."
+        ),
+    )
+    oauth2_client_id = models.CharField(_("OAuth2 client id"), max_length=255, blank=True)
+    oauth2_client_secret = EncryptedTextField(
+        _("OAuth2 client secret"), blank=True, help_text=_("Encrypted at rest; write-only.")
+    )
+    oauth2_scope = models.CharField(
+        _("OAuth2 scope"), max_length=1000, blank=True, help_text=_("Space-separated scopes.")
+    )
+    tls_client_cert = models.TextField(
+        _("TLS client certificate"),
+        blank=True,
+        help_text=_("PEM certificate (and chain) presented to the receiver for mutual TLS."),
+    )
+    tls_client_key = EncryptedTextField(
+        _("TLS client key"),
+        blank=True,
+        help_text=_("PEM private key of the client certificate; encrypted at rest, write-only."),
     )
     failing_since = models.DateTimeField(
         _("failing since"),
@@ -311,20 +370,57 @@ class Subscription(models.Model):
             # One tenant's subscriptions, newest first: its list, its count against the limit,
             # and the fan-out of its events, which must not read other tenants' rows.
             models.Index(fields=["tenant", "-created_at"], name="webhooks_sub_tenant_idx"),
+            # Every tenant's, newest first: the admin list and the API list of an operator.
+            models.Index(fields=["-created_at"], name="webhooks_sub_created_idx"),
         ]
 
     def __str__(self) -> str:
         return self.description or self.url
 
+    def save(self, *args: object, **kwargs: object) -> None:
+        # A subscription signing v1a always has its key, however it got the scheme (API, admin,
+        # portal, code): generated here once, rotated by services.rotate_secret.
+        if self.uses_v1a and not self.signing_key:
+            self.signing_key = generate_signing_key()
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                kwargs["update_fields"] = {*update_fields, "signing_key"}  # type: ignore[misc]
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def uses_v1(self) -> bool:
+        return SignatureScheme.V1 in (self.signature_scheme or "").split()
+
+    @property
+    def uses_v1a(self) -> bool:
+        return SignatureScheme.V1A in (self.signature_scheme or "").split()
+
+    @property
+    def public_key(self) -> str | None:
+        """The `whpk_` key receivers verify v1a signatures with; None without v1a."""
+        return public_key(self.signing_key) if self.uses_v1a and self.signing_key else None
+
+    @property
+    def uses_oauth2(self) -> bool:
+        return bool(self.oauth2_token_url)
+
+    def overlap_active(self, now: dt.datetime | None = None) -> bool:
+        """True while the previous secret and key still sign (the rotation overlap)."""
+        expires = self.previous_secret_expires_at
+        return expires is not None and expires > (now or timezone.now())
+
     def signing_secrets(self, now: dt.datetime | None = None) -> list[str]:
-        """The secrets that sign a delivery now: the current one, and the previous one while
-        its rotation overlap lasts."""
-        now = now or timezone.now()
-        keys = [self.secret]
-        if (
-            self.previous_secret
-            and self.previous_secret_expires_at
-            and self.previous_secret_expires_at > now
-        ):
-            keys.append(self.previous_secret)
+        """The keys that sign a delivery now, as `deliveries.signing` takes them: the `whsec_`
+        secrets for v1 and the `whsk_` private keys for v1a, current first, each previous one
+        while its rotation overlap lasts."""
+        overlap = self.overlap_active(now)
+        keys = []
+        if self.uses_v1:
+            keys.append(self.secret)
+            if overlap and self.previous_secret:
+                keys.append(self.previous_secret)
+        if self.uses_v1a and self.signing_key:
+            keys.append(self.signing_key)
+            if overlap and self.previous_signing_key:
+                keys.append(self.previous_signing_key)
         return keys

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
@@ -14,6 +15,15 @@ from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
 from . import services
+from .credentials import (
+    MAX_CLIENT_ID_LENGTH,
+    MAX_CLIENT_SECRET_LENGTH,
+    MAX_PEM_BYTES,
+    MAX_SCOPE_LENGTH,
+    CertificateError,
+    check_client_certificate,
+    same_origin,
+)
 from .headers import (
     HEADER_MASK,
     HEADER_NAME_RE,
@@ -23,7 +33,13 @@ from .headers import (
     unmask_headers,
 )
 from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
-from .models import TENANT_KEY_MAX_LENGTH, EventType, Subscription, is_valid_tenant_key
+from .models import (
+    TENANT_KEY_MAX_LENGTH,
+    EventType,
+    SignatureScheme,
+    Subscription,
+    is_valid_tenant_key,
+)
 from .netguard import BlockedDestination, resolve_destination
 from .secrets import validate_secret
 from .text import find_unstorable
@@ -40,6 +56,12 @@ MAX_DESCRIPTION_LENGTH = 5000
 # MAX_PAYLOAD_DEPTH deep needs about twice that ("properties" and a name per level). Schema
 # checks recurse through every level, so the limit keeps them far from Python's stack limit.
 MAX_SCHEMA_DEPTH = 64
+# Longest overlap a rotation may ask for: a week (DESIGN.md, rotate-secret).
+MAX_ROTATION_OVERLAP = 7 * 24 * 3600
+# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces.
+SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*\Z")
+# Client ids and secrets go into a Basic header (RFC 6749 §2.3.1): visible ASCII and spaces.
+CREDENTIAL_RE = re.compile(r"^[\x20-\x7e]+\Z")
 
 
 class EventTypeSerializer(serializers.ModelSerializer):
@@ -127,6 +149,103 @@ class MaskedHeadersField(serializers.DictField):
         return mask_headers(value or {})
 
 
+def check_destination(value: str) -> None:
+    """The SSRF guard's verdict on a URL the sender will call, as a field error."""
+    try:
+        resolve_destination(value)
+    except BlockedDestination as exc:
+        raise serializers.ValidationError(str(exc)) from exc
+
+
+class OAuth2Field(serializers.Field):
+    """`oauth2`: `{"token_url", "client_id", "client_secret", "scope"}` for the OAuth2 client
+    credentials grant (RFC 6749 §4.4), or null for none.
+
+    Read back without `client_secret`, which is write-only. On a change, an omitted
+    `client_secret` keeps the stored one, unless `token_url` moves to another origin: the
+    stored secret is never sent anywhere its owner did not send it.
+    """
+
+    FIELDS = ("token_url", "client_id", "client_secret", "scope")
+    NONE = {
+        "oauth2_token_url": "",
+        "oauth2_client_id": "",
+        "oauth2_client_secret": "",
+        "oauth2_scope": "",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(source="*", **kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if data is None:
+            return dict(self.NONE)
+        return super().run_validation(data)
+
+    def to_representation(self, instance: Subscription) -> dict[str, str] | None:
+        if not instance.oauth2_token_url:
+            return None
+        return {
+            "token_url": instance.oauth2_token_url,
+            "client_id": instance.oauth2_client_id,
+            "scope": instance.oauth2_scope,
+        }
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                _("An object with token_url, client_id, client_secret and scope, or null.")
+            )
+        errors: dict[str, list[str]] = {}
+        unknown = sorted(str(key) for key in data if key not in self.FIELDS)
+        for key in unknown:
+            errors[key[:80]] = [_("Unknown field.")]
+        values = {name: data.get(name) for name in self.FIELDS}
+        for name, value in values.items():
+            if value is not None and not isinstance(value, str):
+                errors[name] = [_("A string.")]
+        if any(name in errors for name in self.FIELDS):
+            raise serializers.ValidationError(errors)
+        token_url = (values["token_url"] or "").strip()
+        stored = getattr(self.parent, "instance", None)
+        result = {"oauth2_token_url": token_url}
+        try:
+            serializers.URLField(max_length=2048).run_validation(token_url)
+            check_destination(token_url)
+        except serializers.ValidationError as exc:
+            errors["token_url"] = list(exc.detail)
+        client_id = values["client_id"] or ""
+        if not CREDENTIAL_RE.match(client_id) or len(client_id) > MAX_CLIENT_ID_LENGTH:
+            errors["client_id"] = [
+                _("1 to %(n)d printable ASCII characters.") % {"n": MAX_CLIENT_ID_LENGTH}
+            ]
+        result["oauth2_client_id"] = client_id
+        secret = values["client_secret"]
+        if secret is None:
+            keeps = (
+                stored is not None
+                and stored.oauth2_client_secret
+                and same_origin(stored.oauth2_token_url, token_url)
+            )
+            if not keeps:
+                errors["client_secret"] = [
+                    _("Required (it is kept only while the token URL stays on its origin).")
+                ]
+        elif not CREDENTIAL_RE.match(secret) or len(secret) > MAX_CLIENT_SECRET_LENGTH:
+            errors["client_secret"] = [
+                _("1 to %(n)d printable ASCII characters.") % {"n": MAX_CLIENT_SECRET_LENGTH}
+            ]
+        else:
+            result["oauth2_client_secret"] = secret
+        scope = values["scope"] or ""
+        if scope and (not SCOPE_RE.match(scope) or len(scope) > MAX_SCOPE_LENGTH):
+            errors["scope"] = [_("Scope tokens (RFC 6749 §3.3) separated by single spaces.")]
+        result["oauth2_scope"] = scope
+        if errors:
+            raise serializers.ValidationError(errors)
+        return result
+
+
 class SubscriptionSerializer(serializers.ModelSerializer):
     """A subscription as its tenant sees it; the secret is never part of it.
 
@@ -169,6 +288,41 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         required=False,
         help_text=_("Most deliveries in flight at once to this endpoint; null for the default."),
     )
+    signature_scheme = serializers.ChoiceField(
+        choices=SignatureScheme.choices,
+        required=False,
+        help_text=_(
+            "'v1' (HMAC with the secret, the default), 'v1a' (ed25519, verified with "
+            "`public_key`), or 'v1 v1a' while the receiver moves to v1a."
+        ),
+    )
+    public_key = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text=_("The `whpk_` public key that verifies v1a signatures; null without v1a."),
+    )
+    oauth2 = OAuth2Field(
+        required=False,
+        help_text=_(
+            "OAuth2 client credentials: a bearer token is fetched from `token_url` and sent "
+            "with every delivery. `client_secret` is write-only. null removes it."
+        ),
+    )
+    tls_client_cert = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=MAX_PEM_BYTES,
+        help_text=_("PEM client certificate (and chain) for mutual TLS; empty for none."),
+    )
+    tls_client_key = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        write_only=True,
+        trim_whitespace=False,
+        max_length=MAX_PEM_BYTES,
+        help_text=_("PEM private key of `tls_client_cert`, unencrypted; write-only."),
+    )
 
     class Meta:
         model = Subscription
@@ -183,6 +337,11 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "payload_format",
             "headers",
             "rate_limit",
+            "signature_scheme",
+            "public_key",
+            "oauth2",
+            "tls_client_cert",
+            "tls_client_key",
             "created_at",
             "updated_at",
         ]
@@ -194,7 +353,44 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(
                 {"secret": [_("Use POST .../rotate-secret/ to change the secret.")]}
             )
+        self._check_client_certificate(attrs)
+        stored = self.instance
+        if (
+            stored is not None
+            and stored.oauth2_token_url
+            and "url" in attrs
+            and "oauth2_token_url" not in attrs
+            and not same_origin(stored.url, attrs["url"])
+        ):
+            # The bearer token is good for the old receiver: it does not follow the URL to
+            # another origin unless the subscriber says so.
+            raise serializers.ValidationError(
+                {
+                    "oauth2": [
+                        _("A url change to another origin must carry oauth2 again (null drops it).")
+                    ]
+                }
+            )
         return attrs
+
+    def _check_client_certificate(self, attrs: dict[str, Any]) -> None:
+        if "tls_client_cert" not in attrs and "tls_client_key" not in attrs:
+            return
+        stored = self.instance
+        cert = attrs.get("tls_client_cert", stored.tls_client_cert if stored else "")
+        key = attrs.get("tls_client_key", stored.tls_client_key if stored else "")
+        if not cert and not key:
+            return
+        if not cert or not key:
+            missing = "tls_client_cert" if not cert else "tls_client_key"
+            raise serializers.ValidationError(
+                {missing: [_("A client certificate and its key go together.")]}
+            )
+        try:
+            check_client_certificate(cert, key)
+        except CertificateError as exc:
+            field = "tls_client_key" if exc.part == "key" else "tls_client_cert"
+            raise serializers.ValidationError({field: [str(exc)]}) from exc
 
     def validate_tenant(self, value: str) -> str:
         if not is_valid_tenant_key(value):
@@ -214,10 +410,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         return value
 
     def validate_url(self, value: str) -> str:
-        try:
-            resolve_destination(value)
-        except BlockedDestination as exc:
-            raise serializers.ValidationError(str(exc)) from exc
+        check_destination(value)
         return value
 
     def validate_event_types(self, value: list[str]) -> list[str]:
@@ -325,6 +518,15 @@ class RotateSecretSerializer(serializers.Serializer):
         validators=[well_formed_secret],
         help_text=_("Optional new secret; generated when omitted."),
     )
+    overlap = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_ROTATION_OVERLAP,
+        help_text=_(
+            "Seconds the old secret (and v1a key) keep signing beside the new ones, 0 to "
+            "604800; the default is SECRET_ROTATION_OVERLAP."
+        ),
+    )
 
 
 class RotatedSecretSerializer(serializers.Serializer):
@@ -333,5 +535,8 @@ class RotatedSecretSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     secret = serializers.CharField()
     previous_secret_expires_at = serializers.DateTimeField(
-        help_text=_("Until then the old secret signs beside the new one.")
+        help_text=_("Until then the old secret (and v1a key) sign beside the new ones.")
+    )
+    public_key = serializers.CharField(
+        allow_null=True, help_text=_("The new `whpk_` public key for v1a; null without v1a.")
     )

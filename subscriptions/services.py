@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from . import signals
 from .conf import webhook_settings
+from .fields import EncryptedHeadersField, EncryptedTextField
 from .models import Subscription, Tenant
-from .secrets import generate_secret, secrets_equal, validate_secret
+from .secrets import generate_secret, generate_signing_key, secrets_equal, validate_secret
 
 
 class SubscriptionLimitReached(Exception):
@@ -91,20 +92,27 @@ def enable_subscription(subscription: Subscription) -> bool:
     return True
 
 
-def rotate_secret(subscription: Subscription, new_secret: str | None = None) -> str:
-    """Give the subscription a new signing secret and return it.
+def rotate_secret(
+    subscription: Subscription, new_secret: str | None = None, *, overlap: float | None = None
+) -> str:
+    """Give the subscription a new signing secret (and, if it has one, a new v1a signing key);
+    return the new secret.
 
-    The old secret keeps signing beside the new one for `SECRET_ROTATION_OVERLAP` seconds, so
-    receivers can switch without a window in which they reject deliveries. A second rotation
-    within the overlap drops the oldest secret. `new_secret` (validated) lets an operator bring
-    their own; it must differ from the current one. The secret is never logged.
+    The old secret and key keep signing beside the new ones for `overlap` seconds (default
+    `SECRET_ROTATION_OVERLAP`; 0 ends them at once), so receivers can switch without a window
+    in which they reject deliveries. A second rotation within the overlap drops the oldest.
+    `new_secret` (validated) lets an operator bring their own; it must differ from the current
+    one. Raises ValueError for a malformed or unchanged secret or a negative overlap. Secrets
+    and keys are never logged.
     """
     if new_secret is None:
         new_secret = generate_secret()
     else:
         validate_secret(new_secret)
+    seconds = float(webhook_settings.SECRET_ROTATION_OVERLAP if overlap is None else overlap)
+    if seconds < 0:
+        raise ValueError("The overlap is a number of seconds, at least 0.")
     now = timezone.now()
-    overlap = dt.timedelta(seconds=float(webhook_settings.SECRET_ROTATION_OVERLAP))
     with transaction.atomic():
         # Locked so that two concurrent rotations cannot both demote the same secret.
         current = Subscription.objects.select_for_update().get(pk=subscription.pk)
@@ -113,10 +121,47 @@ def rotate_secret(subscription: Subscription, new_secret: str | None = None) -> 
         fields = {
             "secret": new_secret,
             "previous_secret": current.secret,
-            "previous_secret_expires_at": now + overlap,
+            "previous_secret_expires_at": now + dt.timedelta(seconds=seconds),
             "updated_at": now,
         }
+        if current.signing_key:
+            fields["signing_key"] = generate_signing_key()
+            fields["previous_signing_key"] = current.signing_key
         Subscription.objects.filter(pk=subscription.pk).update(**fields)
     for name, value in fields.items():
         setattr(subscription, name, value)
     return new_secret
+
+
+def reencrypt_subscriptions(batch_size: int = 500) -> int:
+    """Rewrite every encrypted value of every subscription under the first key of
+    `WEBHOOKS["ENCRYPTION_KEYS"]`; return how many rows were rewritten.
+
+    Rows are read in primary-key order, `batch_size` at a time, each batch locked in its own
+    transaction (PostgreSQL) so that a rotation of a secret running at the same time is neither
+    lost nor overwritten. Raises `encryption.UndecryptableValue` if a value opens with none of
+    the keys (nothing of that batch is written; earlier batches stay rewritten, and running the
+    command again after fixing the keys finishes the job). `updated_at` is left as it was: the
+    subscription's configuration did not change.
+    """
+    names = [
+        field.attname
+        for field in Subscription._meta.concrete_fields
+        if isinstance(field, EncryptedTextField | EncryptedHeadersField)
+    ]
+    done = 0
+    last = None
+    while True:
+        with transaction.atomic():
+            rows = Subscription.objects.select_for_update().order_by("pk").only("pk", *names)
+            if last is not None:
+                rows = rows.filter(pk__gt=last)
+            batch = list(rows[:batch_size])
+            for row in batch:
+                Subscription.objects.filter(pk=row.pk).update(
+                    **{name: getattr(row, name) for name in names}
+                )
+        if not batch:
+            return done
+        done += len(batch)
+        last = batch[-1].pk

@@ -113,8 +113,9 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
             400: OpenApiResponse(description="The secret given is malformed or unchanged."),
             404: None,
         },
-        description="Replace the signing secret. The old one keeps signing beside the new one "
-        "for the rotation overlap (`SECRET_ROTATION_OVERLAP`, default 24 h).",
+        description="Replace the signing secret (and the v1a key). The old ones keep signing "
+        "beside the new ones for `overlap` seconds (0 to 604800; default "
+        "`SECRET_ROTATION_OVERLAP`, 24 h).",
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request: Request, pk: str | None = None) -> Response:
@@ -122,7 +123,11 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
         serializer = RotateSecretSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            secret = services.rotate_secret(subscription, serializer.validated_data.get("secret"))
+            secret = services.rotate_secret(
+                subscription,
+                serializer.validated_data.get("secret"),
+                overlap=serializer.validated_data.get("overlap"),
+            )
         except ValueError as exc:
             raise ValidationError({"secret": [str(exc)]}) from exc
         body = RotatedSecretSerializer(
@@ -130,6 +135,7 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
                 "id": subscription.pk,
                 "secret": secret,
                 "previous_secret_expires_at": subscription.previous_secret_expires_at,
+                "public_key": subscription.public_key,
             }
         ).data
         return Response(body, status=status.HTTP_200_OK)

@@ -59,3 +59,45 @@ def make_pki(folder: Path, names: list[str]) -> Pki:
         cwd=folder,
     )  # fmt: skip
     return Pki(ca=folder / "ca.pem", cert=folder / "server.pem", key=folder / "server.key")
+
+
+@dataclass(frozen=True)
+class ClientPem:
+    """A client certificate signed by a test CA, and its key, as PEM text (what the API takes)."""
+
+    cert: str
+    key: str
+
+
+def make_client_cert(folder: Path, name: str, *, ca: Pki | None = None) -> ClientPem:
+    """A client certificate (extendedKeyUsage clientAuth) for `name`, signed by `ca`'s
+    authority (the CA in `folder` that `make_pki` made when None)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_cert = ca.ca if ca is not None else folder / "ca.pem"
+    ca_key = ca_cert.with_name("ca.key")
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+        "-keyout", f"{name}.key", "-out", f"{name}.csr",
+        cwd=folder,
+    )  # fmt: skip
+    (folder / f"{name}.ext").write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=clientAuth\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", f"{name}.csr", "-CA", str(ca_cert), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem",
+        cwd=folder,
+    )  # fmt: skip
+    return ClientPem(
+        cert=(folder / f"{name}.pem").read_text(), key=(folder / f"{name}.key").read_text()
+    )
+
+
+def mtls_server_context(pki: Pki) -> ssl.SSLContext:
+    """A server context that requires a client certificate signed by `pki`'s CA."""
+    context = pki.server_context()
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(pki.ca)
+    return context

@@ -62,6 +62,16 @@ def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def webhooks(settings):
+    """`webhooks(KEY=value, ...)`: override single `WEBHOOKS` keys for this test."""
+
+    def apply(**keys):
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
+
+    return apply
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server

@@ -103,6 +103,8 @@ class HostileServer:
         self.counts: dict[str, int] = defaultdict(int)
         self.connections = 0
         self.server_names: list[str | None] = []
+        # The subject of each client certificate presented (mutual TLS), one per connection.
+        self.client_subjects: list[str | None] = []
         if ssl_context is not None:
             ssl_context.sni_callback = self._sni
 
@@ -169,6 +171,10 @@ class HostileServer:
                 conn.settimeout(10)
                 conn = self.ssl_context.wrap_socket(conn, server_side=True)
                 conn.settimeout(None)
+                peer = conn.getpeercert()
+                subject = dict(item[0] for item in peer["subject"]) if peer else {}
+                with self._cond:
+                    self.client_subjects.append(subject.get("commonName"))
             buffer = b""
             while not self._stopped.is_set():
                 request, buffer = self._read_request(conn, buffer)

@@ -206,10 +206,10 @@ def test_deliveries_of_other_tenants_are_invisible(
     make_subscription("https://hooks.example.com/a", owner=users["owner"], tenant=A)
     with django_capture_on_commit_callbacks(execute=True):
         publish("order.created", {}, tenant=A)
-    assert client_for(users["owner"]).get("/api/deliveries/").json()["count"] == 1
-    assert client_for(users["other"]).get("/api/deliveries/").json()["count"] == 0
+    assert len(client_for(users["owner"]).get("/api/deliveries/").json()["results"]) == 1
+    assert len(client_for(users["other"]).get("/api/deliveries/").json()["results"]) == 0
     assert client_for(users["staff"]).get("/api/deliveries/").status_code == 403
-    assert client_for(users["operator"]).get("/api/deliveries/").json()["count"] == 1
+    assert len(client_for(users["operator"]).get("/api/deliveries/").json()["results"]) == 1
 
 
 def test_token_session_and_basic_authentication_work(users):

@@ -225,7 +225,7 @@ deep = api.generic(
     "POST", "/api/events/", "[" * 10000 + "]" * 10000, content_type="application/json"
 )
 print("RESULT " + json.dumps({
-    "page": [page["count"], len(page["results"]), bool(page["next"])],
+    "page": ["count" in page, len(page["results"]), bool(page["next"])],
     "deep": [deep.status_code, deep["content-type"]],
 }))
 """
@@ -452,7 +452,7 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
                 process.wait(10)
 
     api = result_of(run([*manage, "shell", "-c", API], cwd=host, env=env))
-    assert api["page"] == [1006, 1000, True], api
+    assert api["page"] == [False, 1000, True], api
     assert api["deep"] == [400, "application/json"], api
 
     assert verified["id"] == headers["webhook-id"] == published["event"]

@@ -79,7 +79,7 @@ def test_metrics_change_as_deliveries_happen(worker, receiver, client):
     assert wait_until(lambda: Delivery.objects.filter(event=event, status="succeeded").exists())
 
     after = scrape(client)
-    key = ("webhooks_deliveries", (("status", "succeeded"),))
+    key = ("webhooks_deliveries_window", (("status", "succeeded"),))
     assert after[key] == before[key] + 1
     count = ("webhooks_attempt_duration_seconds_gcount", ())
     assert after[count] == before[count] + 1

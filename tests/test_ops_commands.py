@@ -130,6 +130,6 @@ def test_webhook_stats_prints_a_table(broker):
     row = next(line for line in lines if str(sub.pk) in line)
     assert "http://127.0.0.1:9/stats" in row and "50.0%" in row and "<=50ms" in row
     assert any(line.startswith("backlog: due=0") for line in lines)
-    assert "deliveries: failed=1 succeeded=1" in out
+    assert "finished: created in the last hour): failed=1 succeeded=1" in out
     with pytest.raises(CommandError):
         run("webhook_stats", "--limit", "0")

@@ -4,6 +4,7 @@ page and action, CSRF, the security headers, and overriding the look."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 import time
 
@@ -617,11 +618,22 @@ def test_the_delivery_log_pages(portal):
         make_delivery(subscription, DeliveryStatus.SUCCEEDED)
 
     first = text(portal.get(portal_url("deliveries"), {"status": "succeeded"}))
-    second = text(portal.get(portal_url("deliveries"), {"status": "succeeded", "page": 2}))
+    # Keyset pages: an "Older" link with a cursor that keeps the filter; no count, no numbers.
+    older = html.unescape(re.search(r'href="\?([^"]*)" rel="next"', first).group(1))
+    second = text(portal.get(portal_url("deliveries") + "?" + older))
+    newer = html.unescape(re.search(r'href="\?([^"]*)" rel="prev"', second).group(1))
+    back = text(portal.get(portal_url("deliveries") + "?" + newer))
 
     assert first.count("data-delivery=") == 50 and second.count("data-delivery=") == 5
-    assert "55 deliveries" in first
-    assert "?status=succeeded&amp;page=2" in first
+    assert "status=succeeded" in older and "cursor=" in older
+    assert 'rel="next"' not in second
+    assert ids_shown(back) == ids_shown(first)
+    assert not set(ids_shown(first)) & set(ids_shown(second))
+    assert "55 deliveries" not in first and "Page 1 of" not in first
+
+
+def ids_shown(page: str) -> list[int]:
+    return [int(pk) for pk in re.findall(r'data-delivery="(\d+)"', page)]
 
 
 def test_a_delivery_shows_the_request_sent_and_every_attempt(portal):
@@ -680,7 +692,7 @@ def test_the_log_reloads_until_a_queued_replay_reopened_its_deliveries(portal, b
     other_log = text(portal.get(portal_url("deliveries") + f"?endpoint={other.pk}"))
     assert "data-refresh" not in other_log  # another endpoint's log has nothing coming
 
-    # The worker ran the replay: the row is on its way (reloads because it is unfinished) ...
+    # The worker ran the replay: the row is on its way (refreshed in place: unfinished) ...
     assert (
         replay.run_replay(
             replay.build_request(subscription, timezone.now() - dt.timedelta(hours=1))
@@ -689,10 +701,12 @@ def test_the_log_reloads_until_a_queued_replay_reopened_its_deliveries(portal, b
     )
     reopened = text(portal.get(portal_url("deliveries")))
     assert "Replay queued" not in reopened
-    assert 'data-refresh="2"' in reopened
-    # ... and once it succeeded, nothing is coming: the page stops reloading.
+    assert "data-refresh" not in reopened  # no reloading of the whole page ...
+    assert f'data-delivery="{failed.pk}" data-unfinished' in reopened  # ... its row is polled
+    # ... and once it succeeded, nothing is coming: nothing is polled.
     Delivery.objects.filter(pk=failed.pk).update(status=DeliveryStatus.SUCCEEDED)
-    assert "data-refresh" not in text(portal.get(portal_url("deliveries")))
+    done = text(portal.get(portal_url("deliveries")))
+    assert "data-refresh" not in done and "data-unfinished" not in done
 
 
 def test_a_lost_replay_stops_the_reloading_after_a_while(portal, broker, monkeypatch):

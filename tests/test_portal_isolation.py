@@ -38,7 +38,7 @@ def portal_routes() -> set[str]:
 
 
 def test_every_portal_route_is_covered_here():
-    covered = set(OBJECT_ROUTES) | set(LIST_ROUTES) | {"home", "enter", "leave"}
+    covered = set(OBJECT_ROUTES) | set(LIST_ROUTES) | {"home", "enter", "leave", "delivery-rows"}
 
     assert portal_routes() == covered
 
@@ -124,6 +124,17 @@ def test_filtering_the_log_by_another_tenants_endpoint_shows_nothing(client, ten
 
     assert response.status_code == 400
     assert "data-delivery=" not in response.content.decode()
+
+
+def test_the_logs_row_refresh_never_answers_another_tenants_row(client, tenants):
+    theirs = tenants["delivery"]
+    mine = Delivery.objects.exclude(pk=theirs.pk).get()
+
+    response = client.get(portal_url("delivery-rows"), {"ids": f"{theirs.pk},{mine.pk}"})
+
+    assert response.status_code == 200
+    assert list(response.json()["rows"]) == [str(mine.pk)]
+    assert "b-secret-hook" not in response.content.decode()
 
 
 @pytest.mark.parametrize("expired", [True, False])

@@ -195,6 +195,8 @@ PRODUCTION = {
     "DJANGO_HTTPS": "1",
     "DATABASE_URL": "postgres://webhooks@db.internal:5432/webhooks",
     "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
+    # A Fernet key (32 url-safe base64 bytes) for the values encrypted at rest.
+    "WEBHOOKS_ENCRYPTION_KEYS": "q7AI5u0MQxq9cVIMbZYTVQpVYb2Ku9nfgQfRxoPEI0o=",
 }
 
 

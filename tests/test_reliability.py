@@ -547,7 +547,8 @@ def test_prune_deletes_old_finished_history_in_batches(webhooks):
     recent = make_delivery(subscription, status=DeliveryStatus.SUCCEEDED)
     DeliveryAttempt.objects.create(delivery=recent, number=1, started_at=timezone.now())
 
-    assert maintenance.prune(batch_size=4) == 6
+    pruned = maintenance.prune(batch_size=4)
+    assert (pruned.deliveries, pruned.attempts, pruned.done) == (6, 6, True)
 
     assert not Delivery.objects.filter(pk__in=[r.pk for r in finished]).exists()
     assert not DeliveryAttempt.objects.filter(delivery_id__in=[r.pk for r in finished]).exists()
@@ -555,4 +556,4 @@ def test_prune_deletes_old_finished_history_in_batches(webhooks):
     assert Delivery.objects.filter(pk=old_unfinished.pk).exists()
     assert Event.objects.filter(pk=old_unfinished.event_id).exists()
     assert DeliveryAttempt.objects.filter(delivery=recent).exists()
-    assert maintenance.prune(batch_size=4) == 0
+    assert maintenance.prune(batch_size=4).deliveries == 0

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+
+from tests.migrating import migrate, migrate_to_latest
 
 BEFORE = [("webhook_subscriptions", "0001_initial"), ("deliveries", "0002_attempt_error_kinds")]
 AFTER = [("webhook_subscriptions", "0002_tenants"), ("deliveries", "0003_event_tenant")]
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 @pytest.mark.django_db(transaction=True)
@@ -49,4 +42,4 @@ def test_existing_rows_move_into_the_default_tenant_and_back(settings):
         assert back.get_model("deliveries", "Event").objects.count() == 2
         assert back.get_model("webhook_subscriptions", "Subscription").objects.count() == 1
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

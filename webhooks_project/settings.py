@@ -356,6 +356,13 @@ WEBHOOKS = {
     "ALLOW_HTTP": env_bool("WEBHOOKS_ALLOW_HTTP", False),
     "METRICS_ENABLED": env_bool("WEBHOOKS_METRICS_ENABLED", False),
     "METRICS_TOKEN": os.environ.get("WEBHOOKS_METRICS_TOKEN") or None,
+    # Fernet keys for secrets at rest, comma-separated, the first encrypting. Unset: a key
+    # derived from DJANGO_SECRET_KEY, which `check --deploy` reports (docs/security.md).
+    "ENCRYPTION_KEYS": env_list("WEBHOOKS_ENCRYPTION_KEYS"),
+    # An HTTP CONNECT proxy for deliveries (e.g. http://10.0.0.5:3128), and the addresses
+    # deliveries leave from, served at /api/egress-ips/ for receivers' allow-lists.
+    "EGRESS_PROXY": os.environ.get("WEBHOOKS_EGRESS_PROXY") or None,
+    "EGRESS_IPS": env_list("WEBHOOKS_EGRESS_IPS"),
 }
 
 LOGGING = {

@@ -11,6 +11,10 @@ views get a decorator and a base view in `webhooks_receiver.django`.
     except WebhookError as exc:
         return exc.status, str(exc)  # 400 malformed, 401 bad signature or stale timestamp
 
+A subscription signing with `v1a` (ed25519) is verified with its `whpk_...` public key in place
+of the secret (`verify(public_key, body, headers)`); that needs the `cryptography` package,
+imported only then.
+
 Kept out of the `deliveries` package on purpose: a receiver's own project may well have a
 package called `deliveries` (shipping), which would shadow ours and break the import.
 """
@@ -42,6 +46,7 @@ __all__ = [
 #: Seconds a delivery's `webhook-timestamp` may differ from the receiver's clock, either way.
 DEFAULT_TOLERANCE = 300
 SECRET_PREFIX = "whsec_"
+PUBLIC_KEY_PREFIX = "whpk_"
 
 Secret = str | bytes
 Secrets = Secret | Iterable[Secret]
@@ -103,8 +108,9 @@ def verify(
 ) -> dict[str, Any]:
     """Check a delivery's signature and timestamp; return its parsed JSON body.
 
-    `secret` is the subscription's `whsec_...` string (or the raw key bytes), or several of them
-    while you rotate: any one matching signature is enough. `headers` is any mapping; names are
+    `secret` is the subscription's `whsec_...` string (or the raw key bytes), its `whpk_...`
+    public key for `v1a` (ed25519) signatures, or several of these while you rotate or move to
+    v1a: any one matching signature is enough. `headers` is any mapping; names are
     matched case-insensitively. Raises `MalformedWebhook`, `InvalidSignature` or
     `StaleTimestamp` (all `WebhookError`, each with the HTTP `status` to answer).
     """
@@ -120,7 +126,7 @@ def verify_event(
     now: float | None = None,
 ) -> WebhookEvent:
     """`verify`, returning a `WebhookEvent` (id, timestamp, payload, raw body)."""
-    keys = _keys(secret)
+    keys, public_keys = _keys(secret)
     raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     lowered = {str(name).lower(): value for name, value in headers.items()}
     msg_id = _header(lowered, "webhook-id")
@@ -145,7 +151,7 @@ def verify_event(
 
     signed = b"%s.%d.%s" % (msg_id.encode("utf-8"), timestamp, raw)
     expected = [hmac.new(key, signed, hashlib.sha256).digest() for key in keys]
-    if not _any_match(signatures, expected):
+    if not (_any_match(signatures, expected) | _any_ed25519_match(signatures, public_keys, signed)):
         raise InvalidSignature("No webhook-signature entry matches the secret.")
 
     try:
@@ -162,11 +168,29 @@ def verify_event(
     )
 
 
-def _keys(secret: Secrets) -> list[bytes]:
+def _keys(secret: Secrets) -> tuple[list[bytes], list[bytes]]:
+    """The HMAC keys (`whsec_`, bytes) and the raw ed25519 public keys (`whpk_`) given."""
     candidates = [secret] if isinstance(secret, str | bytes) else list(secret)
     if not candidates:
         raise ValueError("No webhook secret given.")
-    return [_key(candidate) for candidate in candidates]
+    hmac_keys: list[bytes] = []
+    public_keys: list[bytes] = []
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.startswith(PUBLIC_KEY_PREFIX):
+            public_keys.append(_public_key(candidate))
+        else:
+            hmac_keys.append(_key(candidate))
+    return hmac_keys, public_keys
+
+
+def _public_key(value: str) -> bytes:
+    try:
+        key = base64.b64decode(value.removeprefix(PUBLIC_KEY_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("A public key is 'whpk_' followed by base64.") from None
+    if len(key) != 32:
+        raise ValueError("An ed25519 public key is 32 bytes.")
+    return key
 
 
 def _key(secret: Secret) -> bytes:
@@ -197,14 +221,42 @@ def _any_match(header: str, expected: list[bytes]) -> bool:
     versions (e.g. `v1a` asymmetric signatures) are ignored, as the specification asks.
     """
     matched = False
-    for entry in header.split():
-        version, _, encoded = entry.partition(",")
-        if version != "v1":
-            continue
-        try:
-            given = base64.b64decode(encoded, validate=True)
-        except (binascii.Error, ValueError):
-            continue
+    for given in _entries(header, "v1"):
         for digest in expected:
             matched |= hmac.compare_digest(given, digest)
+    return matched
+
+
+def _entries(header: str, wanted: str) -> Iterable[bytes]:
+    """The decoded signatures of the `wanted` version in a `webhook-signature` value; entries
+    that are not base64 are skipped (they match nothing)."""
+    for entry in header.split():
+        version, _, encoded = entry.partition(",")
+        if version != wanted:
+            continue
+        try:
+            yield base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+
+
+def _any_ed25519_match(header: str, public_keys: list[bytes], signed: bytes) -> bool:
+    """True if any `v1a,<base64>` entry is a valid ed25519 signature (RFC 8032) of `signed`
+    under any of `public_keys`. Every pair is tried, whatever matched before."""
+    if not public_keys:
+        return False
+    try:
+        from cryptography.exceptions import InvalidSignature as BadSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:  # pragma: no cover - depends on the receiver's environment
+        raise ImportError("Verifying v1a signatures needs the 'cryptography' package.") from None
+    keys = [Ed25519PublicKey.from_public_bytes(raw) for raw in public_keys]
+    matched = False
+    for given in _entries(header, "v1a"):
+        for key in keys:
+            try:
+                key.verify(given, signed)
+                matched = True
+            except BadSignature:
+                pass
     return matched

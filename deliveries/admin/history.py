@@ -22,13 +22,28 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from subscriptions.admin import tenant_filter
+from subscriptions.search import IndexedSearch, as_uuid
 
 from ..models import Delivery, Event
+from ..search import delivery_search, event_search
 from ..services import replay
 from ..services.sent import request_sent
 from .attempts import attempt_rows
 from .common import ReadOnlyAdminMixin, pretty_json, seconds_display, status_badge
 from .dashboard import dashboard_view
+from .keyset import KeysetListAdmin, value_filter
+
+
+def parse_uuid(value: str) -> object:
+    found = as_uuid(value)
+    if found is None:
+        raise ValueError(value)
+    return found
+
+
+def event_type_filter(lookup: str) -> type[admin.SimpleListFilter]:
+    # The parameter is the lookup itself, as the admin's own field filter named it.
+    return value_filter(lookup, _("event type"), lookup, help_text=_("e.g. order.created"))
 
 
 class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -48,11 +63,20 @@ class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     list_display = ["id", "tenant", "type", "broadcast", "created_at", "fanned_out_at"]
-    list_filter = [tenant_filter("tenant_id"), "broadcast", "type", "created_at"]
-    search_fields = ["=id", "type", "idempotency_key"]
-    date_hierarchy = "created_at"
+    # No filter lists values read from the log (a DISTINCT over every event): typed values.
+    list_filter = [
+        tenant_filter("tenant_id"),
+        "broadcast",
+        event_type_filter("type"),
+        "created_at",
+    ]
+    # Searched by `event_search` (deliveries/search.py): exact ids, types and keys.
+    search_lookup = staticmethod(event_search)
+    search_fields = ["=id", "=type", "=idempotency_key"]
+    search_help_text = _("An event id, an event type or an idempotency key.")
+    change_list_template = "deliveries/admin/keyset_change_list.html"
     fields = [
         "id",
         "tenant",
@@ -73,7 +97,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     list_display = [
         "id",
         "event_type",
@@ -85,15 +109,26 @@ class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "next_attempt",
         "created",
     ]
+    # Endpoints grow with customers: the endpoint filter takes an id typed in (or the link
+    # from an endpoint's page), never a list of every endpoint.
     list_filter = [
         tenant_filter("subscription__tenant_id"),
         "status",
-        "event__type",
+        event_type_filter("event__type"),
         "created_at",
-        "subscription",
+        value_filter(
+            # The parameter the endpoint pages' links (and bookmarks) have always used.
+            "subscription__id__exact",
+            _("endpoint id"),
+            "subscription_id",
+            parse=parse_uuid,
+            help_text=_("The endpoint's id (UUID)."),
+        ),
     ]
-    search_fields = ["=event__id", "subscription__url", "last_error"]
-    date_hierarchy = "created_at"
+    # Searched by `delivery_search` (deliveries/search.py): ids exactly, URLs by index.
+    search_lookup = staticmethod(delivery_search)
+    search_fields = ["=id", "=event__id", "subscription__url"]
+    search_help_text = _("A delivery id, an event id, an endpoint id, or part of an endpoint URL.")
     list_select_related = ["event", "subscription"]
     fieldsets = [
         (

@@ -39,6 +39,7 @@ from django.db import IntegrityError, connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from subscriptions.fields import decrypted_from_db
 from subscriptions.headers import is_reserved_header
 from subscriptions.matching import filters_match
 from subscriptions.models import Subscription
@@ -49,8 +50,9 @@ from .. import signals
 from ..conf import webhook_settings
 from ..models import ERROR_MAX_CHARS, WAITING, Delivery, DeliveryAttempt, ErrorKind, Event
 from ..payloads import build_body, content_type
+from ..receiver_auth import send_authenticated
 from ..signing import signature_header
-from ..transport import SendResult, send
+from ..transport import SendResult
 from . import inflight, notices, states
 from .connections import reconnecting, release_pooled_connection
 
@@ -246,8 +248,8 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
         body = build_body(delivery.event, subscription.payload_format)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
         release_pooled_connection()  # not held while waiting on the receiver
-        return headers, send(
-            subscription.url,
+        return headers, send_authenticated(
+            subscription,
             body,
             headers,
             connect_timeout=float(webhook_settings.CONNECT_TIMEOUT),
@@ -302,6 +304,15 @@ _LOADED = {
         "secret",
         "previous_secret",
         "previous_secret_expires_at",
+        "signature_scheme",
+        "signing_key",
+        "previous_signing_key",
+        "oauth2_token_url",
+        "oauth2_client_id",
+        "oauth2_client_secret",
+        "oauth2_scope",
+        "tls_client_cert",
+        "tls_client_key",
         "failing_since",
         "last_success_at",
     ),
@@ -314,8 +325,10 @@ _LOAD = """
 SELECT d.id, d.event_id, d.subscription_id, d.status, d.attempts, d.next_attempt_at,
        e.id, e.type, e.data, e.target_subscription_id, e.created_at,
        s.id, s.tenant_id, s.url, s.event_types, s.is_active, s.payload_format, s.headers,
-       s.rate_limit, s.secret, s.previous_secret, s.previous_secret_expires_at, s.failing_since,
-       s.last_success_at
+       s.rate_limit, s.secret, s.previous_secret, s.previous_secret_expires_at,
+       s.signature_scheme, s.signing_key, s.previous_signing_key, s.oauth2_token_url,
+       s.oauth2_client_id, s.oauth2_client_secret, s.oauth2_scope, s.tls_client_cert,
+       s.tls_client_key, s.failing_since, s.last_success_at
 FROM webhooks_delivery d
 JOIN webhooks_event e ON e.id = d.event_id
 JOIN webhooks_subscription s ON s.id = d.subscription_id
@@ -337,7 +350,8 @@ def _load_literal(delivery_id: int, number: int) -> Delivery | None:
     # JSON arrives as text from a raw cursor (Django decodes it in the field's from_db_value).
     event.data = json.loads(event.data)
     subscription.event_types = json.loads(subscription.event_types)
-    subscription.headers = json.loads(subscription.headers)
+    # Encrypted columns (headers, secrets, keys) arrive as stored: decrypted by their fields.
+    decrypted_from_db(subscription, connection)
     delivery.event, delivery.subscription = event, subscription
     return delivery
 

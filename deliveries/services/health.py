@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
@@ -22,7 +22,7 @@ from subscriptions.models import Subscription
 
 from ..conf import webhook_settings
 from ..dispatch import queue_lengths
-from ..models import WAITING, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
+from ..models import FINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,21 @@ def quantile_from_buckets(row: dict, total: int, q: float = 0.95) -> tuple[int |
         if row[f"le_{bound}"] >= needed:
             return bound, False
     return LATENCY_BUCKETS_MS[-1], True
+
+
+def attempts_since(since: dt.datetime) -> QuerySet[DeliveryAttempt]:
+    """Attempts started at or after `since`, for figures grouped by the delivery's endpoint or
+    tenant (a join to the deliveries).
+
+    The deliveries are bounded too: created at most the whole retry schedule (plus the
+    longest attempt) before `since`. Without that bound PostgreSQL hashed every stored
+    delivery to join a day of attempts (0.1 s at 100,000 deliveries, ten times that at
+    1,000,000: a cost that grew with `RETENTION_DAYS`); with it, both sides are index ranges
+    the size of the window. What it leaves out: attempts in the window of deliveries older
+    than that (one sent again by hand, or replayed, days later)."""
+    schedule = sum(float(s) for s in webhook_settings.RETRY_SCHEDULE)
+    oldest = since - dt.timedelta(seconds=schedule + webhook_settings.stale_sending_after)
+    return DeliveryAttempt.objects.filter(started_at__gte=since, delivery__created_at__gte=oldest)
 
 
 def subscription_health(
@@ -278,7 +293,7 @@ def unhealthiest(now: dt.datetime | None = None, limit: int = 10) -> list[Unheal
     """Endpoints with the most failed attempts in the last 24 hours (one grouped query)."""
     now = now or timezone.now()
     rows = list(
-        DeliveryAttempt.objects.filter(started_at__gte=now - dt.timedelta(hours=24))
+        attempts_since(now - dt.timedelta(hours=24))
         .values("delivery__subscription_id")
         .annotate(total=Count("pk"), failed=Count("pk", filter=~OK))
         .filter(failed__gt=0)
@@ -307,10 +322,27 @@ def waiting_deliveries(subscription_ids: Sequence[object]) -> dict[object, dict[
     return result
 
 
-def status_counts() -> dict[str, int]:
-    """Deliveries by status (all stored ones)."""
-    rows = Delivery.objects.values("status").annotate(n=Count("pk")).order_by()
-    return {row["status"]: row["n"] for row in rows}
+# Finished deliveries on the admin dashboard: those created in the last hour.
+STATUS_WINDOW_SECONDS = 3600
+
+
+def status_counts(
+    now: dt.datetime | None = None, window: float = STATUS_WINDOW_SECONDS
+) -> dict[str, int]:
+    """Deliveries by status, two bounded grouped queries, never a count of all history:
+    every unfinished one (pending, sending, retrying: as many as the backlog, read on the
+    status index) and the finished ones created in the last `window` seconds (a range of the
+    created_at index). Statuses without deliveries are absent."""
+    now = now or timezone.now()
+    unfinished = Delivery.objects.unfinished().values("status").annotate(n=Count("pk"))
+    finished = (
+        Delivery.objects.filter(
+            status__in=FINISHED, created_at__gte=now - dt.timedelta(seconds=window)
+        )
+        .values("status")
+        .annotate(n=Count("pk"))
+    )
+    return {row["status"]: row["n"] for rows in (unfinished, finished) for row in rows.order_by()}
 
 
 def dashboard(now: dt.datetime | None = None) -> Dashboard:
@@ -320,7 +352,7 @@ def dashboard(now: dt.datetime | None = None) -> Dashboard:
         minutes=attempts_per_minute(now),
         backlog=backlog(now),
         unhealthy=unhealthiest(now),
-        status_counts=status_counts(),
+        status_counts=status_counts(now),
     )
 
 
@@ -367,9 +399,8 @@ def tenant_health(keys: Sequence[str], now: dt.datetime | None = None) -> dict[s
         health.failing_subscriptions = row["failing"]
     tenant = "delivery__subscription__tenant_id"
     recent = (
-        DeliveryAttempt.objects.filter(
-            **{f"{tenant}__in": list(result)}, started_at__gte=now - dt.timedelta(hours=24)
-        )
+        attempts_since(now - dt.timedelta(hours=24))
+        .filter(**{f"{tenant}__in": list(result)})
         .values(tenant)
         .annotate(total=Count("pk"), ok=Count("pk", filter=OK), **_bucket_counts())
         .order_by()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.utils import timezone
 
@@ -25,35 +28,58 @@ def disable_dead_endpoints(now: dt.datetime | None = None) -> int:
     return disabled
 
 
+@dataclass
+class Pruned:
+    """What one `prune()` run deleted, and whether it got to the end (`done`) or stopped at
+    its time budget with more old history left (the task then runs again at once)."""
+
+    deliveries: int = 0
+    attempts: int = 0
+    events: int = 0
+    done: bool = True
+
+
 def prune(
-    now: dt.datetime | None = None, *, batch_size: int | None = None, max_batches: int = 100
-) -> int:
-    """Delete finished deliveries (with their attempts) and orphaned events older than
-    `RETENTION_DAYS`. Each batch is its own short statement, so no long lock is held.
-    Returns the number of deliveries deleted."""
+    now: dt.datetime | None = None,
+    *,
+    batch_size: int | None = None,
+    budget: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Pruned:
+    """Delete finished deliveries (with their attempts) and then orphaned events older than
+    `RETENTION_DAYS`, batch after batch, until none is left or `budget` seconds (default
+    `PRUNE_TIME_BUDGET`) are spent. Every batch is its own short statements (no long lock)
+    and at least one batch runs whatever the budget.
+
+    A time budget, not a count of batches: whatever the daily volume, a run removes as much
+    as the database can in that time, and `done=False` makes the task send itself again at
+    once (deliveries/tasks.py), so pruning keeps up as long as the database deletes faster
+    than deliveries are created (docs/operations.md, "Sizing", gives the measured rate).
+
+    Each batch deletes its attempts once: `QuerySet.delete()` removes a batch's attempts in
+    one `DELETE ... WHERE delivery_id IN (...)` (Django's fast delete: attempts have no
+    dependents or delete signals), then the deliveries.
+    """
     now = now or timezone.now()
     cutoff = now - dt.timedelta(days=float(webhook_settings.RETENTION_DAYS))
     size = batch_size or int(webhook_settings.BATCH_SIZE)
-    deleted = 0
-    for _ in range(max_batches):
-        ids = list(
-            Delivery.objects.filter(status__in=FINISHED, created_at__lt=cutoff)
-            .order_by()
-            .values_list("pk", flat=True)[:size]
-        )
-        if not ids:
-            break
-        DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
-        deleted += Delivery.objects.filter(pk__in=ids).delete()[0]
-    for _ in range(max_batches):
-        event_ids = list(
-            Event.objects.filter(
-                created_at__lt=cutoff, deliveries__isnull=True, fanned_out_at__isnull=False
-            )
-            .order_by()
-            .values_list("pk", flat=True)[:size]
-        )
-        if not event_ids:
-            break
-        Event.objects.filter(pk__in=event_ids).delete()
-    return deleted
+    seconds = float(webhook_settings.PRUNE_TIME_BUDGET if budget is None else budget)
+    deadline = clock() + seconds
+    result = Pruned()
+    old_deliveries = Delivery.objects.filter(status__in=FINISHED, created_at__lt=cutoff)
+    old_events = Event.objects.filter(
+        created_at__lt=cutoff, deliveries__isnull=True, fanned_out_at__isnull=False
+    )
+    for queryset, model in ((old_deliveries, Delivery), (old_events, Event)):
+        while True:
+            ids = list(queryset.order_by().values_list("pk", flat=True)[:size])
+            if not ids:
+                break
+            _total, per_model = model.objects.filter(pk__in=ids).delete()
+            result.deliveries += per_model.get(Delivery._meta.label, 0)
+            result.attempts += per_model.get(DeliveryAttempt._meta.label, 0)
+            result.events += per_model.get(Event._meta.label, 0)
+            if clock() >= deadline:
+                result.done = False
+                return result
+    return result

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import hashlib
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deliveries.services import replay
 from deliveries.services.sent import request_sent
+from subscriptions.keyset import NotFound, keyset_page
 from subscriptions.models import EventType
 
 from .. import replays, scope
@@ -20,40 +21,108 @@ from ..forms import DeliveryFilterForm
 from .base import page, portal_view, throttled
 
 PAGE_SIZE = 50
-# Seconds between reloads of a page that shows a delivery still on its way.
+# Seconds between reloads of a page that shows a delivery still on its way (the delivery's own
+# page, and the log while a replay queued from this browser has not reopened its rows yet).
 REFRESH_SECONDS = 2
+# Above this many endpoints the log's endpoint filter takes an id instead of a <select>.
+ENDPOINT_CHOICES_MAX = 100
+ROW_TEMPLATE = "webhooks_portal/delivery_row.html"
+
+
+def endpoint_choices(tenant: str) -> list | None:
+    """The tenant's endpoints for the filter's <select>, or None when there are more than
+    `ENDPOINT_CHOICES_MAX` (one bounded query either way)."""
+    endpoints = list(scope.subscriptions(tenant)[: ENDPOINT_CHOICES_MAX + 1])
+    return None if len(endpoints) > ENDPOINT_CHOICES_MAX else endpoints
 
 
 @portal_view
 @require_http_methods(["GET", "HEAD"])
 def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
-    endpoints = list(scope.subscriptions(tenant))
-    form = DeliveryFilterForm(request.GET, endpoints=endpoints)
+    """The log, newest first, in keyset pages (no count, no OFFSET: page 1,000 costs what page
+    1 does). Rows still on their way are refreshed in place by portal.js through
+    `delivery_rows`, not by reloading the page."""
+    form = DeliveryFilterForm(request.GET, endpoints=endpoint_choices(tenant))
     queryset = scope.deliveries(tenant).select_related("event", "subscription")
     queryset = queryset.filter(**form.lookups()) if form.is_valid() else queryset.none()
-    paginator = Paginator(queryset, PAGE_SIZE)
-    current = paginator.get_page(request.GET.get("page"))
-    filters = {k: v for k, v in request.GET.items() if k != "page" and v}
-    unfinished = any(not d.is_finished for d in current.object_list)
+    try:
+        current = keyset_page(request, queryset, size=PAGE_SIZE)
+    except NotFound:
+        raise Http404(_("This page of the log no longer exists.")) from None
+    filters = {k: v for k, v in request.GET.items() if k != "cursor" and v}
     # A replay queued from this browser reloads the page until its task reopened every row:
     # until then the rows it will send again still show finished.
     chosen = form.cleaned_data.get("endpoint") if form.is_valid() else None
-    replaying = replays.waiting(request, [chosen] if chosen else [s.pk for s in endpoints])
+    # Without an endpoint chosen: the tenant's endpoints among those the session watches
+    # (never a list of all of them).
+    watched = [chosen] if chosen else replays.watched_endpoints(request)
+    shown = scope.subscriptions(tenant).filter(pk__in=watched).values_list("pk", flat=True)
+    replaying = replays.waiting(request, list(shown) if watched else [])
     return page(
         request,
         "webhooks_portal/delivery_list.html",
         {
             "form": form,
-            "page_obj": current,
-            "filter_query": urlencode(filters),
+            "keyset": current,
+            "deliveries": current.rows,
             "filtered": bool(filters),
             "type_names": EventType.objects.order_by("name").values_list("name", flat=True),
-            "refresh": REFRESH_SECONDS if unfinished or replaying else None,
+            "refresh": REFRESH_SECONDS if replaying else None,
+            "poll": any(not d.is_finished for d in current.rows),
             "replaying": replaying,
             "nav": "deliveries",
         },
         status=200 if form.is_valid() else 400,
     )
+
+
+def row_ids(raw: str) -> list[int]:
+    """`?ids=1,2,3`: at most `PAGE_SIZE` delivery ids; anything else is left out."""
+    ids = []
+    for part in raw.split(",")[:PAGE_SIZE]:
+        part = part.strip()
+        if part.isascii() and part.isdigit() and len(part) <= 18:
+            ids.append(int(part))
+    return ids
+
+
+@portal_view
+@require_http_methods(["GET"])
+def delivery_rows(request: HttpRequest, tenant: str) -> HttpResponse:
+    """The log's rows `?ids=` as rendered HTML, for portal.js to refresh unfinished rows in
+    place: `{"rows": {"<id>": "<tr>...</tr>"}, "unfinished": [<id>, ...]}`.
+
+    One indexed query by primary key, scoped to the tenant (other tenants' ids are absent). The
+    ETag is a digest of the rows' states: a poll sent with `If-None-Match` while nothing
+    changed is a 304 with no body (the rows are rendered only when something did).
+    """
+    ids = row_ids(request.GET.get("ids", ""))
+    rows = list(
+        scope.deliveries(tenant)
+        .filter(pk__in=ids)
+        .select_related("event", "subscription")
+        .order_by("-created_at", "-pk")
+    )
+    digest = hashlib.sha256(
+        repr([(d.pk, d.status, d.attempts, d.updated_at.isoformat()) for d in rows]).encode()
+    ).hexdigest()[:32]
+    etag = f'"{digest}"'
+    if etag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        response = HttpResponse(status=304)
+    else:
+        response = JsonResponse(
+            {
+                "rows": {
+                    str(d.pk): render_to_string(
+                        ROW_TEMPLATE, {"d": d, "show_endpoint": True}, request
+                    )
+                    for d in rows
+                },
+                "unfinished": [d.pk for d in rows if not d.is_finished],
+            }
+        )
+    response["ETag"] = etag
+    return response
 
 
 @portal_view

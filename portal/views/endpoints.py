@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deliveries import charts
+from deliveries.conf import webhook_settings as pipeline_settings
 from deliveries.models import Delivery
 from deliveries.services import health, replay, states
 from deliveries.services.probes import SubscriptionInactive, send_test_event
@@ -26,7 +27,7 @@ from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
 from .. import replays, scope
-from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm
+from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm, RotateForm
 from ..humanize import duration
 from .base import page, portal_view, throttled
 
@@ -144,6 +145,7 @@ def _detail_page(
             "overlap": duration(webhook_settings.SECRET_ROTATION_OVERLAP),
             "now": timezone.now(),
             "nav": "endpoints",
+            "egress_ips": pipeline_settings.egress_ips,
         },
     )
 
@@ -261,23 +263,27 @@ def endpoint_test(request: HttpRequest, tenant: str, pk: object) -> HttpResponse
 @require_http_methods(["GET", "HEAD", "POST"])
 def endpoint_rotate(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
     subscription = _endpoint(tenant, pk)
-    overlap = duration(webhook_settings.SECRET_ROTATION_OVERLAP)
-    if request.method == "POST":
-        secret = services.rotate_secret(subscription)
-        messages.success(
-            request,
-            _(
+    default = int(webhook_settings.SECRET_ROTATION_OVERLAP)
+    form = RotateForm(request.POST if request.method == "POST" else None, default=default)
+    if request.method == "POST" and form.is_valid():
+        seconds = form.cleaned_data["overlap"]
+        seconds = default if seconds is None else seconds
+        secret = services.rotate_secret(subscription, overlap=seconds)
+        if seconds:
+            text = _(
                 "New secret created. The old one keeps signing beside it for %(overlap)s, "
                 "until %(until)s."
-            )
-            % {
-                "overlap": overlap,
+            ) % {
+                "overlap": duration(seconds),
                 "until": timezone.localtime(subscription.previous_secret_expires_at).strftime(
                     "%Y-%m-%d %H:%M:%S %Z"
                 ),
-            },
-        )
+            }
+        else:
+            text = _("New secret created. The old one no longer signs.")
+        messages.success(request, text)
         return _detail_page(request, tenant, subscription, secret=secret)  # shown this once
+    overlap = duration(default)
     rotating = (
         subscription.previous_secret_expires_at
         if subscription.previous_secret_expires_at
@@ -287,7 +293,13 @@ def endpoint_rotate(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
     return page(
         request,
         "webhooks_portal/endpoint_rotate.html",
-        {"endpoint": subscription, "overlap": overlap, "rotating": rotating, "nav": "endpoints"},
+        {
+            "endpoint": subscription,
+            "overlap": overlap,
+            "rotating": rotating,
+            "form": form,
+            "nav": "endpoints",
+        },
     )
 
 

@@ -79,4 +79,7 @@ class Command(BaseCommand):
                 f"retry queue={'?' if retries.queued is None else retries.queued}"
             )
         counts = health.status_counts()
-        self.stdout.write("deliveries: " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+        self.stdout.write(
+            "deliveries (unfinished; finished: created in the last hour): "
+            + " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        )
