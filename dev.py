@@ -324,14 +324,14 @@ def cmd_test(args: argparse.Namespace) -> None:
     say("ruff")
     run([str(PY), "-m", "ruff", "check", "."])
     say("migrations are complete")
-    run(
-        [str(PY), "manage.py", "makemigrations", "--check", "--dry-run"],
-        env={
-            **env,
-            "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
-            "DJANGO_SECRET_KEY": env.get("DJANGO_SECRET_KEY") or dev_secret_key(),
-        },
-    )
+    reference_env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "webhooks_project.settings",
+        "DJANGO_SECRET_KEY": env.get("DJANGO_SECRET_KEY") or dev_secret_key(),
+    }
+    run([str(PY), "manage.py", "makemigrations", "--check", "--dry-run"], env=reference_env)
+    say("published event versions are unbroken")
+    run([str(PY), "manage.py", "webhooks_contracts", "--check"], env=reference_env)
     pytest = [str(PY), "-m", "pytest", *args.pytest_args]
     failed: list[str] = []
     totals = {"passed": 0, "failed": 0, "skipped": 0}

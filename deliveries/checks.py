@@ -120,6 +120,7 @@ VALIDATORS: dict[str, Validator] = {
     "RETRY_QUEUE": text,
     "MAINTENANCE_QUEUE": text,
     "CLOUDEVENTS_SOURCE": text,
+    "CLOUDEVENTS_DATASCHEMA": text,
     "USER_AGENT": text,
     "MAX_IN_FLIGHT": number(strict=True, optional=True),
     "IN_FLIGHT_RETRY_DELAY": number(strict=True),

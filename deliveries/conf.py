@@ -97,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
     "MAINTENANCE_QUEUE": "webhooks.maintenance",
     # `source` attribute of CloudEvents payloads.
     "CLOUDEVENTS_SOURCE": "/webhooks",
+    # `dataschema` attribute of CloudEvents payloads of types declared in code: a URI naming
+    # the schema of the version sent ({type}, {version} filled in). A new version is a new URI,
+    # as CloudEvents asks of incompatible schema changes. Point it at your published schemas.
+    "CLOUDEVENTS_DATASCHEMA": "urn:webhooks:schema:{type}:v{version}",
     "USER_AGENT": "django-webhooks/1.0",
     # The Prometheus endpoint (/api/metrics/) is off unless enabled: it reveals traffic figures.
     "METRICS_ENABLED": False,

@@ -70,6 +70,21 @@ class Event(models.Model):
         related_name="+",
         help_text=_("Set for test events: sent to this subscription only."),
     )
+    version = models.PositiveSmallIntegerField(
+        _("version"),
+        null=True,
+        blank=True,
+        help_text=_("Version of `data`, for types declared in code (the latest when published)."),
+    )
+    renditions = models.JSONField(
+        _("older versions"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            'The data rendered in each older declared version ({"1": {...}}) by the host\'s '
+            "down-converters at publish time, so every retry sends the same bytes."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     fanned_out_at = models.DateTimeField(_("fanned out"), null=True, blank=True)
 
@@ -178,6 +193,15 @@ class Delivery(models.Model):
     )
     last_error = models.CharField(_("last error"), max_length=ERROR_MAX_CHARS, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    version = models.PositiveSmallIntegerField(
+        _("version"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The event type version this delivery sends (the subscription's pin); empty for "
+            "types not declared in code."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from subscriptions.contracts import MAX_VERSION
+from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
@@ -109,6 +111,7 @@ class DeliverySerializer(serializers.ModelSerializer):
             "last_status_code",
             "last_error",
             "delivered_at",
+            "version",
             "created_at",
         ]
 
@@ -128,6 +131,7 @@ class EventSerializer(serializers.ModelSerializer):
             "tenant",
             "broadcast",
             "type",
+            "version",
             "data",
             "idempotency_key",
             "created_at",
@@ -207,6 +211,23 @@ class RetryQueuedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     queued = serializers.BooleanField()
     attempt = serializers.IntegerField(help_text="Number of the attempt that was queued.")
+
+
+class VersionPreviewQuerySerializer(serializers.Serializer):
+    type = serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH)
+    version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)
+
+
+class VersionPreviewSerializer(serializers.Serializer):
+    type = serializers.CharField()
+    version = serializers.IntegerField()
+    source = serializers.ChoiceField(
+        choices=["event", "example"],
+        help_text="'event': rendered from the subscription's last event of the type; "
+        "'example': from the catalog's example.",
+    )
+    event = serializers.UUIDField(allow_null=True)
+    body = serializers.JSONField(help_text="The body as the subscription would receive it.")
 
 
 class EgressIPsSerializer(serializers.Serializer):

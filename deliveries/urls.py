@@ -17,6 +17,7 @@ from .views import (
     EventViewSet,
     SubscriptionReplayView,
     SubscriptionTestView,
+    SubscriptionVersionPreviewView,
 )
 
 router = SimpleRouter()
@@ -34,6 +35,11 @@ api_patterns = [
         "subscriptions/<uuid:pk>/replay/",
         SubscriptionReplayView.as_view(),
         name="subscription-replay",
+    ),
+    path(
+        "subscriptions/<uuid:pk>/versions/preview/",
+        SubscriptionVersionPreviewView.as_view(),
+        name="subscription-version-preview",
     ),
     path("metrics/", metrics_view, name="webhooks-metrics"),
     path("egress-ips/", EgressIPsView.as_view(), name="webhooks-egress-ips"),

@@ -35,6 +35,8 @@ from .serializers import (
     ReplayQueuedSerializer,
     ReplayRequestSerializer,
     RetryQueuedSerializer,
+    VersionPreviewQuerySerializer,
+    VersionPreviewSerializer,
 )
 from .services import (
     IdempotencyConflict,
@@ -45,6 +47,7 @@ from .services import (
     publish_event,
     replay,
 )
+from .services.previews import PreviewUnavailable, version_preview
 from .services.probes import SubscriptionInactive, send_test_event
 
 logger = logging.getLogger(__name__)
@@ -272,6 +275,45 @@ class SubscriptionReplayView(SubscriptionActionView):
             "status": list(result.request.statuses),
         }
         return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionVersionPreviewView(APIDefaults, GenericAPIView):
+    """GET /api/subscriptions/{id}/versions/preview/?type=&version=: the body this subscription
+    would receive in another version of a declared type, rendered from its last real event of
+    that type. Lives here because it reads the event log; reading needs what reading the
+    subscription needs."""
+
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Subscription
+    queryset = Subscription.objects.none()  # schema generation only
+
+    def get_queryset(self) -> QuerySet[Subscription]:
+        return read_scope(self.request, Subscription).filter(Subscription.objects.all())
+
+    @extend_schema(
+        operation_id="subscriptions_versions_preview",
+        tags=["subscriptions"],
+        parameters=[VersionPreviewQuerySerializer],
+        responses={200: VersionPreviewSerializer, 400: None, 404: None},
+    )
+    def get(self, request: Request, pk: object) -> Response:
+        subscription = self.get_object()
+        query = VersionPreviewQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            preview = version_preview(
+                subscription, query.validated_data["type"], query.validated_data["version"]
+            )
+        except PreviewUnavailable as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        body = {
+            "type": preview.name,
+            "version": preview.version,
+            "source": preview.source,
+            "event": preview.event.pk if preview.event is not None else None,
+            "body": preview.body,
+        }
+        return Response(VersionPreviewSerializer(body).data)
 
 
 class EgressIPsView(APIDefaults, APIView):

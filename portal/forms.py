@@ -12,7 +12,14 @@ from rest_framework import serializers as drf
 
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
-from subscriptions.models import EventType, PayloadFormat, SignatureScheme, Subscription
+from subscriptions.catalog import PinnedType
+from subscriptions.models import (
+    EventType,
+    EventTypeVersion,
+    PayloadFormat,
+    SignatureScheme,
+    Subscription,
+)
 from subscriptions.serializers import SubscriptionCreateSerializer, SubscriptionSerializer
 
 from .humanize import duration
@@ -262,3 +269,29 @@ class ReplayForm(BaseReplayForm):
         self.fields["until"].help_text = _(
             "Deliveries created before this time (%(zone)s); empty for now."
         ) % {"zone": zone}
+
+
+class VersionForm(forms.Form):
+    """The version of one declared event type an endpoint receives: the versions it may move
+    to (not deprecated) and its current one."""
+
+    version = forms.TypedChoiceField(label=_("Version"), coerce=int)
+
+    def __init__(self, *args: Any, pinned: PinnedType, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["version"].choices = [
+            (row.version, version_label(row, pinned.current, pinned.latest))
+            for row in reversed(pinned.choices())
+        ]
+
+
+def version_label(row: EventTypeVersion, current: int, latest: int) -> str:
+    """A version as the select lists it: "3 (latest)", "1 (current, deprecated)"."""
+    notes = []
+    if row.version == latest:
+        notes.append(str(_("latest")))
+    if row.version == current:
+        notes.append(str(_("current")))
+    if row.deprecated:
+        notes.append(str(_("deprecated")))
+    return f"{row.version} ({', '.join(notes)})" if notes else str(row.version)

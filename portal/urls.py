@@ -3,7 +3,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from .views import access, catalog, deliveries, endpoints, verify
+from .views import access, catalog, deliveries, endpoints, verify, versions
 
 app_name = "webhooks_portal"
 
@@ -21,6 +21,11 @@ urlpatterns = [
     path("endpoints/<uuid:pk>/test/", endpoints.endpoint_test, name="endpoint-test"),
     path("endpoints/<uuid:pk>/rotate-secret/", endpoints.endpoint_rotate, name="endpoint-rotate"),
     path("endpoints/<uuid:pk>/replay/", endpoints.endpoint_replay, name="replay"),
+    path(
+        "endpoints/<uuid:pk>/versions/<str:name>/",
+        versions.endpoint_version,
+        name="endpoint-version",
+    ),
     path("event-types/", catalog.catalog, name="catalog"),
     path("deliveries/", deliveries.delivery_list, name="deliveries"),
     path("deliveries/rows/", deliveries.delivery_rows, name="delivery-rows"),

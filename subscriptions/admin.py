@@ -20,7 +20,7 @@ from django.utils.translation import ngettext
 
 from . import services
 from .headers import mask_headers, unmask_headers
-from .models import EventType, Subscription, Tenant
+from .models import EventType, EventTypeVersion, Subscription, Tenant
 from .search import IndexedSearch, subscription_search
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 from .signals import subscription_admin_extensions, tenant_admin_extensions
@@ -318,11 +318,30 @@ class Enabled:
     failing_since: dt.datetime | None
 
 
+class EventTypeVersionInline(admin.TabularInline):
+    """A declared type's versions, as the last migrate wrote them from the code: read-only."""
+
+    model = EventTypeVersion
+    fields = ["version", "deprecated", "description", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(EventType)
 class EventTypeAdmin(admin.ModelAdmin):
     form = EventTypeAdminForm
-    list_display = ["name", "description", "has_schema", "created_at"]
+    list_display = ["name", "description", "has_schema", "declared", "created_at"]
+    list_filter = ["declared"]
     search_fields = ["name", "description"]
+    inlines = [EventTypeVersionInline]
 
     @admin.display(boolean=True, description=_("schema"))
     def has_schema(self, obj: EventType) -> bool:

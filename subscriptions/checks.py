@@ -1,5 +1,5 @@
 """System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E007`, `W001`, `W002`,
-`W018`).
+`W018`) and for the event types declared in code (`webhooks.E021`).
 
 A typo in a key or a wrong type would otherwise surface hours later, in a worker, as a retry
 that never comes; `manage.py check` (run by `migrate` and `runserver`) reports it at once and
@@ -180,6 +180,10 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
     "THROTTLE_RATES": throttle_rates,
     "TRUSTED_PROXIES": trusted_proxies,
+    "DOWNGRADE_ERRORS": lambda value: (
+        None if value in {"raise", "log"} else f'must be "raise" or "log", not {value!r}'
+    ),
+    "CONTRACTS_FILE": text,
 }
 
 
@@ -319,6 +323,23 @@ def _unsafe_in_production(value: dict[str, Any]) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+def check_contracts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """`webhooks.E021` for each problem of the event types declared in code: two declared
+    versions without the down-converters between them, a converter for an undeclared version,
+    a serializer drf-spectacular gives no schema for, an example that does not match."""
+    from .contracts import contracts
+
+    return [
+        Error(
+            problem,
+            hint="See docs/contracts.md: one @downgrade per version step, and examples that "
+            "match their version's serializer.",
+            id="webhooks.E021",
+        )
+        for problem in contracts.problems()
+    ]
 
 
 def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:

@@ -64,6 +64,13 @@ DEFAULTS: dict[str, Any] = {
     # trusts N proxies of yours, a list of CIDRs trusts proxies in those networks. Anything
     # else would let a client choose its own address.
     "TRUSTED_PROXIES": 0,
+    # Event contracts (docs/contracts.md). What a down-converter whose output does not match
+    # its version's schema does to publish(): "raise" (ContractError; set it in your tests and
+    # development) or "log" (an error is logged and the output sent as it is).
+    "DOWNGRADE_ERRORS": "log",
+    # Where `manage.py webhooks_contracts --write` records the published schemas and `--check`
+    # reads them: a path relative to the working directory, committed in the host's repository.
+    "CONTRACTS_FILE": "webhook_contracts.json",
     "THROTTLE_RATES": {
         "publish": "200/second",
         "test": "30/minute",

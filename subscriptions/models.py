@@ -158,6 +158,14 @@ class EventType(models.Model):
         blank=True,
         help_text=_("Optional JSON Schema that the data of every published event must match."),
     )
+    declared = models.BooleanField(
+        _("declared in code"),
+        default=False,
+        help_text=_(
+            "Declared by the host's code (register_event): its versions and schemas come from "
+            "serializers and are refreshed by every migrate; not editable here."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -168,6 +176,51 @@ class EventType(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EventTypeVersion(models.Model):
+    """One version of a type declared in code, as the catalog shows it: written from the
+    registry (`subscriptions.contracts`) by `catalog.sync_catalog` after every migrate."""
+
+    event_type = models.ForeignKey(
+        EventType,
+        verbose_name=_("event type"),
+        on_delete=models.CASCADE,
+        related_name="versions",
+    )
+    version = models.PositiveSmallIntegerField(_("version"))
+    description = models.TextField(_("description"), blank=True)
+    schema = models.JSONField(
+        _("JSON schema"), help_text=_("Generated from the version's serializer.")
+    )
+    example = models.JSONField(_("example"), default=dict, blank=True)
+    deprecated = models.BooleanField(
+        _("deprecated"),
+        default=False,
+        help_text=_("Still sent to subscriptions pinned to it; no subscription may move to it."),
+    )
+    created_at = models.DateTimeField(
+        _("first declared"),
+        auto_now_add=True,
+        help_text=_(
+            "When the catalog first listed this version. A subscription without a pin for the "
+            "type receives the latest version declared before the subscription was created."
+        ),
+    )
+
+    class Meta:
+        db_table = "webhooks_event_type_version"
+        ordering = ["event_type", "version"]
+        verbose_name = _("event type version")
+        verbose_name_plural = _("event type versions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type", "version"], name="webhooks_event_type_version_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type_id} v{self.version}"
 
 
 class PayloadFormat(models.TextChoices):
@@ -271,6 +324,15 @@ class Subscription(models.Model):
         _("event types"),
         default=list,
         help_text=_("Names of event types, 'prefix.*' or '*' for every type."),
+    )
+    versions = models.JSONField(
+        _("pinned versions"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Event type name -> the version this endpoint receives, for types declared in code. "
+            "A type without a pin gets the latest version declared when the endpoint was created."
+        ),
     )
     is_active = models.BooleanField(_("active"), default=True, db_index=True)
     disabled_reason = models.CharField(_("disabled reason"), max_length=500, blank=True)

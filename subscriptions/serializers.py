@@ -16,6 +16,8 @@ from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
 from . import services
+from .catalog import PinError, default_pins, merge_pins
+from .contracts import MAX_VERSION
 from .credentials import (
     MAX_CLIENT_ID_LENGTH,
     MAX_CLIENT_SECRET_LENGTH,
@@ -37,6 +39,7 @@ from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filte
 from .models import (
     TENANT_KEY_MAX_LENGTH,
     EventType,
+    EventTypeVersion,
     SignatureScheme,
     Subscription,
     is_valid_tenant_key,
@@ -65,12 +68,32 @@ SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*\
 CREDENTIAL_RE = re.compile(r"^[\x20-\x7e]+\Z")
 
 
+class EventTypeVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EventTypeVersion
+        fields = ["version", "schema", "example", "deprecated"]
+        read_only_fields = fields
+
+
 class EventTypeSerializer(serializers.ModelSerializer):
+    """A catalog entry. Types declared in code (`declared`) list their `versions` and are
+    changed in code only; hand-typed ones have a `schema` and no versions."""
+
+    versions = EventTypeVersionSerializer(many=True, read_only=True)
+
     class Meta:
         model = EventType
-        fields = ["name", "description", "schema", "created_at"]
-        read_only_fields = ["created_at"]
+        fields = ["name", "description", "schema", "declared", "versions", "created_at"]
+        read_only_fields = ["declared", "created_at"]
         extra_kwargs = {"description": {"max_length": MAX_DESCRIPTION_LENGTH}}
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if self.instance is not None and self.instance.declared:
+            # The next migrate would overwrite the change: refuse it rather than lose it.
+            raise serializers.ValidationError(
+                _("This event type is declared in code; change it there.")
+            )
+        return attrs
 
     def validate_name(self, value: str) -> str:
         if not is_valid_event_type(value):
@@ -301,6 +324,16 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         required=False,
         help_text=_("Most deliveries in flight at once to this endpoint; null for the default."),
     )
+    versions = serializers.DictField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_VERSION),
+        required=False,
+        help_text=_(
+            "Event type name -> the version this endpoint receives, for types declared in code. "
+            "On creation every selected declared type is pinned to its latest version; later, "
+            "the types given move (to a version that is not deprecated) and the others keep "
+            "their pins."
+        ),
+    )
     signature_scheme = serializers.ChoiceField(
         choices=SignatureScheme.choices,
         required=False,
@@ -350,6 +383,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "payload_format",
             "headers",
             "rate_limit",
+            "versions",
             "signature_scheme",
             "public_key",
             "oauth2",
@@ -445,6 +479,13 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             )
         return value
 
+    def validate_versions(self, value: dict[str, int]) -> dict[str, int]:
+        current = self.instance.versions if self.instance is not None else {}
+        try:
+            return merge_pins(current, value)
+        except PinError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
     def validate_headers(self, value: dict[str, str]) -> dict[str, str]:
         stored = self.instance.headers if self.instance is not None else {}
         try:
@@ -482,6 +523,10 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data: dict[str, Any]) -> Subscription:
         is_active = validated_data.pop("is_active", True)
+        validated_data["versions"] = {
+            **default_pins(validated_data.get("event_types", ())),
+            **validated_data.get("versions", {}),
+        }
         subscription = super().create(validated_data)
         if not is_active:
             services.disable_subscription(subscription, _("Created disabled."))
@@ -491,6 +536,13 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         # The active flag goes through the services, so the signals fire (disabling discards
         # the deliveries waiting for this endpoint).
         is_active = validated_data.pop("is_active", None)
+        if "event_types" in validated_data:
+            # Declared types selected now for the first time start at their latest version.
+            validated_data["versions"] = {
+                **default_pins(validated_data["event_types"]),
+                **instance.versions,
+                **validated_data.get("versions", {}),
+            }
         instance = super().update(instance, validated_data)
         if is_active is True:
             services.enable_subscription(instance)

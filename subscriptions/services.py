@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import signals
+from .catalog import merge_pins
 from .conf import webhook_settings
 from .fields import EncryptedHeadersField, EncryptedTextField
 from .models import Subscription, Tenant
@@ -131,6 +132,19 @@ def rotate_secret(
     for name, value in fields.items():
         setattr(subscription, name, value)
     return new_secret
+
+
+def pin_version(subscription: Subscription, name: str, version: int) -> Subscription:
+    """Move `subscription` to `version` of the declared type `name` (its next deliveries of
+    that type are sent in it); the other pins stay. Raises catalog.PinError for an undeclared
+    type or version, or a deprecated one (see `catalog.merge_pins`)."""
+    with transaction.atomic():
+        # Locked, so two moves of different types at once both stick.
+        locked = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        pins = merge_pins(locked.versions, {name: version})
+        Subscription.objects.filter(pk=locked.pk).update(versions=pins, updated_at=timezone.now())
+    subscription.versions = pins
+    return subscription
 
 
 def reencrypt_subscriptions(batch_size: int = 500) -> int:

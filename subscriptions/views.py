@@ -37,7 +37,7 @@ class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     """The catalog of event types, shared by every tenant: everyone signed in reads it; changing
     it needs the model permissions (`add_eventtype`...), never `is_staff` alone."""
 
-    queryset = EventType.objects.all()
+    queryset = EventType.objects.prefetch_related("versions")
     serializer_class = EventTypeSerializer
     permission_classes = [permissions.DjangoModelPermissions]
     lookup_field = "name"
@@ -45,6 +45,14 @@ class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
     # URL is then a 404 like any unknown name, not a database error.
     lookup_value_regex = r"[^/\x00]+"
     http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+
+    def perform_destroy(self, instance: EventType) -> None:
+        if instance.declared:
+            # It would be back after the next migrate; the code is where it goes away.
+            raise ValidationError(
+                {"name": ["This event type is declared in code; remove it there."]}
+            )
+        instance.delete()
 
 
 @extend_schema_view(

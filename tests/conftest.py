@@ -113,3 +113,19 @@ def staff_client(staff_user):
     client = APIClient()
     client.force_authenticate(staff_user)
     return client
+
+
+@pytest.fixture
+def contract_types(db: None) -> Iterator[str]:
+    """`shop.order.placed` declared in code (tests/contract_types.py) and in the catalog, as
+    after a migrate; forgotten afterwards. Yields the type's name."""
+    from subscriptions.catalog import sync_catalog
+    from subscriptions.contracts import contracts
+    from tests import contract_types
+
+    contract_types.declare(contracts)
+    try:
+        sync_catalog()
+        yield contract_types.NAME
+    finally:
+        contracts.forget(contract_types.NAME)

@@ -30,6 +30,8 @@ OBJECT_ROUTES = {
 }
 # Routes without an object id: their pages are checked for B's data instead.
 LIST_ROUTES = ["endpoints", "endpoint-create", "catalog", "deliveries", "verify"]
+# Routes that name an endpoint and an event type: see test_an_endpoints_version_page_...
+ENDPOINT_TYPE_ROUTES = {"endpoint-version"}
 
 
 def portal_routes() -> set[str]:
@@ -38,7 +40,12 @@ def portal_routes() -> set[str]:
 
 
 def test_every_portal_route_is_covered_here():
-    covered = set(OBJECT_ROUTES) | set(LIST_ROUTES) | {"home", "enter", "leave", "delivery-rows"}
+    covered = (
+        set(OBJECT_ROUTES)
+        | set(LIST_ROUTES)
+        | ENDPOINT_TYPE_ROUTES
+        | {"home", "enter", "leave", "delivery-rows"}
+    )
 
     assert portal_routes() == covered
 
@@ -206,3 +213,19 @@ def test_the_404_and_403_pages_carry_the_security_headers(client, tenants):
     no_access = client.get(portal_url("endpoints"))
     assert no_access.status_code == 403
     assert_secured(no_access)
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_an_endpoints_version_page_of_another_tenant_is_a_404(
+    client, tenants, contract_types, method
+):
+    Subscription.objects.filter(pk=tenants["subscription"].pk).update(event_types=["*"])
+    before = unchanged(tenants)
+
+    response = getattr(client, method)(
+        portal_url("endpoint-version", tenants["subscription"].pk, contract_types),
+        {"version": 2},
+    )
+
+    assert response.status_code == 404
+    assert unchanged(tenants) == before

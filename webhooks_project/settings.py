@@ -86,6 +86,9 @@ INSTALLED_APPS = [
     "subscriptions",
     "deliveries",
     "portal",
+    # The reference project as an app only so that its demo event type
+    # (webhooks_project/webhook_events.py) is declared; it has no models.
+    "webhooks_project",
 ]
 
 MIDDLEWARE = [
@@ -356,6 +359,11 @@ WEBHOOKS = {
     "ALLOW_HTTP": env_bool("WEBHOOKS_ALLOW_HTTP", False),
     "METRICS_ENABLED": env_bool("WEBHOOKS_METRICS_ENABLED", False),
     "METRICS_TOKEN": os.environ.get("WEBHOOKS_METRICS_TOKEN") or None,
+    # A down-converter whose output misses its version's schema fails the publish while
+    # developing; in production it is logged and the event still goes out.
+    "DOWNGRADE_ERRORS": "raise" if DEBUG else "log",
+    # Recorded schemas of the declared event types (`manage.py webhooks_contracts --write`).
+    "CONTRACTS_FILE": str(BASE_DIR / "webhook_contracts.json"),
     # Fernet keys for secrets at rest, comma-separated, the first encrypting. Unset: a key
     # derived from DJANGO_SECRET_KEY, which `check --deploy` reports (docs/security.md).
     "ENCRYPTION_KEYS": env_list("WEBHOOKS_ENCRYPTION_KEYS"),

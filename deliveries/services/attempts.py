@@ -245,7 +245,7 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
     subscription = delivery.subscription
     headers: dict[str, str] = {}
     try:
-        body = build_body(delivery.event, subscription.payload_format)
+        body = build_body(delivery.event, subscription.payload_format, delivery.version)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
         release_pooled_connection()  # not held while waiting on the receiver
         return headers, send_authenticated(
@@ -290,8 +290,16 @@ def _load(delivery_id: int, number: int) -> Delivery | None:
 # deferred and loaded on first access, so a field added to a model later is read correctly, if
 # with one more query.
 _LOADED = {
-    Delivery: ("id", "event_id", "subscription_id", "status", "attempts", "next_attempt_at"),
-    Event: ("id", "type", "data", "target_subscription_id", "created_at"),
+    Delivery: (
+        "id",
+        "event_id",
+        "subscription_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "version",  # the body's version (payloads.build_body)
+    ),
+    Event: ("id", "type", "data", "target_subscription_id", "version", "renditions", "created_at"),
     Subscription: (
         "id",
         "tenant_id",  # the tenant's in-flight cap (inflight.acquire)
@@ -322,8 +330,8 @@ _LOADED = {
 # worker that is CPU-bound that is a third of a delivery (docs/performance.md). The guard is the
 # one `states.claim` applies. tests/test_states.py checks that it loads what the ORM loads.
 _LOAD = """
-SELECT d.id, d.event_id, d.subscription_id, d.status, d.attempts, d.next_attempt_at,
-       e.id, e.type, e.data, e.target_subscription_id, e.created_at,
+SELECT d.id, d.event_id, d.subscription_id, d.status, d.attempts, d.next_attempt_at, d.version,
+       e.id, e.type, e.data, e.target_subscription_id, e.version, e.renditions, e.created_at,
        s.id, s.tenant_id, s.url, s.event_types, s.is_active, s.payload_format, s.headers,
        s.rate_limit, s.secret, s.previous_secret, s.previous_secret_expires_at,
        s.signature_scheme, s.signing_key, s.previous_signing_key, s.oauth2_token_url,
@@ -349,6 +357,7 @@ def _load_literal(delivery_id: int, number: int) -> Delivery | None:
     )
     # JSON arrives as text from a raw cursor (Django decodes it in the field's from_db_value).
     event.data = json.loads(event.data)
+    event.renditions = json.loads(event.renditions)
     subscription.event_types = json.loads(subscription.event_types)
     # Encrypted columns (headers, secrets, keys) arrive as stored: decrypted by their fields.
     decrypted_from_db(subscription, connection)

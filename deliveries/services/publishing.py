@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from subscriptions.contracts import contracts
 from subscriptions.matching import is_valid_event_type
 from subscriptions.models import EventType, Subscription, Tenant, default_tenant_key
 from subscriptions.text import find_unstorable
@@ -23,6 +24,7 @@ from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
+from ..versions import delivery_versions, render_versions, serialize_event
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +126,12 @@ def validate_event(event_type: str, data: Any) -> None:
     limit = int(webhook_settings.MAX_PAYLOAD_BYTES)
     if size > limit:
         raise PayloadTooLarge(f"Event data is {size} bytes; the limit is {limit} bytes.")
-    schema = EventType.objects.filter(name=event_type).values_list("schema", flat=True).first()
+    declared = contracts.latest(event_type)
+    schema = (
+        declared.schema
+        if declared is not None
+        else EventType.objects.filter(name=event_type).values_list("schema", flat=True).first()
+    )
     if schema:
         try:
             jsonschema.validate(data, schema)
@@ -156,7 +163,7 @@ class Publication:
 
 def publish(
     type: str,
-    data: dict[str, Any],
+    data: Any,
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
@@ -169,6 +176,12 @@ def publish(
     None: `DEFAULT_TENANT`), never to another tenant's. `broadcast=True` sends it to the
     matching subscriptions of every tenant (it still belongs to `tenant`). With `subscription`,
     it goes to that subscription only (test events) and belongs to its tenant.
+
+    For a type declared in code (`subscriptions.contracts.register_event`), `data` may be a
+    model instance (or any object): it is serialized through the latest version's serializer,
+    and each older version rendered by the host's down-converters; each delivery sends the
+    version its subscription is pinned to. A dict is taken as already serialized. Raises
+    `ContractError` if a version cannot be rendered (see `versions.render_versions`).
 
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
@@ -189,7 +202,7 @@ def publish(
 
 def publish_event(
     type: str,
-    data: dict[str, Any],
+    data: Any,
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
@@ -205,7 +218,9 @@ def publish_event(
             raise PublishError(problem, field="idempotency_key")
     # Before the repeat check: the body hash needs data that serialises (depth, storable text),
     # and input that cannot be published is refused whatever its key.
+    data = serialize_event(type, data)
     validate_event(type, data)
+    version, renditions = render_versions(type, data)
     digest = body_hash(type, data)
     if idempotency_key:
         existing = Event.objects.filter(tenant_id=key, idempotency_key=idempotency_key).first()
@@ -219,6 +234,8 @@ def publish_event(
         idempotency_key=idempotency_key or None,
         body_hash=digest,
         target_subscription=subscription,
+        version=version,
+        renditions=renditions,
     )
     try:
         with transaction.atomic():
@@ -318,6 +335,7 @@ def fan_out(event_id: Any) -> int:
         if event.fanned_out_at is not None:
             return expected_deliveries(event)
         active, inactive = _matching(event)
+        versions = delivery_versions(event, active + inactive)
         rows = [
             Delivery(
                 event_id=event.pk,
@@ -325,6 +343,7 @@ def fan_out(event_id: Any) -> int:
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,
                 created_at=now,
+                version=versions.get(sub_id),
             )
             for sub_id in active
         ]
@@ -335,6 +354,7 @@ def fan_out(event_id: Any) -> int:
                 status=DeliveryStatus.SKIPPED,
                 last_error="Subscription disabled when the event was published.",
                 created_at=now,
+                version=versions.get(sub_id),
             )
             for sub_id in inactive
         ]

@@ -35,7 +35,7 @@ def request_sent(delivery: Delivery) -> SentRequest:
         method="POST",
         url=subscription.url,
         headers=dict(sorted((last.request_headers or {}).items())) if last else {},
-        body=build_body(delivery.event, subscription.payload_format),
+        body=build_body(delivery.event, subscription.payload_format, delivery.version),
         content_type=content_type(subscription.payload_format),
         attempt=last.number if last else None,
     )

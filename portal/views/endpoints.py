@@ -23,6 +23,7 @@ from deliveries.models import Delivery
 from deliveries.services import health, replay, states
 from deliveries.services.probes import SubscriptionInactive, send_test_event
 from subscriptions import services
+from subscriptions.catalog import pinned_types
 from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
 
@@ -142,6 +143,7 @@ def _detail_page(
             "secret": secret,
             "recent": recent,
             "waiting": waiting,
+            "pinned_types": pinned_types(subscription),
             "overlap": duration(webhook_settings.SECRET_ROTATION_OVERLAP),
             "now": timezone.now(),
             "nav": "endpoints",
