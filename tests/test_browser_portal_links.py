@@ -95,8 +95,8 @@ def test_another_tenants_link_asks_before_switching_an_open_portal(browser, live
         f'<form method="post" action="{live_server.url}/portal/access/">'
         f'<input name="token" value="{planted.split("token=")[1]}"></form>'
     )
-    victim.evaluate("document.forms[0].submit()")
-    victim.wait_for_load_state("load")
+    with victim.expect_navigation():
+        victim.evaluate("document.forms[0].submit()")
     victim.goto(f"{live_server.url}/portal/endpoints/")
     expect(victim.locator("main")).to_contain_text("Acme orders")
 
