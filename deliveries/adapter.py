@@ -22,7 +22,9 @@ urllib3, http.client and ssl only.
 from __future__ import annotations
 
 import http.client
+import io
 import os
+import re
 import secrets
 import ssl
 import tempfile
@@ -49,6 +51,76 @@ from .deadline import track
 MAX_INTERIM_ANSWERS = 32
 
 
+# Longest line and most header lines read in one interim answer: http.client's own limits.
+_MAX_LINE = 65536
+_MAX_HEADERS = 100
+_INTERIM = re.compile(rb"HTTP/1\.[01] +1([0-9][0-9])\b")
+
+
+def _interim(line: bytes) -> bool:
+    """An interim answer's status line: 1xx other than `101 Switching Protocols`."""
+    found = _INTERIM.match(line)
+    return found is not None and found.group(1) != b"01"
+
+
+class _AfterInterim(io.RawIOBase):
+    """The bytes of the final answer: its status line (already read), then the rest of the
+    socket's stream."""
+
+    def __init__(self, first: bytes, rest: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._first = first
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._first:
+            n = min(len(buffer), len(self._first))
+            buffer[:n] = self._first[:n]
+            self._first = self._first[n:]
+            return n
+        # At most one read of the socket (`readinto1`): `readinto` would wait to fill the whole
+        # buffer, past the end of an answer on a kept-alive connection.
+        return self._rest.readinto1(buffer)
+
+    def fileno(self) -> int:
+        return self._rest.fileno()
+
+    def close(self) -> None:
+        self._rest.close()
+        super().close()
+
+
+class _SkipsInterim:
+    """The socket as `FinalResponse` is given it: its `makefile()` (the one call
+    `HTTPResponse.__init__` makes of it) returns the stream from the final answer on."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def makefile(self, mode: str, *args: Any, **kwargs: Any) -> Any:
+        stream = self._sock.makefile(mode, *args, **kwargs)
+        # The common case costs nothing: what arrived already starts with a final status line.
+        ahead = stream.peek(16)
+        if len(ahead) >= 12 and not _interim(ahead):
+            return stream
+        for _ in range(MAX_INTERIM_ANSWERS + 1):
+            line = stream.readline(_MAX_LINE + 1)
+            if not _interim(line):
+                return io.BufferedReader(_AfterInterim(line, stream))
+            # An interim answer has no body (RFC 9110 §15.2): its header lines, then a blank line.
+            for _header in range(_MAX_HEADERS + 1):
+                if stream.readline(_MAX_LINE + 1) in (b"\r\n", b"\n", b""):
+                    break
+            else:
+                raise http.client.HTTPException("an interim answer with too many headers")
+        raise http.client.HTTPException(
+            f"more than {MAX_INTERIM_ANSWERS} interim answers and no final one"
+        )
+
+
 class FinalResponse(http.client.HTTPResponse):
     """An HTTP response that skips every interim 1xx answer before the final one.
 
@@ -57,21 +129,13 @@ class FinalResponse(http.client.HTTPResponse):
     be able to parse one or more 1xx responses received before the final response, and
     ignore those it does not expect. `101 Switching Protocols` is not skipped (the protocol
     would change; we never ask for it): the sender treats it as an invalid answer.
+
+    Through the documented constructor only: the socket it is given reads past the interim
+    answers (`_SkipsInterim`), so http.client parses the final answer as the first one.
     """
 
-    def begin(self) -> None:
-        super().begin()
-        for _ in range(MAX_INTERIM_ANSWERS):
-            if not (100 <= self.status < 200) or self.status == 101:
-                return
-            # An interim answer has no body (RFC 9110 §15.2): the next answer follows at once
-            # on the same buffered stream. `begin()` reads one when no headers are set yet.
-            self.headers = self.msg = None  # type: ignore[assignment]
-            super().begin()
-        if 100 <= self.status < 200 and self.status != 101:
-            raise http.client.HTTPException(
-                f"more than {MAX_INTERIM_ANSWERS} interim answers and no final one"
-            )
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(_SkipsInterim(sock), *args, **kwargs)
 
 
 class _Tracking:

@@ -15,7 +15,7 @@ class DeliveriesConfig(AppConfig):
         from django.core.signals import setting_changed
         from django.db.models.signals import post_delete, post_migrate, post_save
 
-        from subscriptions.models import Subscription, Tenant
+        from subscriptions.models import EventType, Subscription, Tenant
         from subscriptions.operators import grant_app_permissions
         from subscriptions.signals import (
             subscription_admin_extensions,
@@ -24,7 +24,12 @@ class DeliveriesConfig(AppConfig):
         )
 
         from . import logredact
-        from .checks import check_celery, check_pipeline_settings, loaded_celery_app
+        from .checks import (
+            check_celery,
+            check_database_routing,
+            check_pipeline_settings,
+            loaded_celery_app,
+        )
         from .receivers import (
             announce_notice,
             discard_for_changed_filters,
@@ -36,10 +41,12 @@ class DeliveriesConfig(AppConfig):
             tenant_admin_extension,
         )
         from .schedule import register_periodic_tasks
+        from .services import caches
         from .signals import endpoint_notice
 
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
         checks.register(check_celery, checks.Tags.compatibility)
+        checks.register(check_database_routing, checks.Tags.compatibility)
         # urllib3 logs subscription URLs, query string included (a token may be there).
         logredact.install()
 
@@ -70,6 +77,14 @@ class DeliveriesConfig(AppConfig):
         for name, signal in (("save", post_save), ("delete", post_delete)):
             signal.connect(
                 forget_tenant_limit, sender=Tenant, dispatch_uid=f"deliveries-tenant-limit-{name}"
+            )
+            signal.connect(
+                caches.forget_tenant, sender=Tenant, dispatch_uid=f"deliveries-tenant-{name}"
+            )
+            signal.connect(
+                caches.forget_event_type,
+                sender=EventType,
+                dispatch_uid=f"deliveries-event-type-{name}",
             )
         setting_changed.connect(
             forget_limits_on_settings_change, dispatch_uid="deliveries-tenant-limit-settings"

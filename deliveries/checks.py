@@ -143,6 +143,54 @@ def check_pipeline_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
         *check_keys(DEFAULTS, VALIDATORS),
         *_timeout_order(value),
         *_countdown_within_visibility(value),
+        *_lease_covers_the_deadline(value),
+    ]
+
+
+# The least margin a claim's lease keeps beyond the attempt's total deadline (signing and
+# recording run outside that deadline, after the claim).
+LEASE_MARGIN_MIN = 10
+
+
+def _lease_covers_the_deadline(value: dict[str, Any]) -> list[CheckMessage]:
+    stale = value.get("STALE_SENDING_AFTER")
+    total = value.get("TIMEOUT", DEFAULTS["TIMEOUT"])
+    if is_number(stale) and is_number(total) and stale < total + LEASE_MARGIN_MIN:
+        return [
+            Error(
+                f"settings.WEBHOOKS['STALE_SENDING_AFTER'] ({stale} s) is shorter than "
+                f"WEBHOOKS['TIMEOUT'] ({total} s) plus {LEASE_MARGIN_MIN} s: the sweep would "
+                "release a claim whose POST may still be in flight, and it would be sent twice.",
+                hint="Leave WEBHOOKS['STALE_SENDING_AFTER'] unset (TIMEOUT + CONNECT_TIMEOUT + "
+                f"30 s) or set it to at least TIMEOUT + {LEASE_MARGIN_MIN}.",
+                id="webhooks.E020",
+            )
+        ]
+    return []
+
+
+def check_database_routing(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The pipeline's models must be written to one alias: the claim loads a delivery with its
+    event and subscription in one statement, and every working read goes to that alias
+    (`router.db_for_write`). Both apps on a non-default alias work; split, they are refused."""
+    from django.db import router
+
+    from subscriptions.models import EventType, Subscription, Tenant
+
+    from .models import Delivery, DeliveryAttempt, Event, WorkerClock
+
+    models = (Delivery, DeliveryAttempt, Event, WorkerClock, Subscription, Tenant, EventType)
+    aliases = {model._meta.label: router.db_for_write(model) for model in models}
+    if len(set(aliases.values())) <= 1:
+        return []
+    where = ", ".join(f"{label} → {alias!r}" for label, alias in aliases.items())
+    return [
+        Error(
+            f"The database routers write the webhook models to different databases ({where}).",
+            hint="Route the 'subscriptions' and 'deliveries' apps to one alias (any alias: "
+            "reads of their working rows go where they are written, see docs/embedding.md).",
+            id="webhooks.E031",
+        )
     ]
 
 

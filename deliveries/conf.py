@@ -73,9 +73,16 @@ DEFAULTS: dict[str, Any] = {
     # for the sweep. The attempt number is not consumed: a busy endpoint is not a failing one.
     # Each refusal costs about 4 ms of worker CPU (a task run and a message).
     "IN_FLIGHT_RETRY_DELAY": 1.0,
-    # Seconds a delivery may stay claimed ("sending") before the sweep assumes its worker died.
-    # None derives it from TIMEOUT plus a margin.
+    # Seconds a delivery may stay claimed ("sending") before the sweep assumes its worker died,
+    # judged on the database's clock from the claim. None derives it from TIMEOUT (the whole
+    # attempt's deadline) plus CONNECT_TIMEOUT and a 30 s margin; a value below TIMEOUT plus
+    # 10 s is refused by a system check (a POST in flight must never be released).
     "STALE_SENDING_AFTER": None,
+    # Seconds a worker's clock may differ from the database's before it logs an error, the
+    # metric `webhooks_clock_offset_seconds` passes it and the admin dashboard says so. Claims
+    # and staleness never depend on it (the database's clock judges them); the webhook-timestamp
+    # header does (receivers reject more than five minutes of skew).
+    "CLOCK_OFFSET_LIMIT": 5.0,
     # Seconds past due before the sweep re-enqueues a delivery or fans out an event, so that it
     # does not race the message that is on its way.
     "SWEEP_GRACE": 30,

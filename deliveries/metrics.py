@@ -36,11 +36,11 @@ from subscriptions.models import Subscription
 
 from .conf import webhook_settings
 from .models import FINISHED, UNFINISHED, DeliveryAttempt
-from .services import health
+from .services import clock, health
 
 
 class DatabaseCollector:
-    """Collects every webhooks metric from the database when scraped (seven bounded queries)."""
+    """Collects every webhooks metric from the database when scraped (eight bounded queries)."""
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
@@ -119,6 +119,17 @@ class DatabaseCollector:
         subs.add_metric(["active"], states.get(True, 0))
         subs.add_metric(["disabled"], states.get(False, 0))
         yield subs
+
+        offsets = GaugeMetricFamily(
+            "webhooks_clock_offset_seconds",
+            "Each worker's clock offset from the database's, as last measured (positive: the "
+            f"worker is behind); above {webhook_settings.CLOCK_OFFSET_LIMIT} s "
+            "(CLOCK_OFFSET_LIMIT) its webhook-timestamp headers are off by as much.",
+            labels=["worker"],
+        )
+        for row in clock.recent_offsets():
+            offsets.add_metric([row.worker], row.offset_seconds)
+        yield offsets
 
 
 registry = CollectorRegistry(auto_describe=False)

@@ -4,6 +4,7 @@ import datetime as dt
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -156,9 +157,14 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         """Waiting deliveries whose next attempt was due before `before`."""
         return self.filter(status__in=WAITING, next_attempt_at__lte=before)
 
-    def stale_sending(self, claimed_before: dt.datetime) -> DeliveryQuerySet:
-        """Claimed by a worker that has not finished in time: presumed dead."""
-        return self.filter(status=DeliveryStatus.SENDING, claimed_at__lt=claimed_before)
+    def expired_claims(self, lease_seconds: float) -> DeliveryQuerySet:
+        """Claimed more than `lease_seconds` ago, judged on the database's clock (`Now()` in
+        the statement, as the claim was written): its worker has not finished in time and is
+        presumed dead."""
+        return self.filter(
+            status=DeliveryStatus.SENDING,
+            claimed_at__lt=Now() - dt.timedelta(seconds=lease_seconds),
+        )
 
     def for_tenant(self, key: str | None) -> DeliveryQuerySet:
         """The deliveries to tenant `key`'s subscriptions (None: none at all)."""
@@ -396,3 +402,23 @@ class EndpointNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subscription_id}"
+
+
+class WorkerClock(models.Model):
+    """A worker process's last measured offset from the database's clock
+    (`deliveries.services.clock`): the metric and the admin dashboard show it."""
+
+    worker = models.CharField(_("worker"), max_length=200, unique=True, help_text=_("host:pid"))
+    offset_seconds = models.FloatField(
+        _("offset (s)"),
+        help_text=_("The database's clock minus the worker's; positive: the worker is behind."),
+    )
+    measured_at = models.DateTimeField(_("measured"), help_text=_("On the database's clock."))
+
+    class Meta:
+        db_table = "webhooks_worker_clock"
+        verbose_name = _("worker clock")
+        verbose_name_plural = _("worker clocks")
+
+    def __str__(self) -> str:
+        return f"{self.worker}: {self.offset_seconds:+.3f} s"

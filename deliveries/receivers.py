@@ -31,7 +31,7 @@ def tenant_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any
 def discard_for_disabled(
     sender: type, subscription: Subscription, reason: str, **kwargs: Any
 ) -> None:
-    states.discard_waiting(subscription.pk, states.disabled_reason(reason))
+    states.discard(states.waiting_for(subscription.pk), states.disabled_reason(reason))
 
 
 def notice_for_disabled(

@@ -6,15 +6,25 @@ through `deliveries.dispatch` and never import this module."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import dispatch
 from .conf import webhook_settings
-from .services import attempt_delivery, maintenance, notices, replay
+from .services import attempt_delivery, clock, maintenance, notices, replay
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
 from .services.connections import release_pooled_connection
+
+
+@worker_ready.connect(dispatch_uid="deliveries-clock-at-start")
+def measure_clock_at_start(sender: Any = None, **kwargs: Any) -> None:
+    """A worker measures its offset from the database's clock as it starts (then every few
+    minutes, as it works: `clock.check`)."""
+    clock.check(force=True)
+    release_pooled_connection()
 
 
 @shared_task(
@@ -25,20 +35,22 @@ from .services.connections import release_pooled_connection
     ignore_result=True,
     max_retries=None,
 )
-def deliver(self, delivery_id: int, attempt: int = 1, deferrals: int = 0) -> str:
+def deliver(
+    self, delivery_id: int, attempt: int = 1, deferrals: int = 0, cap: dict | None = None
+) -> str:
     """Attempt `attempt` of a delivery. Short waits come back as a retry of this task on the
     retry queue (never longer than `max_countdown`, which stays inside the broker's visibility
     timeout); long ones were parked in the database by the service and the sweep sends them."""
     try:
         outcome = attempt_delivery(
-            delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals
+            delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals, cap=cap
         )
     finally:
         release_pooled_connection()
     if outcome.action in ("retry", "defer"):
         raise self.retry(
             args=(delivery_id, outcome.next_attempt),
-            kwargs={"deferrals": outcome.deferrals},
+            kwargs={"deferrals": outcome.deferrals, "cap": outcome.cap},
             countdown=outcome.countdown,
             queue=webhook_settings.RETRY_QUEUE,
             max_retries=None,

@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
@@ -502,16 +502,19 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
             return self.disable_confirmation(request, queryset, active)
         default = f"Disabled in the admin by {request.user}."
         reason = (request.POST.get("reason") or "").strip()[:400] or default
-        disabled = [s for s in active if services.disable_subscription(s, reason)]
-        self.message_user(
-            request,
-            ngettext("%d subscription disabled.", "%d subscriptions disabled.", len(disabled))
-            % len(disabled),
-            messages.SUCCESS,
-        )
-        if disabled:
-            for ext in self.extensions:
-                ext.after_disable(self, request, disabled, reason)
+        # One transaction: the extensions' after_disable runs before the subscription_disabled
+        # receivers (after commit), so what it reports is what it changed itself.
+        with transaction.atomic(using=router.db_for_write(Subscription)):
+            disabled = [s for s in active if services.disable_subscription(s, reason)]
+            self.message_user(
+                request,
+                ngettext("%d subscription disabled.", "%d subscriptions disabled.", len(disabled))
+                % len(disabled),
+                messages.SUCCESS,
+            )
+            if disabled:
+                for ext in self.extensions:
+                    ext.after_disable(self, request, disabled, reason)
         return None
 
     def disable_confirmation(

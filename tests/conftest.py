@@ -44,10 +44,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
-    """The API's throttle counters start empty in every test (user ids repeat across tests)."""
+    """The API's throttle counters start empty in every test (user ids repeat across tests), and
+    so do the pipeline's per-process caches (a rolled-back tenant or schema must not linger)."""
     from django.core.cache import cache
 
+    from deliveries.services import caches
+
     cache.clear()
+    caches.clear()
     yield
 
 

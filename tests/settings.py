@@ -42,3 +42,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Throttle counters in this process's memory, emptied before every test (tests/conftest.py):
 # the reference settings would put them on the broker's Redis, which tests start on their own.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# A second database, for the tests of a host's routers (tests/test_routing.py): a replica that
+# never catches up (the schema, none of the rows), or where a router puts both apps. Created
+# only when a test asks for it.
+DATABASES["replica"] = {
+    **DATABASES["default"],
+    "TEST": {
+        "NAME": (
+            str(BASE_DIR / "var" / "test_replica.sqlite3")
+            if DATABASES["default"]["ENGINE"].endswith("sqlite3")
+            else f"test_{DATABASES['default']['NAME']}_replica"
+        )
+    },
+}

@@ -52,7 +52,8 @@ def test_a_waiting_retry_is_discarded_at_attempt_time_if_the_type_is_no_longer_s
     assert delivery.status == DeliveryStatus.DISCARDED
     assert delivery.next_attempt_at is None
     assert "no longer selects" in delivery.last_error and "order.created" in delivery.last_error
-    assert delivery.attempts == 2 and not delivery.attempt_set.exists()
+    # No phantom attempt number: nothing was sent, so the count stays at the one attempt made.
+    assert delivery.attempts == 1 and not delivery.attempt_set.exists()
     assert receiver.counts["/hook"] == 0
 
 

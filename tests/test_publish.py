@@ -132,3 +132,57 @@ def test_data_is_checked_against_the_event_type_schema():
     with pytest.raises(SchemaValidationError, match="id"):
         publish("order.created", {"id": "seven"})
     assert publish("order.created", {"id": 7}).pk
+
+
+def _queries_on(queries, table: str) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if f'"{table}"' in q["sql"]]
+
+
+def test_an_inline_fan_out_matches_once(django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(3):
+        make_subscription(f"http://127.0.0.1:9/{n}", ["order.*"])
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        publication = publish_event("order.created", {"n": 1})
+    assert publication.deliveries == 3
+    # One query chooses the subscriptions; the fan-out uses its answer, nothing counts again.
+    matching = [
+        sql
+        for sql in _queries_on(queries, Subscription._meta.db_table)
+        if "json_each" in sql or "?|" in sql
+    ]
+    assert len(matching) == 1, matching
+
+
+def test_schemas_and_tenants_are_cached_until_saved_or_deleted():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from subscriptions.models import Tenant
+
+    EventType.objects.create(name="order.created")
+    publish("order.created", {"n": 1}, tenant="t1")
+    with CaptureQueriesContext(connection) as queries:
+        publish("order.created", {"n": 2}, tenant="t1")
+    assert not _queries_on(queries, EventType._meta.db_table)
+    assert not _queries_on(queries, Tenant._meta.db_table)
+
+    # Saved: the next publish checks the new schema.
+    kind = EventType.objects.get(name="order.created")
+    kind.schema = {"type": "object", "required": ["id"]}
+    kind.save()
+    with pytest.raises(SchemaValidationError):
+        publish("order.created", {"n": 3}, tenant="t1")
+    kind.delete()  # deleted: no schema any more
+    publish("order.created", {"n": 4}, tenant="t1")
+
+    # A deleted tenant is not taken for existing: its row is made again on the next publish.
+    Event.objects.filter(tenant_id="t1").delete()
+    Tenant.objects.get(pk="t1").delete()
+    publish("order.created", {"n": 5}, tenant="t1")
+    assert Tenant.objects.filter(pk="t1").exists()

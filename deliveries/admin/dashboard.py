@@ -15,12 +15,14 @@ from subscriptions.models import Subscription
 
 from .. import charts
 from ..conf import webhook_settings
-from ..services import health
+from ..services import clock, health
 
 
 def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
     """The page, for staff (wrapped in `admin_site.admin_view` by the delivery admin)."""
     board = health.dashboard()
+    limit = float(webhook_settings.CLOCK_OFFSET_LIMIT)
+    clocks = clock.recent_offsets()
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Webhooks dashboard"),
@@ -30,5 +32,9 @@ def dashboard_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpR
         "subscription_opts": Subscription._meta,
         "retry_queue": webhook_settings.RETRY_QUEUE,
         "max_countdown": webhook_settings.max_countdown,
+        # Workers whose clock is off by more than CLOCK_OFFSET_LIMIT (deliveries.services.clock).
+        "clock_limit": limit,
+        "skewed_clocks": [row for row in clocks if abs(row.offset_seconds) > limit],
+        "clocks": clocks,
     }
     return render(request, "deliveries/admin/dashboard.html", context)

@@ -271,9 +271,11 @@ class PipelineExtension(SubscriptionAdminExtension):
         subscriptions: list[Subscription],
         reason: str,
     ) -> None:
-        """Report how many waiting deliveries the disabling discarded."""
+        """Discard what waits for the subscriptions just disabled (the admin calls this in the
+        disabling's transaction, before the `subscription_disabled` receivers) and report how
+        many this discarded."""
         discarded = sum(
-            states.discard_for_disable(s.pk, reason, s.disabled_at or timezone.now())
+            states.discard(states.waiting_for(s.pk), states.disabled_reason(reason))
             for s in subscriptions
         )
         model_admin.message_user(

@@ -1,11 +1,12 @@
-"""One delivery attempt: load, take an in-flight slot, claim, sign, send, record, decide what
-comes next.
+"""One delivery attempt: claim and load, take an in-flight slot, sign, send, record, decide
+what comes next.
 
-Three statements on PostgreSQL's common path: the load (delivery, event and subscription in one
-SELECT, only if the delivery still waits for this attempt), the claim, and the attempt INSERT
-with the guarded finishing UPDATE in one (`states.finish_with_attempt`); elsewhere the last is
-two statements in a transaction. Plus two Redis commands for the in-flight cap (take and free
-the slot).
+Two statements on PostgreSQL's common path, the same on SQLite (where the second is two in a
+transaction): `states.claim` (the guarded UPDATE that takes the delivery for this attempt and
+returns it with its event and subscription) and `states.record` (the attempt row and the
+delivery's next state). Plus one Redis round trip to take the in-flight slot and one to free it.
+A claim that sends nothing (the endpoint is at its cap, or no longer takes the event) is given
+back by `states.release`, with its attempt number: no attempt number without an attempt row.
 
 Once the delivery is claimed, the attempt always ends the same way, whatever fails (building the
 request, sending it, reading or storing the answer): one attempt row, with an honest error kind
@@ -25,21 +26,18 @@ What comes next (`Outcome.action`):
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email.utils
-import json
 import logging
 import random
 import re
 from dataclasses import dataclass
 from typing import Literal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from subscriptions.fields import decrypted_from_db
 from subscriptions.headers import is_reserved_header
 from subscriptions.matching import filters_match
 from subscriptions.models import Subscription
@@ -48,13 +46,13 @@ from subscriptions.text import clean_text
 
 from .. import signals
 from ..conf import webhook_settings
-from ..models import ERROR_MAX_CHARS, WAITING, Delivery, DeliveryAttempt, ErrorKind, Event
+from ..models import ERROR_MAX_CHARS, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
 from ..payloads import build_body, content_type
 from ..receiver_auth import send_authenticated
 from ..signing import signature_header
 from ..transport import SendResult
-from . import inflight, notices, states
-from .connections import reconnecting, release_pooled_connection
+from . import clock, inflight, notices, states
+from .connections import reconnecting, release_pooled_connection, working_alias
 
 logger = logging.getLogger("deliveries.attempts")
 
@@ -88,6 +86,52 @@ class Outcome:
     next_attempt: int = 0
     countdown: float = 0.0
     deferrals: int = 0
+    # With `defer`: what the next try needs to ask the cap before touching the database
+    # (`CapTicket.as_message()`), carried in the retry message.
+    cap: dict | None = None
+
+
+@dataclass(frozen=True)
+class CapTicket:
+    """What a deferred attempt carries to its next try: the subscription's cap inputs (its id,
+    tenant and own limit) and the row's due time as the deferral wrote it (Unix seconds, on the
+    database's clock), so that a try still refused by the cap sends nothing to the database."""
+
+    subscription_id: str
+    tenant_id: str
+    rate_limit: int | None
+    due: float
+
+    def as_message(self) -> dict:
+        return {
+            "subscription_id": self.subscription_id,
+            "tenant_id": self.tenant_id,
+            "rate_limit": self.rate_limit,
+            "due": self.due,
+        }
+
+    @classmethod
+    def from_message(cls, value: object) -> CapTicket | None:
+        """The ticket in a retry message, or None for a message without one (or a malformed
+        one: the attempt then takes the ordinary path)."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            limit = value.get("rate_limit")
+            return cls(
+                str(value["subscription_id"]),
+                str(value["tenant_id"]),
+                int(limit) if limit else None,
+                float(value["due"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def subscription(self) -> Subscription:
+        """An unsaved stand-in with the fields `inflight.acquire` reads."""
+        return Subscription(
+            pk=self.subscription_id, tenant_id=self.tenant_id, rate_limit=self.rate_limit
+        )
 
 
 def retry_delay(attempts_done: int, rng: random.Random | None = None) -> float | None:
@@ -187,32 +231,44 @@ def not_sendable(delivery: Delivery) -> str | None:
 
 
 def attempt_delivery(
-    delivery_id: int, number: int, task_id: str = "", deferrals: int = 0
+    delivery_id: int,
+    number: int,
+    task_id: str = "",
+    deferrals: int = 0,
+    cap: dict | None = None,
 ) -> Outcome:
     """Run attempt `number` of a delivery, at most once whatever the number of messages.
 
-    `deferrals` counts how often this attempt already found its endpoint at its in-flight cap.
+    `deferrals` counts how often this attempt already found its endpoint at its in-flight cap;
+    `cap` is the `CapTicket` the last deferral handed on (`Outcome.cap`): with it the cap is
+    asked first, and a try still refused costs no statement at all.
     """
-    now = timezone.now()
-    delivery = reconnecting(_load, delivery_id, number)
-    if delivery is None:
-        return Outcome("skip")  # finished, or this attempt is another message's
-    subscription = delivery.subscription
-    refusal = not_sendable(delivery)
-    if refusal is not None:
-        if states.claim(delivery_id, number, now, now):
-            states.mark_discarded(delivery_id, number, None, refusal)
-        return Outcome("done")
-    slot = inflight.acquire(subscription)
-    if slot is None:
-        return _defer(delivery, number, deferrals, now)
+    clock.check()  # a measurement every few minutes, nothing in between
+    slot = None
+    ticket = CapTicket.from_message(cap)
+    if ticket is not None:
+        slot = inflight.acquire(ticket.subscription())
+        if slot is None:
+            again = _defer_again(ticket, number, deferrals)
+            if again is not None:
+                return again
     try:
-        lease = now + dt.timedelta(seconds=webhook_settings.stale_sending_after)
-        if not states.claim(delivery_id, number, now, lease):
-            return Outcome("skip")
-        headers, result = _send(delivery, now)
+        delivery = reconnecting(states.claim, delivery_id, number)
+        if delivery is None:
+            return Outcome("skip")  # finished, or this attempt is another message's
+        subscription = delivery.subscription
+        refusal = not_sendable(delivery)
+        if refusal is not None:
+            states.release(delivery_id, number, discard_reason=refusal)
+            return Outcome("done")
+        if slot is None:
+            slot = inflight.acquire(subscription)
+            if slot is None:
+                return _defer(delivery, number, deferrals)
+        headers, result = _send(delivery, timezone.now())
     finally:
-        slot.release()
+        if slot is not None:
+            slot.release()
     logger.info(
         "attempt event=%s delivery=%s subscription=%s attempt=%d status=%s error=%s duration_ms=%d",
         delivery.event_id,
@@ -234,11 +290,12 @@ def attempt_delivery(
             "duration_ms": result.duration_ms,
         },
     )
-    return _conclude(_Claimed(delivery, number, now, headers, task_id), result)
+    return _conclude(_Claimed(delivery, number, headers, task_id), result)
 
 
 def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendResult]:
     """Build, sign and send the request of a claimed attempt: the headers sent and the result.
+    `now` is this worker's clock: it is the `webhook-timestamp` and picks the signing secrets.
 
     Never raises: a failure of ours before or during sending becomes an `internal` result.
     """
@@ -272,99 +329,6 @@ def internal_result(exc: BaseException, answered: SendResult | None = None) -> S
     )
 
 
-def _load(delivery_id: int, number: int) -> Delivery | None:
-    """The delivery with its event and subscription (one joined SELECT), only if it still waits
-    for attempt `number`. On PostgreSQL, `_LOAD`; elsewhere the ORM's `select_related`."""
-    if connection.vendor == "postgresql":
-        return _load_literal(delivery_id, number)
-    try:
-        return Delivery.objects.select_related("event", "subscription").get(
-            pk=delivery_id, status__in=WAITING, attempts=number - 1
-        )
-    except Delivery.DoesNotExist:
-        return None
-
-
-# The columns an attempt reads, by model, in the models' field order (`Model.from_db` takes the
-# values in that order): the instances are built with exactly these loaded; any other field is
-# deferred and loaded on first access, so a field added to a model later is read correctly, if
-# with one more query.
-_LOADED = {
-    Delivery: (
-        "id",
-        "event_id",
-        "subscription_id",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "version",  # the body's version (payloads.build_body)
-    ),
-    Event: ("id", "type", "data", "target_subscription_id", "version", "renditions", "created_at"),
-    Subscription: (
-        "id",
-        "tenant_id",  # the tenant's in-flight cap (inflight.acquire)
-        "url",
-        "event_types",
-        "is_active",
-        "payload_format",
-        "headers",
-        "rate_limit",
-        "secret",
-        "previous_secret",
-        "previous_secret_expires_at",
-        "signature_scheme",
-        "signing_key",
-        "previous_signing_key",
-        "oauth2_token_url",
-        "oauth2_client_id",
-        "oauth2_client_secret",
-        "oauth2_scope",
-        "tls_client_cert",
-        "tls_client_key",
-        "failing_since",
-        "last_success_at",
-    ),
-}
-# Every attempt's first statement, on PostgreSQL. The ORM spends about 1 ms of CPU compiling the
-# select_related() query for each delivery, more than the database spends answering it: in a
-# worker that is CPU-bound that is a third of a delivery (docs/performance.md). The guard is the
-# one `states.claim` applies. tests/test_states.py checks that it loads what the ORM loads.
-_LOAD = """
-SELECT d.id, d.event_id, d.subscription_id, d.status, d.attempts, d.next_attempt_at, d.version,
-       e.id, e.type, e.data, e.target_subscription_id, e.version, e.renditions, e.created_at,
-       s.id, s.tenant_id, s.url, s.event_types, s.is_active, s.payload_format, s.headers,
-       s.rate_limit, s.secret, s.previous_secret, s.previous_secret_expires_at,
-       s.signature_scheme, s.signing_key, s.previous_signing_key, s.oauth2_token_url,
-       s.oauth2_client_id, s.oauth2_client_secret, s.oauth2_scope, s.tls_client_cert,
-       s.tls_client_key, s.failing_since, s.last_success_at
-FROM webhooks_delivery d
-JOIN webhooks_event e ON e.id = d.event_id
-JOIN webhooks_subscription s ON s.id = d.subscription_id
-WHERE d.id = %s AND d.status IN (%s, %s) AND d.attempts = %s
-"""
-
-
-def _load_literal(delivery_id: int, number: int) -> Delivery | None:
-    with connection.cursor() as cursor:
-        cursor.execute(_LOAD, [delivery_id, *WAITING, number - 1])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    values = iter(row)
-    delivery, event, subscription = (
-        model.from_db(connection.alias, names, [next(values) for _ in names])
-        for model, names in _LOADED.items()
-    )
-    # JSON arrives as text from a raw cursor (Django decodes it in the field's from_db_value).
-    event.data = json.loads(event.data)
-    event.renditions = json.loads(event.renditions)
-    subscription.event_types = json.loads(subscription.event_types)
-    # Encrypted columns (headers, secrets, keys) arrive as stored: decrypted by their fields.
-    decrypted_from_db(subscription, connection)
-    delivery.event, delivery.subscription = event, subscription
-    return delivery
-
-
 def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
     """Seconds before a delivery refused `deferrals` times by the cap tries again."""
     base = float(webhook_settings.IN_FLIGHT_RETRY_DELAY) * 2 ** min(deferrals, 20)
@@ -372,32 +336,53 @@ def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
     return base * (1 + (rng or random).uniform(0, 1))
 
 
-def _defer(delivery: Delivery, number: int, deferrals: int, now: dt.datetime) -> Outcome:
-    """The endpoint is at its cap: give the worker slot back and come back later, as the same
-    attempt. Short waits ride a Celery countdown; once the backoff reaches `max_countdown` the
-    delivery is parked in the database like any long wait."""
+def _defer_again(ticket: CapTicket, number: int, deferrals: int) -> Outcome | None:
+    """A deferred attempt still refused by the cap: come back later without touching the
+    database, if the row's due time (as the last deferral wrote it) keeps the sweep away until
+    this message is back; None when the row must move (or the wait is long enough to park it):
+    the ordinary path then claims and gives the claim back with the new time."""
+    delay = defer_delay(deferrals)
+    if delay >= webhook_settings.max_countdown:
+        return None
+    back_at = clock.now().timestamp() + delay
+    grace = float(webhook_settings.SWEEP_GRACE)
+    if ticket.due + grace <= back_at + 1:
+        return None
+    return Outcome("defer", number, delay, deferrals + 1, ticket.as_message())
+
+
+def _defer(delivery: Delivery, number: int, deferrals: int) -> Outcome:
+    """The endpoint is at its cap: give the claim and the worker slot back and come back later,
+    as the same attempt (its number is not consumed). Short waits ride a Celery countdown;
+    once the backoff reaches `max_countdown` the delivery is parked in the database like any
+    long wait. The row is due when the message comes back, so the sweep does not take it for
+    lost before then (it waits SWEEP_GRACE past the due time)."""
     delay = defer_delay(deferrals)
     parked = delay >= webhook_settings.max_countdown
     if parked:
         delay = webhook_settings.max_countdown
-    back_at = now + dt.timedelta(seconds=delay)
-    # The row's due time only has to move if the sweep would otherwise take the delivery for
-    # lost before this message is back; skipping the write spares the database in a burst.
-    grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
-    due = delivery.next_attempt_at
-    sweep_safe = due is not None and due + grace > back_at + dt.timedelta(seconds=1)
-    if (parked or not sweep_safe) and not states.defer(delivery.pk, number, back_at):
+    # The row is due well after the message is back (four backoffs ahead, within what the sweep
+    # would wait anyway), so the tries that follow need not move it again (`_defer_again`).
+    until = clock.now() + dt.timedelta(seconds=delay if parked else delay * 4)
+    if not states.release(delivery.pk, number, until=until):
         return Outcome("skip")
     if parked:
         return Outcome("park")
-    return Outcome("defer", number, delay, deferrals + 1)
+    subscription = delivery.subscription
+    ticket = CapTicket(
+        str(subscription.pk),
+        str(subscription.tenant_id),
+        subscription.rate_limit,
+        until.timestamp(),
+    )
+    return Outcome("defer", number, delay, deferrals + 1, ticket.as_message())
 
 
 @dataclass(frozen=True)
 class _Ending:
     """How an attempt's outcome ends it: the delivery's changes and what comes next."""
 
-    changes: dict
+    ending: states.Ending
     outcome: Outcome
     signal: tuple[Signal, dict] | None = None  # sent if this attempt still owned the delivery
     disable_reason: str = ""  # the receiver asked us to stop (410)
@@ -407,9 +392,8 @@ class _Ending:
 class _Claimed:
     """An attempt this worker claimed and ran: what its row records besides the result."""
 
-    delivery: Delivery
+    delivery: Delivery  # as claimed: its `claimed_at` (the database's clock) starts the attempt
     number: int
-    started: dt.datetime
     headers: dict[str, str]  # as sent
     task_id: str
 
@@ -439,7 +423,7 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
         return Outcome("skip")
     attempt, won, ending = stored
     try:
-        finished = timezone.now()
+        finished = clock.now()
         if _accepted(result):
             _note_success(delivery.subscription, finished)
         elif not ending.disable_reason:
@@ -459,11 +443,11 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
     row, whether the delivery was still this attempt's, and the ending; None when the sweep had
     already recorded this attempt as interrupted."""
     delivery, number = claimed.delivery, claimed.number
-    ending = _ending(number, result, timezone.now())
+    ending = _ending(number, result, clock.now())
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=claimed.started,
+        started_at=delivery.claimed_at,
         duration_ms=result.duration_ms,
         request_headers=redact(claimed.headers),
         response_status=result.status,
@@ -473,18 +457,22 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
         error=result.error[:ERROR_MAX_CHARS],
         task_id=claimed.task_id[:64],
     )
+    alias = working_alias()
     try:
         # The attempt row and the delivery's new state in one statement on PostgreSQL (no
         # BEGIN/COMMIT round trips); the common path needs no other write.
-        with transaction.atomic() if ending.disable_reason else contextlib.nullcontext():
-            attempt, won = reconnecting(states.finish_with_attempt, attempt, number, ending.changes)
-            if ending.disable_reason:
+        if ending.disable_reason:
+            with transaction.atomic(using=alias):
+                attempt, won = states.record(attempt, ending.ending)
                 disable_subscription(delivery.subscription, ending.disable_reason)
+        else:
+            attempt, won = reconnecting(states.record, attempt, ending.ending)
     except IntegrityError:
-        if not DeliveryAttempt.objects.filter(delivery_id=delivery.pk, number=number).exists():
+        recorded = DeliveryAttempt.objects.using(alias)
+        if not recorded.filter(delivery_id=delivery.pk, number=number).exists():
             raise  # not the sweep's row: some other refusal, recorded as ours by _conclude
-        # The sweep took this attempt for lost (it outlived STALE_SENDING_AFTER) and recorded
-        # it as interrupted; the attempt it enqueued instead owns the delivery now.
+        # The sweep took this attempt for lost (its claim outlived the lease) and recorded it
+        # as interrupted; the attempt it enqueued instead owns the delivery now.
         logger.warning(
             "attempt %d of delivery %s finished after it was released as stale", number, delivery.pk
         )
@@ -511,13 +499,17 @@ def _accepted(result: SendResult) -> bool:
 def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     if _accepted(result):
         return _Ending(
-            states.succeeded(result.status or 0, now),
+            states.Ending(DeliveryStatus.SUCCEEDED, result.status or 0),
             Outcome("done"),
             (signals.delivery_succeeded, {}),
         )
     if result.status == 410:
         reason = "Endpoint answered 410 Gone."
-        return _Ending(states.discarded(410, reason), Outcome("done"), disable_reason=reason)
+        return _Ending(
+            states.Ending(DeliveryStatus.DISCARDED, 410, reason),
+            Outcome("done"),
+            disable_reason=reason,
+        )
     error = result.error or f"HTTP {result.status}"
     retryable = is_retryable(result)
     delay = retry_delay(number) if retryable else None
@@ -528,15 +520,15 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     if delay is None:
         reason = "retry schedule exhausted" if retryable else "not retryable"
         return _Ending(
-            states.failed(result.status, error),
+            states.Ending(DeliveryStatus.FAILED, result.status, error),
             Outcome("done"),
             (signals.delivery_failed, {"reason": reason}),
         )
     due = now + dt.timedelta(seconds=delay)
-    changes = states.retrying(due, result.status, error)
+    ending = states.Ending(DeliveryStatus.RETRYING, result.status, error, due)
     if delay <= webhook_settings.max_countdown:
-        return _Ending(changes, Outcome("retry", number + 1, delay))
-    return _Ending(changes, Outcome("park"))
+        return _Ending(ending, Outcome("retry", number + 1, delay))
+    return _Ending(ending, Outcome("park"))
 
 
 def _note_success(subscription: Subscription, now: dt.datetime) -> None:
@@ -547,7 +539,7 @@ def _note_success(subscription: Subscription, now: dt.datetime) -> None:
     if started is None:
         if last and (now - last).total_seconds() < 60:
             return
-        endpoint = Subscription.objects.filter(pk=subscription.pk)
+        endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
             return
         # A failing run began after this subscription was loaded: this success ends it.
@@ -556,15 +548,17 @@ def _note_success(subscription: Subscription, now: dt.datetime) -> None:
             return
     # Guarded on the run's start, so that of concurrent successes exactly one ends the
     # incident and makes its notice.
-    if Subscription.objects.filter(pk=subscription.pk, failing_since=started).update(
-        failing_since=None, last_success_at=now
+    if (
+        Subscription.objects.using(working_alias())
+        .filter(pk=subscription.pk, failing_since=started)
+        .update(failing_since=None, last_success_at=now)
     ):
         notices.endpoint_recovered(subscription, started)
 
 
 def _note_failure(subscription: Subscription, now: dt.datetime) -> None:
     # The worker whose UPDATE starts the failing run makes the incident's one notice.
-    if subscription.failing_since is None and Subscription.objects.filter(
+    if subscription.failing_since is None and Subscription.objects.using(working_alias()).filter(
         pk=subscription.pk, failing_since__isnull=True
     ).update(failing_since=now):
         notices.endpoint_failing(subscription, now)

@@ -19,15 +19,31 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, connections, router
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def release_pooled_connection(alias: str = DEFAULT_DB_ALIAS) -> None:
-    """Hand this thread's connection back to the pool, unless a transaction is open."""
-    connection = connections[alias]
+def working_alias() -> str:
+    """The database alias the pipeline reads and writes its working rows on: where the host's
+    routers write deliveries (`router.db_for_write(Delivery)`).
+
+    Reads of the rows an attempt works on go there too, never to a read replica: a replica that
+    lags would hide a subscription created a moment ago or a delivery just fanned out
+    (Saleor's `allow_writer()` does the same for its own working rows). Events, deliveries and
+    subscriptions must live on that one alias: `deliveries.checks` refuses a router that splits
+    them (the claim joins them in one statement).
+    """
+    from ..models import Delivery
+
+    return router.db_for_write(Delivery)
+
+
+def release_pooled_connection(alias: str | None = None) -> None:
+    """Hand this thread's connection on `alias` (default: `working_alias()`) back to the pool,
+    unless a transaction is open."""
+    connection = connections[alias or working_alias()]
     if connection.connection is None or connection.in_atomic_block:
         return
     if not (connection.settings_dict.get("OPTIONS") or {}).get("pool"):
@@ -47,7 +63,7 @@ def reconnecting(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
     try:
         return fn(*args, **kwargs)
     except (OperationalError, InterfaceError):
-        connection = connections[DEFAULT_DB_ALIAS]
+        connection = connections[working_alias()]
         if connection.in_atomic_block or connection.connection is None:
             raise
         if connection.is_usable():

@@ -12,11 +12,10 @@ from typing import Any
 import jsonschema
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from subscriptions.contracts import contracts
 from subscriptions.matching import is_valid_event_type
-from subscriptions.models import EventType, Subscription, Tenant, default_tenant_key
+from subscriptions.models import Subscription, Tenant, default_tenant_key
 from subscriptions.text import find_unstorable
 
 from .. import dispatch
@@ -25,6 +24,8 @@ from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
 from ..versions import delivery_versions, render_versions, serialize_event
+from . import caches, clock
+from .connections import working_alias
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def tenant_key(tenant: str | Tenant | None) -> str:
     if isinstance(tenant, Tenant):
         return tenant.pk
     try:
-        return Tenant.objects.for_key(default_tenant_key() if tenant is None else tenant).pk
+        return caches.tenant_key(default_tenant_key() if tenant is None else tenant)
     except DjangoValidationError as exc:
         raise PublishError(" ".join(exc.messages), field="tenant") from exc
 
@@ -127,11 +128,7 @@ def validate_event(event_type: str, data: Any) -> None:
     if size > limit:
         raise PayloadTooLarge(f"Event data is {size} bytes; the limit is {limit} bytes.")
     declared = contracts.latest(event_type)
-    schema = (
-        declared.schema
-        if declared is not None
-        else EventType.objects.filter(name=event_type).values_list("schema", flat=True).first()
-    )
+    schema = declared.schema if declared is not None else caches.event_schema(event_type)
     if schema:
         try:
             jsonschema.validate(data, schema)
@@ -222,11 +219,14 @@ def publish_event(
     validate_event(type, data)
     version, renditions = render_versions(type, data)
     digest = body_hash(type, data)
+    alias = working_alias()
+    events = Event.objects.using(alias)
     if idempotency_key:
-        existing = Event.objects.filter(tenant_id=key, idempotency_key=idempotency_key).first()
+        existing = events.filter(tenant_id=key, idempotency_key=idempotency_key).first()
         if existing is not None:
             return _repeat(existing, digest)
     event = Event(
+        created_at=clock.now(),  # the database's clock, as every time an attempt writes
         tenant_id=key,
         broadcast=bool(broadcast),
         type=type,
@@ -238,15 +238,16 @@ def publish_event(
         renditions=renditions,
     )
     try:
-        with transaction.atomic():
-            event.save(force_insert=True)
+        with transaction.atomic(using=alias):
+            event.save(force_insert=True, using=alias)
     except IntegrityError:
         # A concurrent publish with the same key won the race: theirs is the event.
         if not idempotency_key:
+            caches.clear()  # or a cached tenant was deleted by another process meanwhile
             raise
-        return _repeat(Event.objects.get(tenant_id=key, idempotency_key=idempotency_key), digest)
+        return _repeat(events.get(tenant_id=key, idempotency_key=idempotency_key), digest)
     publication = Publication(event, created=True)
-    transaction.on_commit(functools.partial(_fan_out_after_commit, publication))
+    transaction.on_commit(functools.partial(_fan_out_after_commit, publication), using=alias)
     return publication
 
 
@@ -254,30 +255,38 @@ def expected_deliveries(event: Event) -> int:
     """How many deliveries the event gets: counted if fanned out, else the matching active
     subscriptions now (the caller's transaction may not have committed yet)."""
     if event.fanned_out_at is not None:
-        return event.deliveries.exclude(status=DeliveryStatus.SKIPPED).count()
+        return (
+            Delivery.objects.using(working_alias())
+            .filter(event_id=event.pk)
+            .exclude(status=DeliveryStatus.SKIPPED)
+            .count()
+        )
     if event.target_subscription_id:
         return len(_matching(event)[0])
     return _candidates(event).count_matching(event.type)[0]
 
 
 def _candidates(event: Event) -> Any:
-    """The subscriptions an event may reach: its tenant's, or every tenant's for a broadcast."""
+    """The subscriptions an event may reach: its tenant's, or every tenant's for a broadcast.
+    Read where they are written (a replica may not have a subscription created a moment ago)."""
+    subscriptions = Subscription.objects.using(working_alias())
     if event.broadcast:
-        return Subscription.objects.all()
-    return Subscription.objects.for_tenant(event.tenant_id)
+        return subscriptions.all()
+    return subscriptions.for_tenant(event.tenant_id)
 
 
-def _matching(event: Event) -> tuple[list, list]:
-    """Ids of the active and inactive subscriptions the event goes to."""
+def _matching(event: Event, limit: int | None = None) -> tuple[list, list]:
+    """Ids of the active and inactive subscriptions the event goes to; with `limit`, at most
+    that many rows are read (the caller tells "more than `limit`" by the lengths)."""
     if event.target_subscription_id:
         # A targeted (test) event goes to its subscription whatever the event filters.
         active: list = []
         inactive: list = []
-        target = Subscription.objects.filter(pk=event.target_subscription_id)
+        target = Subscription.objects.using(working_alias()).filter(pk=event.target_subscription_id)
         for pk, is_active in target.values_list("pk", "is_active"):
             (active if is_active else inactive).append(pk)
         return active, inactive
-    return _candidates(event).targets(event.type)
+    return _candidates(event).targets(event.type, limit=limit)
 
 
 def _repeat(event: Event, digest: str) -> Publication:
@@ -292,49 +301,60 @@ def _repeat(event: Event, digest: str) -> Publication:
 def _fan_out_after_commit(publication: Publication) -> None:
     event = publication.event
     try:
-        if event.target_subscription_id is None and _fan_out_in_background(publication):
-            return
-        publication.deliveries = fan_out(event.pk)
+        matched = None
+        if event.target_subscription_id is None:
+            matched = _fan_out_in_background(publication)
+            if matched is None:
+                return
+        publication.deliveries = fan_out(event.pk, matched=matched)
     except Exception:
         # The event is stored; the sweep fans it out later. Never fail the producer's request.
         logger.exception("fan-out of event %s failed; the sweep will retry it", event.pk)
 
 
-def _fan_out_in_background(publication: Publication) -> bool:
-    """Hand a large fan-out to a worker so that the producer's request answers at once.
+def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None:
+    """Hand a large fan-out to a worker so that the producer's request answers at once; None
+    when it did. A small one is matched here once, and its match returned for the inline
+    fan-out: at most FAN_OUT_INLINE_MAX + 1 rows are read to tell which it is.
 
-    The count of matching active subscriptions is still known (one counting query) and set as
-    the publication's `deliveries`. If the message is lost, the sweep fans the event out later.
+    For a large one the count of matching active subscriptions is still known (one counting
+    query) and set as the publication's `deliveries`. If the message is lost, the sweep fans the
+    event out later.
     """
     event = publication.event
+    inline_max = int(webhook_settings.FAN_OUT_INLINE_MAX)
+    matched = _matching(event, limit=inline_max + 1)
+    if len(matched[0]) + len(matched[1]) <= inline_max:
+        return matched
     # Counted by the database: the request must not load every subscription to decide.
-    active, total = _candidates(event).count_matching(event.type)
-    if total <= int(webhook_settings.FAN_OUT_INLINE_MAX):
-        return False
-    publication.deliveries = active
+    publication.deliveries = _candidates(event).count_matching(event.type)[0]
     try:
         dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
         logger.warning("broker unavailable; the sweep fans out event %s later: %s", event.pk, exc)
-    return True
+    return None
 
 
-def fan_out(event_id: Any) -> int:
+def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
     """Create one delivery per matching subscription and enqueue the first attempts.
 
     Idempotent: a second run (the sweep racing the on-commit hook) creates no rows twice.
     Subscriptions that match but are disabled get a `skipped` delivery, so what they missed
-    can be replayed when they are enabled again. Returns the number of active deliveries.
+    can be replayed when they are enabled again. `matched` (active ids, inactive ids) is a
+    match the caller already made for this event, so it is not made twice. Returns the number
+    of active deliveries.
     """
-    now = timezone.now()
+    now = clock.now()
     batch = int(webhook_settings.BATCH_SIZE)
-    with transaction.atomic():
-        event = Event.objects.select_for_update().filter(pk=event_id).first()
+    alias = working_alias()
+    deliveries = Delivery.objects.using(alias)
+    with transaction.atomic(using=alias):
+        event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
         if event is None:
             return 0
         if event.fanned_out_at is not None:
             return expected_deliveries(event)
-        active, inactive = _matching(event)
+        active, inactive = matched if matched is not None else _matching(event)
         versions = delivery_versions(event, active + inactive)
         rows = [
             Delivery(
@@ -358,10 +378,10 @@ def fan_out(event_id: Any) -> int:
             )
             for sub_id in inactive
         ]
-        Delivery.objects.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
-        Event.objects.filter(pk=event.pk).update(fanned_out_at=now)
+        deliveries.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
+        Event.objects.using(alias).filter(pk=event.pk).update(fanned_out_at=now)
         pending = list(
-            Delivery.objects.filter(event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0)
+            deliveries.filter(event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0)
             .values_list("pk", flat=True)
             .order_by()
         )

@@ -1,208 +1,398 @@
-"""Every change of a delivery's status, each a guarded conditional UPDATE.
+"""Every change of a delivery's status: one guarded statement each, one implementation for
+SQLite and PostgreSQL.
 
 A transition only happens if the row is still in the state the caller saw (status and attempt
 number), so two workers holding the same message, or a worker and the sweep, cannot both win:
-the loser's UPDATE matches no row and it stops. Works the same on SQLite and PostgreSQL.
+the loser's statement matches no row and it stops.
 
-    pending ──claim──▶ sending ──▶ succeeded
-    retrying ─claim─▶ sending ──▶ retrying (next_attempt_at) | failed
-    pending | retrying ──defer──▶ same status, later next_attempt_at (endpoint at its cap)
-    sending (stale) ──release_stale──▶ retrying | failed
-    any unfinished ──▶ discarded
+    pending | retrying ──claim──▶ sending ──record──▶ succeeded | retrying | failed | discarded
+    sending ──release──▶ pending | retrying (endpoint at its cap), or discarded (not sendable)
+    sending (claim older than the lease) ──expire──▶ retrying | failed
+    pending | retrying ──discard──▶ discarded (endpoint disabled, filters changed)
+    finished | waiting ──reopen──▶ retrying (redelivery, replay)
+
+Time: claims, leases and delivered_at are the database's clock (`Now()` inside the statement),
+never a worker's: two workers whose clocks disagree never judge each other's claims
+(docs/guarantees.md, "One clock").
+
+The two statements of every attempt, `claim` and `record`, are built here from the models'
+`_meta` by field name (the ORM has no UPDATE ... RETURNING) and read back by name through each
+field's own database converters; everything else is the ORM. Both run on the alias the host's
+routers write deliveries to (`connections.working_alias()`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import QuerySet
-from django.utils import timezone
+from django.db import connections, transaction
+from django.db.models import Field, Model, QuerySet
+from django.db.models.functions import Now
 
 from subscriptions.matching import filters_match
+from subscriptions.models import Subscription
 
-from ..models import ERROR_MAX_CHARS, UNFINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus
-
-# The claim, on PostgreSQL (every attempt runs it): the same statement the ORM's update() below
-# builds, without compiling it each time (about 0.25 ms of CPU per delivery, docs/performance.md).
-_CLAIM = """
-UPDATE webhooks_delivery
-SET status = %s, attempts = %s, claimed_at = %s, next_attempt_at = %s, updated_at = %s
-WHERE id = %s AND status IN (%s, %s) AND attempts = %s
-"""
-
-
-def claim(delivery_id: int, number: int, now: dt.datetime, lease_until: dt.datetime) -> bool:
-    """Take the delivery for attempt `number`; False if it is not waiting for exactly that."""
-    if connection.vendor == "postgresql":
-        params = [DeliveryStatus.SENDING, number, now, lease_until, now]
-        with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
-            cursor.execute(_CLAIM, [*params, delivery_id, *WAITING, number - 1])
-            return cursor.rowcount == 1
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
-            status=DeliveryStatus.SENDING,
-            attempts=number,
-            claimed_at=now,
-            next_attempt_at=lease_until,
-            updated_at=now,
-        )
-    )
-
-
-def defer(delivery_id: int, number: int, until: dt.datetime) -> bool:
-    """Move the due time of a delivery still waiting for attempt `number` (its endpoint is at its
-    in-flight cap). No attempt number is consumed; False if it was claimed or finished meanwhile.
-    """
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status__in=WAITING, attempts=number - 1).update(
-            next_attempt_at=until, updated_at=timezone.now()
-        )
-    )
-
-
-def _finishing(delivery_id: int, number: int) -> QuerySet[Delivery]:
-    # The guard of every transition out of `sending`: still this attempt's.
-    return Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number)
-
-
-def finish(delivery_id: int, number: int, changes: dict[str, object]) -> bool:
-    """End attempt `number` with `changes` (see `succeeded()` and its siblings); False if the
-    delivery is no longer this attempt's."""
-    changes.setdefault("updated_at", timezone.now())
-    return bool(_finishing(delivery_id, number).update(**changes))
-
-
-# The changes that end an attempt: the same five columns whatever the outcome, so that
-# `finish_with_attempt` can be one literal statement. `delivered_at` is None except on success
-# (a delivery being sent has none: `reopen` clears it).
-
-
-def succeeded(status_code: int, now: dt.datetime) -> dict[str, object]:
-    return _after_attempt(DeliveryStatus.SUCCEEDED, None, status_code, "", delivered_at=now)
-
-
-def _after_attempt(
-    status: str,
-    due: dt.datetime | None,
-    status_code: int | None,
-    error: str,
-    *,
-    delivered_at: dt.datetime | None = None,
-) -> dict[str, object]:
-    return {
-        "status": status,
-        "next_attempt_at": due,
-        "last_status_code": status_code,
-        "last_error": error[:ERROR_MAX_CHARS],
-        "delivered_at": delivered_at,
-    }
-
-
-def retrying(due: dt.datetime, status_code: int | None, error: str) -> dict[str, object]:
-    return _after_attempt(DeliveryStatus.RETRYING, due, status_code, error)
-
-
-def failed(status_code: int | None, error: str) -> dict[str, object]:
-    return _after_attempt(DeliveryStatus.FAILED, None, status_code, error)
-
-
-def discarded(status_code: int | None, reason: str) -> dict[str, object]:
-    return _after_attempt(DeliveryStatus.DISCARDED, None, status_code, reason)
-
-
-def finish_with_attempt(
-    attempt: DeliveryAttempt, number: int, changes: dict[str, object]
-) -> tuple[DeliveryAttempt, bool]:
-    """Store the attempt row and end attempt `number` with `changes` (built by `succeeded()`,
-    `retrying()`, `failed()` or `discarded()`), both or neither. True if the delivery was still
-    this attempt's (the attempt row is stored either way: the request was sent).
-
-    Raises IntegrityError, with nothing stored, if attempt `number` was already recorded (the
-    sweep took it for lost). On PostgreSQL this is one statement (`_INSERT_THEN_FINISH`), so
-    one round trip and no BEGIN/COMMIT; elsewhere the ORM's INSERT and UPDATE in a transaction.
-    """
-    now = changes.setdefault("updated_at", timezone.now())
-    if connection.vendor == "postgresql":
-        return _insert_then_finish(attempt, number, changes, now)
-    with transaction.atomic():
-        attempt.save(force_insert=True)
-        return attempt, bool(_finishing(attempt.delivery_id, number).update(**changes))
-
-
-# The attempt INSERT rides in a WITH clause of the delivery's guarded UPDATE: PostgreSQL runs
-# both or neither in one round trip, in autocommit, where a transaction would add BEGIN and
-# COMMIT round trips to every delivery (measured in docs/performance.md). The UPDATE's RETURNING
-# gives the new attempt id only when the guard matched; when it did not (the sweep moved the
-# delivery on), the attempt row is stored all the same. tests/test_states.py checks that the
-# column list is DeliveryAttempt's and that this stores what the ORM reads back.
-_INSERT_THEN_FINISH = """
-WITH inserted AS (
-    INSERT INTO webhooks_delivery_attempt (
-        delivery_id, number, started_at, duration_ms, request_headers, response_status,
-        response_headers, response_body, error_kind, error, task_id
-    ) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s, %s, %s, %s)
-    RETURNING id
+from ..models import (
+    ERROR_MAX_CHARS,
+    UNFINISHED,
+    WAITING,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    ErrorKind,
 )
-UPDATE webhooks_delivery
-SET status = %s, next_attempt_at = %s, last_status_code = %s, last_error = %s,
-    delivered_at = %s, updated_at = %s
-WHERE id = %s AND status = %s AND attempts = %s
-RETURNING (SELECT id FROM inserted)
-"""
+from .clock import db_now_sql
+from .connections import working_alias
+
+# A value that is written as the database's `now()` by the statements built here.
+DB_NOW = Now()
 
 
-def _insert_then_finish(
-    attempt: DeliveryAttempt, number: int, changes: dict[str, object], now: dt.datetime
-) -> tuple[DeliveryAttempt, bool]:
-    params = [
-        attempt.delivery_id,
-        attempt.number,
-        attempt.started_at,
-        attempt.duration_ms,
-        json.dumps(attempt.request_headers),
-        attempt.response_status,
-        json.dumps(attempt.response_headers),
-        attempt.response_body,
-        attempt.error_kind,
-        attempt.error,
-        attempt.task_id,
-        changes["status"],
-        changes["next_attempt_at"],
-        changes["last_status_code"],
-        changes["last_error"],
-        changes["delivered_at"],
-        now,
-        attempt.delivery_id,
-        DeliveryStatus.SENDING,
-        number,
-    ]
-    with transaction.mark_for_rollback_on_error(), connection.cursor() as cursor:
-        cursor.execute(_INSERT_THEN_FINISH, params)
-        row = cursor.fetchone()
-    if row is not None:
-        attempt.pk = row[0]
-        attempt._state.adding = False
-    return attempt, row is not None
+@dataclass(frozen=True)
+class Ending:
+    """How an attempt ends its delivery: the next status, what the row records of the answer,
+    and for `retrying` the due time (on the database's clock, `clock.now()` plus the delay).
+    A success's `delivered_at` is the database's `now()` when the attempt is recorded."""
+
+    status: str
+    status_code: int | None = None
+    error: str = ""
+    due: dt.datetime | None = None
+
+    def changes(self) -> dict[str, object]:
+        """The delivery's columns this ending writes, by field name."""
+        return {
+            "status": self.status,
+            "next_attempt_at": self.due,
+            "last_status_code": self.status_code,
+            "last_error": self.error[:ERROR_MAX_CHARS],
+            "delivered_at": DB_NOW if self.status == DeliveryStatus.SUCCEEDED else None,
+            "updated_at": DB_NOW,
+        }
 
 
-def mark_discarded(delivery_id: int, number: int, status_code: int | None, reason: str) -> bool:
-    return finish(delivery_id, number, discarded(status_code, reason))
+# --- Statements built from _meta ---------------------------------------------------------------
 
 
-def discard_waiting(subscription_id: object, reason: str) -> int:
-    """Discard the deliveries of a subscription that wait for an attempt.
+def _col(model: type[Model], name: str, quote: Any) -> str:
+    return str(quote(model._meta.get_field(name).column))
 
-    Deliveries being sent right now finish their attempt; their own outcome then applies.
+
+def _assignments(
+    model: type[Model], values: dict[str, object], connection: Any
+) -> tuple[str, list[object]]:
+    """`col = %s, ...` for `values` by field name, with DB_NOW written as the database's now."""
+    quote, now = connection.ops.quote_name, db_now_sql(connection)
+    parts, params = [], []
+    for name, value in values.items():
+        field = model._meta.get_field(name)
+        if value is DB_NOW:
+            parts.append(f"{quote(field.column)} = {now}")
+        else:
+            parts.append(f"{quote(field.column)} = %s")
+            params.append(field.get_db_prep_save(value, connection))
+    return ", ".join(parts), params
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """Turns returned columns into model instances, by field: each value goes through the
+    converters the ORM applies to that field on this connection (`from_db_value`: JSON, and
+    SQLite's text datetimes, integer booleans and hex UUIDs)."""
+
+    model: type[Model]
+    fields: tuple[Field, ...]
+    converters: tuple[tuple[Any, list[Any]], ...]
+
+    @classmethod
+    def of(cls, model: type[Model], connection: Any) -> _Reader:
+        fields = tuple(model._meta.concrete_fields)
+        converters = []
+        for field in fields:
+            col = field.get_col(model._meta.db_table)
+            found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            converters.append((col, found))
+        return cls(model, fields, tuple(converters))
+
+    def build(self, alias: str, values: Iterable[object], connection: Any) -> Any:
+        converted = []
+        for value, (col, converters) in zip(values, self.converters, strict=True):
+            for converter in converters:
+                value = converter(value, col, connection)
+            converted.append(value)
+        # Every concrete field, named: `from_db` (Django's documented loading hook) gets the
+        # names and the values from the same `_meta` walk, so they cannot drift apart.
+        return self.model.from_db(alias, [f.attname for f in self.fields], converted)
+
+
+# The attempt row's columns, in `_meta` order, as `record` inserts them.
+_INSERTED = tuple(f for f in DeliveryAttempt._meta.concrete_fields if not f.primary_key)
+_records: weakref.WeakKeyDictionary[Any, dict[tuple[bool, ...], tuple[str, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _record_statements(connection: Any, now_at: tuple[bool, ...]) -> tuple[str, str]:
+    """`record`'s INSERT and guarded UPDATE on this connection, for an ending whose columns
+    (`Ending.changes()`, in that order) take the database's now where `now_at` says so."""
+    made = _records.setdefault(connection, {})
+    found = made.get(now_at)
+    if found is not None:
+        return found
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _INSERTED)
+    insert = (
+        f"INSERT INTO {quote(DeliveryAttempt._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(_INSERTED))}) "
+        f"RETURNING {quote(DeliveryAttempt._meta.pk.column)}"
+    )
+    shape = dict(zip(Ending("").changes(), now_at, strict=True))
+    assignments, _params = _assignments(
+        Delivery, {name: DB_NOW if now else None for name, now in shape.items()}, connection
+    )
+    guard = " AND ".join(
+        f"{_col(Delivery, name, quote)} = %s" for name in ("id", "status", "attempts")
+    )
+    update = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {guard}"
+    made[now_at] = (insert, update)
+    return insert, update
+
+
+@dataclass(frozen=True)
+class _ClaimStatement:
+    sql: str
+    readers: tuple[_Reader, _Reader, _Reader]  # delivery, event, subscription
+
+
+# Built once per connection (the SQL of `now()` and the converters depend on its backend).
+_claims: weakref.WeakKeyDictionary[Any, _ClaimStatement] = weakref.WeakKeyDictionary()
+
+
+def _claim_statement(connection: Any) -> _ClaimStatement:
+    found = _claims.get(connection)
+    if found is not None:
+        return found
+    quote, now = connection.ops.quote_name, db_now_sql(connection)
+    # Short aliases keep the statement under psycopg's 4 KB limit for caching its parsed form.
+    table = quote(Delivery._meta.db_table)
+    readers = [_Reader.of(Delivery, connection)]
+    # SQLite's RETURNING names the updated table's columns unqualified, and no alias of it.
+    returning = [quote(f.column) for f in readers[0].fields]
+    for name in ("event", "subscription"):
+        # The related rows come back in the same statement, one scalar subquery per column:
+        # SQLite's RETURNING may not name another table, but may hold subqueries.
+        fk = Delivery._meta.get_field(name)
+        related = fk.related_model
+        reader = _Reader.of(related, connection)
+        source = f"{quote(related._meta.db_table)} r"
+        key = f"r.{quote(fk.target_field.column)} = {table}.{quote(fk.column)}"
+        returning += [
+            f"(SELECT r.{quote(f.column)} FROM {source} WHERE {key})" for f in reader.fields
+        ]
+        readers.append(reader)
+    col = {name: _col(Delivery, name, quote) for name in ("id", "status", "attempts")}
+    claimed = ", ".join(
+        f"{_col(Delivery, name, quote)} = {now}"
+        for name in ("claimed_at", "next_attempt_at", "updated_at")
+    )
+    sql = (
+        f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = %s, {claimed} "
+        f"WHERE {col['id']} = %s AND {col['status']} IN (%s, %s) AND {col['attempts']} = %s "
+        f"RETURNING {', '.join(returning)}"
+    )
+    statement = _ClaimStatement(sql, (readers[0], readers[1], readers[2]))
+    _claims[connection] = statement
+    return statement
+
+
+# --- The attempt's two statements ---------------------------------------------------------------
+
+
+def claim(delivery_id: int, number: int) -> Delivery | None:
+    """Take the delivery for attempt `number` and load what the attempt needs, in one
+    statement: the delivery (now `sending`, claimed at the database's `now()`) with its event
+    and subscription. None if it was not waiting for exactly that attempt (finished, or another
+    message's or the sweep's).
+
+    While sending, `next_attempt_at` is the claim's time; the claim's lease ends
+    `stale_sending_after` seconds after it, on the database's clock (`expire`).
     """
-    return Delivery.objects.filter(subscription_id=subscription_id, status__in=WAITING).update(
+    alias = working_alias()
+    connection = connections[alias]
+    statement = _claim_statement(connection)
+    params = [DeliveryStatus.SENDING, number, delivery_id, *WAITING, number - 1]
+    with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
+        cursor.execute(statement.sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = iter(row)
+    delivery, event, subscription = (
+        reader.build(alias, [next(values) for _ in reader.fields], connection)
+        for reader in statement.readers
+    )
+    if event.pk is None or subscription.pk is None:  # deleted under the claim
+        return None
+    delivery.event, delivery.subscription = event, subscription
+    return delivery
+
+
+def record(attempt: DeliveryAttempt, ending: Ending) -> tuple[DeliveryAttempt, bool]:
+    """Store the attempt row and apply `ending` to its delivery if the delivery is still this
+    attempt's (`sending`, same number), both or neither. Returns the stored row and whether the
+    delivery was still this attempt's (the row is stored either way: the request was sent).
+
+    Raises IntegrityError, with nothing stored, if this attempt number was already recorded
+    (the sweep took the attempt for lost). On PostgreSQL one statement (the INSERT in a WITH
+    clause of the UPDATE: no BEGIN/COMMIT round trips in autocommit); elsewhere the same two
+    statements in a transaction.
+    """
+    alias = working_alias()
+    connection = connections[alias]
+    changes = ending.changes()
+    insert, update = _record_statements(connection, tuple(v is DB_NOW for v in changes.values()))
+    inserted = [f.get_db_prep_save(f.pre_save(attempt, True), connection) for f in _INSERTED]
+    changed = [
+        Delivery._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in changes.items()
+        if value is not DB_NOW
+    ]
+    guarded = [attempt.delivery_id, DeliveryStatus.SENDING, attempt.number]
+    with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH inserted AS ({insert}), updated AS ({update} RETURNING 1) "
+                "SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated)",
+                [*inserted, *changed, *guarded],
+            )
+            pk, won = cursor.fetchone()
+        else:
+            with transaction.atomic(using=alias):
+                cursor.execute(insert, inserted)
+                pk = cursor.fetchone()[0]
+                cursor.execute(update, [*changed, *guarded])
+                won = cursor.rowcount
+    every = DeliveryAttempt._meta.concrete_fields
+    values = [pk if f.primary_key else getattr(attempt, f.attname) for f in every]
+    return DeliveryAttempt.from_db(alias, [f.attname for f in every], values), bool(won)
+
+
+def release(
+    delivery_id: int, number: int, *, until: dt.datetime | None = None, discard_reason: str = ""
+) -> bool:
+    """Give back the claim of attempt `number` without having sent anything: the attempt number
+    is restored, so no attempt number is used without an attempt row.
+
+    With `discard_reason` the delivery ends `discarded` (its subscription was disabled or no
+    longer selects the event); otherwise it waits again (`pending` before a first attempt,
+    `retrying` after) until `until` (its endpoint was at its in-flight cap). False if the
+    delivery is no longer this attempt's.
+    """
+    if discard_reason:
+        changes: dict[str, object] = {
+            "status": DeliveryStatus.DISCARDED,
+            "next_attempt_at": None,
+            "last_error": discard_reason[:ERROR_MAX_CHARS],
+        }
+    else:
+        waiting = DeliveryStatus.PENDING if number == 1 else DeliveryStatus.RETRYING
+        changes = {"status": waiting, "next_attempt_at": until}
+    return bool(
+        _claimed(delivery_id, number).update(
+            attempts=number - 1, claimed_at=None, updated_at=Now(), **changes
+        )
+    )
+
+
+def _claimed(delivery_id: int, number: int) -> QuerySet[Delivery]:
+    # The guard of every transition out of `sending`: still this attempt's.
+    return Delivery.objects.using(working_alias()).filter(
+        pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number
+    )
+
+
+# --- The sweep's transitions ---------------------------------------------------------------------
+
+
+def expired_claims(lease_seconds: float) -> QuerySet[Delivery]:
+    """Deliveries claimed more than `lease_seconds` ago on the database's clock: their worker is
+    presumed dead (a live one ends its attempt within its deadline, well inside the lease)."""
+    return Delivery.objects.using(working_alias()).expired_claims(lease_seconds)
+
+
+def expire(
+    delivery_id: int, number: int, claimed_at: dt.datetime, *, lease_seconds: float, last: bool
+) -> bool:
+    """End the claim of a worker that vanished mid-attempt: record attempt `number` as
+    interrupted (unless its worker recorded it before dying) and make the delivery due now
+    (`retrying`), or `failed` when that was the last attempt of the schedule.
+
+    Guarded on the lease itself, judged again inside the UPDATE on the database's clock: a
+    delivery whose attempt ended, or that was claimed again since, is left alone.
+    `claimed_at` (as read with the expired claim) is the interrupted attempt's start."""
+    alias = working_alias()
+    with transaction.atomic(using=alias):
+        still = expired_claims(lease_seconds).filter(pk=delivery_id, attempts=number)
+        if last:
+            changes: dict[str, object] = {
+                "status": DeliveryStatus.FAILED,
+                "next_attempt_at": None,
+                "last_error": "Worker lost during the last attempt of the schedule.",
+            }
+        else:
+            changes = {
+                "status": DeliveryStatus.RETRYING,
+                "next_attempt_at": Now(),
+                "last_error": "Worker lost during the attempt.",
+            }
+        if not still.update(updated_at=Now(), **changes):
+            return False
+        recorded = DeliveryAttempt.objects.using(alias).filter(
+            delivery_id=delivery_id, number=number
+        )
+        if not recorded.exists():
+            DeliveryAttempt.objects.using(alias).create(
+                delivery_id=delivery_id,
+                number=number,
+                started_at=claimed_at,
+                error_kind=ErrorKind.INTERRUPTED,
+                error="The worker stopped during this attempt.",
+            )
+    return True
+
+
+def postpone(delivery_ids: Iterable[int]) -> int:
+    """Make waiting deliveries due at the database's `now()` (the sweep leases what it
+    re-enqueues: the next sweep leaves them alone for SWEEP_GRACE)."""
+    return (
+        Delivery.objects.using(working_alias())
+        .filter(pk__in=list(delivery_ids), status__in=WAITING)
+        .update(next_attempt_at=Now())
+    )
+
+
+# --- Discarding and reopening ---------------------------------------------------------------------
+
+
+def discard(waiting: QuerySet[Delivery], reason: str) -> int:
+    """Discard the deliveries of `waiting` that still wait for an attempt, recording `reason`;
+    returns how many this call discarded. Deliveries being sent right now finish their attempt
+    (their own outcome applies). The one way waiting deliveries are discarded."""
+    return waiting.filter(status__in=WAITING).update(
         status=DeliveryStatus.DISCARDED,
         next_attempt_at=None,
         last_error=reason[:ERROR_MAX_CHARS],
-        updated_at=timezone.now(),
+        updated_at=Now(),
     )
+
+
+def waiting_for(subscription_id: object) -> QuerySet[Delivery]:
+    """A subscription's deliveries (for `discard`), on the working alias."""
+    return Delivery.objects.using(working_alias()).filter(subscription_id=subscription_id)
 
 
 def disabled_reason(reason: str) -> str:
@@ -210,18 +400,20 @@ def disabled_reason(reason: str) -> str:
     return f"Discarded: {reason}"[:ERROR_MAX_CHARS]
 
 
-def discard_for_disable(subscription_id: object, reason: str, since: dt.datetime) -> int:
-    """Discard what still waits for a subscription disabled with `reason` at or after `since`,
-    and return how many deliveries that disabling discarded, whoever ran it first (the
-    `subscription_disabled` receiver after commit, or this call). Idempotent."""
-    recorded = disabled_reason(reason)
-    discard_waiting(subscription_id, recorded)
-    return Delivery.objects.filter(
-        subscription_id=subscription_id,
-        status=DeliveryStatus.DISCARDED,
-        last_error=recorded,
-        updated_at__gte=since,
-    ).count()
+def disable(subscription: Subscription, reason: str) -> int | None:
+    """Disable `subscription` with `reason` and discard what waits for it; returns how many
+    deliveries this disabling discarded, or None if it was already disabled.
+
+    The discard runs in the disabling's transaction, so the `subscription_disabled` receiver
+    that discards after commit (for every other way of disabling) finds nothing left: the count
+    is what this call changed, not a recount.
+    """
+    from subscriptions.services import disable_subscription
+
+    with transaction.atomic(using=working_alias()):
+        if not disable_subscription(subscription, reason):
+            return None
+        return discard(waiting_for(subscription.pk), disabled_reason(reason))
 
 
 def unselected_reason(event_type: str) -> str:
@@ -230,58 +422,17 @@ def unselected_reason(event_type: str) -> str:
 
 
 def discard_unselected(subscription_id: object, filters: Iterable[str]) -> int:
-    """Discard the deliveries of a subscription that wait for an attempt and whose event type
-    `filters` no longer select (test events, sent whatever the filters, stay). One query for
-    the waiting types, one UPDATE per type dropped; returns the number discarded."""
-    waiting = Delivery.objects.filter(
-        subscription_id=subscription_id,
-        status__in=WAITING,
-        event__target_subscription__isnull=True,
+    """Discard the waiting deliveries of a subscription whose event type `filters` no longer
+    select (test events, sent whatever the filters, stay). One query for the waiting types, one
+    `discard` per type dropped; returns the number discarded."""
+    waiting = waiting_for(subscription_id).filter(
+        status__in=WAITING, event__target_subscription__isnull=True
     )
     types = set(waiting.values_list("event__type", flat=True).distinct().order_by())
     filters = list(filters)
-    discarded = 0
-    for event_type in sorted(t for t in types if not filters_match(filters, t)):
-        discarded += waiting.filter(event__type=event_type).update(
-            status=DeliveryStatus.DISCARDED,
-            next_attempt_at=None,
-            last_error=unselected_reason(event_type)[:ERROR_MAX_CHARS],
-            updated_at=timezone.now(),
-        )
-    return discarded
-
-
-def release_stale(delivery_id: int, number: int, claimed_at: dt.datetime, due: dt.datetime) -> bool:
-    """Give a delivery whose worker vanished mid-attempt back to the queue."""
-    return bool(
-        Delivery.objects.filter(
-            pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number, claimed_at=claimed_at
-        ).update(
-            status=DeliveryStatus.RETRYING,
-            next_attempt_at=due,
-            last_error="Worker lost during the attempt.",
-            updated_at=timezone.now(),
-        )
-    )
-
-
-def fail_stale(delivery_id: int, number: int, claimed_at: dt.datetime) -> bool:
-    return bool(
-        Delivery.objects.filter(
-            pk=delivery_id, status=DeliveryStatus.SENDING, attempts=number, claimed_at=claimed_at
-        ).update(
-            status=DeliveryStatus.FAILED,
-            next_attempt_at=None,
-            last_error="Worker lost during the last attempt of the schedule.",
-            updated_at=timezone.now(),
-        )
-    )
-
-
-def postpone(delivery_ids: Iterable[int], until: dt.datetime) -> int:
-    """Push waiting deliveries' due time forward (the sweep leases what it re-enqueues)."""
-    return Delivery.objects.filter(pk__in=list(delivery_ids), status__in=WAITING).update(
-        next_attempt_at=until
+    return sum(
+        discard(waiting.filter(event__type=event_type), unselected_reason(event_type))
+        for event_type in sorted(t for t in types if not filters_match(filters, t))
     )
 
 
@@ -291,37 +442,35 @@ def reopen(delivery_ids: Iterable[int], now: dt.datetime) -> list[int]:
     Returns the ids that were reopened; deliveries being sent right now are left alone.
     """
     ids = list(delivery_ids)
-    Delivery.objects.filter(pk__in=ids).exclude(status=DeliveryStatus.SENDING).update(
+    rows = Delivery.objects.using(working_alias())
+    rows.filter(pk__in=ids).exclude(status=DeliveryStatus.SENDING).update(
         status=DeliveryStatus.RETRYING,
         next_attempt_at=now,
         delivered_at=None,
         updated_at=now,
     )
     return list(
-        Delivery.objects.filter(pk__in=ids, status=DeliveryStatus.RETRYING, next_attempt_at=now)
+        rows.filter(pk__in=ids, status=DeliveryStatus.RETRYING, next_attempt_at=now)
         .values_list("pk", flat=True)
         .order_by()
     )
 
 
 __all__ = [
+    "DB_NOW",
     "UNFINISHED",
+    "Ending",
     "claim",
-    "defer",
+    "disable",
     "disabled_reason",
-    "discard_for_disable",
+    "discard",
     "discard_unselected",
-    "discard_waiting",
-    "discarded",
-    "fail_stale",
-    "failed",
-    "finish",
-    "finish_with_attempt",
-    "mark_discarded",
+    "expire",
+    "expired_claims",
     "postpone",
-    "release_stale",
+    "record",
+    "release",
     "reopen",
-    "retrying",
-    "succeeded",
     "unselected_reason",
+    "waiting_for",
 ]

@@ -13,14 +13,12 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
-from django.utils import timezone
-
 from ..conf import webhook_settings
 from ..dispatch import backlog, enqueue_attempts
-from ..models import Delivery, DeliveryAttempt, ErrorKind, Event
-from . import states
+from ..models import Delivery, Event
+from . import clock, states
 from .attempts import retry_delay
+from .connections import working_alias
 from .publishing import fan_out
 
 logger = logging.getLogger(__name__)
@@ -39,12 +37,16 @@ class SweepReport:
 
 
 def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepReport:
-    now = now or timezone.now()
+    """One pass of the sweep. `now` (default: the database's time, `clock.now()`) dates the
+    grace periods; stale claims are judged on the database's clock inside the statement."""
+    now = now or clock.now()
+    alias = working_alias()
     grace = dt.timedelta(seconds=float(webhook_settings.SWEEP_GRACE))
     batch = int(webhook_settings.BATCH_SIZE)
     report = SweepReport()
 
-    for event_id in Event.objects.not_fanned_out(now - grace).values_list("pk", flat=True)[:batch]:
+    late = Event.objects.using(alias).not_fanned_out(now - grace)
+    for event_id in late.values_list("pk", flat=True)[:batch]:
         try:
             fan_out(event_id)
         except Exception:
@@ -53,10 +55,10 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
             continue
         report.fanned_out += 1
 
-    stale_before = now - dt.timedelta(seconds=webhook_settings.stale_sending_after)
-    stale = Delivery.objects.stale_sending(stale_before).values_list("pk", "attempts", "claimed_at")
+    lease = float(webhook_settings.stale_sending_after)
+    stale = states.expired_claims(lease).values_list("pk", "attempts", "claimed_at")
     for delivery_id, number, claimed_at in stale[:batch]:
-        report.released += _release_stale(delivery_id, number, claimed_at, now)
+        report.released += _expire(delivery_id, number, claimed_at, lease)
 
     waiting = backlog()
     if waiting is not None and waiting > batch:
@@ -69,7 +71,8 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
         # Walk by primary key: the rows leased below stay due when SWEEP_GRACE is 0, and must
         # not come round again in this same sweep.
         due = list(
-            Delivery.objects.due(now - grace)
+            Delivery.objects.using(alias)
+            .due(now - grace)
             .filter(pk__gt=last_pk)
             .order_by("pk")
             .values_list("pk", "attempts")[:batch]
@@ -79,7 +82,7 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
         last_pk = due[-1][0]
         # Lease them: their due time moves to now, so the next sweep leaves them alone for
         # `SWEEP_GRACE` while these messages are on their way.
-        states.postpone((pk for pk, _ in due), now)
+        states.postpone(pk for pk, _ in due)
         report.enqueued += enqueue_attempts((pk, attempts + 1) for pk, attempts in due)
         if len(due) < batch:
             break
@@ -95,24 +98,12 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     return report
 
 
-def _release_stale(delivery_id: int, number: int, claimed_at: dt.datetime, now: dt.datetime) -> int:
+def _expire(delivery_id: int, number: int, claimed_at: dt.datetime, lease: float) -> int:
     """Record the interrupted attempt and make the delivery due again (or failed if that was
     its last attempt). The receiver may have got the request: receivers dedupe on webhook-id."""
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                DeliveryAttempt.objects.create(
-                    delivery_id=delivery_id,
-                    number=number,
-                    started_at=claimed_at,
-                    error_kind=ErrorKind.INTERRUPTED,
-                    error="The worker stopped during this attempt.",
-                )
-        except IntegrityError:
-            pass  # the worker recorded the attempt but died before finishing the delivery
-        if retry_delay(number) is None:
-            return int(states.fail_stale(delivery_id, number, claimed_at))
-        released = states.release_stale(delivery_id, number, claimed_at, now)
-    if released:
+    last = retry_delay(number) is None
+    if not states.expire(delivery_id, number, claimed_at, lease_seconds=lease, last=last):
+        return 0
+    if not last:
         enqueue_attempts([(delivery_id, number + 1)])
-    return int(released)
+    return 1

@@ -164,12 +164,10 @@ def endpoint_disable(request: HttpRequest, tenant: str, pk: object) -> HttpRespo
     subscription = _endpoint(tenant, pk)
     if request.method == "POST":
         reason = _("Disabled in the portal.")
-        if services.disable_subscription(subscription, reason):
-            # What this disabling really discarded: deliveries being sent right now finish
-            # their attempt and are not counted (the admin reports the same figure).
-            waiting = states.discard_for_disable(
-                subscription.pk, reason, subscription.disabled_at or timezone.now()
-            )
+        waiting = states.disable(subscription, reason)
+        if waiting is not None:
+            # What this disabling discarded: deliveries being sent right now finish their
+            # attempt and are not counted (the admin reports the same figure).
             messages.success(
                 request,
                 ngettext(
