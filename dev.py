@@ -2,7 +2,7 @@
 """Run the whole system, or its tests, from a fresh checkout with nothing but Python 3.11+.
 
     python3 dev.py up        # web, workers (one per core) and beat under honcho: SQLite, Redis
-    python3 dev.py test      # ruff, migrations check, the suite on SQLite and PostgreSQL
+    python3 dev.py test      # ruff, migrations check, mypy, the suite on SQLite and PostgreSQL
     python3 dev.py receiver  # a local receiver that prints and verifies deliveries
 
 Both create `.venv` and install the requirements on first use. Only the standard library is
@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent
+from devtools.processes import QUEUES, ROOT, redis_binary, redis_command, worker_command
+from devtools.processes import reachable as listening
+
 VENV = ROOT / ".venv"
 VAR = ROOT / "var"
 PY = VENV / "bin" / "python"
@@ -58,14 +59,9 @@ def ensure_venv(requirements: str) -> None:
 
 
 def reachable(url: str, default_port: int) -> bool:
+    """Whether the server of `url` accepts TCP connections."""
     parts = urlsplit(url)
-    try:
-        with socket.create_connection(
-            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
-        ):
-            return True
-    except OSError:
-        return False
+    return listening(parts.hostname or "127.0.0.1", parts.port or default_port)
 
 
 def apt_install(*packages: str) -> bool:
@@ -84,7 +80,7 @@ def apt_install(*packages: str) -> bool:
 
 def ensure_redis_binary() -> None:
     """The tests start their own redis-server processes, so they need the binary."""
-    if shutil.which("redis-server") or Path("/usr/bin/redis-server").exists():
+    if redis_binary():
         return
     if not apt_install("redis-server"):
         sys.exit(
@@ -93,34 +89,14 @@ def ensure_redis_binary() -> None:
 
 
 def start_local_redis(port: int = 6379) -> str | None:
-    """Start a redis-server on loopback for `up` if the binary exists; None otherwise."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
+    """Start a redis-server on loopback for `up` if the binary exists; None otherwise. It
+    daemonizes (its pid in var/redis.pid), so it outlives this command and honcho."""
+    if not redis_binary():
         return None
     VAR.mkdir(exist_ok=True)
-    subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxmemory-policy",
-            "noeviction",
-            "--daemonize",
-            "yes",
-            "--dir",
-            str(VAR),
-            "--pidfile",
-            str(VAR / "redis.pid"),
-            "--logfile",
-            str(VAR / "redis.log"),
-        ],
-    ).wait()
+    daemon = ["--daemonize", "yes", "--dir", str(VAR), "--pidfile", str(VAR / "redis.pid")]
+    command = redis_command(port, *daemon, "--logfile", str(VAR / "redis.log"))
+    subprocess.run(command, check=False)
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(50):
         if reachable(url, port):
@@ -224,13 +200,14 @@ def procfile(python: str, port: int, threads: int) -> str:
     """The processes of `up`, for honcho: the Django development server, a worker (scaled to
     one process per core by honcho's `-c worker=N`, as the Procfile's worker line is) and beat.
     honcho gives each process its own $PORT, which names the worker nodes apart."""
+    worker = worker_command(
+        "threads", threads, QUEUES, "info", name="worker-$PORT@%h", python=python, heartbeat=True
+    )
     celery = f"{python} -m celery -A webhooks_project"
-    queues = "webhooks,webhooks.retry,webhooks.maintenance"
     return "\n".join(
         [
             f"web: {python} manage.py runserver 127.0.0.1:{port} --noreload",
-            f"worker: {celery} worker -P threads -c {threads} -Q {queues} -n worker-$PORT@%h"
-            " --without-gossip --without-mingle -l info",
+            f"worker: {' '.join(worker)}",
             f"beat: {celery} beat -l info -s {VAR / 'celerybeat-schedule'}",
             "",
         ]
@@ -332,6 +309,8 @@ def cmd_test(args: argparse.Namespace) -> None:
     run([str(PY), "manage.py", "makemigrations", "--check", "--dry-run"], env=reference_env)
     say("published event versions are unbroken")
     run([str(PY), "manage.py", "webhooks_contracts", "--check"], env=reference_env)
+    say("type check (mypy with django-stubs, configured in pyproject.toml)")
+    run([str(PY), "-m", "mypy"], env={**env, "DJANGO_SETTINGS_MODULE": "tests.settings"})
     pytest = [str(PY), "-m", "pytest", *args.pytest_args]
     failed: list[str] = []
     totals = {"passed": 0, "failed": 0, "skipped": 0}
@@ -364,7 +343,8 @@ def run_pytest(cmd: list[str], env: dict[str, str], totals: dict[str, int]) -> i
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     summary = ""
-    for line in proc.stdout:  # type: ignore[union-attr]
+    assert proc.stdout is not None  # stdout=PIPE
+    for line in proc.stdout:
         sys.stdout.write(line)
         if re.match(r"^=*\s*\d+ (passed|failed|errors?|skipped|deselected)\b.* in [\d.]+s", line):
             summary = line
@@ -396,7 +376,7 @@ def main() -> None:
         "--redis", help="broker URL, e.g. redis://127.0.0.1:6380/0 (default: $CELERY_BROKER_URL)"
     )
     up.add_argument("--workers", type=int, help="worker processes (default: one per core)")
-    test = sub.add_parser("test", help="run ruff, the migrations check and the test suite")
+    test = sub.add_parser("test", help="run ruff, the migrations check, mypy and the test suite")
     test.add_argument("--sqlite-only", action="store_true")
     test.add_argument("--postgres-only", action="store_true")
     test.add_argument(

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.run import PAYLOAD, Receiver  # noqa: E402
-from tests.procs import RedisServer  # noqa: E402
+from devtools.processes import RedisServer  # noqa: E402
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import time
+from typing import cast
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -74,7 +75,7 @@ class Handler(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a TCP server's transport
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

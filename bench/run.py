@@ -7,7 +7,7 @@
 
 It starts its own redis-server on a free port, two receivers (fast, and one answering after
 200 ms), a fresh database and the Celery workers under test (`--worker`, default: the
-Procfile's recommendation), then runs the scenarios of issue 6:
+Procfile's recommendation), then runs these scenarios:
 
     A  100 events x 100 subscribers, fast receiver: deliveries/s end to end, worker CPU per 1,000
     B  the same against the 200 ms receiver
@@ -50,7 +50,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.procs import RedisServer, free_port, wait_until, worker_command  # noqa: E402
+from devtools.processes import (  # noqa: E402
+    QUEUES,
+    Process,
+    RedisServer,
+    free_port,
+    wait_until,
+)
+from devtools.processes import Worker as CeleryWorker  # noqa: E402
 
 # The recommended worker (the Procfile's, scaled to one process per core): threads for I/O
 # concurrency, connections from a pool of DEFAULT_DB_POOL per process.
@@ -59,8 +66,6 @@ DEFAULT_WORKERS = ["threads:100", "threads:100"]
 # some wait beyond the 20 s busy timeout ("database is locked"). Fewer threads there.
 DEFAULT_WORKERS_SQLITE = ["threads:32", "threads:32"]
 DEFAULT_DB_POOL = 16
-QUEUES = "webhooks,webhooks.retry,webhooks.maintenance"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAYLOAD = {
     "order": {"id": 0, "total": "42.00", "currency": "EUR", "customer": "c-123"},
     "lines": [{"sku": f"sku-{i}", "qty": i, "price": "1.50"} for i in range(8)],
@@ -70,64 +75,19 @@ PAYLOAD = {
 # --- Processes ----------------------------------------------------------------------------------
 
 
-def _proc_tree(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            parents[int(entry)] = int(fields[1])
-        except (OSError, IndexError):
-            continue
-    tree, frontier = [root], [root]
-    while frontier:
-        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
-        tree += frontier
-    return tree
+class Receiver(Process):
+    """bench/receiver.py on a free port: answers after `delay` seconds, counts what arrived."""
 
-
-def _cpu_seconds(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError):
-        return 0.0
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-class Receiver:
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.port = free_port()
-        self.proc: subprocess.Popen | None = None
+        script = ROOT / "bench" / "receiver.py"
+        args = [sys.executable, str(script), "--port", str(self.port), "--delay", str(delay)]
+        super().__init__(args, log=Path(os.devnull))
 
-    def start(self) -> Receiver:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "bench" / "receiver.py"),
-                "--port",
-                str(self.port),
-                "--delay",
-                str(self.delay),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_until(self._up, timeout=10):
+    def start(self, ready: bytes | None = None, timeout: float = 10) -> Receiver:
+        super().start()
+        if not wait_until(self._up, timeout=timeout):
             raise RuntimeError("receiver did not start")
         return self
 
@@ -149,68 +109,35 @@ class Receiver:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
-
-class Worker:
-    """`celery -A webhooks_project worker` with a given pool, started and stopped by pid."""
+class Worker(CeleryWorker):
+    """A worker from a `--worker` spec, POOL:CONCURRENCY[:QUEUE+QUEUE...]."""
 
     def __init__(self, spec: str, env: dict[str, str], loglevel: str) -> None:
         parts = spec.split(":")
-        self.pool, self.concurrency = parts[0], int(parts[1])
-        self.queues = parts[2].replace("+", ",") if len(parts) > 2 else QUEUES
-        self.spec = spec
-        self.log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
-        self.args = worker_command(
-            self.pool,
-            self.concurrency,
-            self.queues,
-            loglevel,
-            name=f"bench-{os.getpid()}-{free_port()}@%h",
+        queues = parts[2].replace("+", ",") if len(parts) > 2 else QUEUES
+        super().__init__(
+            env=env,
+            pool=parts[0],
+            concurrency=int(parts[1]),
+            queues=queues,
+            loglevel=loglevel,
+            name="bench",
             extra=("-I", "bench.noop"),
         )
-        self.env = env
-        self.proc: subprocess.Popen | None = None
+        self.spec = spec
 
-    def start(self) -> Worker:
-        self._out = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    def start(self, ready: bytes | None = None, timeout: float = 30) -> Worker:
+        """Start without waiting: the first drain tells when the workers consume."""
+        super().start(ready, timeout)
         return self
 
-    def pids(self) -> list[int]:
-        return _proc_tree(self.proc.pid) if self.proc else []
-
-    def cpu(self) -> float:
-        return sum(_cpu_seconds(pid) for pid in self.pids())
-
-    def rss(self) -> float:
-        return sum(_rss_mb(pid) for pid in self.pids())
-
-    def alive(self) -> bool:
-        return bool(self.proc and self.proc.poll() is None)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            # Cold shutdown: the bench is over, and a warm one would wait for the countdown
-            # messages of scenario E (Redis hands unacknowledged messages back anyway).
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(25)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: only its children
-                self.proc.wait(10)
-        if getattr(self, "_out", None):
-            self._out.close()
+    def stop(
+        self, signum: int = signal.SIGQUIT, *, group: bool = False, timeout: float = 25
+    ) -> None:
+        # Cold shutdown: the bench is over, and a warm one would wait for the countdown
+        # messages of scenario E (Redis hands unacknowledged messages back anyway).
+        super().stop(signum, group=group, timeout=timeout)
 
 
 # --- Results ------------------------------------------------------------------------------------

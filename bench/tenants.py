@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Tenant benchmarks (issue 13): one command each, everything on loopback.
+"""Tenant benchmarks: one command each, everything on loopback.
 
     python bench/tenants.py fanout --db postgres     # 100,000 subscriptions, 1,000 tenants
     python bench/tenants.py fairness --db postgres   # hanging tenant A vs fast tenant B

@@ -92,6 +92,7 @@ class ApiSchemaView(SpectacularAPIView):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Response:
         # The paths as the host mounted them: this view's route up to its own "schema/".
+        assert request.resolver_match is not None  # a view is only called through its URL
         prefix = request.resolver_match.route.removesuffix("schema/")
         self.patterns = [
             path(prefix, include(self.api_patterns)),

@@ -90,7 +90,7 @@ def minute_chart(
     ]
     for i, (minute, counts) in enumerate(minutes):
         x = left + i * slot
-        y = top + plot_h
+        y: float = top + plot_h
         title = f"{minute:%H:%M} " + ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
         rects = []
         for outcome in OUTCOMES:

@@ -34,7 +34,7 @@ class ReplayForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         since, until = data.get("since"), data.get("until")
         if since and until and since >= until:
             self.add_error("until", _("Must be after 'since'."))

@@ -127,8 +127,8 @@ class DatabaseCollector:
             "(CLOCK_OFFSET_LIMIT) its webhook-timestamp headers are off by as much.",
             labels=["worker"],
         )
-        for row in clock.recent_offsets():
-            offsets.add_metric([row.worker], row.offset_seconds)
+        for worker_clock in clock.recent_offsets():
+            offsets.add_metric([worker_clock.worker], worker_clock.offset_seconds)
         yield offsets
 
 

@@ -94,4 +94,4 @@ def build_body(event: Event, payload_format: str, version: int | None = None) ->
 
 
 def content_type(payload_format: str) -> str:
-    return CONTENT_TYPES.get(payload_format, "application/json")
+    return CONTENT_TYPES.get(PayloadFormat(payload_format), "application/json")

@@ -1,31 +1,20 @@
-"""Reactions of the pipeline to changes in the subscription registry."""
+"""Reactions of the pipeline to changes in the subscription registry and in its settings, all
+connected by `connect()` (called once from `DeliveriesConfig.ready()`)."""
 
 from __future__ import annotations
 
 import functools
 from typing import Any
 
+from django.core.signals import setting_changed
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
-from subscriptions.models import Subscription, Tenant
+from subscriptions.models import EventType, Subscription, Tenant
+from subscriptions.signals import subscription_disabled
 
-from .services import inflight, notices, states
-
-
-def subscription_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any:
-    """The pipeline's part of the subscription admin (deliveries/admin/subscription_extension.py),
-    imported when the admin first asks, not when the app loads."""
-    from .admin.subscription_extension import PipelineExtension
-
-    return PipelineExtension()
-
-
-def tenant_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any:
-    """The pipeline's health columns in the tenant admin (deliveries/admin/tenant_extension.py),
-    imported when the admin first asks."""
-    from .admin.tenant_extension import TenantHealthExtension
-
-    return TenantHealthExtension()
+from .services import caches, inflight, notices, states
+from .signals import endpoint_notice
 
 
 def discard_for_disabled(
@@ -71,3 +60,37 @@ def forget_tenant_limit(sender: type, instance: Tenant, **kwargs: Any) -> None:
 def forget_limits_on_settings_change(*, setting: str, **kwargs: Any) -> None:
     if setting == "WEBHOOKS":
         inflight.forget_tenant_limits()
+
+
+def connect() -> None:
+    """Connect every receiver above to its signal, each with a `dispatch_uid`, so calling this
+    again (a second `ready()` in tests) connects nothing twice."""
+    subscription_disabled.connect(
+        discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
+    )
+    subscription_disabled.connect(
+        notice_for_disabled, dispatch_uid="deliveries-notice-for-disabled"
+    )
+    endpoint_notice.connect(announce_notice, dispatch_uid="deliveries-announce-notice")
+    post_save.connect(
+        discard_for_changed_filters,
+        sender=Subscription,
+        dispatch_uid="deliveries-discard-for-changed-filters",
+    )
+    for name, signal in (("save", post_save), ("delete", post_delete)):
+        signal.connect(
+            forget_tenant_limit, sender=Tenant, dispatch_uid=f"deliveries-tenant-limit-{name}"
+        )
+        # The per-process caches of the pipeline (services/caches.py) drop an entry when its
+        # row changes here; other processes' copies expire on their own.
+        signal.connect(
+            caches.forget_tenant, sender=Tenant, dispatch_uid=f"deliveries-tenant-{name}"
+        )
+        signal.connect(
+            caches.forget_event_type,
+            sender=EventType,
+            dispatch_uid=f"deliveries-event-type-{name}",
+        )
+    setting_changed.connect(
+        forget_limits_on_settings_change, dispatch_uid="deliveries-tenant-limit-settings"
+    )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from subscriptions.contracts import MAX_VERSION
@@ -22,7 +24,9 @@ class PublishSerializer(serializers.Serializer):
     (storable JSON, depth, size, schema), the one check the Python API shares."""
 
     type = serializers.CharField(max_length=255)
-    data = serializers.JSONField()
+    # The wire name (DESIGN.md). DRF's metaclass moves declared fields out of the class body,
+    # so Serializer.data, which the stubs see shadowed, is untouched at run time.
+    data = serializers.JSONField()  # type: ignore[assignment]
     tenant = serializers.CharField(
         max_length=TENANT_KEY_MAX_LENGTH,
         required=False,
@@ -172,7 +176,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
 class CommaListField(serializers.ListField):
     """A list given as JSON, as repeated form fields, or as one comma-separated string."""
 
-    def to_internal_value(self, data):  # type: ignore[no-untyped-def]
+    def to_internal_value(self, data: Any) -> list[Any]:
         if isinstance(data, str):
             data = [data]
         if isinstance(data, list | tuple):
@@ -221,7 +225,9 @@ class VersionPreviewQuerySerializer(serializers.Serializer):
 class VersionPreviewSerializer(serializers.Serializer):
     type = serializers.CharField()
     version = serializers.IntegerField()
-    source = serializers.ChoiceField(
+    # The wire name of the field; the stubs see it shadowing Field.source, which DRF's
+    # metaclass leaves alone (declared fields are moved out of the class body).
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=["event", "example"],
         help_text="'event': rendered from the subscription's last event of the type; "
         "'example': from the catalog's example.",

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from subscriptions.access import READ, has_any_perm, model_perms
 from subscriptions.api import APIDefaults
@@ -101,7 +102,7 @@ class TenantViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     lookup_field = "key"
     lookup_value_regex = r"[A-Za-z0-9._:-]{1,255}"
 
-    def get_serializer_class(self):  # type: ignore[override]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return TenantDetailSerializer if self.action == "retrieve" else TenantSerializer
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -99,6 +99,8 @@ def _request(
     request.headers["Content-Length"] = str(len(body))
     request.headers["Host"] = destination.host_header
     request.body = body
+    # Carried on the request to the adapter, which connects to the checked address only
+    # (requests has no field for it).
     request.destination = destination  # type: ignore[attr-defined]
     return request
 
@@ -173,7 +175,9 @@ def _exchange(
         stream=True,
         timeout=(min(connect_timeout, left), timeout),
         verify=True,
-        cert=client_cert,
+        # Our adapter's own value (adapter.ClientCertificate), read by its pool-key hook;
+        # requests types `cert` as a file path or a pair of them.
+        cert=client_cert,  # type: ignore[arg-type]
         # Never the environment's proxy variables; the configured proxy for both schemes.
         proxies={"http": proxy, "https": proxy} if proxy else {},
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from django.db import DatabaseError
 from django.db.models import Prefetch, QuerySet
@@ -11,6 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from subscriptions.access import TenantModelPermissions, read_scope
@@ -99,7 +101,7 @@ class EventViewSet(
     def throttle_tenant(self, request: Request) -> str:
         """The tenant a publish counts against: the one its event belongs to."""
         named = request.data.get("tenant") if isinstance(request.data, dict) else None
-        if is_valid_tenant_key(named):
+        if isinstance(named, str) and is_valid_tenant_key(named):
             return named
         return resolve_tenant(request) or default_tenant_key()
 
@@ -113,7 +115,7 @@ class EventViewSet(
             queryset = queryset.prefetch_related(Prefetch("deliveries", queryset=deliveries))
         return queryset
 
-    def get_serializer_class(self):  # type: ignore[override]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         if self.action == "create":
             return PublishSerializer
         return EventDetailSerializer if self.action == "retrieve" else EventSerializer
@@ -170,7 +172,7 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         found = read_scope(request, Delivery).filter(Delivery.objects.filter(pk=int(pk)))
         return found.values_list("subscription__tenant_id", flat=True).first()
 
-    def get_serializer_class(self):  # type: ignore[override]
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def get_queryset(self) -> QuerySet[Delivery]:

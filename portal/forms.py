@@ -3,10 +3,11 @@ guard, event type filters, header rules), so a rule can never differ between the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers as drf
 
@@ -34,12 +35,12 @@ class DateTimeLocalInput(forms.DateTimeInput):
         super().__init__(attrs, format=DATETIME_FORMAT)
 
 
-def event_type_choices(kept: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
+def event_type_choices(kept: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str | Promise]]:
     """Every filter a tenant may pick: all types, each family ('order.*'), each catalog type,
     and whatever the endpoint already has that the catalog no longer lists."""
     names = list(EventType.objects.order_by("name").values_list("name", flat=True))
     families = sorted({name.rsplit(".", 1)[0] + ".*" for name in names if "." in name})
-    choices = [("*", _("All event types (*)"))]
+    choices: list[tuple[str, str | Promise]] = [("*", _("All event types (*)"))]
     choices += [(f, _("Every %(family)s event") % {"family": f}) for f in families]
     choices += [(name, name) for name in names]
     known = {value for value, _label in choices}
@@ -134,14 +135,14 @@ class EndpointForm(forms.Form):
             }
         super().__init__(*args, **kwargs)
         kept = tuple(instance.event_types or ()) if instance is not None else ()
-        self.fields["event_types"].choices = event_type_choices(kept)
+        cast(forms.ChoiceField, self.fields["event_types"]).choices = event_type_choices(kept)
         self.serializer: drf.Serializer | None = None
 
     def clean_headers(self) -> dict[str, str]:
         return parse_headers(self.cleaned_data.get("headers") or "")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         if self.errors:
             return cleaned
         data = {
@@ -186,9 +187,13 @@ class RotateForm(forms.Form):
 
     def __init__(self, *args: Any, default: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        choices = {0: _("None: stop at once"), 3600: _("1 hour"), 7 * 86400: _("7 days")}
+        choices: dict[int, str | Promise] = {
+            0: _("None: stop at once"),
+            3600: _("1 hour"),
+            7 * 86400: _("7 days"),
+        }
         choices.setdefault(default, _("%(overlap)s (the default)") % {"overlap": duration(default)})
-        self.fields["overlap"].choices = sorted(choices.items())
+        cast(forms.ChoiceField, self.fields["overlap"]).choices = sorted(choices.items())
         self.fields["overlap"].initial = default
 
 
@@ -226,12 +231,13 @@ class DeliveryFilterForm(forms.Form):
                 help_text=_("Copy it from the endpoint's page."),
             )
         else:
-            self.fields["endpoint"].choices = [("", _("Every endpoint"))] + [
+            field = cast(forms.ChoiceField, self.fields["endpoint"])
+            field.choices = [("", _("Every endpoint"))] + [
                 (str(sub.pk), str(sub)) for sub in endpoints
             ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since >= until:
             self.add_error("until", _("Must be after 'From'."))
@@ -279,7 +285,7 @@ class VersionForm(forms.Form):
 
     def __init__(self, *args: Any, pinned: PinnedType, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["version"].choices = [
+        cast(forms.ChoiceField, self.fields["version"]).choices = [
             (row.version, version_label(row, pinned.current, pinned.latest))
             for row in reversed(pinned.choices())
         ]

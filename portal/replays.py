@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import cast
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -57,12 +58,12 @@ def waiting(request: HttpRequest, endpoints: Iterable[object]) -> int:
         if item["endpoint"] in shown:
             left = replay.not_yet_replayed(
                 replay.ReplayRequest(
-                    item["endpoint"],
-                    dt.datetime.fromisoformat(item["since"]),
-                    dt.datetime.fromisoformat(item["until"]),
-                    tuple(item["statuses"]),
+                    str(item["endpoint"]),
+                    dt.datetime.fromisoformat(str(item["since"])),
+                    dt.datetime.fromisoformat(str(item["until"])),
+                    tuple(cast("list[str]", item["statuses"])),
                 ),
-                dt.datetime.fromisoformat(item["queued_at"]),
+                dt.datetime.fromisoformat(str(item["queued_at"])),
             )
             if not left:
                 continue

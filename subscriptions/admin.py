@@ -3,17 +3,18 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db import router, transaction
 from django.db.models import QuerySet
-from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
 from django.utils.cache import add_never_cache_headers
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -23,7 +24,6 @@ from .headers import mask_headers, unmask_headers
 from .models import EventType, EventTypeVersion, Subscription, Tenant
 from .search import IndexedSearch, subscription_search
 from .serializers import EventTypeSerializer, SubscriptionSerializer
-from .signals import subscription_admin_extensions, tenant_admin_extensions
 
 
 def _messages(errors: Any) -> list[str]:
@@ -43,7 +43,7 @@ class APIRulesForm(forms.ModelForm):
     checked_fields: tuple[str, ...] = ()
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         data = {name: cleaned[name] for name in self.checked_fields if name in cleaned}
         serializer = self.serializer_class(
             instance=self.instance if self.instance.pk else None, data=data, partial=True
@@ -159,8 +159,9 @@ def tenant_filter(field_path: str, shown: int = 50) -> type[admin.SimpleListFilt
 
         def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
             keys = list(Tenant.objects.order_by("key").values_list("key", flat=True)[:shown])
-            if self.value() and self.value() not in keys:
-                keys.append(self.value())
+            chosen = self.value()
+            if chosen and chosen not in keys:
+                keys.append(chosen)
             return [(key, key) for key in keys]
 
         def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
@@ -187,20 +188,43 @@ class AdminExtension:
 
 
 class ExtensibleAdmin(admin.ModelAdmin):
-    """A registry admin other apps extend through `extension_signal`: each receiver returns an
-    `AdminExtension` (or None) and is asked on every request, so nothing is fixed at import."""
+    """A registry admin other apps extend with `register_extension(extension)`, from their
+    `admin` module (imported by the admin's autodiscovery), instead of replacing it. The
+    extensions apply to this admin class and its subclasses, on every admin site."""
 
-    #: The signal asked for extensions (sender: this admin's class, `model_admin`: this admin).
-    extension_signal: Signal
+    #: The extensions, by class (one of each), in registration order. Each concrete admin
+    #: below has its own dict; subclasses share their parent's.
+    _extensions: ClassVar[dict[type, AdminExtension]]
+    #: What `register_extension` accepts for this admin.
+    extension_type: ClassVar[type[AdminExtension]]
     #: Extension columns go right after this column (at the end if it is not shown).
     extension_columns_after = ""
     #: The admin's own actions; the extensions' follow them.
     own_actions: Sequence[Any] = ()
 
+    @classmethod
+    def register_extension(cls, extension: AdminExtension) -> None:
+        """Add `extension` (an instance of `extension_type`) to this admin. Registering another
+        instance of the same class replaces the first, so a module imported twice adds nothing.
+
+        Raises TypeError for an extension of the other admin (a tenant extension given to the
+        subscription admin, say): its hooks would never be called.
+        """
+        if not isinstance(extension, cls.extension_type):
+            raise TypeError(
+                f"{cls.__name__} takes {cls.extension_type.__name__} instances, "
+                f"not {type(extension).__name__}"
+            )
+        cls._extensions[type(extension)] = extension
+
+    @classmethod
+    def unregister_extension(cls, extension_class: type[AdminExtension]) -> None:
+        """Remove the extension of class `extension_class`, if registered."""
+        cls._extensions.pop(extension_class, None)
+
     @property
     def extensions(self) -> list[Any]:
-        replies = self.extension_signal.send(sender=type(self), model_admin=self)
-        return [extension for _receiver, extension in replies if extension is not None]
+        return list(self._extensions.values())
 
     @property
     def actions(self) -> list:  # type: ignore[override]
@@ -230,15 +254,16 @@ class ExtensibleAdmin(admin.ModelAdmin):
 
 class TenantAdminExtension(AdminExtension):
     """What another app adds to the tenant admin: columns, and `prepare_page` to compute them
-    for the page. Return an instance from a receiver of
-    `subscriptions.signals.tenant_admin_extensions` (connected in your `AppConfig.ready()`)."""
+    for the page. Register an instance with `TenantAdmin.register_extension(...)` from your
+    app's `admin` module."""
 
 
 @admin.register(Tenant)
 class TenantAdmin(ExtensibleAdmin):
     list_display = ["key", "name", "contact_email", "limits"]
     search_fields = ["key", "name", "contact_email"]
-    extension_signal = tenant_admin_extensions
+    _extensions: ClassVar[dict[type, AdminExtension]] = {}
+    extension_type = TenantAdminExtension
     # The pipeline's health figures follow the name.
     extension_columns_after = "name"
     # Tenants grow with customers: no count of the whole table; pages of 50 (each row
@@ -264,9 +289,8 @@ class TenantAdmin(ExtensibleAdmin):
 class SubscriptionAdminExtension(AdminExtension):
     """What another app adds to the subscription admin, without replacing or re-registering it.
 
-    Return an instance from a receiver of `subscriptions.signals.subscription_admin_extensions`
-    (connected in your `AppConfig.ready()`). Every part is optional; the admin asks for them on
-    each request, so nothing is fixed at import time.
+    Register an instance with `SubscriptionAdmin.register_extension(...)` from your app's
+    `admin` module. Every part is optional; the admin asks for them on each request.
     """
 
     def get_urls(self, model_admin: SubscriptionAdmin) -> list[URLPattern]:
@@ -275,7 +299,7 @@ class SubscriptionAdminExtension(AdminExtension):
 
     def object_links(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
-    ) -> list[tuple[str, str, str]]:
+    ) -> list[tuple[str, str | Promise, str]]:
         """Links for the change form's object tools: `(html id, label, url)`."""
         return []
 
@@ -322,8 +346,7 @@ class EventTypeVersionInline(admin.TabularInline):
     """A declared type's versions, as the last migrate wrote them from the code: read-only."""
 
     model = EventTypeVersion
-    fields = ["version", "deprecated", "description", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("version", "deprecated", "description", "created_at")
     extra = 0
     can_delete = False
     show_change_link = False
@@ -369,7 +392,8 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
     # screen they are on screen next to the name, not after the tenant, owner and dates.
     list_display = ["endpoint", "status", "tenant", "owner", "created_at"]
-    extension_signal = subscription_admin_extensions
+    _extensions: ClassVar[dict[type, AdminExtension]] = {}
+    extension_type = SubscriptionAdminExtension
     extension_columns_after = "status"
     # `owner` is nullable, which the changelist's automatic select_related() skips.
     list_select_related = ["owner", "tenant"]
@@ -539,7 +563,7 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
             "rows": rows,
             "already_disabled": queryset.count() - len(active),
             "selected": queryset.values_list("pk", flat=True),
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "default_reason": f"Disabled in the admin by {request.user}.",
         }
         request.current_app = self.admin_site.name
@@ -555,7 +579,7 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
 
     def save_model(self, request: HttpRequest, obj: Subscription, form: Any, change: bool) -> None:
         if not change and obj.owner_id is None:
-            obj.owner = request.user
+            obj.owner_id = request.user.pk  # the admin is for signed-in staff only
         super().save_model(request, obj, form, change)
 
     def response_add(

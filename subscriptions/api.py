@@ -23,8 +23,8 @@ JSON as well (errors raised outside a view, e.g. in a middleware).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
 
 from django.core.signals import got_request_exception
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -34,8 +34,10 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema as spectacular_extend_schema
 from rest_framework import parsers, views
 from rest_framework.exceptions import ParseError
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.pagination import BasePagination, LimitOffsetPagination
+from rest_framework.parsers import BaseParser
 from rest_framework.response import Response
+from rest_framework.schemas.inspectors import ViewInspector
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
@@ -59,6 +61,7 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
@@ -102,6 +105,8 @@ class Pagination(LimitOffsetPagination):
     """
 
     @property
+    # Properties where DRF has class attributes: read on each request, so override_settings
+    # applies (mypy: a property may not override a plain attribute).
     def default_limit(self) -> int:  # type: ignore[override]
         return int(webhook_settings.PAGE_SIZE)
 
@@ -117,7 +122,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     Django's `got_request_exception` signal (error trackers and the test client listen to it)
     and the request's atomic block, if any, is rolled back, as DRF does for handled errors.
     """
-    handler = api_settings.EXCEPTION_HANDLER
+    # A dotted path in the settings, imported by DRF's settings object on access.
+    handler = cast(Callable[..., "Response | None"], api_settings.EXCEPTION_HANDLER)
     if handler is exception_handler:  # a host that made this its global handler
         handler = views.exception_handler
     response = handler(exc, context)
@@ -138,9 +144,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 class APIDefaults:
     """Mixed first into every API view of both apps (before DRF's view classes)."""
 
-    parser_classes = PARSER_CLASSES
-    pagination_class = Pagination
-    schema = AutoSchema()
+    # Typed as DRF's own attributes, which these override in the views' MRO.
+    parser_classes: Sequence[type[BaseParser]] = PARSER_CLASSES
+    pagination_class: type[BasePagination] | None = Pagination
+    schema: ViewInspector | None = AutoSchema()
 
     def get_exception_handler(self) -> Any:
         return exception_handler
@@ -165,6 +172,7 @@ def extend_schema(**kwargs: Any) -> Callable[[F], F]:
     """
 
     def decorate(view_method: F) -> F:
+        # The attribute drf-spectacular reads on a view method (a function has no such field).
         view_method.schema = AutoSchema  # type: ignore[attr-defined]
         return spectacular_extend_schema(**kwargs)(view_method)
 

@@ -52,6 +52,8 @@ class _Bounded:
     kind = PASSWORD
 
     def authenticate(self, request: Request) -> Any:
+        # A mixin before a DRF authentication class: that class has authenticate_header() and
+        # authenticate(), which a mixin cannot declare to mypy without shadowing them.
         scheme = self.authenticate_header(request).split()[0].encode().lower()  # type: ignore[attr-defined]
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != scheme:

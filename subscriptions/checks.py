@@ -16,7 +16,7 @@ import ipaddress
 import numbers
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
@@ -26,7 +26,7 @@ from .conf import DEFAULTS, WebhookSettings, webhook_settings
 Validator = Callable[[Any], str | None]
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 # A certificate chain of a few certificates, or one private key, fits in far less.
@@ -41,7 +42,7 @@ def check_client_certificate(cert_pem: str, key_pem: str) -> None:
         raise CertificateError(
             "The key is protected by a password: give it unencrypted.", "key"
         ) from exc
-    except (ValueError, UnicodeError, serialization.UnsupportedAlgorithm) as exc:
+    except (ValueError, UnicodeError, UnsupportedAlgorithm) as exc:
         raise CertificateError("This is not a PEM private key.", "key") from exc
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     encoding = serialization.Encoding.DER

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -275,12 +277,15 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         )
         return counts["active"], counts["total"]
 
-    def targets(self, event_type: str, limit: int | None = None) -> tuple[list, list]:
+    def targets(
+        self, event_type: str, limit: int | None = None
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`,
         matched by the database (see `matching`): only rows this queryset selects are read, so
         `for_tenant(key).targets(...)` reads that tenant's rows through its index. With
         `limit`, at most that many rows in all."""
-        active, inactive = [], []
+        active: list[uuid.UUID] = []
+        inactive: list[uuid.UUID] = []
         rows = self.matching(event_type).values_list("pk", "is_active").order_by()
         if limit is not None:
             rows = rows[:limit]
@@ -290,10 +295,11 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
             (active if is_active else inactive).append(pk)
         return active, inactive
 
-    def matching_ids(self, event_type: str) -> tuple[list, list]:
+    def matching_ids(self, event_type: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`."""
         wanted = patterns_matching(event_type)
-        active, inactive = [], []
+        active: list[uuid.UUID] = []
+        inactive: list[uuid.UUID] = []
         rows = self.values_list("pk", "event_types", "is_active").order_by()
         for pk, filters, is_active in rows.iterator(chunk_size=5000):
             if not wanted.isdisjoint(filters or ()):
@@ -443,15 +449,15 @@ class Subscription(models.Model):
     def __str__(self) -> str:
         return self.description or self.url
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         # A subscription signing v1a always has its key, however it got the scheme (API, admin,
         # portal, code): generated here once, rotated by services.rotate_secret.
         if self.uses_v1a and not self.signing_key:
             self.signing_key = generate_signing_key()
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
-                kwargs["update_fields"] = {*update_fields, "signing_key"}  # type: ignore[misc]
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+                kwargs["update_fields"] = {*update_fields, "signing_key"}
+        super().save(*args, **kwargs)
 
     @property
     def uses_v1(self) -> bool:

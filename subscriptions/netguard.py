@@ -93,7 +93,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
-        address = sockaddr[0]
+        address = str(sockaddr[0])
         if address not in addresses:
             addresses.append(address)
     return addresses

@@ -249,7 +249,7 @@ class OAuth2Field(serializers.Field):
             serializers.URLField(max_length=2048).run_validation(token_url)
             check_destination(token_url)
         except serializers.ValidationError as exc:
-            errors["token_url"] = list(exc.detail)
+            errors["token_url"] = [str(message) for message in exc.detail]
         client_id = values["client_id"] or ""
         if not CREDENTIAL_RE.match(client_id) or len(client_id) > MAX_CLIENT_ID_LENGTH:
             errors["client_id"] = [

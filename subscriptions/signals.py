@@ -5,21 +5,12 @@
   what was waiting for it.
 - `subscription_enabled(sender=Subscription, subscription)`: enabled again.
 
-And one for the admin:
-
-- `subscription_admin_extensions(sender=SubscriptionAdmin class, model_admin)`: asked whenever
-  the subscription admin builds its columns, actions, URLs and change-form links. A receiver
-  returns a `subscriptions.admin.SubscriptionAdminExtension` (or None). Another app extends
-  the subscription admin this way, from its `AppConfig.ready()`, instead of replacing it: the
-  deliveries app adds health columns, replay and test events.
-- `tenant_admin_extensions(sender=TenantAdmin class, model_admin)`: the same for the tenant
-  admin; a receiver returns a `subscriptions.admin.TenantAdminExtension` (or None). The
-  deliveries app adds each tenant's endpoint health.
+Other apps extend the registry's admins by registration, not by signal: see
+`SubscriptionAdmin.register_extension` and `TenantAdmin.register_extension`
+(subscriptions/admin.py).
 """
 
 from django.dispatch import Signal
 
 subscription_disabled = Signal()
 subscription_enabled = Signal()
-subscription_admin_extensions = Signal()
-tenant_admin_extensions = Signal()

@@ -14,7 +14,7 @@ question, answered by Django model permissions (see `subscriptions.access`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -82,7 +82,7 @@ def resolve_tenant(request: Any) -> str | None:
     """
     cached = getattr(request, _CACHE_ATTRIBUTE, _UNRESOLVED)
     if cached is not _UNRESOLVED:
-        return cached
+        return cast("str | None", cached)
     key = tenant_resolver()(request)
     if key is not None and not is_valid_tenant_key(key):
         raise ImproperlyConfigured(

@@ -88,7 +88,7 @@ class _ScopedThrottle(SimpleRateThrottle):
         self.history: list[float] = []
 
     def get_rate(self) -> str | None:
-        return rate_for(self.scope)
+        return rate_for(self.scope) if self.scope else None
 
     def allow_request(self, request: Request, view: Any) -> bool:
         scope = view_scope(request, view)

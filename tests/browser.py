@@ -43,3 +43,20 @@ def chromium(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
             # ORM calls made while Playwright's loop was alive may have opened a connection of
             # their own; close it so PostgreSQL can drop the test database afterwards.
             connections.close_all()
+
+
+def login(page, base: str) -> None:
+    """Sign in to the admin at `base` as the `staff_user` fixture's user."""
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", "staff")
+    page.fill("#id_password", "pw")
+    page.click("input[type=submit]")
+    page.wait_for_selector("#content-main")
+
+
+def run_action(page, action: str, *values: object) -> None:
+    """Select the change-list rows whose pks are `values` and run the admin action `action`."""
+    for value in values:
+        page.check(f'input[name="_selected_action"][value="{value}"]')
+    page.select_option('select[name="action"]', action)
+    page.click('button[name="index"]')

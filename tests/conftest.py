@@ -5,6 +5,7 @@ from collections.abc import Iterator
 import pytest
 from django.conf import settings
 
+from tests.hostile import HostileServer
 from tests.procs import RedisServer, Worker, database_url_for_tests, free_port
 from tests.receiver import Receiver
 
@@ -80,6 +81,41 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def browser(live_server, monkeypatch):
+    """Headless Chromium (the system's) for pages of the live server; skips without Playwright."""
+    from tests.browser import chromium
+
+    with chromium(monkeypatch) as launched:
+        yield launched
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A raw-socket receiver on loopback that answers from a script of byte-level steps."""
+    server = HostileServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def faulty(settings):
+    """Small timings for the sweep in this process; the same dict goes to the worker."""
+
+    def apply(**keys: object) -> dict:
+        overrides = {
+            "TIMEOUT": 3,
+            "STALE_SENDING_AFTER": 4,
+            "SWEEP_GRACE": 1,
+            "MAX_IN_FLIGHT": None,
+            **keys,
+        }
+        settings.WEBHOOKS = {**settings.WEBHOOKS, **overrides}
+        return overrides
+
+    return apply
 
 
 @pytest.fixture

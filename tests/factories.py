@@ -6,7 +6,9 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
+from deliveries.models import Delivery, Event
 from subscriptions.models import Subscription, Tenant
 from subscriptions.tenancy import TENANT_GROUP_PREFIX
 
@@ -18,6 +20,16 @@ def make_subscription(
     if tenant is not None:
         fields["tenant"] = Tenant.objects.for_key(tenant)
     return Subscription.objects.create(url=url, event_types=event_types or ["*"], **fields)
+
+
+def make_delivery_to(url: str, **fields: Any) -> Delivery:
+    """A delivery of a fresh, fanned-out event to a new subscription on `url` (`fields` go to
+    the subscription), due now."""
+    subscription = make_subscription(url, **fields)
+    event = Event.objects.create(type="order.created", data={"n": 1}, fanned_out_at=timezone.now())
+    return Delivery.objects.create(
+        event=event, subscription=subscription, next_attempt_at=timezone.now()
+    )
 
 
 def make_tenant_user(username: str, tenant: str, **fields: Any) -> Any:

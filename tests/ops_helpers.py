@@ -50,3 +50,11 @@ def make_delivery(
             error_kind="" if code else "connection",
         )
     return delivery
+
+
+def queue_length(name: str) -> int:
+    """Messages waiting in the broker's Redis list `name`."""
+    from webhooks_project.celery import app
+
+    with app.connection_for_read() as conn:
+        return conn.default_channel.client.llen(name)

@@ -1,4 +1,4 @@
-"""The admin read at a glance (issue 11, item 5), through Django's test client: the subscription
+"""The admin read at a glance, through Django's test client: the subscription
 list leads with health and shows each URL once, a delivery's attempts are one compact table to
 the second, "Send again now" on the delivery page, disabling asks first and reports what it
 discarded, the dashboard counts retries where they wait, and replay can take `retrying`."""
@@ -20,8 +20,7 @@ from deliveries.services import replay
 from subscriptions.admin import short_url
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
-from tests.test_admin_ops import queue_length
+from tests.ops_helpers import make_delivery, queue_length
 
 pytestmark = pytest.mark.django_db
 

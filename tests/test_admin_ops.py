@@ -16,7 +16,7 @@ from deliveries.payloads import build_body
 from deliveries.services import health
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, queue_length
 
 pytestmark = pytest.mark.django_db
 
@@ -25,13 +25,6 @@ pytestmark = pytest.mark.django_db
 def admin_client_(client, staff_user):
     client.force_login(staff_user)
     return client
-
-
-def queue_length(name: str) -> int:
-    from webhooks_project.celery import app
-
-    with app.connection_for_read() as conn:
-        return conn.default_channel.client.llen(name)
 
 
 def test_health_figures_for_a_page_in_few_queries(django_assert_max_num_queries):
@@ -336,8 +329,7 @@ def test_the_pipeline_extends_the_tenant_admin_without_replacing_it(admin_client
 def test_another_app_can_extend_the_subscription_admin(admin_client_):
     from django.contrib import admin as django_admin
 
-    from subscriptions.admin import SubscriptionAdminExtension
-    from subscriptions.signals import subscription_admin_extensions
+    from subscriptions.admin import SubscriptionAdmin, SubscriptionAdminExtension, TenantAdmin
 
     @django_admin.display(description="billing plan")
     def plan(obj):
@@ -349,11 +341,11 @@ def test_another_app_can_extend_the_subscription_admin(admin_client_):
         def object_links(self, model_admin, request, obj):
             return [("invoice-link", "Invoices", f"/billing/{obj.pk}/")]
 
-    def provide(sender, model_admin, **kwargs):
-        return Billing()
-
     sub = make_subscription("http://127.0.0.1:9/ext", description="gold")
-    subscription_admin_extensions.connect(provide, dispatch_uid="test-billing")
+    with pytest.raises(TypeError, match="TenantAdminExtension"):
+        TenantAdmin.register_extension(Billing())  # the other admin's kind: refused
+    SubscriptionAdmin.register_extension(Billing())
+    SubscriptionAdmin.register_extension(Billing())  # again: replaces, adds no second copy
     try:
         listing = admin_client_.get(
             reverse("admin:webhook_subscriptions_subscription_changelist")
@@ -362,9 +354,10 @@ def test_another_app_can_extend_the_subscription_admin(admin_client_):
             reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
         ).content.decode()
     finally:
-        subscription_admin_extensions.disconnect(dispatch_uid="test-billing")
+        SubscriptionAdmin.unregister_extension(Billing)
 
-    assert "billing plan" in listing.lower() and "plan-of-gold" in listing
+    assert "billing plan" in listing.lower()
+    assert listing.count("plan-of-gold") == 1  # registered twice, shown once
     assert "success 24 h" in listing.lower()  # the pipeline's columns are still there
     assert f'id="invoice-link" href="/billing/{sub.pk}/"' in change
     assert 'id="replay-link"' in change

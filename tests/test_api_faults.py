@@ -1,4 +1,4 @@
-"""The API when the web process loses its database connection (issue 14, item 14).
+"""The API when the web process loses its database connection.
 
 The fault is caused for real: on PostgreSQL another connection terminates this process's backend
 (`pg_terminate_backend`), on SQLite the driver's connection under Django is closed. Once the

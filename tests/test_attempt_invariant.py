@@ -16,40 +16,17 @@ from django.db import connection
 from django.utils import timezone
 
 from deliveries.conf import webhook_settings
-from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, Event
+from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
 from deliveries.services.attempts import attempt_delivery, parse_retry_after
-from tests.factories import make_subscription
-from tests.hostile import HostileServer, Send
+from tests.factories import make_delivery_to
+from tests.hostile import Send
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def make_delivery(url: str, **fields) -> Delivery:
-    subscription = make_subscription(url, **fields)
-    event = Event.objects.create(type="order.created", data={"n": 1}, fanned_out_at=timezone.now())
-    return Delivery.objects.create(
-        event=event, subscription=subscription, next_attempt_at=timezone.now()
-    )
 
 
 def answer(status: str, body: bytes, *headers: bytes) -> Send:
     head = b"HTTP/1.1 " + status.encode() + b"\r\n" + b"".join(h + b"\r\n" for h in headers)
     return Send(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-
-
-@pytest.fixture
-def hostile():
-    server = HostileServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
 
 
 def run_to_the_end(delivery: Delivery) -> list[str]:
@@ -69,10 +46,10 @@ def run_to_the_end(delivery: Delivery) -> list[str]:
 
 
 def test_nul_in_a_200_body_succeeds_with_one_attempt(hostile):
-    """Issue 14 item 1 (PostgreSQL text cannot hold U+0000): today a DataError, no attempt, and
-    the sweep's stale-claim release sent the webhook again about once a minute."""
+    """PostgreSQL text cannot hold U+0000. Stored as received, it raised a DataError: no
+    attempt row, and the sweep's stale-claim release sent the webhook again every minute."""
     hostile.script("/nul", answer("200 OK", b"ok\x00ok", b"X-Nul: a\x00b"))
-    delivery = make_delivery(hostile.url("/nul"))
+    delivery = make_delivery_to(hostile.url("/nul"))
 
     assert attempt_delivery(delivery.pk, 1).action == "done"
 
@@ -87,11 +64,11 @@ def test_nul_in_a_200_body_succeeds_with_one_attempt(hostile):
 
 
 def test_retry_after_with_a_non_ascii_digit_is_ignored(hostile, webhooks):
-    """Issue 14 item 2: `429` with `Retry-After: \\xb2` ("²", which `str.isdigit()` accepts and
+    """`429` with `Retry-After: \\xb2` ("²", which `str.isdigit()` accepts and
     `float()` refuses). Ignored; the schedule applies."""
     webhooks(RETRY_SCHEDULE=[0, 7], RETRY_JITTER=0)
     hostile.script("/busy", answer("429 Too Many Requests", b"slow down", b"Retry-After: \xb2"))
-    delivery = make_delivery(hostile.url("/busy"))
+    delivery = make_delivery_to(hostile.url("/busy"))
 
     before = timezone.now()
     outcome = attempt_delivery(delivery.pk, 1)
@@ -140,7 +117,7 @@ def test_failure_to_build_the_request_is_an_internal_attempt_on_the_schedule(hos
     """A secret that cannot sign (written around the API's validation): nothing is sent, each
     attempt is recorded as `internal` with the exception, the schedule runs out, `failed`."""
     webhooks(RETRY_SCHEDULE=[0, 0, 0], RETRY_JITTER=0)
-    delivery = make_delivery(hostile.url("/never"), secret="whsec_not*base64")
+    delivery = make_delivery_to(hostile.url("/never"), secret="whsec_not*base64")
 
     assert run_to_the_end(delivery) == ["retry", "retry", "done"]
 
@@ -191,7 +168,7 @@ def test_answer_that_cannot_be_stored_keeps_its_200(hostile, refusing_trigger):
     """The receiver accepted: the delivery succeeds (no duplicate for it), and the attempt row
     says what went wrong on our side, without the body that could not be stored."""
     hostile.script("/refused", answer("200 OK", b"refuse-me"))
-    delivery = make_delivery(hostile.url("/refused"))
+    delivery = make_delivery_to(hostile.url("/refused"))
 
     assert attempt_delivery(delivery.pk, 1).action == "done"
 
@@ -210,7 +187,7 @@ def test_failed_answer_that_cannot_be_stored_follows_the_schedule(
 ):
     webhooks(RETRY_SCHEDULE=[0, 0], RETRY_JITTER=0)
     hostile.script("/refused", answer("503 Service Unavailable", b"refuse-me"))
-    delivery = make_delivery(hostile.url("/refused"))
+    delivery = make_delivery_to(hostile.url("/refused"))
 
     assert run_to_the_end(delivery) == ["retry", "done"]
 
@@ -223,9 +200,9 @@ def test_failed_answer_that_cannot_be_stored_follows_the_schedule(
 
 
 def test_every_custom_header_value_is_masked_on_the_attempt_row(hostile):
-    """Issue 14 item 10 (attempt part): whatever the header's name."""
+    """whatever the header's name."""
     custom = {"X-Auth": "s3cret", "Authorization": "Bearer t0k3n", "X-Plain": "acme"}
-    delivery = make_delivery(hostile.url("/hook"), headers=custom)
+    delivery = make_delivery_to(hostile.url("/hook"), headers=custom)
 
     assert attempt_delivery(delivery.pk, 1).action == "done"
 

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryStatus
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, chromium, login, needs_chromium, run_action
 from tests.factories import make_subscription
 from tests.ops_helpers import make_delivery
 
@@ -61,21 +61,6 @@ def seed() -> dict:
         attempts=[(503, 50)],
     )
     return {"healthy": healthy, "failing": failing, "paused": paused}
-
-
-def login(page, base: str) -> None:
-    page.goto(f"{base}/admin/login/")
-    page.fill("#id_username", "staff")
-    page.fill("#id_password", "pw")
-    page.click("input[type=submit]")
-    page.wait_for_selector("#content-main")
-
-
-def run_action(page, action: str, *values: object) -> None:
-    for value in values:
-        page.check(f'input[name="_selected_action"][value="{value}"]')
-    page.select_option('select[name="action"]', action)
-    page.click('button[name="index"]')
 
 
 def test_operator_walkthrough(page, live_server, staff_user, broker):

@@ -1,5 +1,5 @@
-"""The admin at a glance, in a real headless Chromium at 1400x900 (issue 11, item 5, and the
-notices of item 4): the subscription list with health on screen, a delivery's attempts table
+"""The admin at a glance, in a real headless Chromium at 1400x900, with the
+operational notices: the subscription list with health on screen, a delivery's attempts table
 and "Send again now", disabling with its confirmation and report, the dashboard's retries, the
 notices on a subscription's page and their replay link. Screenshots: artifacts/admin-*.png."""
 
@@ -12,10 +12,9 @@ from django.utils import timezone
 
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus
 from deliveries.services import notices
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, chromium, login, needs_chromium, run_action
 from tests.factories import make_subscription
 from tests.ops_helpers import make_delivery
-from tests.test_browser_admin import login, run_action
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

@@ -21,7 +21,7 @@ from django.contrib.auth.models import Permission
 from deliveries.models import Delivery
 from deliveries.services import publish
 from subscriptions.models import Subscription
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, needs_chromium
 from tests.portal_helpers import order_type
 from tests.receiver import Reply
 from webhooks_receiver import verify
@@ -60,12 +60,6 @@ class Pages:
                     f"{name}: {violation['id']} ({violation['impact']}): {violation['help']} "
                     f"at {targets}"
                 )
-
-
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    with chromium(monkeypatch) as launched:
-        yield launched
 
 
 def link_for(live_server, django_user_model, tenant: str) -> str:

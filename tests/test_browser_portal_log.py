@@ -10,19 +10,13 @@ import pytest
 
 from deliveries.models import Delivery, DeliveryStatus
 from portal.access import make_token
-from tests.browser import ARTIFACTS, chromium, needs_chromium
+from tests.browser import ARTIFACTS, needs_chromium
 from tests.ops_helpers import make_delivery
 from tests.portal_helpers import tenant_endpoint
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 
 TENANT = "acme"
-
-
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    with chromium(monkeypatch) as launched:
-        yield launched
 
 
 def set_hidden(page, hidden: bool) -> None:

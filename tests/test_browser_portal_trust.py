@@ -7,18 +7,12 @@ from __future__ import annotations
 import pytest
 
 from subscriptions.models import Subscription
-from tests.browser import chromium, needs_chromium
+from tests.browser import needs_chromium
 from tests.portal_helpers import tenant_endpoint
 from tests.test_browser_portal import Pages, link_for
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 IPS = ["203.0.113.7", "203.0.113.8"]
-
-
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    with chromium(monkeypatch) as launched:
-        yield launched
 
 
 def test_public_key_allow_list_and_rotation_overlap(

@@ -1,4 +1,4 @@
-"""The publishing endpoint and staff subscription creation (issue 2's slice of the API)."""
+"""The publishing endpoint and staff subscription creation."""
 
 import pytest
 from django.contrib.auth.models import Permission

@@ -83,3 +83,23 @@ def test_embedding_guide_lists_every_system_check():
     guide = (DOCS / "embedding.md").read_text()
 
     assert ids and {check_id for check_id in ids if f"`{check_id}`" not in guide} == set()
+
+
+@pytest.mark.django_db
+def test_api_page_shows_every_path_of_the_schema(client):
+    """api.md is written by hand; the schema is the reference. Every path the schema serves
+    appears in api.md (as `/api/...` or `$API/...`, any value in place of a `{parameter}`)."""
+    import json
+
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    text = (DOCS / "api.md").read_text()
+
+    def shown(path: str) -> bool:
+        tail = path.removeprefix("/api")
+        pattern = r"[^/\s\"`]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", tail))
+        return re.search(r"(/api|\$API)" + pattern + r"(?=[\s\"`?]|$)", text) is not None
+
+    assert len(paths) > 10
+    assert [path for path in paths if not shown(path)] == []

@@ -13,17 +13,16 @@ from kombu import pools
 
 from deliveries.models import Delivery, DeliveryStatus, Event
 from tests.factories import make_subscription
-from tests.procs import RedisServer
-from tests.receiver import Reply
-from tests.test_faults import (  # noqa: F401 - the fixture is used by name
+from tests.fault_helpers import (
     all_succeeded,
     fault_line,
-    faulty,
     publish_many,
     row,
     sweep_until,
     tally,
 )
+from tests.procs import RedisServer
+from tests.receiver import Reply
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -54,7 +53,7 @@ def own_redis(settings) -> Iterator[RedisServer]:
 def test_redis_restart_without_persistence_loses_nothing(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
     own_redis,
 ):
     overrides = faulty()
@@ -94,7 +93,7 @@ def test_redis_restart_without_persistence_loses_nothing(
 def test_publish_with_redis_down_answers_fast_and_delivers_later(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
     own_redis,
     staff_client,
     fault,
@@ -115,7 +114,9 @@ def test_publish_with_redis_down_answers_fast_and_delivers_later(
     elapsed = time.monotonic() - started
 
     assert response.status_code == 202, response.content
-    assert elapsed < 5, f"publishing took {elapsed:.1f} s with Redis {fault}"
+    # Bounded by the broker timeouts (2 s, one retry); without them a frozen Redis holds the
+    # request until the test's own 300 s timeout. A generous margin over the ~4 s floor.
+    assert elapsed < 30, f"publishing took {elapsed:.1f} s with Redis {fault}"
     event = Event.objects.get(pk=response.data["id"])
     delivery = Delivery.objects.get(event=event)
     assert delivery.status == DeliveryStatus.PENDING  # stored, waiting for the sweep

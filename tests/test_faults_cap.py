@@ -14,8 +14,8 @@ from deliveries.dispatch import enqueue_attempts
 from deliveries.models import Delivery, DeliveryStatus, Event
 from deliveries.services import inflight
 from tests.factories import make_subscription
+from tests.fault_helpers import fault_line
 from tests.receiver import Reply
-from tests.test_faults import fault_line, faulty  # noqa: F401 - the fixture is used by name
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
@@ -36,7 +36,7 @@ def queue_deliveries(subscription, count: int) -> list[int]:
 def test_fast_endpoint_finishes_first_behind_a_slow_one(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
 ):
     overrides = faulty(TIMEOUT=2, MAX_IN_FLIGHT=2, RETRY_SCHEDULE=[0], SWEEP_GRACE=30)
     receiver.script("/slow", Reply(200, delay=10))
@@ -50,7 +50,7 @@ def test_fast_endpoint_finishes_first_behind_a_slow_one(
     start_worker(pool="threads", concurrency=8, overrides=overrides)
     fast_done = Delivery.objects.filter(pk__in=fast_ids, status=DeliveryStatus.SUCCEEDED)
     peak = 0
-    deadline = started + 90
+    deadline = started + 240  # a give-up time, not what is asserted: generous under load
     while fast_done.count() < 100 and time.monotonic() < deadline:
         peak = max(peak, inflight.in_flight(slow.pk))
         time.sleep(0.2)
@@ -82,7 +82,7 @@ def test_fast_endpoint_finishes_first_behind_a_slow_one(
 def test_without_the_cap_the_fast_endpoint_waits(
     start_worker,
     receiver,
-    faulty,  # noqa: F811 - the imported fixture
+    faulty,
 ):
     """The control: the same queue with no cap keeps every thread on the slow endpoint."""
     overrides = faulty(TIMEOUT=2, MAX_IN_FLIGHT=None, RETRY_SCHEDULE=[0], SWEEP_GRACE=30)

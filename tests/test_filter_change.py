@@ -1,4 +1,4 @@
-"""A subscription that stops selecting an event's type while a retry waits (issue 14, item 16).
+"""A subscription that stops selecting an event's type while a retry waits.
 
 Our rule: the waiting delivery is discarded with a recorded reason, as those of a disabled
 subscription are. Checked when the subscription is saved (API, admin, any `save()`), and again

@@ -35,13 +35,15 @@ TOKEN = "s3cr3t-query-token"
 OVERRIDES = {
     "RETRY_SCHEDULE": SCHEDULE,
     "RETRY_JITTER": 0,
-    "TIMEOUT": 1,
+    # 2 s: twenty times the 0.1 s a resetting receiver waits, so a loaded machine still sees
+    # the reset, not the deadline; every trickling row takes 6 s or more, well past it.
+    "TIMEOUT": 2,
     "CONNECT_TIMEOUT": 1,
-    "STALE_SENDING_AFTER": 3,  # a claim left behind is released within the window
+    "STALE_SENDING_AFTER": 4,  # past TIMEOUT; a claim left behind is released within the window
     "SWEEP_GRACE": 1,
     "MAX_IN_FLIGHT": None,
 }
-WINDOW = 6  # seconds of sweeping after the last delivery finished: > STALE_SENDING_AFTER + a sweep
+WINDOW = 7  # seconds of sweeping after the last delivery finished: > STALE_SENDING_AFTER + a sweep
 
 OK_HEAD = b"HTTP/1.1 200 OK\r\n"
 GZIPPED_NULS = gzip.compress(b"\x00" * 100_000)

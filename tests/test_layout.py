@@ -112,3 +112,16 @@ def test_importing_the_admin_modules_never_unregisters_an_admin():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_apps_never_import_the_tooling():
+    """devtools (the process helpers of dev.py, bench and the tests) and the tests stay out of
+    the shipped packages."""
+    offenders = {
+        str(path.relative_to(ROOT)): name
+        for package in ("subscriptions", "deliveries", "portal", "webhooks_receiver")
+        for path in modules(package)
+        for name in imported_modules(path)
+        if name.split(".")[0] in ("devtools", "tests", "bench")
+    }
+    assert offenders == {}

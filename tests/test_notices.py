@@ -1,4 +1,4 @@
-"""Operational notices (issue 11, item 4): one notice per incident when an endpoint starts
+"""Operational notices: one notice per incident when an endpoint starts
 failing, is disabled or recovers; the `endpoint_notice` signal after commit; the admin list and
 the subscription's panel; the email (Django's locmem backend) and the operator webhook (a real
 receiver on 127.0.0.1). Failures are real: a receiver answering 500 through the attempt path.
@@ -55,14 +55,6 @@ def recorder():
     rec = Recorder()
     yield rec
     rec.close()
-
-
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
 
 
 def waiting(sub: Subscription) -> Delivery:

@@ -1,4 +1,4 @@
-"""The body's timestamp is UTC with a `Z` whatever the host's time settings (issue 14, item 13):
+"""The body's timestamp is UTC with a `Z` whatever the host's time settings:
 the Standard Webhooks body and CloudEvents' `time` (RFC 3339) are wire formats."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The performance paths of issue 6: connection reuse in workers, pipelined enqueueing, large
+"""The performance paths: connection reuse in workers, pipelined enqueueing, large
 fan-outs moved off the publishing request. Behaviour, not timing (bench/ measures speed)."""
 
 import base64
@@ -149,9 +149,10 @@ def test_many_deliveries_in_flight_share_a_bounded_number_of_connections(start_w
         pytest.skip("the connection pool is PostgreSQL's (psycopg_pool)")
     from tests.receiver import Reply
 
+    held = 2.0  # seconds the receiver holds each request: under the test settings' 3 s TIMEOUT
     subs = [make_subscription(receiver.url(f"/slow{i}"), ["order.*"]) for i in range(12)]
     for i in range(12):
-        receiver.script(f"/slow{i}", Reply(200, delay=1.0))
+        receiver.script(f"/slow{i}", Reply(200, delay=held))
     start_worker(concurrency=12, extra_env={"DATABASE_POOL_MAX_SIZE": "2"})
     database = connection.settings_dict["NAME"]
 
@@ -170,8 +171,9 @@ def test_many_deliveries_in_flight_share_a_bounded_number_of_connections(start_w
 
     arrivals = sorted(r.at for r in receiver.received)
     assert in_flight_connections <= 2
-    # Requests were in flight together, not two at a time behind the two connections.
-    assert arrivals[7] - arrivals[0] < 0.9
+    # Requests were in flight together, not two at a time behind the two connections: the
+    # eighth arrived before the first was answered (an order, not a wall-clock bound).
+    assert arrivals[7] < arrivals[0] + held
     assert wait_until(
         lambda: (
             Delivery.objects.filter(event=event, status=DeliveryStatus.SUCCEEDED).count()

@@ -1,4 +1,4 @@
-"""Operational notices in the customer portal (issue 11, item 4), through Django's test client:
+"""Operational notices in the customer portal through Django's test client:
 the failing endpoint's page says when it will be disabled and links to the replay of what it
 missed, the endpoint list carries a line, the history lists the incidents; another tenant's
 notices never show. The notices come from real failed attempts against a receiver answering 500."""

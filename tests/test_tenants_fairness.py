@@ -3,8 +3,10 @@
 Tenant A has 30 endpoints that hang past TIMEOUT and 10 events for each (300 deliveries);
 tenant B has one fast endpoint and publishes just after. With the Procfile's worker (threads
 pool, 100 threads) and the default caps, A holds at most TENANT_MAX_IN_FLIGHT (20) threads and
-B's deliveries arrive within 3 s of publishing. Without the tenant cap, A's 300 deliveries
-(10 per endpoint under MAX_IN_FLIGHT) would take all 100 threads for TIMEOUT seconds first.
+B's deliveries all arrive while most of A's have not even been tried. Without the tenant cap,
+A's 300 deliveries (10 per endpoint under MAX_IN_FLIGHT) would take all 100 threads for
+TIMEOUT seconds, three times over, before B's turn. The assertions count events at the
+receiver; none is a wall-clock bound, since a loaded machine slows both tenants alike.
 """
 
 from __future__ import annotations
@@ -49,12 +51,15 @@ def test_a_tenant_with_hanging_endpoints_does_not_delay_another(start_worker, re
 
     published = publish_to_a_then_b(receiver, b_events=10)
     peak = 0
-    deadline = time.monotonic() + 20
+    # How long to wait for B at most: not what is asserted (that is a count, below), only
+    # when to give up; generous, as B took up to 18 s on this loaded machine.
+    deadline = time.monotonic() + 120
     while receiver.counts["/b"] < 10 and time.monotonic() < deadline:
         peak = max(peak, inflight.tenant_in_flight("tenant-a"))
         time.sleep(0.05)
 
     arrivals = {r.headers["webhook-id"]: r.at for r in receiver.requests_to("/b")}
+    assert set(arrivals) == set(published), "B's deliveries did not all arrive"
     latencies = sorted(arrivals[event_id] - at for event_id, at in published.items())
     a_started = len([r for r in receiver.received if r.path.startswith("/a")])
     print(
@@ -62,11 +67,20 @@ def test_a_tenant_with_hanging_endpoints_does_not_delay_another(start_worker, re
         f"{statistics.median(latencies):.2f} s, max {latencies[-1]:.2f} s; "
         f"A: {a_started} attempts started, peak in flight {peak}"
     )
-    assert len(latencies) == 10, "B's deliveries did not all arrive"
-    assert latencies[-1] < 3.0
+    # Counted at the receiver, not timed: without the tenant cap, B's messages wait behind all
+    # 300 of A's in the queue, and every one of A's attempts starts (100 threads, three rounds
+    # of TIMEOUT) before B's last POST. With the cap, at most 20 of A's run at a time, so only
+    # some of them have started when B is done: 20 per TIMEOUT that B waits. Measured on this
+    # loaded machine: 40 to 106 with the cap (B waited 10 to 29 s on SQLite), 300 without it.
+    last_b = max(arrivals.values())
+    a_before_b = sum(1 for r in receiver.received if r.path.startswith("/a") and r.at < last_b)
+    assert a_before_b < 250, a_before_b
     assert peak <= 20
-    # A's deliveries wait their turn, deferred without using up an attempt.
+    # A's deliveries wait their turn, deferred without using up an attempt: every one of A's
+    # deliveries not yet claimed still has 0 attempts. Claimed ones are those the receiver saw
+    # (counted after the database, so none is missed) plus at most 20 on their way to it.
     waiting = Delivery.objects.filter(
         subscription__tenant_id="tenant-a", status=DeliveryStatus.PENDING, attempts=0
-    )
-    assert waiting.count() >= 300 - 20 * 2
+    ).count()
+    a_posts = sum(1 for r in receiver.received if r.path.startswith("/a"))
+    assert waiting >= 300 - a_posts - 20, (waiting, a_posts)

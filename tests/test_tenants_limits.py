@@ -12,14 +12,6 @@ from tests.factories import api_client, make_subscription, make_tenant_user, mak
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
-
-
 def body(n: int) -> dict:
     return {"url": f"http://127.0.0.1:9/{n}", "event_types": ["*"]}
 

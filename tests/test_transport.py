@@ -13,16 +13,15 @@ import threading
 import time
 
 import pytest
-from django.utils import timezone
 from rest_framework.test import APIClient
 
-from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind, Event
+from deliveries.models import DeliveryAttempt, DeliveryStatus, ErrorKind
 from deliveries.services.attempts import attempt_delivery
 from deliveries.transport import send
 from subscriptions import netguard
 from subscriptions.models import EventType
 from tests.certs import Pki, make_pki
-from tests.factories import make_subscription, make_tenant_user
+from tests.factories import make_delivery_to, make_tenant_user
 from tests.hostile import OK, Close, HostileServer, Pause, Send, Trickle
 from tests.procs import free_port
 from tests.stubdns import resolving
@@ -41,29 +40,6 @@ def send_now(url: str, *, timeout: float = 2, connect_timeout: float = 1, header
         timeout=timeout,
         max_body_bytes=4096,
     )
-
-
-def make_delivery(url: str, **fields) -> Delivery:
-    subscription = make_subscription(url, **fields)
-    event = Event.objects.create(type="order.created", data={"n": 1}, fanned_out_at=timezone.now())
-    return Delivery.objects.create(
-        event=event, subscription=subscription, next_attempt_at=timezone.now()
-    )
-
-
-@pytest.fixture
-def webhooks(settings):
-    def apply(**keys):
-        settings.WEBHOOKS = {**settings.WEBHOOKS, **keys}
-
-    return apply
-
-
-@pytest.fixture
-def hostile():
-    server = HostileServer().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +61,25 @@ def tls(pki, webhooks):
 
 
 def test_connection_close_answer_trickling_its_body_is_cut_at_the_deadline(hostile, webhooks):
-    """Issue 14 item 4: headers at once with `Connection: close` and `Content-Length: 40`, then
+    """headers at once with `Connection: close` and `Content-Length: 40`, then
     a body byte a second. http.client drops the connection's socket reference at once; the
     deadline keeps its own."""
     webhooks(TIMEOUT=4)
     head = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 40\r\n\r\n"
     hostile.script("/close", Send(head), Trickle(b"x" * 40, 1.0), Close())
-    delivery = make_delivery(hostile.url("/close"))
+    delivery = make_delivery_to(hostile.url("/close"))
 
     started = time.monotonic()
     assert attempt_delivery(delivery.pk, 1).action == "retry"
     elapsed = time.monotonic() - started
 
-    assert 3.9 <= elapsed < 6
+    # Floor: the 4 s deadline. Without it the body takes 40 s; the margin above the floor is
+    # generous for a loaded machine.
+    assert 3.9 <= elapsed < 4 + 15
     attempt = DeliveryAttempt.objects.get(delivery=delivery)
     assert attempt.error_kind == ErrorKind.TIMEOUT
     assert attempt.response_status == 200
-    assert 3900 <= attempt.duration_ms < 6000
+    assert 3900 <= attempt.duration_ms < (4 + 15) * 1000
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.RETRYING
 
@@ -110,17 +88,18 @@ def test_connection_close_answer_trickling_its_body_is_cut_at_the_deadline(hosti
 def test_chunked_trickle_is_cut_at_the_deadline(hostile, close):
     head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
     head += (b"Connection: close\r\n" if close else b"") + b"\r\n"
-    hostile.script("/chunks", Send(head), *[Send(b"1\r\nx\r\n"), Pause(0.5)] * 20)
+    # 60 chunks half a second apart: 30 s without the deadline.
+    hostile.script("/chunks", Send(head), *[Send(b"1\r\nx\r\n"), Pause(0.5)] * 60)
 
     started = time.monotonic()
     result = send_now(hostile.url("/chunks"), timeout=2)
 
     assert result.error_kind == ErrorKind.TIMEOUT
-    assert 1.9 <= time.monotonic() - started < 3.5
+    assert 1.9 <= time.monotonic() - started < 2 + 15  # floor: the 2 s deadline
 
 
 def test_slow_resolver_is_cut_at_the_deadline(hostile, webhooks):
-    """Issue 14 item 5: a resolver that takes 12 s, TIMEOUT=4: cut at about 4 s, recorded as a
+    """A resolver that takes 60 s, TIMEOUT=4: cut at about 4 s, recorded as a
     timeout, the delivery waits for its retry."""
     webhooks(TIMEOUT=4)
     release = threading.Event()
@@ -128,12 +107,12 @@ def test_slow_resolver_is_cut_at_the_deadline(hostile, webhooks):
 
     def slow(host: str, port: int) -> list[str]:
         asked.append(host)
-        release.wait(12)
+        release.wait(60)
         return ["127.0.0.1"]
 
     netguard.set_resolver(slow)
     try:
-        delivery = make_delivery(f"http://slow.test:{hostile.port}/hook")
+        delivery = make_delivery_to(f"http://slow.test:{hostile.port}/hook")
         started = time.monotonic()
         assert attempt_delivery(delivery.pk, 1).action == "retry"
         elapsed = time.monotonic() - started
@@ -142,7 +121,7 @@ def test_slow_resolver_is_cut_at_the_deadline(hostile, webhooks):
         netguard.set_resolver(None)
 
     assert asked == ["slow.test"]
-    assert 3.9 <= elapsed < 5.5
+    assert 3.9 <= elapsed < 4 + 15  # floor: the 4 s deadline; the resolver alone takes 60 s
     attempt = DeliveryAttempt.objects.get(delivery=delivery)
     assert attempt.error_kind == ErrorKind.TIMEOUT
     assert "did not resolve within 4 s" in attempt.error
@@ -161,14 +140,14 @@ def test_trickled_tls_handshake_is_cut_at_the_deadline():
         elapsed = time.monotonic() - started
 
     assert result.error_kind == ErrorKind.TIMEOUT
-    assert 1.9 <= elapsed < 3.5
+    assert 1.9 <= elapsed < 2 + 15  # floor: the 2 s deadline; the 60 bytes alone take 30 s
 
 
 # --- Interim answers -------------------------------------------------------------------------
 
 
 def test_early_hints_before_the_answer_are_skipped(hostile):
-    """Issue 14 item 12: `103 Early Hints`, then `200 OK`: the 200 is the answer (RFC 9110
+    """`103 Early Hints`, then `200 OK`: the 200 is the answer (RFC 9110
     §15.2), and the connection is reused for the next request."""
     hints = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
     processing = b"HTTP/1.1 102 Processing\r\n\r\n"
@@ -193,7 +172,7 @@ def test_early_hints_then_200_succeeds_in_one_attempt(hostile):
         Pause(0.2),
         OK,
     )
-    delivery = make_delivery(hostile.url("/hints"))
+    delivery = make_delivery_to(hostile.url("/hints"))
 
     assert attempt_delivery(delivery.pk, 1).action == "done"
 
@@ -214,7 +193,7 @@ def test_a_status_below_200_is_never_a_final_answer(hostile):
     assert first.error_kind == second.error_kind == ErrorKind.PROTOCOL
     assert "interim" in first.error
     assert hostile.connections == 2
-    delivery = make_delivery(hostile.url("/switch"))
+    delivery = make_delivery_to(hostile.url("/switch"))
     assert attempt_delivery(delivery.pk, 1).action == "retry"
 
 
@@ -222,7 +201,7 @@ def test_a_status_below_200_is_never_a_final_answer(hostile):
 
 
 def test_idn_host_goes_out_as_a_labels(hostile):
-    """Issue 14 item 3: the lookup, and the Host header, use the A-label."""
+    """the lookup, and the Host header, use the A-label."""
     asked: list[str] = []
 
     def resolver(host: str, port: int) -> list[str]:
@@ -250,7 +229,7 @@ def test_cyrillic_host_never_makes_send_raise_and_is_delivered(hostile):
     with resolving({a_labels: ["127.0.0.1"]}):
         result = send_now(url)
         assert result.ok, result
-        delivery = make_delivery(url)
+        delivery = make_delivery_to(url)
         assert attempt_delivery(delivery.pk, 1).action == "done"
 
     assert hostile.requests_to("/hook")[0].header("host") == f"{a_labels}:{hostile.port}"
@@ -284,7 +263,7 @@ def test_host_that_idna_refuses_is_an_invalid_url_not_an_exception(host):
 
 @pytest.mark.parametrize("host", ["hooks.test", "hooks.test."], ids=["name", "trailing-dot"])
 def test_tls_matches_the_name_without_its_trailing_dot(tls, host):
-    """Issue 14 item 15: `https://hooks.test.:PORT/` verifies against a certificate for
+    """`https://hooks.test.:PORT/` verifies against a certificate for
     hooks.test; SNI carries the name without the dot (RFC 6066 §3)."""
     with resolving({host: ["127.0.0.1"]}):
         result = send_now(tls.url("/hook", host=host))
@@ -303,7 +282,7 @@ def test_tls_for_an_idn_host_uses_its_a_label(tls):
 
 
 def test_tls_trailing_dot_through_the_attempt_path(tls):
-    delivery = make_delivery(tls.url("/hook", host="hooks.test."))
+    delivery = make_delivery_to(tls.url("/hook", host="hooks.test."))
     with resolving({"hooks.test.": ["127.0.0.1"]}):
         assert attempt_delivery(delivery.pk, 1).action == "done"
     delivery.refresh_from_db()
@@ -359,7 +338,7 @@ def test_query_string_stays_out_of_the_error_text():
 
 
 def test_query_string_stays_out_of_urllib3_logs(hostile, caplog):
-    """Issue 14 item 11: urllib3 logs the URL at WARNING when a receiver's headers do not
+    """urllib3 logs the URL at WARNING when a receiver's headers do not
     parse, and every request target at DEBUG."""
     hostile.script(
         "/malformed",

@@ -64,7 +64,7 @@ def seconds_display(field: str, description: Any) -> Callable[[Any, Any], str]:
 def status_badge(status: str) -> str:
     return format_html(
         '<b style="color:{}">{}</b>',
-        STATUS_COLOURS.get(status, "#333"),
+        STATUS_COLOURS.get(DeliveryStatus(status), "#333"),
         DeliveryStatus(status).label,
     )
 

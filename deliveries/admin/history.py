@@ -48,8 +48,14 @@ def event_type_filter(lookup: str) -> type[admin.SimpleListFilter]:
 
 class DeliveryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Delivery
-    fields = ["link", "subscription", "badge", "attempts", "last_status_code", "next_attempt_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "link",
+        "subscription",
+        "badge",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+    )
     extra = 0
     show_change_link = False
 
@@ -77,7 +83,7 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     search_fields = ["=id", "=type", "=idempotency_key"]
     search_help_text = _("An event id, an event type or an idempotency key.")
     change_list_template = "deliveries/admin/keyset_change_list.html"
-    fields = [
+    fields = readonly_fields = (
         "id",
         "tenant",
         "broadcast",
@@ -87,8 +93,7 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "target_subscription",
         "created_at",
         "fanned_out_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [DeliveryInline]
 
     @admin.display(description=_("data"))
@@ -214,7 +219,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         return super().get_queryset(request).select_related("event", "subscription")
 
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
-    def tenant(self, obj: Delivery) -> str:
+    def tenant(self, obj: Delivery) -> str | None:
         return obj.subscription.tenant_id
 
     @admin.display(description=_("as sent (last attempt)"))

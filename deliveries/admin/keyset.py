@@ -54,7 +54,7 @@ class KeysetListAdmin(admin.ModelAdmin):
 
     show_full_result_count = False
     show_facets = ShowFacets.NEVER
-    sortable_by: tuple[str, ...] = ()
+    sortable_by = ()
     list_per_page = 50
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:

@@ -32,7 +32,9 @@ PANEL_SIZE = 5
 
 def kind_badge(notice: EndpointNotice) -> str:
     return format_html(
-        '<b style="color:{}">{}</b>', KIND_COLOURS[notice.kind], notice.get_kind_display()
+        '<b style="color:{}">{}</b>',
+        KIND_COLOURS[NoticeKind(notice.kind)],
+        notice.get_kind_display(),
     )
 
 
@@ -54,7 +56,7 @@ class EndpointNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["subscription__url", "subscription__description", "reason"]
     date_hierarchy = "created_at"
     list_select_related = ["subscription", "tenant"]
-    fields = [
+    fields = readonly_fields = (
         "subscription",
         "tenant",
         "badge",
@@ -68,8 +70,7 @@ class EndpointNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "announced",
         "email_result",
         "webhook_result",
-    ]
-    readonly_fields = fields
+    )
 
     created = seconds_display("created_at", _("created"))
     incident_started = seconds_display("incident_started_at", _("incident started"))

@@ -3,8 +3,8 @@ action, a form and a change-form link), a link to the subscription's deliveries,
 to replay an outage when a subscription is enabled again.
 
 The registry's admin (subscriptions/admin.py) knows nothing of deliveries and stays registered
-as its app defines it; `PipelineExtension` plugs into it through
-`subscriptions.signals.subscription_admin_extensions` (connected in `DeliveriesConfig.ready()`).
+as its app defines it; `PipelineExtension` plugs into it with
+`SubscriptionAdmin.register_extension` (in deliveries/admin/__init__.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
@@ -163,7 +164,7 @@ def replay_view(model_admin: SubscriptionAdmin, request: HttpRequest) -> HttpRes
     else:
         # Default to the last hour: after an outage, one click replays it.
         since = timezone.localtime() - dt.timedelta(hours=1)
-        initial = {"since": since.strftime("%Y-%m-%d %H:%M:%S")}
+        initial: dict[str, str | list[str]] = {"since": since.strftime("%Y-%m-%d %H:%M:%S")}
         initial.update(
             {key: request.GET[key] for key in ("since", "until") if request.GET.get(key)}
         )
@@ -220,7 +221,8 @@ class PipelineExtension(SubscriptionAdminExtension):
     ) -> None:
         figures = health.subscription_health(page)
         for obj in page:
-            obj.webhooks_health = figures.get(obj.pk)
+            # Read by the list columns above (the change list renders this page's rows).
+            obj.webhooks_health = figures.get(obj.pk)  # type: ignore[attr-defined]
 
     def object_panels(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
@@ -230,7 +232,7 @@ class PipelineExtension(SubscriptionAdminExtension):
 
     def object_links(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
-    ) -> list[tuple[str, str, str]]:
+    ) -> list[tuple[str, str | Promise, str]]:
         site = model_admin.admin_site.name
         deliveries = reverse(f"{site}:deliveries_delivery_changelist")
         return [

@@ -1,8 +1,8 @@
 """The tenant admin as seen by the pipeline: the health of each tenant's endpoints (24 h).
 
 The registry's tenant admin (subscriptions/admin.py) knows nothing of deliveries and stays
-registered as its app defines it; `TenantHealthExtension` adds its columns through
-`subscriptions.signals.tenant_admin_extensions` (connected in `DeliveriesConfig.ready()`).
+registered as its app defines it; `TenantHealthExtension` adds its columns with
+`TenantAdmin.register_extension` (in deliveries/admin/__init__.py).
 The figures come from deliveries and attempts, computed for the page in three grouped queries.
 """
 

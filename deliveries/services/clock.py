@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 from django.db import connections
 from django.db.models.functions import Now
@@ -52,14 +53,15 @@ class _State:
 _state = _State()
 
 
-def db_now_sql(connection) -> str:  # type: ignore[no-untyped-def]
+def db_now_sql(connection: Any) -> str:
     """The SQL of `Now()` on `connection`'s backend (STATEMENT_TIMESTAMP() on PostgreSQL), for
     the statements that are built by hand (`states`). Compiled through the expression's own
     `as_<vendor>()` / `as_sql()` (Django's documented Expression API): `Now` has no
     sub-expressions, so no query compiler is involved."""
     now = Now()
     compile_now = getattr(now, f"as_{connection.vendor}", now.as_sql)
-    sql, _params = compile_now(None, connection)
+    # No compiler: `Now` has no sub-expressions to compile (the stubs ask for one anyway).
+    sql, _params = compile_now(None, connection)  # type: ignore[arg-type]
     return str(sql)
 
 

@@ -110,7 +110,7 @@ def subscription_health(
     """Health of each subscription: four grouped queries whatever their number."""
     now = now or timezone.now()
     ids = [s.pk for s in subscriptions]
-    result = {s.pk: Health() for s in subscriptions}
+    result: dict[object, Health] = {s.pk: Health() for s in subscriptions}
     if not ids:
         return result
     day_start = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -22,6 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from subscriptions.models import Subscription, Tenant
 
 from ..conf import webhook_settings
@@ -64,11 +66,7 @@ return 1
 TENANT_LIMIT_TTL = 30.0
 
 # Errors from redis-py and sockets: the cap is skipped, the delivery is not.
-try:
-    from redis.exceptions import RedisError as _RedisError
-except ImportError:  # pragma: no cover - redis is a dependency of celery[redis]
-    _RedisError = OSError  # type: ignore[assignment,misc]
-REDIS_ERRORS: tuple[type[BaseException], ...] = (_RedisError, OSError)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
 
 
 @dataclass
@@ -188,7 +186,7 @@ def acquire(subscription: Subscription) -> Slot | None:
     """
     caps = [
         (f"{KEY_PREFIX}{subscription.pk}", limit_for(subscription)),
-        (f"{TENANT_KEY_PREFIX}{subscription.tenant_id}", tenant_limit(subscription.tenant_id)),
+        (f"{TENANT_KEY_PREFIX}{subscription.tenant_id}", tenant_limit(str(subscription.tenant_id))),
     ]
     caps = [(key, cap) for key, cap in caps if cap is not None]
     if not caps:

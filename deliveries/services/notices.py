@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -44,32 +46,16 @@ from ..models import (
     WAITING,
     Delivery,
     DeliveryAttempt,
-    DeliveryStatus,
     EndpointNotice,
     NoticeKind,
 )
 from ..payloads import dumps, isoformat
 from ..signing import signature_header
 from ..transport import send
+from .incidents import INCIDENT_MARGIN, REPLAY_STATUSES
 
 logger = logging.getLogger("deliveries.notices")
 
-# What a replay after each kind of notice should send. While failing or once recovered: what
-# failed or was discarded, and what still waits in the backoff (sent now rather than hours
-# later). Once disabled: what was discarded by the disable, failed in the run, or skipped
-# while disabled (retrying deliveries were discarded by the disable).
-REPLAY_STATUSES: dict[str, tuple[str, ...]] = {
-    NoticeKind.FAILING: (DeliveryStatus.FAILED, DeliveryStatus.DISCARDED, DeliveryStatus.RETRYING),
-    NoticeKind.RECOVERED: (
-        DeliveryStatus.FAILED,
-        DeliveryStatus.DISCARDED,
-        DeliveryStatus.RETRYING,
-    ),
-    NoticeKind.DISABLED: (DeliveryStatus.SKIPPED, DeliveryStatus.DISCARDED, DeliveryStatus.FAILED),
-}
-# `failing_since` is written when the first failed attempt ends, after its delivery's row was
-# updated: count the incident's deliveries from a little earlier.
-INCIDENT_MARGIN = dt.timedelta(minutes=1)
 SUBJECTS = {
     NoticeKind.FAILING: "Webhook endpoint failing: {name}",
     NoticeKind.DISABLED: "Webhook endpoint disabled: {name}",
@@ -116,7 +102,7 @@ def endpoint_recovered(subscription: Subscription, started: dt.datetime) -> Endp
     return _make(subscription, NoticeKind.RECOVERED, started)
 
 
-def endpoint_disabled(subscription_id: object, reason: str) -> EndpointNotice | None:
+def endpoint_disabled(subscription_id: uuid.UUID, reason: str) -> EndpointNotice | None:
     """The `disabled` notice of a subscription that was just disabled (after commit)."""
     row = Subscription.objects.filter(pk=subscription_id).first()
     if row is None or row.is_active or row.disabled_at is None:
@@ -137,7 +123,7 @@ def _make(
         missed_count, missed_since = _missed(subscription.pk, kind, started)
         notice = EndpointNotice(
             subscription=subscription,
-            tenant_id=subscription.tenant_id,
+            tenant_id=str(subscription.tenant_id),  # never null: the column is NOT NULL
             kind=kind,
             incident_started_at=started,
             disable_at=disable_at,
@@ -165,7 +151,7 @@ def _make(
 
 
 def _missed(
-    subscription_id: object, kind: str, started: dt.datetime
+    subscription_id: uuid.UUID, kind: str, started: dt.datetime
 ) -> tuple[int, dt.datetime | None]:
     """Deliveries of the incident not received (count, oldest creation time): those in the
     statuses a replay of this kind selects that changed since the incident began. For a
@@ -181,7 +167,7 @@ def _missed(
     return figures["count"], figures["oldest"]
 
 
-def _last_error(subscription_id: object, started: dt.datetime) -> str:
+def _last_error(subscription_id: uuid.UUID, started: dt.datetime) -> str:
     """What the endpoint answered last in the incident: the error, or the status code."""
     last = (
         DeliveryAttempt.objects.filter(
@@ -311,7 +297,7 @@ def describe(notice: EndpointNotice) -> str:
         lines.append(f"It accepts deliveries again: the failures that began at {started} ended.")
     query = replay_query(notice)
     if query is not None:
-        statuses = ", ".join(query["status"])  # type: ignore[arg-type]
+        statuses = ", ".join(cast("list[str]", query["status"]))
         lines += [
             "",
             f"Deliveries it has not received: {notice.missed_count}, the oldest created at "
@@ -327,7 +313,7 @@ def _email(notice: EndpointNotice) -> str:
     recipients = contact_addresses(notice)
     if not recipients:
         return "no contact address"
-    subject = SUBJECTS[notice.kind].format(name=_name(notice.subscription))
+    subject = SUBJECTS[NoticeKind(notice.kind)].format(name=_name(notice.subscription))
     try:
         send_mail(subject, describe(notice), settings.DEFAULT_FROM_EMAIL, recipients)
     except Exception as exc:  # any backend error: record it, never crash the task
@@ -388,7 +374,7 @@ def _post(notice: EndpointNotice, now: dt.datetime) -> str:
 # --- Reading notices (admin, portal) ---------------------------------------------------------
 
 
-def for_subscription(subscription_id: object, limit: int = 10) -> list[EndpointNotice]:
+def for_subscription(subscription_id: uuid.UUID, limit: int = 10) -> list[EndpointNotice]:
     """The subscription's latest `limit` notices, newest first."""
     return list(EndpointNotice.objects.filter(subscription_id=subscription_id)[:limit])
 

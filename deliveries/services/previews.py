@@ -55,7 +55,7 @@ def version_preview(subscription: Subscription, name: str, version: int) -> Prev
     )
     event = last.event if last is not None else None
     data = _rendered(event, name, version) if event is not None else None
-    if data is None:
+    if event is None or data is None:
         sample = Event(type=name, data=contracts.example(name, version), version=version)
         source, shown = "example", None
     else:

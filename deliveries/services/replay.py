@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -28,33 +29,14 @@ from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus
 from . import states
+from .incidents import (  # the tables, as this module's callers know them
+    DEFAULT_REPLAY_STATUSES,
+    INCIDENT_MARGIN,
+    OUTAGE_STATUSES,
+    REPLAYABLE_STATUSES,
+)
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_REPLAY_STATUSES: tuple[str, ...] = (DeliveryStatus.FAILED, DeliveryStatus.DISCARDED)
-# What a replay may select. `skipped` holds what a disabled subscription missed; `succeeded`
-# lets an operator re-send a range the receiver lost on its side; `retrying` sends now what
-# waits for a later attempt (after an outage is fixed, the backoff would otherwise hold those
-# deliveries for hours): the attempt it makes is the one that was scheduled, and the waiting
-# message for it finds it taken and does nothing.
-REPLAYABLE_STATUSES: tuple[str, ...] = (
-    DeliveryStatus.FAILED,
-    DeliveryStatus.DISCARDED,
-    DeliveryStatus.SKIPPED,
-    DeliveryStatus.SUCCEEDED,
-    DeliveryStatus.RETRYING,
-)
-
-# What an outage leaves undelivered: failed in the failing run, discarded when the subscription
-# was disabled, skipped while it was.
-OUTAGE_STATUSES: tuple[str, ...] = (
-    DeliveryStatus.SKIPPED,
-    DeliveryStatus.DISCARDED,
-    DeliveryStatus.FAILED,
-)
-# Slack before the outage start: the delivery that triggered the disable is finished a moment
-# before `disabled_at` is written.
-OUTAGE_MARGIN = dt.timedelta(minutes=1)
 
 
 class ReplayError(ValueError):
@@ -72,7 +54,7 @@ class ReplayUnavailable(ReplayError):
 
 @dataclass(frozen=True)
 class ReplayRequest:
-    subscription_id: object
+    subscription_id: uuid.UUID | str
     since: dt.datetime
     until: dt.datetime
     statuses: tuple[str, ...]
@@ -158,7 +140,7 @@ def missed_during_outage(
     if disabled_at is None:
         return None
     now = now or timezone.now()
-    start = min(filter(None, (disabled_at, failing_since))) - OUTAGE_MARGIN
+    start = min(filter(None, (disabled_at, failing_since))) - INCIDENT_MARGIN
     since = (
         Delivery.objects.filter(
             subscription_id=subscription.pk, status__in=OUTAGE_STATUSES, updated_at__gte=start
@@ -174,7 +156,7 @@ def missed_during_outage(
 
 
 def matching_deliveries(
-    subscription_id: object,
+    subscription_id: uuid.UUID | str,
     since: dt.datetime,
     until: dt.datetime,
     statuses: Sequence[str],

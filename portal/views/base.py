@@ -7,7 +7,7 @@ import math
 import secrets
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch
 from django.views.decorators.csrf import csrf_protect
+from rest_framework.request import Request
 
 from subscriptions.throttling import TenantThrottle, refund_refused
 
@@ -85,6 +86,7 @@ def portal_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         tenant = access.current_tenant(request)
         if tenant is None:
             return no_access(request)
+        # Django's way of passing per-request state to views: an attribute on the request.
         request.webhooks_portal_tenant = tenant  # type: ignore[attr-defined]
         return view(request, tenant, *args, **kwargs)
 
@@ -131,7 +133,8 @@ def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..
             if request.method == "POST":
                 throttle = TenantThrottle()
                 budget = SimpleNamespace(throttle_scope=scope, throttle_tenant=lambda _: tenant)
-                if not throttle.allow_request(request, budget):
+                # The throttle reads only what an HttpRequest has too (user, META).
+                if not throttle.allow_request(cast(Request, request), budget):
                     wait = math.ceil(throttle.wait() or 1)
                     response = page(
                         request, "webhooks_portal/throttled.html", {"wait": wait}, status=429

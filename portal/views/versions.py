@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from deliveries.services.previews import version_preview
+from deliveries.services.previews import Preview, version_preview
 from subscriptions import services
 from subscriptions.catalog import PinError, pinned_types
 from subscriptions.contracts import ContractError
@@ -56,13 +56,14 @@ def endpoint_version(request: HttpRequest, tenant: str, pk: object, name: str) -
         newest = pinned.choices()[-1].version
         form = VersionForm(request.GET or {"version": newest}, pinned=pinned)
         wanted = form.cleaned_data["version"] if form.is_valid() else pinned.current
-    previews = {}
+    previews: dict[int, Preview | None] = {}
     for version in dict.fromkeys([pinned.current, wanted]):
         try:
             previews[version] = version_preview(subscription, name, version)
         except ContractError:
             logger.exception("preview of %s v%s for endpoint %s failed", name, version, pk)
             previews[version] = None
+    current, shown = previews[pinned.current], previews[wanted]
     return page(
         request,
         "webhooks_portal/endpoint_version.html",
@@ -71,12 +72,10 @@ def endpoint_version(request: HttpRequest, tenant: str, pk: object, name: str) -
             "pinned": pinned,
             "form": form,
             "wanted": wanted,
-            "current_preview": previews[pinned.current],
-            "wanted_preview": previews[wanted],
-            "current_body": pretty(previews[pinned.current].body)
-            if previews[pinned.current]
-            else "",
-            "wanted_body": pretty(previews[wanted].body) if previews[wanted] else "",
+            "current_preview": current,
+            "wanted_preview": shown,
+            "current_body": pretty(current.body) if current else "",
+            "wanted_body": pretty(shown.body) if shown else "",
             "nav": "endpoints",
         },
         status=400 if form.errors else 200,

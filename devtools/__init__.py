@@ -1,0 +1,1 @@
+"""Development tooling shared by dev.py, bench/ and tests/ (never imported by the apps)."""
