@@ -1,7 +1,6 @@
 """The portal in the tenant admin: an action that revokes the selected tenants' portal links
-and sessions (`portal.access.revoke`), added through
-`subscriptions.signals.tenant_admin_extensions` (connected in `PortalConfig.ready()`) rather
-than by replacing the registry's tenant admin."""
+and sessions (`portal.access.revoke`), added with `TenantAdmin.register_extension` when the
+admin imports this module, rather than by replacing the registry's tenant admin."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from subscriptions.admin import TenantAdminExtension
+from subscriptions.admin import TenantAdmin, TenantAdminExtension
 
 from . import access
 
@@ -41,6 +40,4 @@ class PortalTenantExtension(TenantAdminExtension):
     actions = (revoke_portal_access,)
 
 
-def tenant_admin_extension(sender: type, model_admin: Any, **kwargs: Any) -> Any:
-    """`tenant_admin_extensions` receiver: the portal's action in the tenant admin."""
-    return PortalTenantExtension()
+TenantAdmin.register_extension(PortalTenantExtension())

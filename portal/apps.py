@@ -13,13 +13,9 @@ class PortalConfig(AppConfig):
         from django.core import checks
 
         from deliveries.apidocs import document_urlconf
-        from subscriptions.signals import tenant_admin_extensions
 
-        from .admin import tenant_admin_extension
         from .checks import check_portal_settings
 
         checks.register(check_portal_settings, checks.Tags.compatibility)
         # POST /api/tenants/{key}/portal-link/ in the API's schema, where the host mounted it.
         document_urlconf("portal.api_urls")
-        # "Revoke portal links and sessions" in the tenant admin.
-        tenant_admin_extensions.connect(tenant_admin_extension, dispatch_uid="portal-tenant-admin")
