@@ -37,3 +37,11 @@ class DeliveriesConfig(AppConfig):
         # Every signal receiver of the app, in one place (deliveries/receivers.py). The admin
         # extensions register themselves when the admin imports deliveries.admin.
         receivers.connect()
+        # The "Webhooks operators" group holds this app's model permissions too.
+        from django.db.models.signals import post_migrate
+
+        from subscriptions.operators import grant_app_permissions
+
+        post_migrate.connect(
+            grant_app_permissions, sender=self, dispatch_uid="webhooks-operators-deliveries"
+        )

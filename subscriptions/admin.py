@@ -13,8 +13,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern
+from django.utils.cache import add_never_cache_headers
 from django.utils.functional import Promise
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -196,6 +197,8 @@ class AdminExtension:
     #: Extra changelist columns: callables taking the row's object, decorated with
     #: `@admin.display` for their header (and `ordering` if they sort).
     list_display: Sequence[Callable[[Any], Any]] = ()
+    #: Extra admin actions, as for `ModelAdmin.actions` (callables, `@admin.action`).
+    actions: Sequence[Callable[..., Any]] = ()
 
     def prepare_page(self, model_admin: Any, request: HttpRequest, page: list[Any]) -> None:
         """Called with the changelist's page of objects before it renders (to compute figures
@@ -214,6 +217,8 @@ class ExtensibleAdmin(admin.ModelAdmin):
     extension_type: ClassVar[type[AdminExtension]]
     #: Extension columns go right after this column (at the end if it is not shown).
     extension_columns_after = ""
+    #: The admin's own actions; the extensions' follow them.
+    own_actions: Sequence[Any] = ()
 
     @classmethod
     def register_extension(cls, extension: AdminExtension) -> None:
@@ -238,6 +243,10 @@ class ExtensibleAdmin(admin.ModelAdmin):
     @property
     def extensions(self) -> list[Any]:
         return list(self._extensions.values())
+
+    @property
+    def actions(self) -> list:  # type: ignore[override]
+        return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
 
     def get_list_display(self, request: HttpRequest) -> list:
         columns = [c for ext in self.extensions for c in ext.list_display]
@@ -302,9 +311,6 @@ class SubscriptionAdminExtension(AdminExtension):
     Register an instance with `SubscriptionAdmin.register_extension(...)` from your app's
     `admin` module. Every part is optional; the admin asks for them on each request.
     """
-
-    #: Extra admin actions, as for `ModelAdmin.actions` (callables, `@admin.action`).
-    actions: Sequence[Callable[..., Any]] = ()
 
     def get_urls(self, model_admin: SubscriptionAdmin) -> list[URLPattern]:
         """Extra admin URLs, under the subscription admin's prefix."""
@@ -455,11 +461,6 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
 
     # --- What other apps add (SubscriptionAdminExtension) ------------------------------------
 
-    # A property where ModelAdmin has a class attribute: extensions are read when used.
-    @property
-    def actions(self) -> list:  # type: ignore[override]
-        return [*self.own_actions, *(a for ext in self.extensions for a in ext.actions)]
-
     @admin.display(description=_("public key (v1a)"))
     def public_key(self, obj: Subscription) -> str:
         return obj.public_key or "-"
@@ -607,43 +608,52 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
         if not change and obj.owner_id is None:
             obj.owner_id = request.user.pk  # the admin is for signed-in staff only
         super().save_model(request, obj, form, change)
-        if not change:
-            self.message_user(
-                request,
-                format_html(
-                    "{} <code>{}</code> {}",
-                    _("Signing secret:"),
-                    obj.secret,
-                    _("Copy it now: it will not be shown again."),
-                ),
-                messages.WARNING,
-            )
+
+    def response_add(
+        self, request: HttpRequest, obj: Subscription, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The answer to the creating POST shows the new secret, once: not a message, which
+        would park it in the messages cookie (or the session) for the next page."""
+        if admin.options.IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(request, _("The subscription was added."), messages.SUCCESS)
+        return self.secrets_page(request, [(obj, obj.secret)], _("Subscription added"))
+
+    def secrets_page(
+        self,
+        request: HttpRequest,
+        rows: list[tuple[Subscription, str]],
+        title: str | Promise,
+        note: str = "",
+    ) -> HttpResponse:
+        """A page showing `rows` (subscription, new secret) in the answer to the action that
+        made them, never cached (`Cache-Control: no-store`)."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "opts": self.model._meta,
+            "rows": rows,
+            "note": note,
+        }
+        request.current_app = self.admin_site.name
+        response = TemplateResponse(request, "subscriptions/admin/secrets_shown.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description=_("Rotate the signing secret"), permissions=["change"])
-    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+    def rotate_secrets(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> HttpResponse | None:
         rotated = [(sub, services.rotate_secret(sub)) for sub in queryset]
-        self.message_user(
-            request,
-            ngettext(
-                "Rotated the secret of %(count)d subscription; the old secret keeps signing "
-                "during the overlap.",
-                "Rotated the secrets of %(count)d subscriptions; the old secrets keep signing "
-                "during the overlap.",
-                len(rotated),
-            )
-            % {"count": len(rotated)},
-            messages.SUCCESS,
-        )
-        if rotated:
-            # Shown once, like the secret of a new subscription; never stored in a log.
-            self.message_user(
-                request,
-                format_html(
-                    "{} {}",
-                    _("New secrets (copy them now, they will not be shown again):"),
-                    format_html_join(
-                        ", ", "{}: <code>{}</code>", ((str(s), secret) for s, secret in rotated)
-                    ),
-                ),
-                messages.WARNING,
-            )
+        if not rotated:
+            return None
+        note = ngettext(
+            "Rotated the secret of %(count)d subscription; the old secret keeps signing "
+            "during the overlap.",
+            "Rotated the secrets of %(count)d subscriptions; the old secrets keep signing "
+            "during the overlap.",
+            len(rotated),
+        ) % {"count": len(rotated)}
+        # Shown once, in the answer to this action, like the secret of a new subscription;
+        # never in a message (a cookie), the session or a log.
+        return self.secrets_page(request, rotated, _("New signing secrets"), note)

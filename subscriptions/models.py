@@ -141,23 +141,28 @@ class Tenant(models.Model):
     @property
     def subscription_limit(self) -> int | None:
         """Most subscriptions: this row's override, else TENANT_MAX_SUBSCRIPTIONS (None: none).
-        The default tenant takes its row's override only (see `_limit`)."""
-        return self._limit(self.max_subscriptions, webhook_settings.TENANT_MAX_SUBSCRIPTIONS)
+        The default tenant takes its row's override only: in a single-tenant project it is
+        the whole project, and a count meant for one customer among many would cap all of it."""
+        if self.max_subscriptions is not None:
+            return int(self.max_subscriptions)
+        if self.key == default_tenant_key():
+            return None
+        return _setting_limit(webhook_settings.TENANT_MAX_SUBSCRIPTIONS)
 
     @property
     def in_flight_limit(self) -> int | None:
-        """Most deliveries in flight at once: this row's override, else TENANT_MAX_IN_FLIGHT.
-        The default tenant takes its row's override only (see `_limit`)."""
-        return self._limit(self.max_in_flight, webhook_settings.TENANT_MAX_IN_FLIGHT)
+        """Most deliveries in flight at once: this row's override, else TENANT_MAX_IN_FLIGHT,
+        for the default tenant too. Whoever reaches the default tenant (operators, backend
+        users, the events published without a tenant) must not hold every worker slot while
+        other tenants' deliveries wait (shared/DESIGN.md, "Tenants")."""
+        if self.max_in_flight is not None:
+            return int(self.max_in_flight)
+        return _setting_limit(webhook_settings.TENANT_MAX_IN_FLIGHT)
 
-    def _limit(self, override: int | None, default: int | None) -> int | None:
-        if override is not None:
-            return int(override)
-        if self.key == default_tenant_key():
-            # In a single-tenant project the default tenant is the whole project: a default
-            # limit meant for one customer among many would cap all of it.
-            return None
-        return int(default) if default else None
+
+def _setting_limit(value: object) -> int | None:
+    """A limit setting's value as a number, None (or 0) for no limit."""
+    return int(value) if value else None  # type: ignore[call-overload]
 
 
 class EventType(models.Model):

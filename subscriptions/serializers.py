@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import referencing.exceptions
 from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema_field
 from jsonschema.validators import validator_for
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012, specification_with
@@ -189,6 +190,18 @@ def check_destination(value: str) -> None:
         raise serializers.ValidationError(str(exc)) from exc
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "token_url": {"type": "string", "format": "uri"},
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string", "writeOnly": True},
+            "scope": {"type": "string"},
+        },
+    }
+)
 class OAuth2Field(serializers.Field):
     """`oauth2`: `{"token_url", "client_id", "client_secret", "scope"}` for the OAuth2 client
     credentials grant (RFC 6749 §4.4), or null for none.

@@ -18,7 +18,7 @@ from deliveries.models import Event
 from deliveries.services import PublishError, publish
 from subscriptions.models import EventType, Subscription
 from subscriptions.serializers import HEADER_MASK
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +33,9 @@ HOST_DRF = {
 
 @pytest.fixture
 def publisher(django_user_model):
-    # Publishing and adding to the catalog need model permissions (is_staff alone grants none).
-    user = django_user_model.objects.create_user("publisher")
+    # Publishing and adding to the catalog need model permissions (is_staff alone grants none);
+    # reading the default tenant's lists needs that tenant (logging in grants nothing).
+    user = make_tenant_user("publisher", "default")
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["add_event", "add_eventtype"])
     )
@@ -45,7 +46,7 @@ def publisher(django_user_model):
 
 @pytest.fixture
 def owner(django_user_model):
-    user = django_user_model.objects.create_user("owner")
+    user = make_tenant_user("owner", "default")
     client = APIClient()
     client.force_authenticate(user)
     client.user = user

@@ -22,7 +22,7 @@ from deliveries.services import attempt_delivery, maintenance, notices, publish
 from subscriptions.models import Subscription
 from subscriptions.secrets import generate_secret
 from subscriptions.services import disable_subscription
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.ops_helpers import make_delivery, notices_of
 from tests.procs import wait_until
 from tests.receiver import Reply
@@ -224,7 +224,7 @@ def test_the_notice_is_emailed_to_the_endpoint_contact_once(
     receiver, webhooks, django_user_model, django_capture_on_commit_callbacks, broker
 ):
     webhooks(NOTICE_EMAIL=True)
-    owner = django_user_model.objects.create_user("acme", email="ops@acme.example")
+    owner = make_tenant_user("acme", "default", email="ops@acme.example")
     receiver.script("/hook", Reply(500, body=b"nope"))
     sub = make_subscription(receiver.url("/hook"), owner=owner, description="Acme orders")
 
@@ -266,6 +266,31 @@ def test_the_tenants_contact_address_comes_first(webhooks, django_user_model):
     assert mail.outbox[0].to == ["webhooks@acme.example"]
     assert "Tenant: org_42" in mail.outbox[0].body
     assert notice.tenant_id == "org_42"
+
+
+@pytest.mark.django_db
+def test_the_owner_is_told_only_while_they_belong_to_the_tenant(webhooks, django_user_model):
+    from django.contrib.auth.models import Group
+
+    webhooks(NOTICE_EMAIL=True)
+    dev = make_tenant_user("dev", "org_42", email="dev@acme.example")
+    sub = make_subscription("http://127.0.0.1:9/t", owner=dev, tenant="org_42")
+    notice = notices.endpoint_failing(sub, timezone.now())
+    assert notices.contact_addresses(notice) == ["dev@acme.example"]
+
+    # The developer leaves the customer account: the owner field stays, the mail stops.
+    dev.groups.remove(Group.objects.get(name="tenant:org_42"))
+    assert notices.contact_addresses(notice) == []
+
+    # An operator who made an endpoint for a customer is not that customer's contact...
+    root = django_user_model.objects.create_superuser("root", "root@ops.example", "pw")
+    theirs = make_subscription("http://127.0.0.1:9/c", owner=root, tenant="org_42")
+    assert notices.contact_addresses(notices.endpoint_failing(theirs, timezone.now())) == []
+    # ... but is the contact of the default tenant's endpoints, which operators run.
+    ours = make_subscription("http://127.0.0.1:9/o", owner=root)
+    assert notices.contact_addresses(notices.endpoint_failing(ours, timezone.now())) == [
+        "root@ops.example"
+    ]
 
 
 @pytest.mark.django_db

@@ -40,6 +40,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from subscriptions.models import Subscription
+from subscriptions.tenancy import user_belongs_to
 
 from .. import dispatch, signals
 from ..conf import webhook_settings
@@ -399,14 +400,17 @@ def _held_back_since_last_sent(notice: EndpointNotice) -> int:
 
 def contact_addresses(notice: EndpointNotice) -> list[str]:
     """Who is told about the endpoint: its tenant's contact address, else the email address
-    of the subscription's owner; none if neither is set. Raises InvalidContact if the address
-    chosen is not exactly one valid address (a row written before `Tenant.save` checked it,
-    or a user's email): a list such as "a@b.example, x@evil.example" is never mailed."""
+    of the subscription's owner while the owner still belongs to the tenant
+    (`subscriptions.tenancy.user_belongs_to`: someone who left must not keep hearing about
+    its endpoints); none if neither applies. Raises InvalidContact if the address chosen is
+    not exactly one valid address (a row written before `Tenant.save` checked it, or a user's
+    email): a list such as "a@b.example, x@evil.example" is never mailed."""
     if notice.tenant.contact_email:
         address = notice.tenant.contact_email
     else:
         owner = notice.subscription.owner
-        address = getattr(owner, "email", "") if owner is not None else ""
+        belongs = owner is not None and user_belongs_to(owner, notice.tenant_id)
+        address = getattr(owner, "email", "") if belongs else ""
     if not address:
         return []
     try:

@@ -11,13 +11,14 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch, Resolver404, resolve
 from django.views.decorators.csrf import csrf_protect
 from rest_framework.request import Request
 
-from subscriptions.throttling import TenantThrottle
+from subscriptions.throttling import TenantThrottle, refund_refused
 
 from .. import access, scope
 from ..conf import webhook_settings
@@ -55,7 +56,14 @@ def secured(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         nonce = secrets.token_urlsafe(16)
         setattr(request, NONCE_ATTR, nonce)
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            # Rendered here rather than by the host's handler404, so that it carries these
+            # headers too (a 404 says another tenant's object does not exist: never cached).
+            response = page(request, "webhooks_portal/not_found.html", {}, status=404)
+        except PermissionDenied:
+            response = page(request, "webhooks_portal/forbidden.html", {}, status=403)
         response["Content-Security-Policy"] = content_security_policy(nonce)
         response["Cache-Control"] = "no-store, private"
         response["Referrer-Policy"] = "same-origin"
@@ -135,7 +143,8 @@ def host_login_url() -> str:
 def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Spend the tenant's `THROTTLE_RATES[scope]` budget on each POST of the wrapped portal
     view ("test", "replay", "retry", "create"): the same counter as the API's TenantThrottle,
-    so the portal is no way around the API's limits. Over budget: a 429 page with the wait."""
+    so the portal is no way around the API's limits. Over budget: a 429 page with the wait. A
+    POST the view refuses (4xx) gives its budget back."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -151,7 +160,9 @@ def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..
                     )
                     response["Retry-After"] = str(wait)
                     return response
-            return view(request, tenant, *args, **kwargs)
+            response = view(request, tenant, *args, **kwargs)
+            refund_refused(request, response.status_code)  # a refused POST spends nothing
+            return response
 
         return wrapper
 
