@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -149,9 +150,7 @@ def own_role_url(url: str) -> str | None:
     var/. None, with a hint, when that is not possible (not root, no `su`)."""
     VAR.mkdir(exist_ok=True)
     secret = VAR / "postgres-test-role.txt"
-    if not secret.exists():
-        secret.write_text(secrets.token_urlsafe(16))
-    password = secret.read_text().strip()
+    password = private_value(secret, lambda: secrets.token_urlsafe(16))
     # Sent on stdin: nothing to quote for a shell, and the password stays out of `ps`.
     sql = (
         f"SELECT 'CREATE ROLE {TEST_ROLE}' WHERE NOT EXISTS "
@@ -180,11 +179,21 @@ def own_role_url(url: str) -> str | None:
 # --- up -----------------------------------------------------------------------------------
 
 
-def admin_password() -> str:
-    path = VAR / "admin-password.txt"
+def private_value(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path`, made by `make()` the first time. The file is readable by its
+    owner only (mode 0600), created so and tightened if an older run left it wider: another
+    account on the machine must not read the admin's password or the signing key."""
+    path.parent.mkdir(exist_ok=True)
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(12))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+    path.chmod(0o600)
     return path.read_text().strip()
+
+
+def admin_password() -> str:
+    return private_value(VAR / "admin-password.txt", lambda: secrets.token_urlsafe(12))
 
 
 def procfile(python: str, port: int, threads: int) -> str:
@@ -220,11 +229,7 @@ def banner(port: int, password: str, workers: int, threads: int) -> list[str]:
 def dev_secret_key() -> str:
     """A key for local runs, generated once and kept in var/ (the settings refuse to start
     without DJANGO_SECRET_KEY unless DJANGO_DEBUG is on)."""
-    VAR.mkdir(exist_ok=True)
-    path = VAR / "secret-key.txt"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-    return path.read_text().strip()
+    return private_value(VAR / "secret-key.txt", lambda: secrets.token_urlsafe(50))
 
 
 def cmd_up(args: argparse.Namespace) -> None:

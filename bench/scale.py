@@ -11,7 +11,7 @@ generate_series, no row-by-row ORM), the shape of one month of a mid-sized SaaS:
 events each fanned out to 10 endpoints of its tenant, about 1.8 attempts per delivery,
 timestamps over 30 days (newest now; ids grow with time), states as they are in production (mostly succeeded, some
 failed and discarded, the last hour's still pending, retrying or being sent). Then VACUUM
-ANALYZE, as autovacuum would have done. PostgreSQL only (SQLite has no generate_series).
+ANALYZE, as autovacuum would have done, and the 7-day backfill of the hourly health rollups. PostgreSQL only (SQLite has no generate_series).
 
 Each table is filled by copying one row the ORM wrote (a template) with the varying columns
 replaced, so columns added later keep their defaults without this file knowing them.
@@ -239,6 +239,17 @@ def seed(deliveries: int) -> None:
     with connection.cursor() as cursor:
         for model in (Subscription, Event, Delivery, DeliveryAttempt):
             cursor.execute(f'VACUUM ANALYZE "{model._meta.db_table}"')
+    # The health figures read the hourly rollups: count the last 7 days of attempts into them,
+    # as the beat's roll-up task does on a new installation (its first runs).
+    from deliveries.services import rollups
+
+    started = time.perf_counter()
+    rolled = rollups.roll_up(budget=3600)
+    print(
+        json.dumps(
+            {"rolled_up_attempts": rolled.attempts, "seconds": round(time.perf_counter() - started)}
+        )
+    )
     print(
         json.dumps(
             {
@@ -276,19 +287,19 @@ def timed(call: Callable[[], Any], runs: int = RUNS) -> tuple[float, int]:
     return statistics.median(times), len(getattr(response, "content", b""))
 
 
-def measure(output: str | None) -> None:
+def measure(output: str | None, only: str | None = None) -> None:
     from tests.procs import RedisServer
 
     # A throwaway Redis as the broker: publishing enqueues (no worker runs; not measured).
     redis = RedisServer().start()
     os.environ["CELERY_BROKER_URL"] = os.environ["WEBHOOKS_REDIS_URL"] = redis.url
     try:
-        run_measure(output)
+        run_measure(output, only)
     finally:
         redis.stop()
 
 
-def run_measure(output: str | None) -> None:
+def run_measure(output: str | None, only: str | None = None) -> None:
     import django
 
     django.setup()
@@ -383,10 +394,16 @@ def run_measure(output: str | None) -> None:
         ("metrics", "/api/metrics/ (operator session)", admin, "/api/metrics/", {}),
     ]  # fmt: skip
     results = []
+    if only:
+        # A before/after of some pages in one sitting: those pages alone, no publish, no prune.
+        wanted = [w.strip().lower() for w in only.split("|")]
+        pages = [p for p in pages if any(w in f"{p[0]} {p[1]}".lower() for w in wanted)]
     for who, page, client, path, query in pages:
         ms, size = timed(lambda client=client, path=path, query=query: client.get(path, query))
         results.append({"who": who, "page": page, "p50_ms": round(ms, 1), "bytes": size})
         print(json.dumps(results[-1]), flush=True)
+    if only:
+        return
 
     # Publishing: alone, then while two threads render the admin's delivery list.
     publish_api = APIClient()
@@ -475,11 +492,15 @@ def main() -> None:
     seeding.add_argument("--deliveries", type=int, required=True)
     measuring = sub.add_parser("measure", help="time every list page")
     measuring.add_argument("--output", help="also write the Markdown table here")
+    measuring.add_argument(
+        "--only",
+        help="time only the pages whose 'who page' contains one of these |-separated texts",
+    )
     args = parser.parse_args()
     if args.command == "seed":
         seed(args.deliveries)
     else:
-        measure(args.output)
+        measure(args.output, args.only)
 
 
 if __name__ == "__main__":

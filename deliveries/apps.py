@@ -43,3 +43,11 @@ class DeliveriesConfig(AppConfig):
         # The enabling PATCH reports what the outage held back (subscriptions/reenable.py: the
         # registry calls this without importing the pipeline).
         reenable.register(replay.reenable_report)
+        # The "Webhooks operators" group holds this app's model permissions too.
+        from django.db.models.signals import post_migrate
+
+        from subscriptions.operators import grant_app_permissions
+
+        post_migrate.connect(
+            grant_app_permissions, sender=self, dispatch_uid="webhooks-operators-deliveries"
+        )

@@ -30,6 +30,7 @@ from subscriptions.checks import (
     integer,
     is_number,
     number,
+    optional_integer,
     optional_text,
     retry_schedule,
     text,
@@ -133,6 +134,8 @@ VALIDATORS: dict[str, Validator] = {
     "NOTICE_EMAIL": boolean,
     "NOTICE_WEBHOOK_URL": optional_url,
     "NOTICE_WEBHOOK_SECRET": optional_secret,
+    "NOTICE_COOLDOWN": number(),
+    "NOTICE_HOURLY_CAP": optional_integer(minimum=0),
 }
 
 

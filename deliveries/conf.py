@@ -132,6 +132,14 @@ DEFAULTS: dict[str, Any] = {
     # deliveries, so the same SSRF rules apply to it.
     "NOTICE_WEBHOOK_URL": None,
     "NOTICE_WEBHOOK_SECRET": None,
+    # Seconds a `recovered` notice waits before it is final (signalled, emailed, posted). An
+    # endpoint that fails again within them (flapping) opens no new incident: one `failing`
+    # ... `recovered` pair covers the whole flapping period. 0: every recovery is final at once.
+    "NOTICE_COOLDOWN": 900,
+    # Most notices emailed and posted per tenant per rolling hour; the next one sent after a
+    # pause says how many were held back (they stay recorded, in the admin and the portal).
+    # None or 0: no cap.
+    "NOTICE_HOURLY_CAP": 10,
 }
 
 

@@ -31,8 +31,10 @@ FAN_OUT = "deliveries.tasks.fan_out"
 SWEEP = "deliveries.tasks.sweep"
 DISABLE_DEAD_ENDPOINTS = "deliveries.tasks.disable_dead_endpoints"
 PRUNE = "deliveries.tasks.prune"
+ROLL_UP = "deliveries.tasks.roll_up"
 REPLAY_SUBSCRIPTION = "deliveries.tasks.replay_subscription"
 ANNOUNCE_NOTICE = "deliveries.tasks.announce_notice"
+RELEASE_NOTICES = "deliveries.tasks.release_notices"
 
 # What publishing raises when the broker is down or refuses a message. A pipelined batch that
 # failed mid-way raises BatchPublishError (kombu >= 5.7).

@@ -425,6 +425,30 @@ class EndpointNotice(models.Model):
     )
     email_result = models.CharField(_("email"), max_length=255, blank=True)
     webhook_result = models.CharField(_("operator webhook"), max_length=255, blank=True)
+    pending_until = models.DateTimeField(
+        _("pending until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A recovered notice waits until then (NOTICE_COOLDOWN) before it is signalled and "
+            "announced; a failure before that withdraws it and the incident goes on."
+        ),
+    )
+    held_back = models.BooleanField(
+        _("held back"),
+        default=False,
+        help_text=_(
+            "Not emailed or posted: the tenant's hourly cap (NOTICE_HOURLY_CAP) was reached."
+        ),
+    )
+    held_back_before = models.PositiveIntegerField(
+        _("held back before"),
+        default=0,
+        help_text=_(
+            "How many notices of the tenant were held back by the hourly cap since the last one "
+            "sent; this one says so."
+        ),
+    )
 
     class Meta:
         db_table = "webhooks_endpoint_notice"
@@ -441,10 +465,111 @@ class EndpointNotice(models.Model):
             models.Index(fields=["subscription", "-created_at"], name="webhooks_notice_sub_idx"),
             models.Index(fields=["tenant", "-created_at"], name="webhooks_notice_tenant_idx"),
             models.Index(fields=["-created_at"], name="webhooks_notice_created_idx"),
+            # The hourly cap counts a tenant's recent announcements.
+            models.Index(fields=["tenant", "announced_at"], name="webhooks_notice_announced_idx"),
+            # The periodic release reads the few recovered notices still pending.
+            models.Index(fields=["pending_until"], name="webhooks_notice_pending_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subscription_id}"
+
+
+class AttemptCounts(models.Model):
+    """Attempts of one hour (UTC, `hour` is its start), counted by the rollup task
+    (deliveries/services/rollups.py): how many, how many got a 2xx, and how many took at most
+    each latency bound (`le_<ms>`, the bounds of health.LATENCY_BUCKETS_MS), so the 24 h
+    figures and their p95 sum at most 24 rows instead of reading every attempt."""
+
+    hour = models.DateTimeField(_("hour"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    succeeded = models.PositiveIntegerField(_("succeeded"), default=0)
+    le_10 = models.PositiveIntegerField(default=0)
+    le_25 = models.PositiveIntegerField(default=0)
+    le_50 = models.PositiveIntegerField(default=0)
+    le_100 = models.PositiveIntegerField(default=0)
+    le_250 = models.PositiveIntegerField(default=0)
+    le_500 = models.PositiveIntegerField(default=0)
+    le_1000 = models.PositiveIntegerField(default=0)
+    le_2500 = models.PositiveIntegerField(default=0)
+    le_5000 = models.PositiveIntegerField(default=0)
+    le_10000 = models.PositiveIntegerField(default=0)
+    le_15000 = models.PositiveIntegerField(default=0)
+    le_30000 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class SubscriptionHour(AttemptCounts):
+    subscription = models.ForeignKey(
+        Subscription,
+        verbose_name=_("subscription"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        # Indexed by the unique constraint that starts with it.
+        db_index=False,
+    )
+
+    class Meta:
+        db_table = "webhooks_subscription_hour"
+        verbose_name = _("hourly attempts of a subscription")
+        verbose_name_plural = _("hourly attempts of subscriptions")
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "hour"], name="webhooks_sub_hour_uniq"),
+        ]
+        indexes = [
+            # The pruning of old buckets.
+            models.Index(fields=["hour"], name="webhooks_sub_hour_idx"),
+            # The dashboard's unhealthiest endpoints: only the hours with a failed attempt.
+            models.Index(
+                fields=["hour"],
+                condition=Q(attempts__gt=models.F("succeeded")),
+                name="webhooks_sub_hour_failed_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.hour:%Y-%m-%d %H}:00 UTC"
+
+
+class TenantHour(AttemptCounts):
+    tenant = models.ForeignKey(
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+    )
+
+    class Meta:
+        db_table = "webhooks_tenant_hour"
+        verbose_name = _("hourly attempts of a tenant")
+        verbose_name_plural = _("hourly attempts of tenants")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "hour"], name="webhooks_tenant_hour_uniq"),
+        ]
+        indexes = [models.Index(fields=["hour"], name="webhooks_tenant_hour_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.hour:%Y-%m-%d %H}:00 UTC"
+
+
+class RollupMark(models.Model):
+    """How far a rollup has counted: every attempt started before `upto` is in the buckets,
+    none after. One row per rollup (`name`); moved only by a guarded UPDATE (from the value a
+    run read to the next), so two runs at once never count the same attempts twice."""
+
+    name = models.CharField(_("name"), max_length=32, primary_key=True)
+    upto = models.DateTimeField(_("counted up to"))
+
+    class Meta:
+        db_table = "webhooks_rollup_mark"
+        verbose_name = _("rollup mark")
+        verbose_name_plural = _("rollup marks")
+
+    def __str__(self) -> str:
+        return f"{self.name} up to {self.upto:%Y-%m-%d %H:%M:%S}"
 
 
 class WorkerClock(models.Model):

@@ -24,12 +24,15 @@ class PublishSerializer(serializers.Serializer):
     """The body of `POST /api/events/`. `data` is checked by `validate_event` in `publish()`
     (storable JSON, depth, size, schema), the one check the Python API shares."""
 
-    type = serializers.CharField(max_length=255)
+    # Taken exactly (api.md: nothing is changed silently): " order.created" is refused, not
+    # trimmed, as publish() refuses it.
+    type = serializers.CharField(max_length=255, trim_whitespace=False)
     # The wire name (DESIGN.md). DRF's metaclass moves declared fields out of the class body,
     # so Serializer.data, which the stubs see shadowed, is untouched at run time.
     data = serializers.JSONField()  # type: ignore[assignment]
     tenant = serializers.CharField(
         max_length=TENANT_KEY_MAX_LENGTH,
+        trim_whitespace=False,
         required=False,
         help_text="The tenant whose subscriptions receive the event; default: the caller's "
         "tenant, else the default tenant.",
@@ -171,7 +174,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
     subscription = serializers.UUIDField(required=False)
     event = serializers.UUIDField(required=False)
-    type = serializers.CharField(max_length=255, required=False)
+    type = serializers.CharField(max_length=255, required=False, trim_whitespace=False)
     since = wire.DateTimeField(required=False)
     until = wire.DateTimeField(required=False)
 

@@ -13,7 +13,7 @@ from celery.signals import worker_ready
 
 from . import dispatch
 from .conf import webhook_settings
-from .services import attempt_delivery, clock, maintenance, notices, replay
+from .services import attempt_delivery, clock, maintenance, notices, replay, rollups
 from .services import fan_out as run_fan_out
 from .services import sweep as run_sweep
 from .services.connections import release_pooled_connection
@@ -82,10 +82,22 @@ def prune() -> None:
         dispatch.send(dispatch.PRUNE, (), queue=webhook_settings.MAINTENANCE_QUEUE)
 
 
+@shared_task(name=dispatch.ROLL_UP, ignore_result=True)
+def roll_up() -> None:
+    """Count the attempts since the last run into the hourly health buckets."""
+    rollups.roll_up()
+
+
 @shared_task(name=dispatch.ANNOUNCE_NOTICE, ignore_result=True)
 def announce_notice(notice_id: int) -> None:
     """Email an endpoint notice and POST it to the operator URL (at most once)."""
     notices.announce(notice_id)
+
+
+@shared_task(name=dispatch.RELEASE_NOTICES, ignore_result=True)
+def release_notices() -> None:
+    """Make final the `recovered` notices whose cool-down has passed (NOTICE_COOLDOWN)."""
+    notices.release_due()
 
 
 @shared_task(name=dispatch.REPLAY_SUBSCRIPTION, ignore_result=True)

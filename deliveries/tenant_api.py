@@ -53,6 +53,13 @@ class TenantHealthSerializer(serializers.Serializer):
         allow_null=True, help_text="95th percentile attempt duration (bucket bound), 24 h."
     )
     unfinished_deliveries = serializers.IntegerField(help_text="Pending, sending or retrying.")
+    counted_up_to = wire.DateTimeField(
+        allow_null=True,
+        help_text=(
+            "The 24 h figures count the attempts started before this moment: they are rolled "
+            "up every minute, so up to about two minutes old. Null before the first roll-up."
+        ),
+    )
 
 
 class TenantSerializer(wire.ModelSerializer):

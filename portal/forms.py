@@ -14,6 +14,8 @@ from rest_framework import serializers as drf
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
 from subscriptions.catalog import PinnedType
+from subscriptions.forms import HeaderLinesField
+from subscriptions.headers import mask_headers
 from subscriptions.models import (
     EventType,
     EventTypeVersion,
@@ -46,25 +48,6 @@ def event_type_choices(kept: list[str] | tuple[str, ...] = ()) -> list[tuple[str
     known = {value for value, _label in choices}
     choices += [(value, value) for value in kept if value not in known]
     return choices
-
-
-def parse_headers(text: str) -> dict[str, str]:
-    """'Name: value' lines into a dict; raises ValidationError naming the bad line."""
-    headers: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise forms.ValidationError(
-                _("Line %(n)d: write each header as 'Name: value'.") % {"n": number}
-            )
-        headers[name.strip()] = value.strip()
-    return headers
-
-
-def format_headers(headers: dict[str, str]) -> str:
-    return "\n".join(f"{name}: {value}" for name, value in headers.items())
 
 
 class EndpointForm(forms.Form):
@@ -104,16 +87,8 @@ class EndpointForm(forms.Form):
             "on the endpoint's page; both while your receiver moves to v1a."
         ),
     )
-    headers = forms.CharField(
-        label=_("Custom headers"),
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text=_(
-            "Sent with every delivery, one 'Name: value' per line, e.g. "
-            "'Authorization: Bearer abc'. Values of credential headers are masked in the "
-            "delivery log."
-        ),
-    )
+    # Write-only: the stored values never reach the page (see HeaderLinesField).
+    headers = HeaderLinesField(label=_("Custom headers"))
     rate_limit = forms.IntegerField(
         label=_("Most deliveries at once"),
         required=False,
@@ -132,16 +107,13 @@ class EndpointForm(forms.Form):
                 "event_types": list(instance.event_types or ()),
                 "payload_format": instance.payload_format,
                 "signature_scheme": instance.signature_scheme,
-                "headers": format_headers(instance.headers or {}),
+                "headers": mask_headers(instance.headers or {}),
                 "rate_limit": instance.rate_limit,
             }
         super().__init__(*args, **kwargs)
         kept = tuple(instance.event_types or ()) if instance is not None else ()
         cast(forms.ChoiceField, self.fields["event_types"]).choices = event_type_choices(kept)
         self.serializer: drf.Serializer | None = None
-
-    def clean_headers(self) -> dict[str, str]:
-        return parse_headers(self.cleaned_data.get("headers") or "")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

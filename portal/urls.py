@@ -9,7 +9,7 @@ app_name = "webhooks_portal"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="webhooks_portal:endpoints"), name="home"),
-    path("access/<str:token>/", access.enter, name="enter"),
+    path("access/", access.enter, name="enter"),
     path("leave/", access.leave, name="leave"),
     path("endpoints/", endpoints.endpoint_list, name="endpoints"),
     path("endpoints/new/", endpoints.endpoint_create, name="endpoint-create"),

@@ -42,6 +42,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import APIView, set_rollback
 
 from .conf import webhook_settings
+from .throttling import refund_refused
 
 logger = logging.getLogger("subscriptions.api")
 
@@ -150,6 +151,12 @@ class APIDefaults:
 
     def get_exception_handler(self) -> Any:
         return exception_handler
+
+    def finalize_response(self, request: Any, response: Any, *args: Any, **kwargs: Any) -> Any:
+        # A refused request (404, 409, 400...) gives back the throttle budget it spent.
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        refund_refused(request, response.status_code)
+        return response
 
 
 F = TypeVar("F", bound=Callable[..., Any])

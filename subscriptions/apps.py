@@ -11,13 +11,16 @@ class SubscriptionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_login_failed
         from django.core import checks
         from django.db.models.signals import post_migrate
         from django.utils.module_loading import autodiscover_modules
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
+        from .authentication import count_failed_login
         from .catalog import sync_after_migrate
         from .checks import check_contracts, check_encryption_keys, check_webhooks_settings
+        from .operators import grant_app_permissions
 
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
         checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
@@ -27,3 +30,10 @@ class SubscriptionsConfig(AppConfig):
         # is written after `migrate` (post_migrate), never at start-up.
         autodiscover_modules("webhook_events")
         post_migrate.connect(sync_after_migrate, sender=self, dispatch_uid="webhooks-sync-catalog")
+        # Every failed password login counts against its address and user name (the admin's
+        # too); FailedLoginBackend and the API's Basic refuse logins past the budget.
+        user_login_failed.connect(count_failed_login, dispatch_uid="webhooks-failed-login")
+        # The "Webhooks operators" group holds this app's model permissions (operators.py).
+        post_migrate.connect(
+            grant_app_permissions, sender=self, dispatch_uid="webhooks-operators-subscriptions"
+        )

@@ -1,5 +1,5 @@
-"""System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E007`, `W001`, `W002`) and
-for the event types declared in code (`webhooks.E021`).
+"""System checks for the `WEBHOOKS` settings dict (`webhooks.E005`-`E007`, `W001`, `W002`,
+`W018`) and for the event types declared in code (`webhooks.E021`).
 
 A typo in a key or a wrong type would otherwise surface hours later, in a worker, as a retry
 that never comes; `manage.py check` (run by `migrate` and `runserver`) reports it at once and
@@ -12,6 +12,7 @@ the Celery side, `W003`-`W005`), and `portal.checks`, which checks the portal's.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import numbers
 import re
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any, TypeGuard
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from .conf import DEFAULTS, WebhookSettings
+from .conf import DEFAULTS, WebhookSettings, webhook_settings
 
 Validator = Callable[[Any], str | None]
 
@@ -108,6 +109,20 @@ def throttle_rates(value: Any) -> str | None:
     return None
 
 
+def trusted_proxies(value: Any) -> str | None:
+    """A number of proxies (0 or more) or a list of CIDRs."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return None
+    if isinstance(value, list | tuple) and all(isinstance(cidr, str) for cidr in value):
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                return f"has {cidr!r}, which is not an IP network such as '10.0.0.0/8'"
+        return None
+    return f"must be a number of proxies (0 or more) or a list of CIDRs, not {value!r}"
+
+
 def boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be True or False, not {value!r}"
 
@@ -164,6 +179,7 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
     "THROTTLE_RATES": throttle_rates,
+    "TRUSTED_PROXIES": trusted_proxies,
     "DOWNGRADE_ERRORS": lambda value: (
         None if value in {"raise", "log"} else f'must be "raise" or "log", not {value!r}'
     ),
@@ -243,7 +259,42 @@ def check_webhooks_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
             )
     messages += check_keys(DEFAULTS, VALIDATORS)
     messages += _unsafe_in_production(value)
+    messages += _process_local_budgets()
     return messages
+
+
+# Cache backends whose counts live in one process (or nowhere): each process then keeps its
+# own budgets, and every limit is multiplied by the number of processes.
+PROCESS_LOCAL_CACHES = {
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+}
+
+
+def _process_local_budgets() -> list[CheckMessage]:
+    """`webhooks.W018`: with DEBUG off, the throttles and the failed-login bound would count in
+    a process-local default cache (Django's default when CACHES is not set)."""
+    if settings.DEBUG:
+        return []
+    configured = webhook_settings.THROTTLE_RATES
+    rates = {**DEFAULTS["THROTTLE_RATES"], **(configured if isinstance(configured, dict) else {})}
+    if not any(rates.values()):
+        return []
+    backend = str(settings.CACHES.get("default", {}).get("BACKEND", ""))
+    if backend not in PROCESS_LOCAL_CACHES:
+        return []
+    return [
+        Warning(
+            f"The default cache is {backend.rsplit('.', 1)[-1]}, local to each process, with "
+            "DEBUG = False: the API's budgets (WEBHOOKS['THROTTLE_RATES']) and the failed-login "
+            "bound count in each web process alone, so every limit is multiplied by the "
+            "number of processes.",
+            hint="Point CACHES['default'] at a cache every web process shares, e.g. Django's "
+            "RedisCache (the reference project uses DJANGO_CACHE_URL, else the broker's Redis "
+            "on its next database number).",
+            id="webhooks.W018",
+        )
+    ]
 
 
 def _unsafe_in_production(value: dict[str, Any]) -> list[CheckMessage]:

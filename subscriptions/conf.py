@@ -43,21 +43,27 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_TENANT": "default",
     # Dotted path to `callable(request) -> str | None` giving the tenant key of a request's
     # user (None: no tenant). Model permissions, not this, grant access across tenants. The
-    # default maps a user in the group "tenant:<key>" to <key>, any other user to
-    # DEFAULT_TENANT and anonymous requests to None.
+    # default maps a user in exactly one group "tenant:<key>" to <key>, and anyone else to
+    # None: logging in grants nothing (closed by default).
     "TENANT_RESOLVER": "subscriptions.tenancy.tenant_from_groups",
     # Most subscriptions one tenant may have, unless its Tenant row says otherwise; None for
     # no limit. Creating one more answers 403 and creates nothing.
     "TENANT_MAX_SUBSCRIPTIONS": 1000,
     # Most deliveries of one tenant in flight at once (all its endpoints together), unless its
-    # Tenant row says otherwise; None for no cap. Keep it well under the worker's concurrency so
-    # that one tenant's hanging endpoints leave slots for the others. Counted in REDIS_URL, like
-    # MAX_IN_FLIGHT. (A registry key: the Tenant row it defaults lives here.)
+    # Tenant row says otherwise; None for no cap. The default tenant is capped too. Keep it
+    # well under the worker's concurrency so that one tenant's hanging endpoints leave slots
+    # for the others. Counted in REDIS_URL, like MAX_IN_FLIGHT. (A registry key: the Tenant
+    # row it defaults lives here.)
     "TENANT_MAX_IN_FLIGHT": 20,
     # Request budgets of the API (DRF throttles, subscriptions/throttling.py), each applied per
     # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
     # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
     # per client address and per user name (subscriptions/authentication.py).
+    # Which `X-Forwarded-For` entry is the client's address for the failed-login bound and
+    # anonymous budgets (subscriptions/clientaddr.py): 0 ignores the header (REMOTE_ADDR), N
+    # trusts N proxies of yours, a list of CIDRs trusts proxies in those networks. Anything
+    # else would let a client choose its own address.
+    "TRUSTED_PROXIES": 0,
     # Event contracts (docs/contracts.md). What a down-converter whose output does not match
     # its version's schema does to publish(): "raise" (ContractError; set it in your tests and
     # development) or "log" (an error is logged and the output sent as it is).

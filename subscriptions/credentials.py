@@ -5,11 +5,11 @@ errors."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+
+from .headers import origin
 
 # A certificate chain of a few certificates, or one private key, fits in far less.
 MAX_PEM_BYTES = 16384
@@ -53,13 +53,6 @@ def check_client_certificate(cert_pem: str, key_pem: str) -> None:
 
 
 def same_origin(a: str, b: str) -> bool:
-    """True if URLs `a` and `b` have the same scheme, host and port (RFC 6454 origin)."""
-    try:
-        first, second = urlsplit(a), urlsplit(b)
-        return (first.scheme.lower(), first.hostname, first.port) == (
-            second.scheme.lower(),
-            second.hostname,
-            second.port,
-        )
-    except ValueError:
-        return False
+    """True if URLs `a` and `b` have the same scheme, host and port (RFC 6454 origin; a
+    scheme's default port written out or not is the same port: see `headers.origin`)."""
+    return origin(a) == origin(b)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 # RFC 7230 `token`: what a header name may be.
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Visible ASCII with inner spaces and tabs: no CR, LF or NUL (header injection), no leading or
 # trailing whitespace (which `requests` refuses at send time).
-HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$")
+HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?\Z")
 # Headers the pipeline writes itself, or that belong to the HTTP framing: a subscriber setting
 # them would break signatures, content negotiation or the connection.
 RESERVED_HEADERS = frozenset(
@@ -39,6 +40,23 @@ def is_reserved_header(name: str) -> bool:
 # credentials (Authorization, API keys), so they are write-only. Sent back unchanged, the mask
 # keeps the stored value. It can never be a real value: values are printable ASCII.
 HEADER_MASK = "\u2022\u2022\u2022\u2022"
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """The origin of `url` (RFC 6454 §4): scheme and host in lower case, and the port, the
+    scheme's default when none is written. A malformed port counts as its own origin."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def mask_headers(headers: dict[str, str]) -> dict[str, str]:

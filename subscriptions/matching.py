@@ -10,16 +10,29 @@ import re
 from collections.abc import Iterable
 
 EVENT_TYPE_MAX_LENGTH = 255
-EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-FILTER_RE = re.compile(r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)$")
+# Matched whole (`fullmatch`, and anchored with `\Z` for any `search`): `$` would also match
+# before a final newline, letting "order.created\n" through as a name. Names are
+# case-sensitive: "Order.Created" is another type than "order.created".
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z")
+FILTER_RE = re.compile(r"^(\*|[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*(\.\*)?)\Z")
 
 
 def is_valid_event_type(name: str) -> bool:
-    return len(name) <= EVENT_TYPE_MAX_LENGTH and bool(EVENT_TYPE_RE.match(name))
+    """Whether `name` is an event type name, exactly as given (no surrounding space)."""
+    return (
+        isinstance(name, str)
+        and len(name) <= EVENT_TYPE_MAX_LENGTH
+        and EVENT_TYPE_RE.fullmatch(name) is not None
+    )
 
 
 def is_valid_filter(pattern: str) -> bool:
-    return len(pattern) <= EVENT_TYPE_MAX_LENGTH and bool(FILTER_RE.match(pattern))
+    """Whether `pattern` is an exact name, 'prefix.*' or '*', exactly as given."""
+    return (
+        isinstance(pattern, str)
+        and len(pattern) <= EVENT_TYPE_MAX_LENGTH
+        and FILTER_RE.fullmatch(pattern) is not None
+    )
 
 
 def is_wildcard(pattern: str) -> bool:

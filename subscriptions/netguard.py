@@ -50,7 +50,7 @@ _SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
 
 # WHATWG "ends in a number": a host whose last label is numeric is an IPv4 address in one of
 # inet_aton's forms (2130706433, 0x7f.1, 127.1, 0177.0.0.1), never a DNS name.
-_NUMERIC_LABEL = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
+_NUMERIC_LABEL = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)\Z")
 
 Resolver = Callable[[str, int], list[str]]
 
@@ -153,10 +153,10 @@ def parse_ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
     is no valid address (`1.2.3.4.5`, `0x1g`), since resolvers disagree on what those mean.
     """
     labels = host.rstrip(".").split(".") if host.rstrip(".") else [host]
-    if not _NUMERIC_LABEL.match(labels[-1]):
+    if not _NUMERIC_LABEL.fullmatch(labels[-1]):
         return None
     try:
-        if len(labels) > 4 or not all(_NUMERIC_LABEL.match(label) for label in labels):
+        if len(labels) > 4 or not all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
             raise ValueError(host)
         numbers = [_parse_number(label) for label in labels]
         *head, last = numbers

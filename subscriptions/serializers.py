@@ -10,6 +10,7 @@ import jsonschema
 import referencing.exceptions
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import extend_schema_field
 from jsonschema.validators import validator_for
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012, specification_with
@@ -27,6 +28,7 @@ from .credentials import (
     check_client_certificate,
     same_origin,
 )
+from .eventschema import pattern_problems
 from .headers import (
     HEADER_MASK,
     HEADER_NAME_RE,
@@ -88,7 +90,10 @@ class EventTypeSerializer(wire.ModelSerializer):
         model = EventType
         fields = ["name", "description", "schema", "declared", "versions", "created_at"]
         read_only_fields = ["declared", "created_at"]
-        extra_kwargs = {"description": {"max_length": MAX_DESCRIPTION_LENGTH}}
+        extra_kwargs = {
+            "name": {"trim_whitespace": False},
+            "description": {"max_length": MAX_DESCRIPTION_LENGTH, "trim_whitespace": False},
+        }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if self.instance is not None and self.instance.declared:
@@ -127,6 +132,11 @@ class EventTypeSerializer(wire.ModelSerializer):
             raise serializers.ValidationError(
                 _("Not a valid JSON Schema: %(error)s") % {"error": exc.message}
             ) from exc
+        problems = pattern_problems(value)
+        if problems:
+            # Checked with RE2 at publish time (linear time): a pattern RE2 cannot run would
+            # make every publish of the type fail, so it is refused here, where it is fixed.
+            raise serializers.ValidationError(problems)
         if isinstance(value, dict):
             check_references(value)
         return value
@@ -184,6 +194,18 @@ def check_destination(value: str) -> None:
         raise serializers.ValidationError(str(exc)) from exc
 
 
+@extend_schema_field(
+    {
+        "type": "object",
+        "nullable": True,
+        "properties": {
+            "token_url": {"type": "string", "format": "uri"},
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string", "writeOnly": True},
+            "scope": {"type": "string"},
+        },
+    }
+)
 class OAuth2Field(serializers.Field):
     """`oauth2`: `{"token_url", "client_id", "client_secret", "scope"}` for the OAuth2 client
     credentials grant (RFC 6749 §4.4), or null for none.
@@ -285,6 +307,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
         source="tenant_id",
         required=False,
         max_length=TENANT_KEY_MAX_LENGTH,
+        trim_whitespace=False,
         help_text=_(
             "The tenant this endpoint belongs to. Set on creation by users allowed to act "
             "across tenants; defaults to the caller's tenant."
@@ -292,7 +315,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
     )
 
     event_types = serializers.ListField(
-        child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH),
+        child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH, trim_whitespace=False),
         min_length=1,
         max_length=MAX_EVENT_TYPES,
         help_text=_("Event type names from the catalog, 'prefix.*' or '*'."),
@@ -304,7 +327,10 @@ class SubscriptionSerializer(wire.ModelSerializer):
         required=False,
         help_text=_(
             "Static headers sent with every delivery, e.g. an Authorization header. Write-only: "
-            "values are shown as '%(mask)s'; sending '%(mask)s' back keeps the stored value."
+            "values are shown as '%(mask)s' here, in the admin, the portal and the delivery log; "
+            "sending '%(mask)s' back keeps the stored value. A 'url' on another origin (scheme, "
+            "host or port) needs 'headers' in the same request: the values again, or {} to drop "
+            "them."
         )
         % {"mask": HEADER_MASK},
     )
@@ -400,6 +426,11 @@ class SubscriptionSerializer(wire.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "disabled_reason", "created_at", "updated_at"]
+        # Taken exactly: a URL or description with surrounding spaces is refused, not trimmed.
+        extra_kwargs = {
+            "url": {"trim_whitespace": False},
+            "description": {"trim_whitespace": False},
+        }
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = getattr(self, "initial_data", {})
@@ -418,6 +449,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
                 {"secret": [_("Use POST .../rotate-secret/ to change the secret.")]}
             )
         self._check_client_certificate(attrs)
+        self._check_headers_follow_origin(attrs)
         stored = self.instance
         if (
             stored is not None
@@ -456,10 +488,51 @@ class SubscriptionSerializer(wire.ModelSerializer):
             field = "tls_client_key" if exc.part == "key" else "tls_client_cert"
             raise serializers.ValidationError({field: [str(exc)]}) from exc
 
+    def _check_headers_follow_origin(self, attrs: dict[str, Any]) -> None:
+        """Stored header values never go to another origin (scheme, host or port) unless the
+        same request gives them again (or `{}` to drop them): whoever may edit an endpoint
+        could otherwise point it at their own host and collect the receiver's credentials
+        without ever seeing them. The same origin keeps them (api.md)."""
+        instance = self.instance
+        if instance is None or "url" not in attrs or not instance.headers:
+            return
+        if same_origin(attrs["url"], instance.url):
+            return
+        sent = self.initial_data.get("headers") if hasattr(self, "initial_data") else None
+        if not isinstance(sent, dict):
+            raise serializers.ValidationError(
+                {
+                    "headers": [
+                        _(
+                            "The URL moves to another origin (scheme, host or port): send "
+                            "'headers' in the same request, with their values again or {} to "
+                            "drop them. Stored header values are never sent to a new origin."
+                        )
+                    ]
+                }
+            )
+        kept = sorted(name for name, value in sent.items() if value == HEADER_MASK)
+        if kept:
+            raise serializers.ValidationError(
+                {
+                    "headers": [
+                        _(
+                            "The URL moves to another origin (scheme, host or port): stored "
+                            "values cannot follow it. Give the values of %(names)s again, or "
+                            "remove those headers."
+                        )
+                        % {"names": ", ".join(kept)}
+                    ]
+                }
+            )
+
     def validate_tenant(self, value: str) -> str:
         if not is_valid_tenant_key(value):
             raise serializers.ValidationError(
-                _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'.")
+                _(
+                    "A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-', and not "
+                    "'.' or '..'."
+                )
             )
         if self.instance is not None:
             if value != self.instance.tenant_id:
@@ -515,7 +588,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
             )
         seen: set[str] = set()
         for name, header_value in value.items():
-            if len(name) > MAX_HEADER_NAME_LENGTH or not HEADER_NAME_RE.match(name):
+            if len(name) > MAX_HEADER_NAME_LENGTH or not HEADER_NAME_RE.fullmatch(name):
                 raise serializers.ValidationError(
                     _("%(name)r is not a valid header name.") % {"name": name[:80]}
                 )
@@ -528,7 +601,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
                     _("The header %(name)r is given twice.") % {"name": name}
                 )
             seen.add(name.lower())
-            if not HEADER_VALUE_RE.match(header_value):
+            if not HEADER_VALUE_RE.fullmatch(header_value):
                 raise serializers.ValidationError(
                     _(
                         "The value of %(name)r must be printable ASCII without line breaks or "

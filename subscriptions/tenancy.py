@@ -37,7 +37,9 @@ def tenant_from_groups(request: Any) -> str | None:
     - anonymous: None (no tenant);
     - a user in exactly one group named "tenant:<key>": that key;
     - a user in several such groups: None (ambiguous, so no tenant rather than a guess);
-    - any other user: `DEFAULT_TENANT`, so that a single-tenant project needs nothing.
+    - any other user: None. Logging in grants nothing (closed by default): a user who is in no
+      tenant reaches only what their model permissions grant, e.g. the "Webhooks operators"
+      group that single-tenant projects give their operators (docs/tenants.md).
 
     Hosts with an organisation model replace it (docs/tenants.md).
     """
@@ -51,7 +53,7 @@ def tenant_from_groups(request: Any) -> str | None:
         return None
     if names:
         return names[0][len(TENANT_GROUP_PREFIX) :]
-    return default_tenant_key()
+    return None
 
 
 def tenant_resolver() -> Callable[[Any], str | None]:
@@ -89,3 +91,25 @@ def resolve_tenant(request: Any) -> str | None:
         )
     setattr(request, _CACHE_ATTRIBUTE, key)
     return key
+
+
+def user_belongs_to(user: Any, tenant: str) -> bool:
+    """Whether `user` belongs to `tenant` now, outside any request (e.g. to write to an
+    endpoint's owner about it).
+
+    True for an active user whom `TENANT_RESOLVER`, given a request of that user, maps to
+    `tenant`; and, in the default tenant, for an active user holding the permission to change
+    subscriptions (a single-tenant project's operators, who are in no tenant). A user who left
+    the tenant, or an operator who made an endpoint for another tenant, does not belong.
+    """
+    from django.http import HttpRequest
+
+    if user is None or not user.is_active:
+        return False
+    request = HttpRequest()
+    request.user = user
+    if resolve_tenant(request) == tenant:
+        return True
+    return tenant == default_tenant_key() and user.has_perm(
+        "webhook_subscriptions.change_subscription"
+    )

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 REPLACEMENT = "\ufffd"
 
@@ -46,6 +50,14 @@ def clean_json(value: Any) -> Any:
     return value
 
 
+def path_segment(key: object) -> str:
+    """`key` as one segment of a JSON pointer (RFC 6901 §3: `~` as `~0`, `/` as `~1`), with NUL
+    and lone surrogates written as `\\uXXXX`: the path is shown in an answer and in logs, which
+    could not encode the characters themselves."""
+    text = str(key).replace("~", "~0").replace("/", "~1")
+    return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def find_unstorable(value: Any, *, max_depth: int, _path: str = "", _depth: int = 0) -> str | None:
     """Why `value` cannot be stored as JSON exactly as given, or None if it can.
 
@@ -68,10 +80,54 @@ def find_unstorable(value: Any, *, max_depth: int, _path: str = "", _depth: int 
             return f"{where} is nested deeper than {max_depth} levels"
         items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
-            path = f"{_path}/{key}"
-            if isinstance(key, str) and _UNSTORABLE.search(key) is not None:
-                return f"key {path} contains a character that cannot be stored"
+            path = f"{_path}/{path_segment(key)}"
+            if isinstance(key, str):
+                match = _UNSTORABLE.search(key)
+                if match is not None:
+                    return (
+                        f"the key at {path} contains U+{ord(match.group()):04X}, "
+                        "which cannot be stored"
+                    )
             problem = find_unstorable(item, max_depth=max_depth, _path=path, _depth=_depth + 1)
             if problem is not None:
                 return problem
     return None
+
+
+# --- Text that people name things with (descriptions, names): it reaches e-mail subjects,
+# operator webhooks and log lines, where a line break would forge a header or a log record.
+
+
+def control_character(value: str, *, allow: str = "") -> str | None:
+    """The first control character in `value` (Unicode categories Cc, Cs, Zl and Zp: C0 and
+    C1 controls including CR, LF and NUL, lone surrogates, and the line and paragraph
+    separators), ignoring those in `allow`; None if there is none."""
+    for char in value:
+        if char not in allow and unicodedata.category(char) in _CONTROL_CATEGORIES:
+            return char
+    return None
+
+
+_CONTROL_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def _refuse_controls(value: object, allow: str) -> None:
+    char = control_character(str(value), allow=allow)
+    if char is not None:
+        raise ValidationError(
+            _("Control characters such as line breaks are not allowed here (found U+%(code)04X).")
+            % {"code": ord(char)},
+            code="control_character",
+        )
+
+
+def validate_one_line(value: object) -> None:
+    """Model and serializer validator of names and short descriptions: no control character
+    at all (no line break, tab or NUL). Raises django.core.exceptions.ValidationError."""
+    _refuse_controls(value, "")
+
+
+def validate_multiline(value: object) -> None:
+    """As `validate_one_line`, but line feeds and tabs are allowed (long descriptions, such as
+    an event type's, shown as paragraphs and never put into a header)."""
+    _refuse_controls(value, "\n\t")

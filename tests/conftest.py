@@ -155,6 +155,35 @@ def staff_client(staff_user):
     return client
 
 
+class NoticeRecorder:
+    """A real receiver of `deliveries.signals.endpoint_notice`, connected while it lives."""
+
+    def __init__(self) -> None:
+        from deliveries import signals
+
+        self.calls: list[dict] = []
+        self.signal = signals.endpoint_notice
+        self.signal.connect(self, weak=False, dispatch_uid="test-notice-recorder")
+
+    def __call__(self, **kwargs) -> None:
+        self.calls.append(kwargs)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [call["notice"].kind for call in self.calls]
+
+    def close(self) -> None:
+        self.signal.disconnect(dispatch_uid="test-notice-recorder")
+
+
+@pytest.fixture
+def recorder() -> Iterator[NoticeRecorder]:
+    """Every endpoint notice signalled during the test."""
+    rec = NoticeRecorder()
+    yield rec
+    rec.close()
+
+
 @pytest.fixture
 def contract_types(db: None) -> Iterator[str]:
     """`shop.order.placed` declared in code (tests/contract_types.py) and in the catalog, as

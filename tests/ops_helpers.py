@@ -52,6 +52,26 @@ def make_delivery(
     return delivery
 
 
+def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
+    """The subscription's endpoint notices, oldest first, as (kind, incident start)."""
+    from deliveries.models import EndpointNotice
+
+    rows = EndpointNotice.objects.filter(subscription=sub).order_by("pk")
+    return list(rows.values_list("kind", "incident_started_at"))
+
+
+def roll_up() -> None:
+    """Count every stored attempt into the hourly health buckets, as the beat's roll-up task
+    does once attempts have settled (`STALE_SENDING_AFTER` after they started): the health
+    figures read those buckets, not the attempts."""
+    from deliveries.conf import webhook_settings
+    from deliveries.services import rollups
+
+    # make_delivery starts attempts a few seconds after the delivery: a minute covers them.
+    later = timezone.now() + dt.timedelta(seconds=webhook_settings.stale_sending_after + 60)
+    assert rollups.roll_up(now=later).done
+
+
 def queue_length(name: str) -> int:
     """Messages waiting in the broker's Redis list `name`."""
     from webhooks_project.celery import app

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.urls import reverse
 
-from portal.access import make_token
+from portal.access import entry_path, make_token
 from subscriptions.models import EventType, Subscription
 from tests.factories import make_subscription
 
@@ -39,7 +39,13 @@ def portal_url(name: str, *args: object) -> str:
     return reverse(f"webhooks_portal:{name}", args=args)
 
 
-def open_portal(client: Any, tenant: str) -> None:
-    """Open `tenant`'s portal in `client` the way a person does: through a link."""
-    response = client.get(portal_url("enter", make_token(tenant)))
+def open_portal(client: Any, tenant: str, *, confirm: bool = False) -> None:
+    """Open `tenant`'s portal in `client` the way a person does: through a link. With
+    `confirm`, the browser shows another tenant (or a host login) and confirms the switch on
+    the page the link answers."""
+    path = entry_path(make_token(tenant))
+    response = client.get(path)
+    if confirm:
+        assert response.status_code == 200 and b'id="link-confirm"' in response.content
+        response = client.post(path.split("?")[0], {"token": response.context["token"]})
     assert response.status_code == 302, response.content

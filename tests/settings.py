@@ -39,6 +39,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     **json.loads(os.environ.get("CELERY_TRANSPORT_OVERRIDES", "{}")),
 }
 
+# Throttle counters in this process's memory, emptied before every test (tests/conftest.py):
+# the reference settings would put them on the broker's Redis, which tests start on their own.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # A second database, for the tests of a host's routers (tests/test_routing.py): a replica that
 # never catches up (the schema, none of the rows), or where a router puts both apps. Created
 # only when a test asks for it.

@@ -16,7 +16,7 @@ from deliveries.payloads import build_body
 from deliveries.services import health
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery, queue_length
+from tests.ops_helpers import make_delivery, queue_length, roll_up
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +49,7 @@ def test_health_figures_for_a_page_in_few_queries(django_assert_max_num_queries)
     make_delivery(
         bad, DeliveryStatus.FAILED, created_at=now - dt.timedelta(days=3), attempts=[(500, 5)]
     )
+    roll_up()
 
     with django_assert_max_num_queries(4):
         figures = health.subscription_health([good, bad], now)
@@ -71,6 +72,7 @@ def test_subscription_changelist_shows_health_columns(admin_client_, django_asse
     make_delivery(sub, DeliveryStatus.FAILED, attempts=[(500, 30)])
     for i in range(5):
         make_subscription(f"http://127.0.0.1:9/other{i}")
+    roll_up()
 
     url = reverse("admin:webhook_subscriptions_subscription_changelist")
     response = admin_client_.get(url)
@@ -142,6 +144,7 @@ def test_dashboard_linked_from_the_delivery_list_and_shows_backlog(admin_client_
     Delivery.objects.filter(pk=make_delivery(sub, DeliveryStatus.RETRYING).pk).update(
         next_attempt_at=timezone.now() - dt.timedelta(minutes=2)
     )
+    roll_up()
     index = admin_client_.get(reverse("admin:index")).content.decode()
     deliveries = reverse("admin:deliveries_delivery_changelist")
     assert deliveries in index
@@ -155,6 +158,8 @@ def test_dashboard_linked_from_the_delivery_list_and_shows_backlog(admin_client_
     oldest = int(re.search(r'id="backlog-oldest">(\d+) s', html).group(1))
     assert 110 <= oldest <= 200
     assert "http://127.0.0.1:9/dash" in html  # among the unhealthiest
+    # The 24 h figures say how far they are counted (the roll-up's mark).
+    assert re.search(r'id="counted-up-to">Attempts counted up to \d{4}-\d\d-\d\d', html)
 
 
 def test_dashboard_needs_staff(client, django_user_model):

@@ -43,14 +43,21 @@ ALL_WEBHOOK_PERMS = {"app_label__in": ["webhook_subscriptions", "deliveries"]}
 
 @pytest.fixture
 def users(django_user_model):
+    from django.contrib.auth.models import Group
+
+    from subscriptions.operators import OPERATORS_GROUP
+
+    # The documented step that makes an operator: the "Webhooks operators" group.
     operator = django_user_model.objects.create_user("operator", password="pw-operator")
-    operator.user_permissions.add(*Permission.objects.filter(content_type__in=_webhook_types()))
+    operator.groups.add(Group.objects.get(name=OPERATORS_GROUP))
     return {
         # Tenant users (the reference resolver: a member of the group "tenant:<key>").
         "owner": make_tenant_user("owner", A, password="pw-owner"),
         "other": make_tenant_user("other", B, password="pw-other"),
-        # `is_staff` alone: an ordinary user of the default tenant, no more.
+        # `is_staff` alone grants nothing: no tenant, no permission.
         "staff": django_user_model.objects.create_user("boss", password="pw-boss", is_staff=True),
+        # Logged in, no tenant, no permission: closed by default, logging in grants nothing.
+        "nobody": django_user_model.objects.create_user("nobody", password="pw-nobody"),
         "operator": django_user_model.objects.get(pk=operator.pk),
         "superuser": django_user_model.objects.create_superuser("root", password="pw-root"),
     }
@@ -82,43 +89,54 @@ def new_body(**extra):
 
 SUB = "/api/subscriptions/{id}/"
 # The subscription, event and delivery of the matrix belong to tenant A, managed by "owner".
-ACTORS = ["anonymous", "owner", "other", "staff", "operator", "superuser"]
-OWN = [401, 200, 404, 404, 200, 200]  # tenant A's object: its users and permission holders
+# "staff" and "nobody" are logged in with neither a tenant nor a permission: 403 everywhere a
+# tenant's objects are read or changed.
+ACTORS = ["anonymous", "owner", "other", "staff", "nobody", "operator", "superuser"]
+OWN = [401, 200, 404, 403, 403, 200, 200]  # tenant A's object: its users and permission holders
+DENIED = [401, 403, 403, 403, 403, 200, 200]  # model permissions only
 # (method, path, body, expected status per actor)
 MATRIX = [
-    ("get", "/api/subscriptions/", None, [401, 200, 200, 200, 200, 200]),
-    ("post", "/api/subscriptions/", "new", [401, 201, 201, 201, 201, 201]),
+    ("get", "/api/subscriptions/", None, [401, 200, 200, 403, 403, 200, 200]),
+    ("post", "/api/subscriptions/", "new", [401, 201, 201, 403, 403, 201, 201]),
     ("get", SUB, None, OWN),
     ("patch", SUB, {"description": "changed"}, OWN),
     ("put", SUB, "new", OWN),
-    ("delete", SUB, None, [401, 204, 404, 404, 204, 204]),
+    ("delete", SUB, None, [401, 204, 404, 403, 403, 204, 204]),
     ("post", SUB + "rotate-secret/", {}, OWN),
-    ("post", SUB + "test/", None, [401, 202, 404, 404, 202, 202]),
-    ("post", SUB + "replay/", {"since": "2026-01-01T00:00:00Z"}, [401, 202, 404, 404, 202, 202]),
-    ("get", "/api/event-types/", None, [401, 200, 200, 200, 200, 200]),
-    ("post", "/api/event-types/", {"name": "user.signed_up"}, [401, 403, 403, 403, 201, 201]),
-    ("get", "/api/event-types/order.created/", None, [401, 200, 200, 200, 200, 200]),
+    ("post", SUB + "test/", None, [401, 202, 404, 403, 403, 202, 202]),
+    (
+        "post",
+        SUB + "replay/",
+        {"since": "2026-01-01T00:00:00Z"},
+        [401, 202, 404, 403, 403, 202, 202],
+    ),
+    # The catalog is the host's, not a tenant's: readable by every logged-in user.
+    ("get", "/api/event-types/", None, [401, 200, 200, 200, 200, 200, 200]),
+    ("post", "/api/event-types/", {"name": "user.signed_up"}, [401, 403, 403, 403, 403, 201, 201]),
+    ("get", "/api/event-types/order.created/", None, [401, 200, 200, 200, 200, 200, 200]),
     (
         "patch",
         "/api/event-types/order.created/",
         {"description": "x"},
-        [401, 403, 403, 403, 200, 200],
+        DENIED,
     ),
-    (
-        "put",
-        "/api/event-types/order.created/",
-        {"name": "order.created"},
-        [401, 403, 403, 403, 200, 200],
-    ),
-    ("delete", "/api/event-types/order.created/", None, [401, 403, 403, 403, 204, 204]),
-    ("get", "/api/events/", None, [401, 200, 200, 200, 200, 200]),
+    ("put", "/api/event-types/order.created/", {"name": "order.created"}, DENIED),
+    ("delete", "/api/event-types/order.created/", None, [401, 403, 403, 403, 403, 204, 204]),
+    ("get", "/api/events/", None, [401, 200, 200, 403, 403, 200, 200]),
     ("get", "/api/events/{event}/", None, OWN),
-    ("post", "/api/events/", {"type": "order.created", "data": {}}, [401, 403, 403, 403, 202, 202]),
-    ("get", "/api/deliveries/", None, [401, 200, 200, 200, 200, 200]),
+    (
+        "post",
+        "/api/events/",
+        {"type": "order.created", "data": {}},
+        [401, 403, 403, 403, 403, 202, 202],
+    ),
+    ("get", "/api/deliveries/", None, [401, 200, 200, 403, 403, 200, 200]),
     ("get", "/api/deliveries/{delivery}/", None, OWN),
-    ("post", "/api/deliveries/{delivery}/retry/", None, [401, 202, 404, 404, 202, 202]),
-    ("get", "/api/tenants/", None, [401, 403, 403, 403, 200, 200]),
-    ("get", "/api/tenants/tenant-a/", None, [401, 403, 403, 403, 200, 200]),
+    ("post", "/api/deliveries/{delivery}/retry/", None, [401, 202, 404, 403, 403, 202, 202]),
+    ("get", "/api/tenants/", None, DENIED),
+    ("get", "/api/tenants/tenant-a/", None, DENIED),
+    ("post", "/api/tenants/tenant-a/portal-link/", None, DENIED),
+    ("post", "/api/tenants/tenant-a/portal-sessions/revoke/", None, DENIED),
 ]
 CASES = [
     pytest.param(method, path, body, actor, expected[i], id=f"{method}-{path}-{actor}")
@@ -177,7 +195,6 @@ def test_lists_show_the_tenants_subscriptions_and_permission_holders_see_all(use
     # A tenant's users share its subscriptions, whoever created them.
     assert ids("owner") == {str(mine.pk), str(ours.pk)}
     assert ids("other") == {str(theirs.pk)}
-    assert ids("staff") == set()
     assert ids("operator") == ids("superuser") == {str(mine.pk), str(ours.pk), str(theirs.pk)}
 
 
@@ -191,7 +208,7 @@ def test_deliveries_of_other_tenants_are_invisible(
         publish("order.created", {}, tenant=A)
     assert len(client_for(users["owner"]).get("/api/deliveries/").json()["results"]) == 1
     assert len(client_for(users["other"]).get("/api/deliveries/").json()["results"]) == 0
-    assert len(client_for(users["staff"]).get("/api/deliveries/").json()["results"]) == 0
+    assert client_for(users["staff"]).get("/api/deliveries/").status_code == 403
     assert len(client_for(users["operator"]).get("/api/deliveries/").json()["results"]) == 1
 
 

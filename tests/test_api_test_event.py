@@ -7,14 +7,14 @@ from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
 from deliveries.models import Delivery, DeliveryStatus, Event
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def test_test_event_reaches_only_its_subscription(worker, receiver, django_user_model):
-    owner = django_user_model.objects.create_user("owner")
+    owner = make_tenant_user("owner", "default")
     target = make_subscription(receiver.url("/target"), ["order.*"], owner=owner)
     make_subscription(receiver.url("/bystander"), ["*"], owner=owner)
     api = APIClient()

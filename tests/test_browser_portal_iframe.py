@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from portal.access import make_token
+from portal.access import entry_path, make_token
 from tests.browser import ARTIFACTS, chromium, needs_chromium
 from tests.portal_helpers import tenant_endpoint
 
@@ -54,7 +54,7 @@ class Product:
 @pytest.fixture
 def framed(live_server, monkeypatch, db):
     tenant_endpoint("acme", description="Framed hook")
-    product = Product(f"{live_server.url}/portal/access/{make_token('acme')}/")
+    product = Product(live_server.url + entry_path(make_token("acme")))
     with chromium(monkeypatch) as browser:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         yield product, context.new_page()

@@ -18,6 +18,7 @@ from deliveries.checks import check_celery, check_pipeline_settings
 from deliveries.schedule import BEAT_SCHEDULE, register_periodic_tasks
 from portal.checks import check_portal_settings
 from subscriptions.checks import check_webhooks_settings
+from subscriptions.conf import DEFAULTS as REGISTRY_DEFAULTS
 from tests.procs import ROOT
 
 BROKER = "redis://127.0.0.1:1/0"
@@ -258,9 +259,41 @@ def test_project_loading_its_celery_app_passes(tmp_path):
 # --- WEBHOOKS ----------------------------------------------------------------------------------
 
 
+# A cache every process shares, as production has (nothing connects while checking).
+SHARED_CACHE = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/1",
+    }
+}
+
+
 def webhooks_messages(**webhooks):
-    with override_settings(WEBHOOKS=webhooks):
+    with override_settings(WEBHOOKS=webhooks, CACHES=SHARED_CACHE):
         return check_webhooks_settings() + check_pipeline_settings() + check_portal_settings()
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "django.core.cache.backends.locmem.LocMemCache",
+        "django.core.cache.backends.dummy.DummyCache",
+    ],
+)
+def test_budgets_in_a_process_local_cache_are_w018_without_debug(backend):
+    local = {"default": {"BACKEND": backend}}
+    with override_settings(DEBUG=False, CACHES=local, WEBHOOKS={}):
+        production = check_webhooks_settings()
+    with override_settings(DEBUG=True, CACHES=local, WEBHOOKS={}):
+        development = check_webhooks_settings()
+    unthrottled = {"THROTTLE_RATES": dict.fromkeys(REGISTRY_DEFAULTS["THROTTLE_RATES"])}
+    with override_settings(DEBUG=False, CACHES=local, WEBHOOKS=unthrottled):
+        nothing_counted = check_webhooks_settings()
+
+    assert ids(production) == ["webhooks.W018"]
+    assert "CACHES['default']" in production[0].hint
+    assert development == nothing_counted == []
+    assert webhooks_messages() == []  # a shared cache: nothing to say
 
 
 def test_valid_webhooks_settings_pass():
@@ -321,6 +354,9 @@ def test_unknown_key_is_e006_with_a_suggestion():
         ("PORTAL_LINK_MAX_AGE", 0),
         ("PORTAL_SESSION_AGE", "3600"),
         ("PORTAL_FRAME_ANCESTORS", ["'self'; script-src *"]),
+        ("TRUSTED_PROXIES", -1),
+        ("TRUSTED_PROXIES", "10.0.0.0/8"),
+        ("TRUSTED_PROXIES", ["10.0.0.0/8", "not-a-network"]),
     ],
 )
 def test_wrong_type_or_value_is_e007_naming_the_key(key, value):
@@ -349,6 +385,8 @@ def test_max_countdown_beyond_visibility_timeout_is_e009():
 def test_unsafe_switches_warn_only_without_debug(key, check_id):
     with override_settings(DEBUG=False):
         production = webhooks_messages(**{key: True})
+        assert webhooks_messages(TRUSTED_PROXIES=2) == []
+        assert webhooks_messages(TRUSTED_PROXIES=["10.0.0.0/8", "2001:db8::/32"]) == []
         off = webhooks_messages(**{key: False})
     with override_settings(DEBUG=True):
         development = webhooks_messages(**{key: True})
@@ -365,7 +403,7 @@ def test_the_portal_owns_and_checks_its_keys():
 
     registered = checks.registry.registry.get_checks()
     assert check_portal_settings in registered  # by PortalConfig.ready()
-    with override_settings(WEBHOOKS={"PORTAL_SESSION_AGE": 60}):
+    with override_settings(WEBHOOKS={"PORTAL_SESSION_AGE": 60}, CACHES=SHARED_CACHE):
         assert portal.PORTAL_SESSION_AGE == 60
         assert check_webhooks_settings() == []  # a known key: the portal's count
         with pytest.raises(AttributeError):

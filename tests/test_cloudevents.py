@@ -10,7 +10,7 @@ from standardwebhooks import Webhook
 from deliveries.models import Delivery, DeliveryStatus
 from deliveries.services import publish
 from subscriptions.models import EventType, Subscription
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.procs import wait_until
 
 try:  # the 1.x API, kept in 2.x under cloudevents.v1
@@ -53,7 +53,7 @@ def test_cloudevents_delivery_parses_with_the_sdk(worker, receiver, settings):
 
 def test_custom_headers_are_sent_and_redacted_in_history(worker, receiver, django_user_model):
     EventType.objects.create(name="order.created")
-    owner = django_user_model.objects.create_user("owner")
+    owner = make_tenant_user("owner", "default")
     api = APIClient()
     api.force_authenticate(owner)
     created = api.post(

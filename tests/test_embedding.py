@@ -173,10 +173,10 @@ status = hook(request).status_code
 # The portal from the wheel: its templates render and its static files are found.
 from django.contrib.staticfiles import finders
 from django.test import Client
-from portal.access import make_token
+from portal.access import entry_path, make_token
 
 browser = Client(HTTP_HOST="localhost")
-browser.get("/portal/access/" + make_token("default") + "/")
+browser.get(entry_path(make_token("default")))
 portal_page = browser.get("/portal/endpoints/")
 print("RESULT " + json.dumps({{
     "portal": [portal_page.status_code, captured["url"] in portal_page.content.decode()],

@@ -17,7 +17,7 @@ from deliveries.models import Delivery, DeliveryStatus, Event
 from deliveries.services import attempt_delivery, fan_out
 from deliveries.services.probes import send_test_event
 from subscriptions.models import EventType, Subscription
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.procs import wait_until
 from tests.receiver import Reply
 
@@ -88,7 +88,7 @@ def test_changing_the_filters_through_the_api_discards_what_no_longer_matches(
     django_user_model, broker, django_capture_on_commit_callbacks
 ):
     EventType.objects.create(name="invoice.sent")
-    owner = django_user_model.objects.create_user("owner")
+    owner = make_tenant_user("owner", "default")
     sub = make_subscription("http://127.0.0.1:9/hook", ["order.*", "invoice.*"], owner=owner)
     dropped = waiting_delivery(sub, "order.created")
     kept = waiting_delivery(sub, "invoice.sent")
@@ -134,7 +134,7 @@ def test_changing_the_filters_in_the_admin_discards_what_no_longer_matches(
                 "description": "d",
                 "event_types": '["invoice.*"]',
                 "payload_format": "standard",
-                "headers": "{}",
+                "headers": "",
             },
         )
 

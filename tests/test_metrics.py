@@ -88,3 +88,28 @@ def test_metrics_change_as_deliveries_happen(worker, receiver, client):
     inf = ("webhooks_attempt_duration_seconds_bucket", (("le", "+Inf"),))
     assert after[inf] == before[inf] + 1
     assert after[("webhooks_backlog_due", ())] == 0
+
+
+@pytest.mark.django_db
+@override_settings(WEBHOOKS=ENABLED)
+def test_subscriptions_by_state_are_counted_at_most_once_a_minute(client, monkeypatch):
+    from deliveries import metrics
+
+    clock = [1000.0]
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(metrics, "_states", None)
+    make_subscription("http://127.0.0.1:9/on")
+    make_subscription("http://127.0.0.1:9/off", is_active=False)
+    active = ("webhooks_subscriptions", (("state", "active"),))
+    disabled = ("webhooks_subscriptions", (("state", "disabled"),))
+
+    first = scrape(client)
+    make_subscription("http://127.0.0.1:9/on2")
+    clock[0] += metrics.SUBSCRIPTION_COUNT_TTL - 1
+    cached = scrape(client)
+    clock[0] += 1
+    counted = scrape(client)
+
+    assert (first[active], first[disabled]) == (1, 1)
+    assert (cached[active], cached[disabled]) == (1, 1)  # the count of a minute ago
+    assert (counted[active], counted[disabled]) == (2, 1)

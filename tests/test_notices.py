@@ -17,44 +17,18 @@ from django.db import connections, transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from deliveries import signals
 from deliveries.models import Delivery, DeliveryStatus, EndpointNotice, NoticeKind
 from deliveries.services import attempt_delivery, maintenance, notices, publish
 from subscriptions.models import Subscription
 from subscriptions.secrets import generate_secret
 from subscriptions.services import disable_subscription
-from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.factories import make_subscription, make_tenant_user
+from tests.ops_helpers import make_delivery, notices_of
 from tests.procs import wait_until
 from tests.receiver import Reply
 from webhooks_receiver import verify
 
 DAY = 86400
-
-
-class Recorder:
-    """A real receiver of `endpoint_notice`, connected for the test's duration."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict] = []
-        signals.endpoint_notice.connect(self, weak=False, dispatch_uid="test-notice-recorder")
-
-    def __call__(self, **kwargs) -> None:
-        self.calls.append(kwargs)
-
-    @property
-    def kinds(self) -> list[str]:
-        return [call["notice"].kind for call in self.calls]
-
-    def close(self) -> None:
-        signals.endpoint_notice.disconnect(dispatch_uid="test-notice-recorder")
-
-
-@pytest.fixture
-def recorder():
-    rec = Recorder()
-    yield rec
-    rec.close()
 
 
 def waiting(sub: Subscription) -> Delivery:
@@ -69,18 +43,15 @@ def attempt(delivery: Delivery) -> Delivery:
     return delivery
 
 
-def notices_of(sub: Subscription) -> list[tuple[str, dt.datetime]]:
-    rows = EndpointNotice.objects.filter(subscription=sub).order_by("pk")
-    return list(rows.values_list("kind", "incident_started_at"))
-
-
 # --- One notice per incident, through real failures ----------------------------------------------
 
 
 @pytest.mark.django_db
 def test_a_failing_endpoint_makes_one_notice_per_incident(
-    receiver, recorder, django_capture_on_commit_callbacks
+    receiver, recorder, django_capture_on_commit_callbacks, webhooks
 ):
+    # No cool-down: every recovery is final at once (tests/test_notice_bounds.py has it on).
+    webhooks(NOTICE_COOLDOWN=0)
     receiver.script("/hook", Reply(500, body=b"database is down"))
     sub = make_subscription(receiver.url("/hook"), owner=None)
     deliveries = [waiting(sub) for _ in range(3)]
@@ -95,7 +66,7 @@ def test_a_failing_endpoint_makes_one_notice_per_incident(
     assert notices_of(sub) == [(NoticeKind.FAILING, sub.failing_since)]
     notice = EndpointNotice.objects.get(subscription=sub)
     assert notice.disable_at == sub.failing_since + dt.timedelta(seconds=5 * DAY)
-    assert notice.reason == "HTTP 500"
+    assert notice.reason == "Receiver answered 500"
     # At the first failure, one delivery of the incident had not arrived: the one that failed.
     assert notice.missed_count == 1
     assert notice.missed_since == deliveries[0].created_at
@@ -253,7 +224,7 @@ def test_the_notice_is_emailed_to_the_endpoint_contact_once(
     receiver, webhooks, django_user_model, django_capture_on_commit_callbacks, broker
 ):
     webhooks(NOTICE_EMAIL=True)
-    owner = django_user_model.objects.create_user("acme", email="ops@acme.example")
+    owner = make_tenant_user("acme", "default", email="ops@acme.example")
     receiver.script("/hook", Reply(500, body=b"nope"))
     sub = make_subscription(receiver.url("/hook"), owner=owner, description="Acme orders")
 
@@ -268,7 +239,7 @@ def test_the_notice_is_emailed_to_the_endpoint_contact_once(
     message = mail.outbox[0]
     assert message.to == ["ops@acme.example"]
     assert message.subject == "Webhook endpoint failing: Acme orders"
-    assert "Last error: HTTP 500" in message.body
+    assert "Last error: Receiver answered 500" in message.body
     disable_at = notice.disable_at.isoformat().replace("+00:00", "Z")
     assert f"If no delivery succeeds before {disable_at}, the endpoint will be disabled." in (
         message.body
@@ -295,6 +266,31 @@ def test_the_tenants_contact_address_comes_first(webhooks, django_user_model):
     assert mail.outbox[0].to == ["webhooks@acme.example"]
     assert "Tenant: org_42" in mail.outbox[0].body
     assert notice.tenant_id == "org_42"
+
+
+@pytest.mark.django_db
+def test_the_owner_is_told_only_while_they_belong_to_the_tenant(webhooks, django_user_model):
+    from django.contrib.auth.models import Group
+
+    webhooks(NOTICE_EMAIL=True)
+    dev = make_tenant_user("dev", "org_42", email="dev@acme.example")
+    sub = make_subscription("http://127.0.0.1:9/t", owner=dev, tenant="org_42")
+    notice = notices.endpoint_failing(sub, timezone.now())
+    assert notices.contact_addresses(notice) == ["dev@acme.example"]
+
+    # The developer leaves the customer account: the owner field stays, the mail stops.
+    dev.groups.remove(Group.objects.get(name="tenant:org_42"))
+    assert notices.contact_addresses(notice) == []
+
+    # An operator who made an endpoint for a customer is not that customer's contact...
+    root = django_user_model.objects.create_superuser("root", "root@ops.example", "pw")
+    theirs = make_subscription("http://127.0.0.1:9/c", owner=root, tenant="org_42")
+    assert notices.contact_addresses(notices.endpoint_failing(theirs, timezone.now())) == []
+    # ... but is the contact of the default tenant's endpoints, which operators run.
+    ours = make_subscription("http://127.0.0.1:9/o", owner=root)
+    assert notices.contact_addresses(notices.endpoint_failing(ours, timezone.now())) == [
+        "root@ops.example"
+    ]
 
 
 @pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from deliveries.models import Delivery, Event
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, roll_up
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
@@ -124,6 +124,7 @@ def test_webhook_stats_prints_a_table(broker):
     sub = make_subscription("http://127.0.0.1:9/stats", failing_since=timezone.now())
     make_delivery(sub, "succeeded", attempts=[(200, 30)])
     make_delivery(sub, "failed", attempts=[(500, 30)])
+    roll_up()
     out = run("webhook_stats")
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["subscription", "url", "active", "24h"]

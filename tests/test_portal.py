@@ -21,7 +21,7 @@ from portal import access, replays
 from portal.conf import webhook_settings
 from subscriptions.models import Subscription, Tenant
 from tests.factories import make_tenant_user
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, roll_up
 from tests.portal_helpers import open_portal, order_type, portal_url, tenant_endpoint
 from webhooks_receiver import verify
 
@@ -54,7 +54,7 @@ def webhooks(**keys):
 def test_a_link_opens_a_session_for_its_tenant_and_leaves_the_address_bar(client):
     tenant_endpoint(TENANT, description="Order sync")
 
-    response = client.get(portal_url("enter", access.make_token(TENANT)))
+    response = client.get(access.entry_path(access.make_token(TENANT)))
 
     assert response.status_code == 302
     assert response["Location"] == portal_url("endpoints")
@@ -70,7 +70,7 @@ def test_opening_a_link_cycles_the_session_key(client):
     session.save()
     before = session.session_key
 
-    client.get(portal_url("enter", access.make_token(TENANT)))
+    client.get(access.entry_path(access.make_token(TENANT)))
 
     assert client.session.session_key != before
     assert client.session["unrelated"] == "kept"
@@ -81,7 +81,7 @@ def test_an_expired_link_is_refused_with_403(client, monkeypatch):
     later = time.time() + webhook_settings.PORTAL_LINK_MAX_AGE + 5
     monkeypatch.setattr(signing.time, "time", lambda: later)
 
-    response = client.get(portal_url("enter", token))
+    response = client.get(access.entry_path(token))
 
     assert response.status_code == 403
     assert "This portal link has expired" in text(response)
@@ -94,9 +94,9 @@ def test_link_lifetime_follows_the_setting(client, monkeypatch):
     monkeypatch.setattr(signing.time, "time", lambda: later)
 
     with webhooks(PORTAL_LINK_MAX_AGE=60):
-        assert client.get(portal_url("enter", token)).status_code == 403
+        assert client.get(access.entry_path(token)).status_code == 403
     with webhooks(PORTAL_LINK_MAX_AGE=600):
-        assert client.get(portal_url("enter", token)).status_code == 302
+        assert client.get(access.entry_path(token)).status_code == 302
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_link_lifetime_follows_the_setting(client, monkeypatch):
     ],
 )
 def test_a_tampered_link_is_refused_with_400(client, token):
-    response = client.get(portal_url("enter", token(access.make_token(TENANT))))
+    response = client.get(access.entry_path(token(access.make_token(TENANT))))
 
     assert response.status_code == 400
     assert "This portal link is not valid" in text(response)
@@ -180,7 +180,7 @@ def test_a_link_session_wins_over_the_resolver(client):
     tenant_endpoint(TENANT, description="Acme's hook")
     tenant_endpoint("globex", description="Globex's hook")
     client.force_login(make_tenant_user("gus", "globex"))
-    open_portal(client, TENANT)
+    open_portal(client, TENANT, confirm=True)
 
     page = text(client.get(portal_url("endpoints")))
 
@@ -259,6 +259,7 @@ def test_the_endpoint_list_shows_health(portal):
     for _ in range(3):
         make_delivery(good, DeliveryStatus.SUCCEEDED, attempts=[(200, 40)])
     make_delivery(bad, DeliveryStatus.FAILED, attempts=[(500, 120), (503, 3000), (None, 20)])
+    roll_up()
 
     page = text(portal.get(portal_url("endpoints")))
 
@@ -276,6 +277,15 @@ def test_the_endpoint_list_is_empty_for_a_new_tenant(portal):
     page = text(portal.get(portal_url("endpoints")))
 
     assert "No endpoints yet" in page
+
+
+def assert_not_parked(client, secret: str) -> None:
+    """`secret` is in neither the session nor any cookie (the messages cookie included)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore(session_key=client.cookies["sessionid"].value).load()
+    assert secret not in repr(session)
+    assert all(secret not in morsel.value for morsel in client.cookies.values())
 
 
 def create_data(**fields) -> dict:
@@ -304,14 +314,17 @@ def test_creating_an_endpoint_shows_its_secret_once(portal, public_dns):
     response = portal.post(portal_url("endpoint-create"), create_data())
 
     subscription = Subscription.objects.get()
-    assert response.status_code == 302
-    assert response["Location"] == portal_url("endpoint", subscription.pk)
+    # Shown in the answer to the POST itself, never cached, never parked in the session or a
+    # message for a later page.
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     assert subscription.tenant_id == TENANT
     assert subscription.event_types == ["order.created"]
-    page = text(portal.get(response["Location"]))
+    page = text(response)
     assert subscription.secret in page
     assert 'data-copy="#secret-value"' in page
-    assert subscription.secret not in text(portal.get(response["Location"]))
+    assert_not_parked(portal, subscription.secret)
+    assert subscription.secret not in text(portal.get(portal_url("endpoint", subscription.pk)))
 
 
 @pytest.mark.parametrize(
@@ -500,11 +513,13 @@ def test_rotating_explains_the_overlap_then_shows_the_new_secret_once(portal):
     assert "For the next 2 hours" in explained_2h
     subscription.refresh_from_db()
     assert subscription.secret != old and subscription.previous_secret == old
-    page = text(portal.get(response["Location"]))
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    page = text(response)
     assert subscription.secret in page and old not in page
     assert "The old one keeps signing beside it for 1 day" in page
     assert "the previous secret also signs until" in page
-    assert subscription.secret not in text(portal.get(response["Location"]))
+    assert_not_parked(portal, subscription.secret)
+    assert subscription.secret not in text(portal.get(portal_url("endpoint", subscription.pk)))
     again = text(portal.get(portal_url("endpoint-rotate", subscription.pk)))
     assert "A rotation is already under way" in again
 
@@ -856,7 +871,7 @@ def test_portal_pages_send_a_content_security_policy(portal):
     assert response["X-Frame-Options"] == "DENY"
     assert response["Cache-Control"] == "no-store, private"
     assert response["Referrer-Policy"] == "same-origin"
-    refused = Client().get(portal_url("enter", "garbage"))
+    refused = Client().get(access.entry_path("garbage"))
     assert "frame-ancestors" in refused["Content-Security-Policy"]
 
 
@@ -944,14 +959,23 @@ def test_portal_actions_spend_the_tenants_api_budget(portal, broker):
         ("retry", "delivery-retry", "delivery"),
     ],
 )
-def test_every_costly_portal_action_is_throttled(portal, scope, route, kind):
+def test_every_costly_portal_action_is_throttled(portal, public_dns, broker, scope, route, kind):
+    order_type()
     subscription = tenant_endpoint(TENANT)
     delivery = make_delivery(subscription, DeliveryStatus.FAILED)
     target = {"subscription": subscription, "delivery": delivery}.get(kind)
     url = portal_url(route, target.pk) if target else portal_url(route)
+    accepted = {
+        "create": create_data(),
+        "replay": {"since": "2026-01-01T10:00", "status": ["failed"]},
+        "retry": {},
+    }[scope]
 
     with webhooks(THROTTLE_RATES={scope: "1/hour"}):
-        portal.post(url, {})
-        response = portal.post(url, {})
+        if scope != "retry":  # an invalid form did nothing and spends nothing
+            assert portal.post(url, {"since": "yesterday", "url": "x"}).status_code == 400
+        first = portal.post(url, accepted)
+        response = portal.post(url, accepted)
 
+    assert first.status_code in (200, 302)
     assert response.status_code == 429

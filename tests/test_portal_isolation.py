@@ -158,12 +158,61 @@ def test_a_refused_link_opens_nothing(client, tenants, monkeypatch, expired):
     else:
         token = token[:-1] + ("A" if token[-1] != "A" else "B")
 
-    refused = client.get(portal_url("enter", token))
+    refused = client.get(access.entry_path(token))
     page = client.get(portal_url("endpoints"))
 
     assert refused.status_code == (403 if expired else 400)
     assert page.status_code == 403
     assert "B private hook" not in refused.content.decode() + page.content.decode()
+
+
+# --- Logged in, no tenant, no permission: no portal ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "route, method",
+    [(route, method) for route in sorted(OBJECT_ROUTES) for method in ("get", "post")]
+    + [(route, method) for route in LIST_ROUTES for method in ("get", "post")],
+)
+def test_logging_in_alone_opens_no_portal_page(client, django_user_model, route, method):
+    # Closed by default: the reference resolver puts a user in no tenant unless a
+    # "tenant:<key>" group says so, and the portal belongs to a tenant.
+    order_type()
+    default = tenant_endpoint("default", "http://127.0.0.1:9/operator-hook", description="Ops")
+    delivery = make_delivery(default, DeliveryStatus.FAILED, attempts=[(500, 10)])
+    client.force_login(django_user_model.objects.create_user("nobody", password="pw"))
+    target = {"subscription": default, "delivery": delivery}
+    args = (target[OBJECT_ROUTES[route][0]].pk,) if route in OBJECT_ROUTES else ()
+    before = Subscription.objects.filter(pk=default.pk).values().get()
+
+    response = getattr(client, method)(portal_url(route, *args))
+
+    assert response.status_code in (403, 405)
+    assert "operator-hook" not in response.content.decode()
+    assert Subscription.objects.filter(pk=default.pk).values().get() == before
+    assert Subscription.objects.count() == 1
+
+
+# --- Refusals carry the portal's security headers ---------------------------------------------
+
+
+def assert_secured(response) -> None:
+    assert "frame-ancestors" in response["Content-Security-Policy"]
+    assert "no-store" in response["Cache-Control"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_the_404_and_403_pages_carry_the_security_headers(client, tenants):
+    missing = client.get(portal_url("endpoint", tenants["subscription"].pk))
+    assert missing.status_code == 404
+    assert "b-secret-hook" not in missing.content.decode()
+    assert_secured(missing)
+
+    client.post(portal_url("leave"))
+    no_access = client.get(portal_url("endpoints"))
+    assert no_access.status_code == 403
+    assert_secured(no_access)
 
 
 @pytest.mark.parametrize("method", ["get", "post"])

@@ -51,7 +51,7 @@ def test_a_failing_endpoint_page_says_when_it_will_be_disabled_and_offers_the_re
     box = page.split('id="endpoint-notice"', 1)[1].split("</section>", 1)[0]
     when = timezone.localtime(notice.disable_at).strftime("%Y-%m-%d %H:%M:%S %Z")
     assert f"If no delivery succeeds before {when}, this endpoint will be disabled." in box
-    assert "Last error: HTTP 500." in box
+    assert "Last error: Receiver answered 500." in box
     assert "1 delivery had not reached it" in box
     link = re.search(r'id="endpoint-notice-replay" href="([^"]+)"', box).group(1)
     assert link.startswith(portal_url("replay", endpoint.pk) + "?")

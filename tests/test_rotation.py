@@ -20,7 +20,7 @@ from deliveries.services import publish
 from subscriptions import services
 from subscriptions.models import Subscription
 from subscriptions.secrets import generate_secret, validate_secret
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.procs import wait_until
 
 
@@ -71,7 +71,7 @@ def test_rotation_never_logs_a_secret(caplog):
 def test_receivers_with_either_secret_verify_during_overlap_then_only_new(
     worker, receiver, django_user_model
 ):
-    owner = django_user_model.objects.create_user("owner")
+    owner = make_tenant_user("owner", "default")
     sub = make_subscription(receiver.url("/rotating"), owner=owner)
     old_secret = sub.secret
     api = APIClient()
@@ -122,15 +122,19 @@ def test_admin_action_rotates_and_shows_the_new_secret_once(client, django_user_
     response = client.post(
         "/admin/webhook_subscriptions/subscription/",
         {"action": "rotate_secrets", "_selected_action": [str(s.pk) for s in subs]},
-        follow=True,
     )
 
+    # The answer to the action shows them (no redirect, never cached); no message or session
+    # keeps them for a later page.
     assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
     text = response.content.decode()
     assert "Rotated the secrets of 2 subscriptions" in text
+    later = client.get("/admin/webhook_subscriptions/subscription/").content.decode()
     for sub in Subscription.objects.filter(pk__in=old):
         assert sub.previous_secret == old[sub.pk] and sub.secret != old[sub.pk]
-        assert sub.secret in text  # shown in the message, once
+        assert sub.secret in text  # shown once, in the answer to the action
+        assert sub.secret not in later and sub.secret not in repr(dict(client.session))
     # The change page shows no secret, old or new.
     page = client.get(f"/admin/webhook_subscriptions/subscription/{subs[0].pk}/change/")
     fresh = Subscription.objects.get(pk=subs[0].pk)

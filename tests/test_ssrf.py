@@ -21,7 +21,7 @@ from deliveries.transport import send
 from subscriptions import netguard
 from subscriptions.models import EventType, Subscription
 from subscriptions.netguard import BlockedDestination, resolve_destination
-from tests.factories import make_subscription
+from tests.factories import make_subscription, make_tenant_user
 from tests.procs import wait_until
 from tests.receiver import Reply
 from tests.stubdns import resolving
@@ -189,7 +189,7 @@ def test_guard_refuses_malformed_destinations(guard_off, url, message):
 def owner_api(django_user_model):
     EventType.objects.create(name="order.created")
     client = APIClient()
-    client.force_authenticate(django_user_model.objects.create_user("owner"))
+    client.force_authenticate(make_tenant_user("owner", "default"))
     return client
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 from deliveries.models import DeliveryStatus, Event
 from subscriptions.models import Tenant
 from tests.factories import make_subscription
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, roll_up
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +31,7 @@ def two_tenants():
     make_delivery(a_ok, DeliveryStatus.SUCCEEDED, attempts=[(200, 30)], data={"who": "a-ok"})
     make_delivery(a_bad, DeliveryStatus.RETRYING, attempts=[(500, 30)], data={"who": "a-bad"})
     make_delivery(b, DeliveryStatus.SUCCEEDED, attempts=[(200, 5)], data={"who": "b"})
+    roll_up()
     return a_ok, a_bad, b
 
 

@@ -8,12 +8,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from deliveries.models import DeliveryStatus
 from deliveries.services import inflight
 from subscriptions.models import Subscription, Tenant
 from tests.factories import api_client, make_subscription, make_user
-from tests.ops_helpers import make_delivery
+from tests.ops_helpers import make_delivery, roll_up
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +39,7 @@ def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):
     make_delivery(ok, attempts=[(500, 10)], created_at=now - dt.timedelta(days=2))
     make_delivery(make_subscription("http://127.0.0.1:9/b", tenant="org_b"), attempts=[(500, 1)])
     held = inflight.acquire(ok)
+    roll_up()
 
     body = operator.get("/api/tenants/org_a/").json()
 
@@ -53,7 +55,10 @@ def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):
         "success_rate": pytest.approx(2 / 3),
         "p95_ms": 1000,
         "unfinished_deliveries": 1,
+        "counted_up_to": body["health"]["counted_up_to"],
     }
+    # The figures say how far they are counted: past the attempts above (roll_up()).
+    assert parse_datetime(body["health"]["counted_up_to"]) > now
     assert body["in_flight"] == 1
     held.release()
 

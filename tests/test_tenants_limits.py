@@ -53,13 +53,14 @@ def test_a_tenants_own_limit_overrides_the_default_and_binds_operators():
     assert Subscription.objects.count() == 2
 
 
-def test_the_default_tenant_is_limited_by_its_own_row_only(webhooks, django_user_model):
-    # A single-tenant project is one tenant: the per-customer default must not cap it.
+def test_the_default_tenant_counts_subscriptions_by_its_own_row_only(webhooks):
+    # A single-tenant project is one tenant: the per-customer count must not cap it. Its
+    # deliveries in flight are capped like every tenant's (test_default_tenant_is_capped...).
     webhooks(TENANT_MAX_SUBSCRIPTIONS=1, TENANT_MAX_IN_FLIGHT=1)
-    user = api_client(django_user_model.objects.create_user("plain"))
+    user = api_client(make_user("operator", "add_subscription"))
     assert [user.post("/api/subscriptions/", body(n)).status_code for n in range(3)] == [201] * 3
     default = Tenant.objects.default()
-    assert (default.subscription_limit, default.in_flight_limit) == (None, None)
+    assert (default.subscription_limit, default.in_flight_limit) == (None, 1)
     default.max_subscriptions = 3
     default.save()
     assert user.post("/api/subscriptions/", body(9)).status_code == 403
@@ -77,7 +78,7 @@ def test_the_admin_refuses_a_subscription_beyond_the_limit(admin_client, webhook
             "event_types": '["*"]',
             "is_active": "on",
             "payload_format": "standard",
-            "headers": "{}",
+            "headers": "",
         },
     )
     assert response.status_code == 200
@@ -106,6 +107,24 @@ def test_the_tenant_cap_counts_every_endpoint_of_the_tenant(broker, webhooks):
     assert inflight.tenant_in_flight("org_a") == 2 and inflight.in_flight(a1.pk) == 1
     again = inflight.acquire(a2)
     assert again is not None and inflight.in_flight(a2.pk) == 2
+
+
+def test_default_tenant_is_capped_like_every_tenant(broker, webhooks):
+    # Whoever reaches the default tenant must not hold every worker slot (issue: 60 hanging
+    # endpoints of the default tenant held all 40 threads while another tenant waited).
+    webhooks(MAX_IN_FLIGHT=10, TENANT_MAX_IN_FLIGHT=2)
+    inflight.forget_tenant_limits()
+    mine = make_subscription("http://127.0.0.1:9/d1")  # the default tenant
+    also = make_subscription("http://127.0.0.1:9/d2")
+    assert mine.tenant_id == Tenant.objects.default().pk
+
+    held = [inflight.acquire(mine), inflight.acquire(also)]
+
+    assert all(h is not None and h is not inflight.UNCAPPED for h in held)
+    assert inflight.acquire(mine) is None and inflight.acquire(also) is None
+    assert inflight.tenant_in_flight(mine.tenant_id) == 2
+    held[0].release()
+    assert inflight.acquire(also) is not None
 
 
 def test_a_tenants_own_in_flight_cap_applies_and_changes_apply_at_once(broker, webhooks):

@@ -99,14 +99,33 @@ def test_test_events_replays_and_retries_are_throttled(rates, broker):
         assert client.post(url, body, format="json").status_code == 429, url
 
 
+def test_refused_requests_spend_no_budget(rates, broker):
+    # 404s and 409s did nothing: they must not use up the budget for what does (the issue:
+    # 60 refused replays spent the default tenant's replay budget for an hour).
+    import uuid
+
+    rates(test="2/minute")
+    owner = make_tenant_user("owner", "org_a")
+    client = api_client(owner)
+    sub = make_subscription("http://127.0.0.1:9/x", tenant="org_a", owner=owner, is_active=False)
+    test_url = f"/api/subscriptions/{sub.pk}/test/"
+
+    refused = [client.post(test_url).status_code for _ in range(5)]
+    refused += [client.post(f"/api/subscriptions/{uuid.uuid4()}/test/").status_code for _ in "ab"]
+
+    assert refused == [409] * 5 + [404] * 2
+    Subscription.objects.filter(pk=sub.pk).update(is_active=True)
+    assert [client.post(test_url).status_code for _ in range(3)] == [202, 202, 429]
+
+
 def basic(username: str, password: str) -> dict:
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     return {"HTTP_AUTHORIZATION": f"Basic {token}"}
 
 
-def test_failed_logins_are_bounded_per_address_and_user_name(rates, django_user_model):
+def test_failed_logins_are_bounded_per_address_and_user_name(rates):
     rates(failed_login="3/minute")
-    django_user_model.objects.create_user("alice", password="right")
+    make_tenant_user("alice", "org_a", password="right")
     client = APIClient()
     wrong = [
         client.get("/api/subscriptions/", **basic("alice", "wrong")).status_code for _ in range(3)
@@ -119,13 +138,76 @@ def test_failed_logins_are_bounded_per_address_and_user_name(rates, django_user_
     other = APIClient(REMOTE_ADDR="10.0.0.9")
     assert other.get("/api/subscriptions/", **basic("alice", "right")).status_code == 429
     # ... but other users from that address are not.
-    django_user_model.objects.create_user("bob", password="pw")
+    make_tenant_user("bob", "org_a", password="pw")
     assert other.get("/api/subscriptions/", **basic("bob", "pw")).status_code == 200
 
 
-def test_token_guessing_is_bounded_per_address(rates, django_user_model):
+def test_a_client_chosen_forwarded_for_does_not_escape_the_bound(rates):
+    # The issue: 25 sprayed logins, each with a new X-Forwarded-For, got 25 x 401 and no 429.
+    rates(failed_login="5/minute")
+    make_tenant_user("alice", "org_a", password="right")
+    answers = [
+        APIClient(HTTP_X_FORWARDED_FOR=f"198.51.100.{n}")
+        .get("/api/subscriptions/", **basic(f"user{n}", "wrong"))
+        .status_code
+        for n in range(25)
+    ]
+    assert answers == [401] * 5 + [429] * 20
+
+
+@pytest.mark.parametrize(
+    "trusted", [1, ["127.0.0.0/8", "10.0.0.0/8"]], ids=["one-proxy", "proxy-networks"]
+)
+def test_trusted_proxies_say_which_forwarded_for_entry_is_the_client(rates, settings, trusted):
     rates(failed_login="2/minute")
-    token = Token.objects.create(user=django_user_model.objects.create_user("u"))
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "TRUSTED_PROXIES": trusted}
+    make_tenant_user("alice", "org_a", password="right")
+
+    def attempt(forwarded: str, user: str, password: str = "wrong") -> int:
+        client = APIClient(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=forwarded)
+        return client.get("/api/subscriptions/", **basic(user, password)).status_code
+
+    # The client writes what it likes on the left; the proxy appends the address it saw.
+    spray = [attempt(f"203.0.113.{n}, 192.0.2.1", f"u{n}") for n in range(4)]
+    assert spray == [401, 401, 429, 429]
+    # Another client behind the same proxy has a budget of its own.
+    assert attempt("192.0.2.2", "alice", "right") == 200
+
+
+def test_the_admin_login_form_is_bounded_too(rates, client):
+    # The issue: 40 wrong passwords in the admin, then the right one logged in.
+    rates(failed_login="3/minute")
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.create_superuser("root", password="right-password")
+    login = "/admin/login/?next=/admin/"
+    for _ in range(4):
+        client.post(login, {"username": "root", "password": "wrong"})
+
+    response = client.post(login, {"username": "root", "password": "right-password"})
+
+    assert "_auth_user_id" not in client.session
+    assert response.status_code == 200  # the form again, no redirect into the admin
+    # The admin's failures and the API's Basic share the counters.
+    assert APIClient().get("/api/tenants/", **basic("root", "right-password")).status_code == 429
+
+
+def test_others_failed_passwords_never_refuse_a_valid_token(rates):
+    rates(failed_login="2/minute")
+    alice = make_tenant_user("alice", "org_a", password="right")
+    token = Token.objects.create(user=alice)
+    for _ in range(10):
+        APIClient().get("/api/subscriptions/", **basic("alice", "wrong"))
+    assert APIClient().get("/api/subscriptions/", **basic("alice", "right")).status_code == 429
+
+    # Same address, and even the same user name: the lock per name is for passwords only.
+    by_token = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+    assert by_token.get("/api/subscriptions/").status_code == 200
+
+
+def test_token_guessing_is_bounded_per_address(rates):
+    rates(failed_login="2/minute")
+    token = Token.objects.create(user=make_tenant_user("u", "org_a"))
     client = APIClient()
     for _ in range(2):
         client.credentials(HTTP_AUTHORIZATION="Token guessed")
@@ -137,9 +219,9 @@ def test_token_guessing_is_bounded_per_address(rates, django_user_model):
     assert elsewhere.get("/api/subscriptions/").status_code == 200
 
 
-def test_successful_logins_are_not_counted(rates, django_user_model):
+def test_successful_logins_are_not_counted(rates):
     rates(failed_login="2/minute")
-    django_user_model.objects.create_user("alice", password="right")
+    make_tenant_user("alice", "org_a", password="right")
     client = APIClient()
     answers = [
         client.get("/api/subscriptions/", **basic("alice", "right")).status_code for _ in range(5)

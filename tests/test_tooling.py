@@ -157,3 +157,24 @@ def test_the_test_helper_creates_its_own_role_and_never_touches_the_postgres_rol
     assert "ROLE postgres" not in sent and "USER postgres" not in sent
     # Run again (the role exists): the same password, kept in var/.
     assert dev.own_role_url("postgres://postgres@127.0.0.1:5432/webhooks") == url
+
+
+def test_dev_up_keeps_its_secrets_readable_by_their_owner_only(tmp_path, monkeypatch):
+    import stat
+
+    import dev
+
+    monkeypatch.setattr(dev, "VAR", tmp_path / "var")
+    password = dev.admin_password()
+    key_file = tmp_path / "var" / "secret-key.txt"
+    key_file.parent.mkdir(exist_ok=True)
+    key_file.write_text("an-older-run-left-it-0644")
+    key_file.chmod(0o644)
+
+    key = dev.dev_secret_key()
+
+    for name in ("admin-password.txt", "secret-key.txt"):
+        mode = stat.S_IMODE((tmp_path / "var" / name).stat().st_mode)
+        assert mode == 0o600, f"{name}: {oct(mode)}"
+    assert password and dev.admin_password() == password  # kept, not regenerated
+    assert key == "an-older-run-left-it-0644"

@@ -21,7 +21,7 @@ from deliveries.transport import send
 from subscriptions import netguard
 from subscriptions.models import EventType
 from tests.certs import Pki, make_pki
-from tests.factories import make_delivery_to
+from tests.factories import make_delivery_to, make_tenant_user
 from tests.hostile import OK, Close, HostileServer, Pause, Send, Trickle
 from tests.procs import free_port
 from tests.stubdns import resolving
@@ -241,7 +241,7 @@ def test_cyrillic_host_never_makes_send_raise_and_is_delivered(hostile):
 def test_api_keeps_the_url_as_typed(hostile, django_user_model):
     EventType.objects.create(name="order.created")
     api = APIClient()
-    api.force_authenticate(django_user_model.objects.create_user("owner"))
+    api.force_authenticate(make_tenant_user("owner", "default"))
     url = f"http://пример.испытание:{hostile.port}/hook"
     with resolving({"xn--e1afmkfd.xn--80akhbyknj4f": ["127.0.0.1"]}):
         created = api.post(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -44,6 +45,31 @@ if not SECRET_KEY.strip():
     SECRET_KEY = "django-insecure-local-only-change-me"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+# --- HTTPS ----------------------------------------------------------------------------------
+# DJANGO_HTTPS=1 in production (served over HTTPS): session and CSRF cookies only over HTTPS,
+# plain-HTTP requests redirected, and HSTS telling browsers to use HTTPS only for a year
+# (DJANGO_HSTS_SECONDS), subdomains included and preload allowed unless
+# DJANGO_HSTS_INCLUDE_SUBDOMAINS / DJANGO_HSTS_PRELOAD say 0. `manage.py check --deploy` then
+# has nothing to report about them. Behind a proxy that ends TLS, set
+# DJANGO_SECURE_PROXY_SSL_HEADER to the header it sets and its value ("HTTP_X_FORWARDED_PROTO,
+# https") so Django knows the request was HTTPS; only if the proxy always sets or strips it.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+if HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+_proxy_ssl_header = env_list("DJANGO_SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured(
+            "DJANGO_SECURE_PROXY_SSL_HEADER must be a header and its value, e.g. "
+            f"'HTTP_X_FORWARDED_PROTO,https', not {os.environ['DJANGO_SECURE_PROXY_SSL_HEADER']!r}."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -160,18 +186,13 @@ WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "admin:login"
 
-# --- Cache ---------------------------------------------------------------------------------
-# The API's throttles (WEBHOOKS["THROTTLE_RATES"]) count in the default cache. Several web
-# processes must share it, or each counts alone: DJANGO_CACHE_URL names a Redis for it (e.g.
-# redis://127.0.0.1:6379/1). Without it, each process keeps its own counts in memory.
-if os.environ.get("DJANGO_CACHE_URL"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["DJANGO_CACHE_URL"],
-            "KEY_PREFIX": "webhooks",
-        }
-    }
+# The first backend refuses password logins (the admin's form, the API's Basic) from an address
+# or for a user name past WEBHOOKS["THROTTLE_RATES"]["failed_login"] failures; the second is
+# Django's own.
+AUTHENTICATION_BACKENDS = [
+    "subscriptions.authentication.FailedLoginBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 
 # --- Django REST framework ------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -197,6 +218,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # As the API's own schema view names them (deliveries/apidocs.py); `check --deploy` builds
+    # the schema with these settings.
+    "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "deliveries.models.DeliveryStatus"},
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -295,6 +319,39 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 # The periodic tasks the pipeline needs (sweep, dead endpoints, pruning) join the beat schedule
 # by themselves (deliveries/schedule.py); CELERY_BEAT_SCHEDULE is for the project's own tasks.
+
+
+# --- Cache ---------------------------------------------------------------------------------
+# The API's budgets (WEBHOOKS["THROTTLE_RATES"]) and the failed-login bound count in the
+# default cache. Every web process must share it, or each counts alone and every limit is
+# multiplied by the number of processes (the Procfile runs two). DJANGO_CACHE_URL names a Redis
+# for it; without it, the broker's Redis is used, on the next database number (broker on /0:
+# cache on /1), so that flushing one never empties the other. Only a broker that is not Redis
+# (RabbitMQ, the demo's filesystem) leaves each process its own memory, and `manage.py check`
+# warns about that with DEBUG off (webhooks.W018).
+def redis_cache_url(broker_url: str) -> str | None:
+    """The broker's Redis URL on its next database number, or None if the broker is not
+    Redis."""
+    parts = urlsplit(broker_url)
+    if parts.scheme not in {"redis", "rediss"}:
+        return None
+    database = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(database + 1) % 16}"))
+
+
+CACHE_URL = os.environ.get("DJANGO_CACHE_URL") or redis_cache_url(CELERY_BROKER_URL)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "webhooks",
+            # A Redis that is down or frozen must not hang requests: the throttles let
+            # requests through when the cache fails (subscriptions/throttling.py).
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+
 
 # --- Webhooks -------------------------------------------------------------------------------
 # Every key and its default is documented in subscriptions/conf.py (the registry's keys),

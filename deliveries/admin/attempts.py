@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from ..models import Delivery, DeliveryAttempt
+from ..summaries import summarize
 from .common import at_seconds
 
 # Characters of the response body (or error) shown in the table; the rest is in the details.
@@ -21,6 +22,7 @@ class AttemptRow:
     status: str  # "200", "500", or "-" without an answer
     succeeded: bool
     error_kind: str  # label, "" for none
+    summary: str  # one line by kind (deliveries.summaries), "" for a success
     excerpt: str
     request_headers: str  # pretty JSON
     response_headers: str  # pretty JSON
@@ -44,6 +46,9 @@ def attempt_rows(delivery: Delivery) -> list[AttemptRow]:
                 status=str(status) if status is not None else "-",
                 succeeded=attempt.succeeded,
                 error_kind=attempt.get_error_kind_display() if attempt.error_kind else "",
+                summary=summarize(
+                    attempt.error_kind, status, attempt.error, delivery.subscription.url
+                ),
                 excerpt=excerpt(attempt.response_body or attempt.error),
                 request_headers=_pretty(attempt.request_headers),
                 response_headers=_pretty(attempt.response_headers),

@@ -24,6 +24,7 @@ from django.utils.translation import ngettext
 from subscriptions.admin import tenant_filter
 from subscriptions.search import IndexedSearch, as_uuid
 
+from .. import summaries
 from ..models import Delivery, Event
 from ..search import delivery_search, event_search
 from ..services import replay
@@ -122,6 +123,12 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         return pretty_json(obj.data)
 
 
+def _dotted(delivery: Delivery) -> list[str]:
+    """The event type split after each dot, the dots kept: "order." and "created"."""
+    parts = delivery.event.type.split(".")
+    return [part + "." for part in parts[:-1]] + parts[-1:]
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
     list_display = [
@@ -131,7 +138,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "endpoint",
         "badge",
         "attempts",
-        "last_status_code",
+        "last_answer",
         "next_attempt",
         "created",
     ]
@@ -238,7 +245,13 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
-        return super().get_queryset(request).select_related("event", "subscription")
+        queryset = super().get_queryset(request).select_related("event", "subscription")
+        return summaries.with_last_error_kind(queryset)
+
+    @admin.display(description=_("last answer"), ordering="last_status_code")
+    def last_answer(self, obj: Delivery) -> str | None:
+        """One line by error kind (deliveries.summaries); the raw error is on the page."""
+        return summaries.last_answer(obj) or None  # None: the admin's empty value
 
     @admin.display(description=_("tenant"), ordering="subscription__tenant_id")
     def tenant(self, obj: Delivery) -> str | None:
@@ -299,7 +312,8 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
 
     @admin.display(description=_("event type"), ordering="event__type")
     def event_type(self, obj: Delivery) -> str:
-        return obj.event.type
+        # A line may break after each dot (<wbr>): long dotted names never widen the list.
+        return format_html_join(format_html("<wbr>"), "{}", ((part,) for part in _dotted(obj)))
 
     @admin.display(description=_("status"), ordering="status")
     def badge(self, obj: Delivery) -> str:

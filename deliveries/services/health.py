@@ -3,6 +3,14 @@
 Every function here answers for many subscriptions with a fixed number of grouped queries (never
 one per row), so a changelist page of 100 subscriptions costs the same as one of 10.
 
+The 24 h and 7-day attempt figures are read from the hourly rollups (`SubscriptionHour`,
+`TenantHour`, filled every minute by deliveries/services/rollups.py): at most 24 buckets per
+subscription or tenant for "24 h", so they cost the same whatever the traffic, and are up to one
+rollup interval plus `STALE_SENDING_AFTER` old (`rollups.as_of()` says how old). "24 h" is the
+current UTC hour and the 23 before it. Figures that are cheap stay exact: unfinished deliveries
+(the backlog's size), failures in a row (only endpoints in a failing run), the dashboard's last
+60 minutes.
+
 An attempt "succeeded" when the receiver answered 2xx; anything else (non-2xx, timeout, refused
 connection, blocked destination) is a failure of that endpoint.
 """
@@ -14,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Min, Q, QuerySet
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate, TruncMinute
 from django.utils import timezone
 
@@ -22,7 +30,17 @@ from subscriptions.models import Subscription
 
 from ..conf import webhook_settings
 from ..dispatch import queue_lengths
-from ..models import FINISHED, WAITING, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
+from ..models import (
+    FINISHED,
+    WAITING,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    ErrorKind,
+    RollupMark,
+    SubscriptionHour,
+    TenantHour,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +90,52 @@ class Health:
         return self.succeeded_24h / self.attempts_24h
 
 
-def _bucket_counts() -> dict[str, Count]:
+def bucket_counts() -> dict[str, Count]:
+    """Aggregates `le_<ms>`: attempts that took at most each bound of LATENCY_BUCKETS_MS."""
     return {
         f"le_{bound}": Count("pk", filter=Q(duration_ms__lte=bound)) for bound in LATENCY_BUCKETS_MS
     }
+
+
+# The RollupMark row of the attempt rollups (deliveries/services/rollups.py).
+ROLLUP_MARK = "attempts"
+
+
+def counted_up_to() -> dt.datetime | None:
+    """The moment the hourly attempt figures are complete up to (every attempt started before
+    it is counted; None before the first rollup run): shown with the figures, which are up
+    to one rollup interval plus `STALE_SENDING_AFTER` old."""
+    return RollupMark.objects.filter(name=ROLLUP_MARK).values_list("upto", flat=True).first()
+
+
+def floor_hour(moment: dt.datetime) -> dt.datetime:
+    """The start of `moment`'s hour in UTC (the rollups' buckets are UTC hours)."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def last_24_hours(now: dt.datetime) -> dt.datetime:
+    """The first of the 24 hourly buckets that make "the last 24 hours": `now`'s and 23 more."""
+    return floor_hour(now) - dt.timedelta(hours=23)
+
+
+def summed_buckets(
+    model: type[SubscriptionHour] | type[TenantHour],
+    key: str,
+    since: dt.datetime,
+    **filters: object,
+) -> QuerySet:
+    """Rows of {key, attempts, succeeded, le_<ms>...}: `model`'s buckets from the hour `since`
+    on, summed per `key` (one grouped query)."""
+    return (
+        model.objects.filter(hour__gte=since, **filters)
+        .values(key)
+        .annotate(
+            attempts=Sum("attempts"),
+            succeeded=Sum("succeeded"),
+            **{f"le_{b}": Sum(f"le_{b}") for b in LATENCY_BUCKETS_MS},
+        )
+        .order_by()
+    )
 
 
 def quantile_from_buckets(row: dict, total: int, q: float = 0.95) -> tuple[int | None, bool]:
@@ -89,25 +149,11 @@ def quantile_from_buckets(row: dict, total: int, q: float = 0.95) -> tuple[int |
     return LATENCY_BUCKETS_MS[-1], True
 
 
-def attempts_since(since: dt.datetime) -> QuerySet[DeliveryAttempt]:
-    """Attempts started at or after `since`, for figures grouped by the delivery's endpoint or
-    tenant (a join to the deliveries).
-
-    The deliveries are bounded too: created at most the whole retry schedule (plus the
-    longest attempt) before `since`. Without that bound PostgreSQL hashed every stored
-    delivery to join a day of attempts (0.1 s at 100,000 deliveries, ten times that at
-    1,000,000: a cost that grew with `RETENTION_DAYS`); with it, both sides are index ranges
-    the size of the window. What it leaves out: attempts in the window of deliveries older
-    than that (one sent again by hand, or replayed, days later)."""
-    schedule = sum(float(s) for s in webhook_settings.RETRY_SCHEDULE)
-    oldest = since - dt.timedelta(seconds=schedule + webhook_settings.stale_sending_after)
-    return DeliveryAttempt.objects.filter(started_at__gte=since, delivery__created_at__gte=oldest)
-
-
 def subscription_health(
     subscriptions: Sequence[Subscription], now: dt.datetime | None = None
 ) -> dict[object, Health]:
-    """Health of each subscription: four grouped queries whatever their number."""
+    """Health of each subscription: four grouped queries whatever their number (the 24 h and
+    7-day figures from the hourly rollups, failures in a row from the attempts)."""
     now = now or timezone.now()
     ids = [s.pk for s in subscriptions]
     result: dict[object, Health] = {s.pk: Health() for s in subscriptions}
@@ -120,30 +166,24 @@ def subscription_health(
             DayOutcomes((first_day + dt.timedelta(days=i)).date()) for i in range(HISTORY_DAYS)
         ]
 
-    # 1. Last 24 hours: attempts, successes and latency buckets per subscription.
-    recent = (
-        DeliveryAttempt.objects.filter(
-            delivery__subscription_id__in=ids, started_at__gte=now - dt.timedelta(hours=24)
-        )
-        .values("delivery__subscription_id")
-        .annotate(total=Count("pk"), ok=Count("pk", filter=OK), **_bucket_counts())
-        .order_by()
-    )
-    for row in recent:
-        health = result[row["delivery__subscription_id"]]
-        health.attempts_24h, health.succeeded_24h = row["total"], row["ok"]
-        health.p95_ms, health.p95_over = quantile_from_buckets(row, row["total"])
+    # 1. Last 24 hours (24 hourly buckets): attempts, successes and latency per subscription.
+    for row in summed_buckets(
+        SubscriptionHour, "subscription_id", last_24_hours(now), subscription_id__in=ids
+    ):
+        health = result[row["subscription_id"]]
+        health.attempts_24h, health.succeeded_24h = row["attempts"], row["succeeded"]
+        health.p95_ms, health.p95_over = quantile_from_buckets(row, row["attempts"])
 
-    # 2. Last 7 days by calendar day: successes and failures.
+    # 2. Last 7 days by calendar day (of the current time zone): the hourly buckets by day.
     daily = (
-        DeliveryAttempt.objects.filter(delivery__subscription_id__in=ids, started_at__gte=first_day)
-        .annotate(day=TruncDate("started_at"))
-        .values("delivery__subscription_id", "day")
-        .annotate(total=Count("pk"), ok=Count("pk", filter=OK))
+        SubscriptionHour.objects.filter(subscription_id__in=ids, hour__gte=floor_hour(first_day))
+        .annotate(day=TruncDate("hour"))
+        .values("subscription_id", "day")
+        .annotate(total=Sum("attempts"), ok=Sum("succeeded"))
         .order_by()
     )
     for row in daily:
-        for bucket in result[row["delivery__subscription_id"]].days:
+        for bucket in result[row["subscription_id"]].days:
             if bucket.day == row["day"]:
                 bucket.succeeded += row["ok"]
                 bucket.failed += row["total"] - row["ok"]
@@ -236,6 +276,7 @@ class Dashboard:
     backlog: Backlog
     unhealthy: list[Unhealthy]
     status_counts: dict[str, int]
+    counted_up_to: dt.datetime | None = None  # of the unhealthiest's 24 h figures
 
 
 def attempts_per_minute(
@@ -300,21 +341,31 @@ def held_by_reason() -> dict[str, int]:
 
 
 def unhealthiest(now: dt.datetime | None = None, limit: int = 10) -> list[Unhealthy]:
-    """Endpoints with the most failed attempts in the last 24 hours (one grouped query)."""
+    """Endpoints with the most failed attempts in the last 24 hours, most first (then most
+    attempts). Three queries over the hourly rollups, never one row per attempt: the hours
+    with a failure (a partial index) summed per endpoint for the top `limit`, then all their
+    hours for the attempt totals, then the endpoints."""
     now = now or timezone.now()
-    rows = list(
-        attempts_since(now - dt.timedelta(hours=24))
-        .values("delivery__subscription_id")
-        .annotate(total=Count("pk"), failed=Count("pk", filter=~OK))
-        .filter(failed__gt=0)
-        .order_by("-failed", "-total")[:limit]
+    since = last_24_hours(now)
+    failing = SubscriptionHour.objects.filter(hour__gte=since, attempts__gt=F("succeeded"))
+    failed = dict(
+        failing.values("subscription_id")
+        .annotate(failed=Sum(F("attempts") - F("succeeded")))
+        .order_by("-failed", "subscription_id")
+        .values_list("subscription_id", "failed")[: limit * 4]
     )
-    subs = Subscription.objects.in_bulk([r["delivery__subscription_id"] for r in rows])
-    return [
-        Unhealthy(subs[r["delivery__subscription_id"]], r["total"], r["failed"])
-        for r in rows
-        if r["delivery__subscription_id"] in subs
-    ]
+    # The top by failures, with ties broken by attempts: a tie can reach past `limit`, hence
+    # the wider first cut.
+    totals = dict(
+        SubscriptionHour.objects.filter(hour__gte=since, subscription_id__in=list(failed))
+        .values("subscription_id")
+        .annotate(total=Sum("attempts"))
+        .values_list("subscription_id", "total")
+        .order_by()
+    )
+    top = sorted(failed, key=lambda pk: (-failed[pk], -totals.get(pk, 0), str(pk)))[:limit]
+    subs = Subscription.objects.in_bulk(top)
+    return [Unhealthy(subs[pk], totals[pk], failed[pk]) for pk in top if pk in subs]
 
 
 def waiting_deliveries(subscription_ids: Sequence[object]) -> dict[object, dict[str, int]]:
@@ -363,6 +414,7 @@ def dashboard(now: dt.datetime | None = None) -> Dashboard:
         backlog=backlog(now),
         unhealthy=unhealthiest(now),
         status_counts=status_counts(now),
+        counted_up_to=counted_up_to(),
     )
 
 
@@ -378,6 +430,7 @@ class TenantHealth:
     p95_ms: int | None = None  # bucket upper bound, as Health.p95_ms
     p95_over: bool = False
     unfinished_deliveries: int = 0  # pending, sending or retrying
+    counted_up_to: dt.datetime | None = None  # the 24 h figures count attempts started before
 
     @property
     def success_rate(self) -> float | None:
@@ -388,9 +441,11 @@ class TenantHealth:
 
 
 def tenant_health(keys: Sequence[str], now: dt.datetime | None = None) -> dict[str, TenantHealth]:
-    """Health of each tenant in `keys`: three grouped queries whatever their number."""
+    """Health of each tenant in `keys`: four queries whatever their number (the 24 h figures
+    from the tenants' hourly rollups, and how far those are counted)."""
     now = now or timezone.now()
-    result = {key: TenantHealth() for key in keys}
+    upto = counted_up_to()
+    result = {key: TenantHealth(counted_up_to=upto) for key in keys}
     if not result:
         return result
     subs = (
@@ -407,18 +462,12 @@ def tenant_health(keys: Sequence[str], now: dt.datetime | None = None) -> dict[s
         health = result[row["tenant_id"]]
         health.subscriptions, health.active_subscriptions = row["total"], row["active"]
         health.failing_subscriptions = row["failing"]
-    tenant = "delivery__subscription__tenant_id"
-    recent = (
-        attempts_since(now - dt.timedelta(hours=24))
-        .filter(**{f"{tenant}__in": list(result)})
-        .values(tenant)
-        .annotate(total=Count("pk"), ok=Count("pk", filter=OK), **_bucket_counts())
-        .order_by()
-    )
-    for row in recent:
-        health = result[row[tenant]]
-        health.attempts_24h, health.succeeded_24h = row["total"], row["ok"]
-        health.p95_ms, health.p95_over = quantile_from_buckets(row, row["total"])
+    for row in summed_buckets(
+        TenantHour, "tenant_id", last_24_hours(now), tenant_id__in=list(result)
+    ):
+        health = result[row["tenant_id"]]
+        health.attempts_24h, health.succeeded_24h = row["attempts"], row["succeeded"]
+        health.p95_ms, health.p95_over = quantile_from_buckets(row, row["attempts"])
     unfinished = (
         Delivery.objects.unfinished()
         .filter(subscription__tenant_id__in=list(result))

@@ -25,18 +25,22 @@ Nothing here ever makes an attempt fail: a notice that cannot be written is logg
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
 from typing import cast
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Min
 from django.utils import timezone
 
 from subscriptions.models import Subscription
+from subscriptions.tenancy import user_belongs_to
 
 from .. import dispatch, signals
 from ..conf import webhook_settings
@@ -50,6 +54,7 @@ from ..models import (
 )
 from ..payloads import dumps, isoformat
 from ..signing import signature_header
+from ..summaries import summarize
 from ..transport import send
 from .incidents import INCIDENT_MARGIN, REPLAY_STATUSES
 
@@ -90,15 +95,108 @@ def replay_form_query(notice: EndpointNotice) -> dict[str, object] | None:
 
 def endpoint_failing(subscription: Subscription, started: dt.datetime) -> EndpointNotice | None:
     """The `failing` notice of the incident that began at `started` (the `failing_since` the
-    caller just wrote); None if it exists already or cannot be written."""
+    caller just wrote); None if it exists already or cannot be written, or if the endpoint
+    recovered less than `NOTICE_COOLDOWN` ago: then the previous incident goes on (flapping,
+    see `_resume_incident`) and no notice is made."""
     disable_at = started + dt.timedelta(seconds=float(webhook_settings.DISABLE_AFTER))
+    if _resume_incident(subscription, disable_at):
+        return None
     return _make(subscription, NoticeKind.FAILING, started, disable_at=disable_at)
 
 
 def endpoint_recovered(subscription: Subscription, started: dt.datetime) -> EndpointNotice | None:
-    """The `recovered` notice of the incident that began at `started` and that a success has
-    just ended."""
-    return _make(subscription, NoticeKind.RECOVERED, started)
+    """The `recovered` notice of the incident that a success has just ended: the failing run
+    that began at `started`, or, after flapping, the incident of the last `failing` notice,
+    which began earlier (one pair covers the period). With `NOTICE_COOLDOWN` the notice is
+    pending until the cool-down passes (`release_due`): signalled and announced then."""
+    opened = _open_incident_start(subscription)
+    if opened is not None and opened < started:
+        started = opened
+    cooldown = float(webhook_settings.NOTICE_COOLDOWN or 0)
+    pending_until = timezone.now() + dt.timedelta(seconds=cooldown) if cooldown > 0 else None
+    return _make(subscription, NoticeKind.RECOVERED, started, pending_until=pending_until)
+
+
+def _open_incident_start(subscription: Subscription) -> dt.datetime | None:
+    """Start of the incident still open on the notices: the last notice is a `failing` one."""
+    last = EndpointNotice.objects.filter(subscription_id=subscription.pk).first()
+    if last is None or last.kind != NoticeKind.FAILING:
+        return None
+    return last.incident_started_at
+
+
+def _resume_incident(subscription: Subscription, disable_at: dt.datetime) -> bool:
+    """A failure while the endpoint's `recovered` notice is still pending (within the
+    cool-down): withdraw that notice, so the incident of its `failing` notice goes on, and
+    move that notice's `disable_at` to the new run's. True if so.
+
+    A guarded DELETE decides against a concurrent `release_due`: whichever comes first wins;
+    if the notice was released, this failure opens a new incident as usual.
+    """
+    now = timezone.now()
+    pending = (
+        EndpointNotice.objects.filter(
+            subscription_id=subscription.pk,
+            kind=NoticeKind.RECOVERED,
+            pending_until__isnull=False,
+        )
+        .order_by("-created_at")
+        .first()
+    )
+    if pending is None:
+        return False
+    if pending.pending_until is None or pending.pending_until <= now:
+        release_due(now, subscription_id=subscription.pk)  # due: final first, then a new one
+        return False
+    try:
+        with transaction.atomic():
+            withdrawn, _ = EndpointNotice.objects.filter(
+                pk=pending.pk, pending_until__isnull=False
+            ).delete()
+            if withdrawn:
+                EndpointNotice.objects.filter(
+                    subscription_id=subscription.pk,
+                    kind=NoticeKind.FAILING,
+                    incident_started_at=pending.incident_started_at,
+                ).update(disable_at=disable_at)
+    except DatabaseError:
+        logger.exception(
+            "could not withdraw notice %s of subscription %s", pending.pk, subscription.pk
+        )
+        return False
+    if withdrawn:
+        logger.info(
+            "endpoint notice withheld: subscription=%s failed again within NOTICE_COOLDOWN of "
+            "recovering; the incident of %s goes on",
+            subscription.pk,
+            pending.incident_started_at.isoformat(),
+            extra={"subscription_id": str(subscription.pk), "notice": "flapping"},
+        )
+    return bool(withdrawn)
+
+
+def release_due(
+    now: dt.datetime | None = None, *, subscription_id: uuid.UUID | None = None
+) -> int:
+    """Make final the pending `recovered` notices whose cool-down has passed: each is sent as
+    the `endpoint_notice` signal (and so announced) exactly once, a guarded UPDATE deciding
+    between concurrent callers. Returns how many were released. Run every minute by beat
+    (`webhooks-release-notices`)."""
+    now = now or timezone.now()
+    due = EndpointNotice.objects.filter(pending_until__lte=now)
+    if subscription_id is not None:
+        due = due.filter(subscription_id=subscription_id)
+    released = 0
+    for pk in list(due.order_by("pending_until").values_list("pk", flat=True)[:500]):
+        if EndpointNotice.objects.filter(pk=pk, pending_until__isnull=False).update(
+            pending_until=None
+        ):
+            notice = EndpointNotice.objects.filter(pk=pk).first()
+            if notice is not None:
+                # Bound now (partial): a closure would see the loop's last notice.
+                transaction.on_commit(functools.partial(_announce, notice))
+                released += 1
+    return released
 
 
 def endpoint_disabled(subscription_id: uuid.UUID, reason: str) -> EndpointNotice | None:
@@ -117,6 +215,7 @@ def _make(
     *,
     disable_at: dt.datetime | None = None,
     reason: str = "",
+    pending_until: dt.datetime | None = None,
 ) -> EndpointNotice | None:
     try:
         missed_count, missed_since = _missed(subscription.pk, kind, started)
@@ -126,9 +225,10 @@ def _make(
             kind=kind,
             incident_started_at=started,
             disable_at=disable_at,
-            reason=(reason or _last_error(subscription.pk, started))[:ERROR_MAX_CHARS],
+            reason=(reason or _last_error(subscription, started))[:ERROR_MAX_CHARS],
             missed_count=missed_count,
             missed_since=missed_since,
+            pending_until=pending_until,
         )
         with transaction.atomic():
             notice.save(force_insert=True)
@@ -145,7 +245,8 @@ def _make(
         missed_count,
         extra={"subscription_id": str(subscription.pk), "notice": kind},
     )
-    transaction.on_commit(lambda: _announce(notice))
+    if pending_until is None:
+        transaction.on_commit(lambda: _announce(notice))
     return notice
 
 
@@ -166,11 +267,14 @@ def _missed(
     return figures["count"], figures["oldest"]
 
 
-def _last_error(subscription_id: uuid.UUID, started: dt.datetime) -> str:
-    """What the endpoint answered last in the incident: the error, or the status code."""
+def _last_error(subscription: Subscription, started: dt.datetime) -> str:
+    """What the endpoint answered last in the incident, in one line by its error kind
+    ("Receiver answered 503", "Connection refused by 127.0.0.1:9000"): a notice is read by
+    people, in the portal, in e-mails and by the operator's webhook; the raw detail stays on
+    the attempt."""
     last = (
         DeliveryAttempt.objects.filter(
-            delivery__subscription_id=subscription_id,
+            delivery__subscription_id=subscription.pk,
             started_at__gte=started - INCIDENT_MARGIN,
         )
         .exclude(response_status__gte=200, response_status__lt=300)
@@ -179,11 +283,7 @@ def _last_error(subscription_id: uuid.UUID, started: dt.datetime) -> str:
     )
     if last is None:
         return ""
-    if last.error:
-        return last.error
-    if last.response_status is not None:
-        return f"HTTP {last.response_status}"
-    return last.get_error_kind_display() if last.error_kind else ""
+    return summarize(last.error_kind, last.response_status, last.error, subscription.url)
 
 
 # --- After commit: the signal, then the announcement -------------------------------------------
@@ -235,6 +335,27 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
     )
     if notice is None:
         return None
+    cap = int(webhook_settings.NOTICE_HOURLY_CAP or 0)
+    if cap and _sent_last_hour(notice, now) >= cap:
+        held = f"held back: the hourly cap of {cap} notices for this tenant was reached"
+        result = Announcement(
+            email=held if webhook_settings.NOTICE_EMAIL else "",
+            webhook=held if webhook_settings.NOTICE_WEBHOOK_URL else "",
+        )
+        EndpointNotice.objects.filter(pk=notice_id).update(
+            held_back=True, email_result=result.email, webhook_result=result.webhook
+        )
+        logger.warning(
+            "notice %s of tenant %s held back: NOTICE_HOURLY_CAP (%d) reached",
+            notice.pk,
+            notice.tenant_id,
+            cap,
+            extra={"subscription_id": str(notice.subscription_id), "notice": notice.kind},
+        )
+        return result
+    notice.held_back_before = _held_back_since_last_sent(notice)
+    if notice.held_back_before:
+        EndpointNotice.objects.filter(pk=notice_id).update(held_back_before=notice.held_back_before)
     result = Announcement(
         email=_email(notice) if webhook_settings.NOTICE_EMAIL else "",
         webhook=_post(notice, now) if webhook_settings.NOTICE_WEBHOOK_URL else "",
@@ -245,18 +366,68 @@ def announce(notice_id: int, now: dt.datetime | None = None) -> Announcement | N
     return result
 
 
+def _sent_last_hour(notice: EndpointNotice, now: dt.datetime) -> int:
+    """Notices of `notice`'s tenant announced (not held back) in the hour before `now`. Two
+    workers announcing at the same moment may both pass the cap: it may be exceeded by the
+    number of concurrent announcements, never more."""
+    return (
+        EndpointNotice.objects.filter(
+            tenant_id=notice.tenant_id,
+            announced_at__gt=now - dt.timedelta(hours=1),
+            held_back=False,
+        )
+        .exclude(pk=notice.pk)
+        .count()
+    )
+
+
+def _held_back_since_last_sent(notice: EndpointNotice) -> int:
+    """Notices of the tenant held back by the cap since the last one announced before it."""
+    tenant = EndpointNotice.objects.filter(tenant_id=notice.tenant_id).exclude(pk=notice.pk)
+    last_sent = (
+        tenant.filter(held_back=False, announced_at__lt=notice.announced_at)
+        .order_by("-announced_at")
+        .values_list("announced_at", flat=True)
+        .first()
+    )
+    held = tenant.filter(held_back=True, announced_at__lte=notice.announced_at)
+    if last_sent is not None:
+        # At the same instant as the last one sent counts too: a notice is held only once
+        # others were sent, so it came after that one.
+        held = held.filter(announced_at__gte=last_sent)
+    return held.count()
+
+
 def contact_addresses(notice: EndpointNotice) -> list[str]:
     """Who is told about the endpoint: its tenant's contact address, else the email address
-    of the subscription's owner; none if neither is set."""
+    of the subscription's owner while the owner still belongs to the tenant
+    (`subscriptions.tenancy.user_belongs_to`: someone who left must not keep hearing about
+    its endpoints); none if neither applies. Raises InvalidContact if the address chosen is
+    not exactly one valid address (a row written before `Tenant.save` checked it, or a user's
+    email): a list such as "a@b.example, x@evil.example" is never mailed."""
     if notice.tenant.contact_email:
-        return [notice.tenant.contact_email]
-    owner = notice.subscription.owner
-    email = getattr(owner, "email", "") if owner is not None else ""
-    return [email] if email else []
+        address = notice.tenant.contact_email
+    else:
+        owner = notice.subscription.owner
+        belongs = owner is not None and user_belongs_to(owner, notice.tenant_id)
+        address = getattr(owner, "email", "") if belongs else ""
+    if not address:
+        return []
+    try:
+        validate_email(address)
+    except DjangoValidationError:
+        raise InvalidContact(f"the contact address {address!r} is not one valid address") from None
+    return [address]
+
+
+class InvalidContact(ValueError):
+    """The contact address of a notice is not one valid e-mail address."""
 
 
 def _name(subscription: Subscription) -> str:
-    return subscription.description or subscription.url
+    """The endpoint's name on one line (an e-mail subject cannot hold a line break, and a
+    description stored before descriptions were checked may have one)."""
+    return " ".join((subscription.description or subscription.url).split())
 
 
 def describe(notice: EndpointNotice) -> str:
@@ -290,6 +461,13 @@ def describe(notice: EndpointNotice) -> str:
         )
     else:
         lines.append(f"It accepts deliveries again: the failures that began at {started} ended.")
+    if notice.held_back_before:
+        lines += [
+            "",
+            f"{notice.held_back_before} earlier notice(s) for this tenant were not emailed "
+            "because of the hourly cap (NOTICE_HOURLY_CAP); they are listed in your webhooks "
+            "portal.",
+        ]
     query = replay_query(notice)
     if query is not None:
         statuses = ", ".join(cast("list[str]", query["status"]))
@@ -305,7 +483,11 @@ def describe(notice: EndpointNotice) -> str:
 
 
 def _email(notice: EndpointNotice) -> str:
-    recipients = contact_addresses(notice)
+    try:
+        recipients = contact_addresses(notice)
+    except InvalidContact as exc:
+        logger.warning("notice %s: email not sent: %s", notice.pk, exc)
+        return f"not sent: {exc}"
     if not recipients:
         return "no contact address"
     subject = SUBJECTS[NoticeKind(notice.kind)].format(name=_name(notice.subscription))
@@ -332,6 +514,8 @@ def payload(notice: EndpointNotice) -> dict[str, object]:
             "reason": notice.reason,
             "missed": notice.missed_count,
             "replay": replay_query(notice),
+            # Notices of this tenant not posted since the last one, by NOTICE_HOURLY_CAP.
+            "held_back": notice.held_back_before,
         },
     }
 
@@ -395,7 +579,15 @@ def is_current(notice: EndpointNotice, subscription: Subscription) -> bool:
     still going on, a `disabled` notice of a subscription still disabled. A `recovered` notice
     never is (there is nothing to act on)."""
     if notice.kind == NoticeKind.FAILING:
-        return subscription.is_active and subscription.failing_since == notice.incident_started_at
+        since = subscription.failing_since
+        if not subscription.is_active or since is None or since < notice.incident_started_at:
+            return False
+        if since == notice.incident_started_at:
+            return True
+        # A later failing run after flapping (NOTICE_COOLDOWN) continues this incident when
+        # no notice came after this one.
+        latest = EndpointNotice.objects.filter(subscription_id=subscription.pk).first()
+        return latest is not None and latest.pk == notice.pk
     if notice.kind == NoticeKind.DISABLED:
         return not subscription.is_active
     return False

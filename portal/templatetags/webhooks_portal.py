@@ -12,6 +12,7 @@ from django.utils.dateformat import format as date_format
 from django.utils.translation import gettext as _
 
 from deliveries.services.health import Health
+from deliveries.summaries import last_answer
 
 register = template.Library()
 
@@ -78,6 +79,9 @@ def milliseconds(value: int | None) -> str:
     if value is None:
         return "—"
     return f"{value} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+
+
+register.filter("last_answer", last_answer)
 
 
 @register.filter

@@ -8,15 +8,17 @@ import secrets
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
-from django.urls import NoReverseMatch
+from django.urls import NoReverseMatch, Resolver404, resolve
 from django.views.decorators.csrf import csrf_protect
 from rest_framework.request import Request
 
-from subscriptions.throttling import TenantThrottle
+from subscriptions.throttling import TenantThrottle, refund_refused
 
 from .. import access, scope
 from ..conf import webhook_settings
@@ -54,7 +56,14 @@ def secured(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         nonce = secrets.token_urlsafe(16)
         setattr(request, NONCE_ATTR, nonce)
-        response = view(request, *args, **kwargs)
+        try:
+            response = view(request, *args, **kwargs)
+        except Http404:
+            # Rendered here rather than by the host's handler404, so that it carries these
+            # headers too (a 404 says another tenant's object does not exist: never cached).
+            response = page(request, "webhooks_portal/not_found.html", {}, status=404)
+        except PermissionDenied:
+            response = page(request, "webhooks_portal/forbidden.html", {}, status=403)
         response["Content-Security-Policy"] = content_security_policy(nonce)
         response["Cache-Control"] = "no-store, private"
         response["Referrer-Policy"] = "same-origin"
@@ -103,20 +112,39 @@ def no_access(request: HttpRequest) -> HttpResponse:
     """403: no portal link session and no tenant for the logged-in user (if any)."""
     user = getattr(request, "user", None)
     anonymous = user is None or not user.is_authenticated
-    login_url = ""
-    if anonymous and settings.LOGIN_URL:
-        try:
-            login_url = resolve_url(settings.LOGIN_URL)
-        except NoReverseMatch:  # a LOGIN_URL that names no route: offer no login link
-            login_url = ""
+    login_url = host_login_url() if anonymous else ""
     context = {"login_url": login_url, "next": request.get_full_path(), "anonymous": anonymous}
     return page(request, "webhooks_portal/no_access.html", context, status=403)
+
+
+def host_login_url() -> str:
+    """The host's login page (`LOGIN_URL`) when it leads somewhere, else "".
+
+    Django's default `/accounts/login/` exists only if the host routes it (a fresh
+    `startproject` does not): a path is offered only when it resolves in the URLconf, a route
+    name only when it reverses. A URL on another site is the host's to vouch for.
+    """
+    if not settings.LOGIN_URL:
+        return ""
+    try:
+        url = resolve_url(settings.LOGIN_URL)
+    except NoReverseMatch:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        return url
+    try:
+        resolve(parts.path)
+    except Resolver404:
+        return ""
+    return url
 
 
 def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Spend the tenant's `THROTTLE_RATES[scope]` budget on each POST of the wrapped portal
     view ("test", "replay", "retry", "create"): the same counter as the API's TenantThrottle,
-    so the portal is no way around the API's limits. Over budget: a 429 page with the wait."""
+    so the portal is no way around the API's limits. Over budget: a 429 page with the wait. A
+    POST the view refuses (4xx) gives its budget back."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
@@ -132,7 +160,9 @@ def throttled(scope: str) -> Callable[[Callable[..., HttpResponse]], Callable[..
                     )
                     response["Retry-After"] = str(wait)
                     return response
-            return view(request, tenant, *args, **kwargs)
+            response = view(request, tenant, *args, **kwargs)
+            refund_refused(request, response.status_code)  # a refused POST spends nothing
+            return response
 
         return wrapper
 

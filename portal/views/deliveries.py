@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from deliveries.services import replay
 from deliveries.services.sent import request_sent
+from deliveries.summaries import with_last_error_kind
 from subscriptions.keyset import NotFound, keyset_page
 from subscriptions.models import EventType
 
@@ -43,7 +44,10 @@ def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
     1 does). Rows still on their way are refreshed in place by portal.js through
     `delivery_rows`, not by reloading the page."""
     form = DeliveryFilterForm(request.GET, endpoints=endpoint_choices(tenant))
-    queryset = scope.deliveries(tenant).select_related("event", "subscription")
+    # The last answer of each row is summarized by its attempt's error kind (one subquery).
+    queryset = with_last_error_kind(
+        scope.deliveries(tenant).select_related("event", "subscription")
+    )
     queryset = queryset.filter(**form.lookups()) if form.is_valid() else queryset.none()
     try:
         current = keyset_page(request, queryset, size=PAGE_SIZE)
@@ -98,8 +102,7 @@ def delivery_rows(request: HttpRequest, tenant: str) -> HttpResponse:
     """
     ids = row_ids(request.GET.get("ids", ""))
     rows = list(
-        scope.deliveries(tenant)
-        .filter(pk__in=ids)
+        with_last_error_kind(scope.deliveries(tenant).filter(pk__in=ids))
         .select_related("event", "subscription")
         .order_by("-created_at", "-pk")
     )

@@ -22,6 +22,7 @@ from deliveries.conf import webhook_settings as pipeline_settings
 from deliveries.models import Delivery
 from deliveries.services import health, replay, states
 from deliveries.services.probes import SubscriptionInactive, send_test_event
+from deliveries.summaries import with_last_error_kind
 from subscriptions import services
 from subscriptions.catalog import pinned_types
 from subscriptions.conf import webhook_settings
@@ -32,7 +33,6 @@ from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm, RotateForm
 from ..humanize import duration
 from .base import page, portal_view, throttled
 
-REVEAL_KEY = "webhooks_portal_reveal"
 PAGE_SIZE = 25
 
 
@@ -52,11 +52,6 @@ def default_replay_start(subscription: Subscription) -> dt.datetime:
     if subscription.failing_since:
         start = min(start, subscription.failing_since - dt.timedelta(hours=1))
     return timezone.localtime(start).replace(second=0, microsecond=0)
-
-
-def _reveal(request: HttpRequest, subscription: Subscription, secret: str) -> None:
-    """Keep the secret for the next page view of this endpoint only (then it is gone)."""
-    request.session[REVEAL_KEY] = {"id": str(subscription.pk), "secret": secret}
 
 
 @portal_view
@@ -94,11 +89,14 @@ def _endpoint_form(
     form = EndpointForm(request.POST or None, instance=subscription)
     if request.method == "POST" and form.is_valid():
         if subscription is None:
-            subscription = _create(request, tenant, form)
+            created = _create(request, tenant, form)
+            if created is not None:
+                # The secret is shown in the answer to this POST and nowhere else: not kept in
+                # the session or a message for a later page (the page is `no-store`).
+                return _detail_page(request, tenant, created, secret=created.secret)
         else:
             form.save()
             messages.success(request, _("Endpoint saved."))
-        if subscription is not None:
             return redirect(_detail(subscription))
     return page(
         request,
@@ -118,7 +116,6 @@ def _create(request: HttpRequest, tenant: str, form: EndpointForm) -> Subscripti
             form.add_error(None, str(exc))
             return None
         subscription = form.save(tenant_id=owner.pk)
-    _reveal(request, subscription, subscription.secret)
     messages.success(request, _("Endpoint created."))
     return subscription
 
@@ -126,14 +123,17 @@ def _create(request: HttpRequest, tenant: str, form: EndpointForm) -> Subscripti
 @portal_view
 @require_http_methods(["GET", "HEAD"])
 def endpoint_detail(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
-    subscription = _endpoint(tenant, pk)
+    return _detail_page(request, tenant, _endpoint(tenant, pk))
+
+
+def _detail_page(
+    request: HttpRequest, tenant: str, subscription: Subscription, *, secret: str | None = None
+) -> HttpResponse:
+    """The endpoint's page; with `secret`, the answer to the create or rotate that made it,
+    showing it this once."""
     figures = health.subscription_health([subscription])[subscription.pk]
-    revealed = request.session.get(REVEAL_KEY)
-    secret = None
-    if isinstance(revealed, dict) and revealed.get("id") == str(subscription.pk):
-        secret = revealed.get("secret")
-        del request.session[REVEAL_KEY]
-    recent = scope.deliveries(tenant).filter(subscription=subscription).select_related("event")[:10]
+    recent = scope.deliveries(tenant).filter(subscription=subscription)
+    recent = with_last_error_kind(recent.select_related("event", "subscription"))[:10]
     waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
     return page(
         request,
@@ -271,7 +271,6 @@ def endpoint_rotate(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
         seconds = form.cleaned_data["overlap"]
         seconds = default if seconds is None else seconds
         secret = services.rotate_secret(subscription, overlap=seconds)
-        _reveal(request, subscription, secret)
         if seconds:
             text = _(
                 "New secret created. The old one keeps signing beside it for %(overlap)s, "
@@ -285,7 +284,7 @@ def endpoint_rotate(request: HttpRequest, tenant: str, pk: object) -> HttpRespon
         else:
             text = _("New secret created. The old one no longer signs.")
         messages.success(request, text)
-        return redirect(_detail(subscription))
+        return _detail_page(request, tenant, subscription, secret=secret)  # shown this once
     overlap = duration(default)
     rotating = (
         subscription.previous_secret_expires_at

@@ -9,7 +9,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-RELATIVE = re.compile(r"^(\d+)\s*([smhd])$")
+RELATIVE = re.compile(r"^(\d+)\s*([smhd])\Z")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
@@ -17,7 +17,7 @@ def parse_when(value: str, option: str, now: dt.datetime | None = None) -> dt.da
     """`2026-11-27T18:00:00Z`, `2026-11-27 18:00` (UTC/current zone) or `2h` (two hours ago)."""
     now = now or timezone.now()
     text = value.strip()
-    match = RELATIVE.match(text)
+    match = RELATIVE.fullmatch(text)
     if match:
         return now - dt.timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
     try:

@@ -1,6 +1,6 @@
 /* The portal works without this file; it adds copy buttons, reloads a delivery's page while it
-   is on its way, and refreshes the delivery log's unfinished rows in place. Loaded from the site
-   itself (the CSP allows nothing else). */
+   is on its way, refreshes the delivery log's unfinished rows in place, and gives a page
+   answering a POST its own address. Loaded from the site itself (the CSP allows nothing else). */
 (function () {
   "use strict";
 
@@ -41,6 +41,14 @@
     button.hidden = false;
     button.addEventListener("click", function () { copyText(target.textContent.trim(), button); });
   });
+
+  // A page that answers a POST (the secret shown once after create or rotate) puts the
+  // endpoint's own address in the address bar: reloading it, or coming Back to it, then reads
+  // the endpoint (no secret) instead of sending the POST again.
+  var shown = document.querySelector("[data-address]");
+  if (shown && window.history && window.history.replaceState) {
+    window.history.replaceState(null, "", shown.getAttribute("data-address"));
+  }
 
   var seconds = parseFloat(document.body.getAttribute("data-refresh") || "0");
   if (seconds > 0) {

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0007_worker_clock'),
+        ('deliveries', '0009_notice_cooldown_and_hourly_cap'),
     ]
 
     operations = [

@@ -17,7 +17,7 @@ def zero_limits_to_default(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhook_subscriptions", "0007_event_type_versions"),
+        ("webhook_subscriptions", "0009_exact_text_validators"),
     ]
 
     operations = [

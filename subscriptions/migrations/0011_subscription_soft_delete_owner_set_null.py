@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhook_subscriptions', '0008_in_flight_limits_at_least_one'),
+        ('webhook_subscriptions', '0010_in_flight_limits_at_least_one'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
