@@ -181,7 +181,7 @@ def run_fanout(args: argparse.Namespace) -> str:
         queries: list[int] = []
         for n in range(args.warmup + args.requests):
             tenant = f"org_{rng.randrange(args.tenants)}"
-            body = {"type": "order.created", "data": {"n": n}, "tenant": tenant}
+            body = {"type": "order.created", "data": {"id": n, "total": "42.00"}, "tenant": tenant}
             with CaptureQueriesContext(connection) as captured:
                 begin = time.perf_counter()
                 response = client.post("/api/events/", body, format="json")
@@ -260,10 +260,10 @@ def fairness_case(args: argparse.Namespace, cap: bool) -> dict:
         )
         worker.start()
         for n in range(10):
-            publish("order.created", {"n": n}, tenant=tenant_a)
+            publish("order.created", {"id": n, "total": "42.00"}, tenant=tenant_a)
         published = {}
         for n in range(10):
-            event = publish("order.created", {"n": n}, tenant=tenant_b)
+            event = publish("order.created", {"id": n, "total": "42.00"}, tenant=tenant_b)
             published[str(event.pk)] = time.monotonic()
         peak = 0
         deadline = time.monotonic() + args.timeout * 4 + 30

@@ -295,7 +295,9 @@ def test_fresh_project_installs_the_wheel_migrates_and_receives_a_verified_deliv
     assert "include-system-site-packages = false" in (venv / "pyvenv.cfg").read_text()
     extras = ["psycopg[binary]>=3.2,<4"] if host_database else []
     run(
-        [bin_dir / "python", "-m", "pip", "install", "-q", wheel, *extras],
+        # With the `beat` extra, as docs/embedding.md installs it (its INSTALLED_APPS list
+        # django_celery_beat).
+        [bin_dir / "python", "-m", "pip", "install", "-q", f"{wheel}[beat]", *extras],
         cwd=tmp_path,
         env=pip_env,
     )

@@ -69,7 +69,7 @@ def test_unit_tests_start_no_redis_and_broker_tests_start_one_lazily(tmp_path):
             timeout=300,
         )
 
-    unit = pytest("tests/test_signing.py", "tests/test_states.py")
+    unit = pytest("tests/test_signing.py", "tests/test_text.py")
     needs_broker = pytest(
         "tests/test_performance.py::test_enqueue_with_the_broker_down_returns_without_raising"
     )
