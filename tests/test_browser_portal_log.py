@@ -42,7 +42,7 @@ def test_the_log_refreshes_unfinished_rows_in_place(browser, live_server):
         "response",
         lambda r: polls.append(r.status) if "/portal/deliveries/rows/" in r.url else None,
     )
-    page.goto(f"{live_server.url}/portal/access/{make_token(TENANT)}/")
+    page.goto(f"{live_server.url}/portal/access/?token={make_token(TENANT)}")
     page.goto(f"{live_server.url}/portal/deliveries/")
     row = page.locator(f'tr[data-delivery="{waiting.pk}"]')
     expect(row.locator(".badge")).to_have_text("Pending")
@@ -76,7 +76,7 @@ def test_a_hidden_tab_polls_nothing(browser, live_server):
     polls: list[str] = []
     page = browser.new_page()
     page.on("request", lambda r: polls.append(r.url) if "/deliveries/rows/" in r.url else None)
-    page.goto(f"{live_server.url}/portal/access/{make_token(TENANT)}/")
+    page.goto(f"{live_server.url}/portal/access/?token={make_token(TENANT)}")
     page.goto(f"{live_server.url}/portal/deliveries/")
     set_hidden(page, True)
 

@@ -64,7 +64,7 @@ def test_a_tenant_previews_and_moves_to_a_newer_version(
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.set_default_timeout(20_000)
 
-    page.goto(f"{live_server.url}/portal/access/{make_token(TENANT)}/")
+    page.goto(f"{live_server.url}/portal/access/?token={make_token(TENANT)}")
     page.goto(f"{live_server.url}/portal/endpoints/{endpoint.pk}/")
     row = page.locator(f'#event-versions tr[data-type="{NAME}"]')
     expect(row.locator(".pinned-version")).to_have_text("2")

@@ -301,7 +301,11 @@ def test_trickling_receiver_is_cut_at_the_total_timeout(trickle_headers, webhook
 def test_sweep_fans_out_an_event_whose_fan_out_never_ran(broker, webhooks):
     webhooks(SWEEP_GRACE=0)
     subscription = make_subscription("http://127.0.0.1:9/a")
-    event = Event.objects.create(type="order.created", data={})  # committed, never fanned out
+    # Committed a second ago, never fanned out. (A second: the sweep dates "before" with the
+    # database's time as this process estimates it, which on SQLite is only exact to the ms.)
+    event = Event.objects.create(
+        type="order.created", data={}, created_at=timezone.now() - dt.timedelta(seconds=1)
+    )
     report = sweep()
     assert report.fanned_out == 1
     assert Delivery.objects.get(event=event).subscription_id == subscription.pk
