@@ -110,7 +110,7 @@ def test_the_admin_reads_at_a_glance_at_1400_px(live_server, staff_user, broker,
         times = [table.nth(i).locator("td.attempt-time").inner_text() for i in range(3)]
         assert len(set(times)) == 3 and all(t.count(":") == 2 for t in times), times
         assert "database unavailable" in table.nth(0).inner_text()
-        assert "Timed out" in table.nth(2).inner_text()
+        assert "No response within 3 s" in table.nth(2).inner_text()  # deliveries.summaries
         row_height = table.nth(0).bounding_box()["height"]
         assert row_height < 80, row_height  # a line, not a 370 px block
         shot(page, "delivery", full_page=True)
