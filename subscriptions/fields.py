@@ -5,7 +5,8 @@ The database holds Fernet tokens; Python code sees clear text, decrypted when a 
 `subscription.secret` or `subscription.headers` does not know. Two consequences: these columns
 cannot be filtered on (a token differs at every write, so an equality lookup never matches a
 value; the empty value is stored as it is, so `=""` still finds "none set"), and a row read
-with raw SQL holds tokens until it goes through `decrypted_from_db` below.
+with raw SQL holds tokens until each value goes through its field's `from_db_value` (as the
+pipeline's claim does, `deliveries.services.states`).
 """
 
 from __future__ import annotations
@@ -46,13 +47,3 @@ class EncryptedHeadersField(models.JSONField):
         if isinstance(value, dict):
             return {name: decrypt(item) for name, item in value.items()}
         return value
-
-
-def decrypted_from_db(instance: models.Model, connection: Any) -> None:
-    """Convert the encrypted fields of `instance`, built from a raw row (`Model.from_db`, which
-    applies no field conversion), from their stored form to clear text, in place."""
-    for field in instance._meta.concrete_fields:
-        loaded = field.attname in instance.__dict__  # not deferred
-        if loaded and isinstance(field, EncryptedTextField | EncryptedHeadersField):
-            value = getattr(instance, field.attname)
-            setattr(instance, field.attname, field.from_db_value(value, None, connection))
