@@ -16,6 +16,7 @@ from .views import (
     EgressIPsView,
     EventViewSet,
     SubscriptionReplayView,
+    SubscriptionSimulateView,
     SubscriptionTestView,
     SubscriptionVersionPreviewView,
 )
@@ -29,6 +30,12 @@ router.register("tenants", TenantViewSet, basename="tenant")
 # The test and replay actions sit under /subscriptions/ but live here: they drive the pipeline,
 # which the subscriptions app never imports.
 api_patterns = [
+    # Before the registry's URLs, whose subscription routes would take "simulate" for an id.
+    path(
+        "subscriptions/simulate/",
+        SubscriptionSimulateView.as_view(),
+        name="subscription-simulate",
+    ),
     path("", include("subscriptions.urls")),
     path("subscriptions/<uuid:pk>/test/", SubscriptionTestView.as_view(), name="subscription-test"),
     path(
