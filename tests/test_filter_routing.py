@@ -217,3 +217,55 @@ def test_events_take_channels_in_the_api(django_capture_on_commit_callbacks):
         "/api/events/", {"type": "a.b", "data": {}, "channels": ["no spaces"]}, format="json"
     )
     assert refused.status_code == 400 and set(refused.data) == {"channels"}
+
+
+# -- the admin ---------------------------------------------------------------------------------
+
+
+def admin_form(**extra):
+    return {
+        "url": "http://127.0.0.1:9/hook",
+        "description": "from the admin",
+        "event_types": '["*"]',
+        "is_active": "on",
+        "payload_format": "standard",
+        "headers": "",
+        **extra,
+    }
+
+
+def test_the_admin_sets_filter_and_channels(admin_client):
+    from django.urls import reverse
+
+    url = reverse("admin:webhook_subscriptions_subscription_add")
+    response = admin_client.post(
+        url, admin_form(filter='{"data.total": {"$gte": 100}}', channels='["eu"]')
+    )
+    assert response.status_code == 200
+    sub = Subscription.objects.get(description="from the admin")
+    assert (sub.filter, sub.channels) == ({"data.total": {"$gte": 100}}, ["eu"])
+    page = admin_client.get(
+        reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
+    )
+    assert b"data.total" in page.content
+    # Left empty: no filter, every channel.
+    admin_client.post(url, admin_form(description="plain", filter="", channels=""))
+    plain = Subscription.objects.get(description="plain")
+    assert (plain.filter, plain.channels) == ({}, [])
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("filter", '{"data.a": {"$gt": null}}', b"data.a &gt; $gt: $gt compares with a number"),
+        ("channels", '["e u"]', b"[0]: a channel name"),
+    ],
+)
+def test_the_admin_refuses_what_the_api_refuses(admin_client, field, value, message):
+    from django.urls import reverse
+
+    response = admin_client.post(
+        reverse("admin:webhook_subscriptions_subscription_add"), admin_form(**{field: value})
+    )
+    assert message in response.content
+    assert not Subscription.objects.filter(description="from the admin").exists()
