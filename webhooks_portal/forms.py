@@ -64,8 +64,9 @@ class FilterField(forms.CharField):
             "help_text",
             _(
                 'Only events it matches are sent, e.g. {"data.total": {"$gte": 100}}. JSON over '
-                "type, channels and data.<path>; operators $eq $ne $gt $gte $lt $lte $in $nin "
-                "$exists, $and $or $not. Empty: every event of the selected types."
+                "type, channels and paths into the data such as data.customer.region; "
+                "operators $eq $ne $gt $gte $lt $lte $in $nin $exists, $and $or $not. Empty: "
+                "every event of the selected types."
             ),
         )
         kwargs.setdefault(
