@@ -397,24 +397,6 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         )
         return counts["active"], counts["total"]
 
-    def targets(
-        self, event_type: str, limit: int | None = None
-    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-        """Ids of the active and of the inactive subscriptions here that select `event_type`,
-        matched by the database (see `matching`): only rows this queryset selects are read, so
-        `for_tenant(key).targets(...)` reads that tenant's rows through its index. With
-        `limit`, at most that many rows in all."""
-        active: list[uuid.UUID] = []
-        inactive: list[uuid.UUID] = []
-        rows = self.matching(event_type).values_list("pk", "is_active").order_by()
-        if limit is not None:
-            rows = rows[:limit]
-        # Fetched at once, not through a server-side cursor: two narrow columns, and one round
-        # trip instead of three on PostgreSQL for the usual few rows.
-        for pk, is_active in rows:
-            (active if is_active else inactive).append(pk)
-        return active, inactive
-
     def matching_ids(self, event_type: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`."""
         wanted = patterns_matching(event_type)
