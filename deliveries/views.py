@@ -135,6 +135,7 @@ class EventViewSet(
                 data["data"],
                 tenant=data.get("tenant") or resolve_tenant(request),
                 idempotency_key=data.get("idempotency_key"),
+                ordering_key=data.get("ordering_key"),
                 broadcast=data["broadcast"],
             )
         except PayloadTooLarge as exc:
