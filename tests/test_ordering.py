@@ -59,7 +59,7 @@ def is_held(delivery: Delivery) -> bool:
     )
 
 
-# --- Publish order ---------------------------------------------------------------------------------
+# --- Publish order --------------------------------------------------------------------------------
 
 
 def test_each_tenants_key_numbers_its_events_from_one(broker):
@@ -188,8 +188,12 @@ def test_an_earlier_event_not_yet_fanned_out_goes_first(broker):
     sub = make_subscription("http://127.0.0.1:9/a")
     now = timezone.now()
     # Stored in order, neither fanned out yet (the first one's fan-out was lost with a worker).
-    e1 = Event.objects.create(type="order.created", ordering_key="k", ordering_seq=1, created_at=now)
-    e2 = Event.objects.create(type="order.created", ordering_key="k", ordering_seq=2, created_at=now)
+    e1 = Event.objects.create(
+        type="order.created", ordering_key="k", ordering_seq=1, created_at=now
+    )
+    e2 = Event.objects.create(
+        type="order.created", ordering_key="k", ordering_seq=2, created_at=now
+    )
     fan_out(e2.pk)
     e1.refresh_from_db()
     assert e1.fanned_out_at is not None
@@ -198,7 +202,7 @@ def test_an_earlier_event_not_yet_fanned_out_goes_first(broker):
     assert sent(broker) == [[of(e1, sub).pk, 1]]
 
 
-# --- Skip, retry, replay, the sweep ------------------------------------------------------------------
+# --- Skip, retry, replay, the sweep ---------------------------------------------------------------
 
 
 def test_skip_discards_the_head_for_good_and_releases_the_next(broker, receiver):
