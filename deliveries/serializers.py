@@ -257,6 +257,13 @@ class RetryQueuedSerializer(serializers.Serializer):
     attempt = serializers.IntegerField(help_text="Number of the attempt that was queued.")
 
 
+class SkippedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    released = serializers.IntegerField(
+        help_text="Deliveries of its ordering key released by the skip (0 or 1)."
+    )
+
+
 class VersionPreviewQuerySerializer(serializers.Serializer):
     type = serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH)
     version = serializers.IntegerField(min_value=1, max_value=MAX_VERSION)

@@ -63,9 +63,7 @@ def test_another_tenants_head_is_a_404_and_untouched(client, receiver, broker):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_admin_panel_shows_blocked_keys_and_skip_needs_the_permission(
-    client, receiver, broker
-):
+def test_the_admin_panel_shows_blocked_keys_and_skip_needs_the_permission(client, receiver, broker):
     endpoint, head, behind = blocked_endpoint(receiver, n=2)
     viewer = make_user("viewer", "view_subscription", "view_delivery", is_staff=True)
     client.force_login(viewer)
@@ -95,7 +93,7 @@ def test_the_admin_panel_shows_blocked_keys_and_skip_needs_the_permission(
 def test_blocked_keys_in_a_browser(browser, live_server, receiver, broker, django_user_model):
     from playwright.sync_api import expect
 
-    endpoint, head, behind = blocked_endpoint(receiver, n=4)
+    endpoint, _, behind = blocked_endpoint(receiver, n=4)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(f"{live_server.url}/portal/access/?token={make_token(TENANT)}")
     page.goto(f"{live_server.url}{portal_url('endpoint', endpoint.pk)}")
@@ -126,3 +124,20 @@ def test_blocked_keys_in_a_browser(browser, live_server, receiver, broker, djang
     expect(admin.locator(".messagelist")).to_contain_text("Skipped")
     assert Delivery.objects.get(pk=behind[0].pk).status == DeliveryStatus.DISCARDED
     assert Delivery.objects.get(pk=behind[1].pk).next_attempt_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_api_skips_a_head_for_its_own_tenant_only(receiver, broker):
+    from tests.factories import api_client, make_tenant_user
+
+    _, head, behind = blocked_endpoint(receiver, n=2)
+    _, foreign_head, _ = blocked_endpoint(receiver, tenant="other", n=2)
+    client = api_client(make_tenant_user("acme-user", TENANT))
+    assert client.post(f"/api/deliveries/{foreign_head.pk}/skip/").status_code == 404
+    answer = client.post(f"/api/deliveries/{head.pk}/skip/")
+    assert answer.status_code == 200 and answer.json() == {"id": head.pk, "released": 1}
+    assert client.post(f"/api/deliveries/{head.pk}/skip/").status_code == 409  # ended
+    behind[0].refresh_from_db()
+    assert behind[0].next_attempt_at is not None
+    foreign_head.refresh_from_db()
+    assert foreign_head.status == DeliveryStatus.RETRYING

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Field, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 
 from ..dispatch import enqueue_attempts
@@ -69,7 +69,7 @@ def ordering_key_problem(key: object) -> str | None:
 # --- Publish order --------------------------------------------------------------------------------
 
 
-def next_seq(tenant_id: str, key: str, alias: str) -> int:
+def next_seq(tenant_id: Any, key: str, alias: str) -> int:
     """The next sequence number of tenant `tenant_id`'s ordering `key` (1 for a new key).
 
     Must run inside the transaction that stores the event: the counter's row stays locked until
@@ -148,7 +148,9 @@ def claim_guard_sql(connection: Any, table: str) -> str:
     quote = connection.ops.quote_name
 
     def col(name: str) -> str:
-        return quote(Delivery._meta.get_field(name).column)
+        field = Delivery._meta.get_field(name)
+        assert isinstance(field, Field)
+        return str(quote(field.column))
 
     statuses = ", ".join(f"'{s}'" for s in UNFINISHED)
     return (

@@ -367,6 +367,10 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
 class _EarlierFirst(Exception):
     """Leaves a keyed event's fan-out transaction: earlier events of its key go first."""
 
+    def __init__(self, event: Event) -> None:
+        super().__init__(event.pk)
+        self.event = event
+
 
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
@@ -398,7 +402,7 @@ def fan_out(
                 return expected_deliveries(event)
             key = event.ordering_key
             if key is not None and not earlier_done and ordering.has_earlier_unfanned(event):
-                raise _EarlierFirst
+                raise _EarlierFirst(event)
             active, inactive = matched if matched is not None else _matching(event)
             versions = delivery_versions(event, active + inactive)
             rows = [
@@ -438,8 +442,8 @@ def fan_out(
             if held:
                 pending = pending.filter(next_attempt_at__isnull=False)
             pending_ids = list(pending.values_list("pk", flat=True).order_by())
-    except _EarlierFirst:
-        ordering.fan_out_earlier(event, fan_out)
+    except _EarlierFirst as first:
+        ordering.fan_out_earlier(first.event, fan_out)
         return fan_out(event_id, matched=matched, earlier_done=True)
     enqueue_attempts((pk, 1) for pk in pending_ids)
     if held:
