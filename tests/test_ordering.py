@@ -16,6 +16,7 @@ from deliveries.services import ordering, publish, replay
 from deliveries.services.attempts import attempt_delivery
 from deliveries.services.publishing import PublishError, fan_out
 from deliveries.services.sweeping import sweep
+from subscriptions.models import Subscription
 from tests.factories import api_client, make_subscription, make_user
 from tests.receiver import Reply
 
@@ -292,3 +293,34 @@ def test_blocked_keys_name_the_head_and_how_many_wait(broker, receiver):
     [blocked] = ordering.blocked_keys(Delivery.objects.filter(subscription=sub))
     assert (blocked.key, blocked.held, blocked.head.pk) == ("k", 2, head.pk)
     assert blocked.head.last_status_code == 500
+
+
+def test_a_pruned_counter_starts_again_after_the_stored_events(broker):
+    make_subscription("http://127.0.0.1:9/a")
+    first = publish("order.created", {"n": 1}, ordering_key="k")
+    second = publish("order.created", {"n": 2}, ordering_key="k")
+    publish("order.created", {"n": 3}, ordering_key="gone")
+    Event.objects.filter(ordering_key="gone").delete()  # pruned by retention
+    assert ordering.prune_counters() == 1  # "gone" only: "k" still has events
+    # Even were "k"'s counter lost, the next event comes after the stored ones.
+    from deliveries.models import OrderingCounter
+
+    OrderingCounter.objects.filter(key="k").delete()
+    third = publish("order.created", {"n": 3}, ordering_key="k")
+    assert (first.ordering_seq, second.ordering_seq, third.ordering_seq) == (1, 2, 3)
+    assert is_held(of(third))
+
+
+def test_a_skipped_delivery_of_a_disabled_endpoint_keeps_its_place_for_a_replay(broker):
+    from subscriptions.services import disable_subscription, enable_subscription
+
+    sub = make_subscription("http://127.0.0.1:9/a")
+    disable_subscription(sub, "paused")
+    events = [publish("order.created", {"n": n}, ordering_key="k") for n in range(2)]
+    assert {of(e).status for e in events} == {DeliveryStatus.SKIPPED}
+    enable_subscription(Subscription.objects.get(pk=sub.pk))
+    drain(broker)
+    since = timezone.now() - timezone.timedelta(hours=1)
+    replay.run_replay(replay.build_request(Subscription.objects.get(pk=sub.pk), since))
+    assert sent(broker) == [[of(events[0]).pk, 1]]
+    assert is_held(of(events[1]))

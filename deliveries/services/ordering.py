@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, Field, Min, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Field, Max, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 
 from ..dispatch import enqueue_attempts
@@ -78,12 +78,16 @@ def next_seq(tenant_id: Any, key: str, alias: str) -> int:
     counters = OrderingCounter.objects.using(alias).filter(tenant_id=tenant_id, key=key)
     with transaction.atomic(using=alias):
         if not counters.update(last_seq=F("last_seq") + 1):
+            # A new counter (or one pruned with `prune_counters`) starts after the key's
+            # events still stored, so a pruned counter never numbers a new event before them.
+            stored = Event.objects.using(alias).filter(tenant_id=tenant_id, ordering_key=key)
+            first = (stored.aggregate(last=Max("ordering_seq"))["last"] or 0) + 1
             try:
                 with transaction.atomic(using=alias):
                     OrderingCounter.objects.using(alias).create(
-                        tenant_id=tenant_id, key=key, last_seq=1
+                        tenant_id=tenant_id, key=key, last_seq=first
                     )
-                return 1
+                return first
             except IntegrityError:
                 # Another publish created the row first (and holds it until it commits).
                 counters.update(last_seq=F("last_seq") + 1)
@@ -102,6 +106,19 @@ def _earlier_unfanned(event: Event) -> QuerySet[Event]:
         ordering_seq__lt=event.ordering_seq,
         fanned_out_at__isnull=True,
     )
+
+
+def prune_counters(batch: int = 1000) -> int:
+    """Delete up to `batch` counters of keys none of whose events are stored any more (pruned
+    by retention); returns how many. Safe at any time: a counter made again starts after the
+    key's stored events (`next_seq`)."""
+    alias = working_alias()
+    events = Event.objects.using(alias).filter(
+        tenant_id=OuterRef("tenant_id"), ordering_key=OuterRef("key")
+    )
+    counters = OrderingCounter.objects.using(alias)
+    idle = list(counters.filter(~Exists(events)).values_list("pk", flat=True)[:batch])
+    return counters.filter(pk__in=idle).filter(~Exists(events)).delete()[0] if idle else 0
 
 
 def fan_out_earlier(event: Event, fan_out: Any) -> None:

@@ -431,6 +431,9 @@ def fan_out(
                     last_error="Subscription disabled when the event was published.",
                     created_at=now,
                     version=versions.get(sub_id),
+                    # A replay after enabling it again sends these in their key's order.
+                    ordering_key=key,
+                    ordering_seq=event.ordering_seq,
                 )
                 for sub_id in inactive
             ]
