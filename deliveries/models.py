@@ -191,7 +191,8 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return self.filter(status__in=UNFINISHED)
 
     def held(self) -> DeliveryQuerySet:
-        """Waiting deliveries held back for their next attempt by a cap (`wait_reason`)."""
+        """Waiting deliveries held back for their next attempt by a cap or by an earlier
+        delivery of their ordering key (`wait_reason`)."""
         return self.filter(status__in=WAITING, wait_attempt=F("attempts") + 1).exclude(
             wait_reason=""
         )
@@ -247,7 +248,10 @@ class Delivery(models.Model):
         choices=WaitReason.choices,
         blank=True,
         default="",
-        help_text=_("Why attempt `wait_attempt` is held back without being sent (a cap)."),
+        help_text=_(
+            "Why attempt `wait_attempt` is held back without being sent (a cap, or an earlier "
+            "delivery of its ordering key)."
+        ),
     )
     wait_attempt = models.PositiveIntegerField(
         _("held attempt"),
