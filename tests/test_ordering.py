@@ -293,6 +293,9 @@ def test_blocked_keys_name_the_head_and_how_many_wait(broker, receiver):
     [blocked] = ordering.blocked_keys(Delivery.objects.filter(subscription=sub))
     assert (blocked.key, blocked.held, blocked.head.pk) == ("k", 2, head.pk)
     assert blocked.head.last_status_code == 500
+    from deliveries.services import health
+
+    assert health.held_by_reason() == {WaitReason.ORDERING: 2}  # webhooks_backlog_held
 
 
 def test_a_pruned_counter_starts_again_after_the_stored_events(broker):
