@@ -327,3 +327,22 @@ def test_a_skipped_delivery_of_a_disabled_endpoint_keeps_its_place_for_a_replay(
     replay.run_replay(replay.build_request(Subscription.objects.get(pk=sub.pk), since))
     assert sent(broker) == [[of(events[0]).pk, 1]]
     assert is_held(of(events[1]))
+
+
+def test_a_head_held_at_its_in_flight_cap_keeps_the_next_one_held(broker, receiver):
+    from deliveries.services import inflight
+
+    sub = make_subscription(receiver.url("/ok"), rate_limit=1)
+    first = of(publish("order.created", {"n": 1}, ordering_key="k"))
+    second = of(publish("order.created", {"n": 2}, ordering_key="k"))
+    slot = inflight.acquire(sub)  # another request to the endpoint is in flight
+    assert slot is not None
+    assert attempt_delivery(first.pk, 1).action == "defer"
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == (DeliveryStatus.PENDING, 0)  # no attempt spent
+    assert is_held(second)
+    slot.release()
+    drain(broker)
+    assert attempt_delivery(first.pk, 1).action == "done"
+    assert sent(broker) == [[second.pk, 1]]
+    assert receiver.counts["/ok"] == 1
