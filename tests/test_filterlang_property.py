@@ -8,6 +8,7 @@ under both DATABASE_URLs."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from django.db import connection
@@ -236,7 +237,7 @@ DOCUMENTS = st.lists(st.tuples(TYPES, CHANNELS, ANY_DATA), min_size=1, max_size=
 )
 @pytest.mark.django_db
 @hypothesis.settings(
-    max_examples=1000,
+    max_examples=int(os.environ.get("FILTER_EXAMPLES", "1000")),
     deadline=None,
     suppress_health_check=[
         hypothesis.HealthCheck.function_scoped_fixture,
