@@ -275,7 +275,7 @@ class SignatureScheme(models.TextChoices):
 _BOOL: models.BooleanField[bool, bool] = models.BooleanField()
 
 
-class CompiledFilterField(models.TextField):  # type: ignore[type-arg]
+class CompiledFilterField(models.TextField):
     """`filterlang.to_jsonpath` of the model's `filter`, written on every insert (bulk_create
     included) and every save that writes `filter` (Subscription.save adds it to
     `update_fields`): the compiled form can never lag the filter through these paths. A
@@ -405,11 +405,11 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         PostgreSQL, candidates whose compiled filter matches).
         """
         document = event_document(event_type, channels, data)
-        rows = self.matching(event_type).carrying(channels)
+        candidates = self.matching(event_type).carrying(channels)
         in_sql = self._sql_filters(document)
         if in_sql is not None:
-            rows = rows.filter(in_sql)
-        rows = rows.values_list("pk", "is_active", "filter_jsonpath", "filter").order_by()
+            candidates = candidates.filter(in_sql)
+        rows = candidates.values_list("pk", "is_active", "filter_jsonpath", "filter").order_by()
         if limit is not None:
             rows = rows[: limit + 1]
         # Fetched at once, not through a server-side cursor: narrow columns, and one round
