@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from deliveries.models import Delivery, Event
 from deliveries.services import PublishError, publish, publish_event
+from subscriptions.filterlang import to_jsonpath
 from subscriptions.models import EventType, Subscription
 from tests.factories import api_client, make_subscription, make_tenant_user, make_user
 from tests.stubdns import resolving
@@ -185,8 +186,6 @@ def test_a_filter_without_a_compiled_form_is_evaluated_in_python_in_the_same_fan
 
 
 def test_every_write_of_a_filter_keeps_its_compiled_form():
-    from subscriptions.filterlang import to_jsonpath
-
     sub = make_subscription("http://127.0.0.1:9/x", ["*"], filter={"data.a": 1})
     assert sub.filter_jsonpath == to_jsonpath({"data.a": 1}) is not None
     sub.filter = {"data.a": 2}
@@ -205,8 +204,6 @@ def test_the_data_migration_compiles_existing_filters():
     import importlib
 
     from django.apps import apps
-
-    from subscriptions.filterlang import to_jsonpath
 
     migration = importlib.import_module(
         "subscriptions.migrations.0013_subscription_filter_jsonpath"
@@ -250,13 +247,22 @@ def test_the_api_stores_and_shows_filter_and_channels(owner):
     assert response.data["channels"] == ["eu", "us"]
     sub = Subscription.objects.get(pk=response.data["id"])
     assert (sub.filter, sub.channels) == (filter, ["eu", "us"])
-    # PATCH replaces them; null clears the filter.
+    # Compiled on save for the fan-out's SQL; internal, never in the API's answer.
+    assert sub.filter_jsonpath == to_jsonpath(filter) is not None
+    assert "filter_jsonpath" not in response.data
+    # PATCH replaces them (and the compiled form); null clears the filter.
+    response = owner.patch(
+        f"/api/subscriptions/{sub.pk}/", {"filter": {"type": "x"}}, format="json"
+    )
+    assert response.status_code == 200, response.data
+    sub.refresh_from_db()
+    assert sub.filter_jsonpath == to_jsonpath({"type": "x"})
     response = owner.patch(
         f"/api/subscriptions/{sub.pk}/", {"filter": None, "channels": []}, format="json"
     )
     assert response.status_code == 200, response.data
     sub.refresh_from_db()
-    assert (sub.filter, sub.channels) == ({}, [])
+    assert (sub.filter, sub.channels, sub.filter_jsonpath) == ({}, [], None)
     # Omitted: no filter, every channel.
     assert create(owner).data["filter"] == {} and create(owner).data["channels"] == []
 
@@ -321,6 +327,7 @@ def test_the_admin_sets_filter_and_channels(admin_client):
     assert response.status_code == 200
     sub = Subscription.objects.get(description="from the admin")
     assert (sub.filter, sub.channels) == ({"data.total": {"$gte": 100}}, ["eu"])
+    assert sub.filter_jsonpath == to_jsonpath({"data.total": {"$gte": 100}}) is not None
     page = admin_client.get(
         reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
     )
