@@ -14,7 +14,7 @@ from rest_framework import serializers as drf
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
 from subscriptions.catalog import PinnedType
-from subscriptions.forms import HeaderLinesField
+from subscriptions.forms import HeaderLinesField, destination_rule
 from subscriptions.headers import mask_headers
 from subscriptions.models import (
     EventType,
@@ -111,6 +111,13 @@ class EndpointForm(forms.Form):
                 "rate_limit": instance.rate_limit,
             }
         super().__init__(*args, **kwargs)
+        # The settings in force, not a fixed "HTTPS only" (a demo allows http://127.0.0.1).
+        self.url_rule = destination_rule()
+        self.fields["url"].help_text = _(
+            "Where events are POSTed, e.g. https://example.com/webhooks. %(rule)s"
+        ) % {
+            "rule": self.url_rule
+        }
         kept = tuple(instance.event_types or ()) if instance is not None else ()
         cast(forms.ChoiceField, self.fields["event_types"]).choices = event_type_choices(kept)
         self.serializer: drf.Serializer | None = None

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import services
-from .forms import HeaderLinesField
+from .forms import HeaderLinesField, destination_rule
 from .headers import mask_headers
 from .models import EventType, EventTypeVersion, Subscription, Tenant
 from .search import IndexedSearch, subscription_search
@@ -139,6 +139,11 @@ class SubscriptionAdminForm(APIRulesForm):
             self.fields["tenant"].help_text = _("Empty for the default tenant.")
         if "signature_scheme" in self.fields:
             self.fields["signature_scheme"].required = False
+        if "url" in self.fields:
+            # The settings in force (ALLOW_HTTP, ALLOW_PRIVATE_NETWORKS), read per form.
+            self.fields["url"].help_text = _("Where events are POSTed. %(rule)s") % {
+                "rule": destination_rule()
+            }
         # Header values are write-only, as in the API: the form shows the mask, and a value
         # left as the mask (or empty) keeps the stored one.
         self.initial["headers"] = mask_headers(self.instance.headers or {})

@@ -17,6 +17,7 @@ from django.http import (
     HttpResponseRedirect,
 )
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -27,10 +28,16 @@ from subscriptions.search import IndexedSearch, as_uuid
 from .. import summaries
 from ..models import Delivery, Event
 from ..search import delivery_search, event_search
-from ..services import replay
+from ..services import pickup, replay
 from ..services.sent import request_sent
 from .attempts import attempt_rows
-from .common import ReadOnlyAdminMixin, pretty_json, seconds_display, status_badge
+from .common import (
+    ReadOnlyAdminMixin,
+    at_seconds,
+    pretty_json,
+    seconds_display,
+    status_badge,
+)
 from .dashboard import dashboard_view
 from .keyset import KeysetListAdmin, value_filter
 
@@ -198,7 +205,6 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
 
     endpoint = staticmethod(endpoint_display)
     created = seconds_display("created_at", _("created"))
-    next_attempt = seconds_display("next_attempt_at", _("next attempt"))
     delivered = seconds_display("delivered_at", _("delivered"))
     updated = seconds_display("updated_at", _("updated"))
 
@@ -215,6 +221,23 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
             context["attempt_rows"] = attempt_rows(delivery)
             context["can_send_again"] = self.has_redeliver_permission(request)
         return super().change_view(request, object_id, form_url, context)
+
+    @admin.display(description=_("next attempt"), ordering="next_attempt_at")
+    def next_attempt(self, obj: Delivery) -> str:
+        """The nominal time, and for a delivery parked for the sweep the window in which the
+        sweep really sends it (deliveries.services.pickup)."""
+        pick = pickup.next_send(obj)
+        if pick is None or not pick.by_sweep:
+            return at_seconds(obj.next_attempt_at)
+        return format_html(
+            '{}<div id="sweep-pickup">{}</div>',
+            at_seconds(obj.next_attempt_at),
+            _("Parked for the sweep: sent between %(earliest)s and %(latest)s.")
+            % {
+                "earliest": timezone.localtime(pick.earliest).strftime("%H:%M:%S"),
+                "latest": timezone.localtime(pick.latest).strftime("%H:%M:%S"),
+            },
+        )
 
     def send_again_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """POST from the "Send again now" button of a delivery's page: one more attempt now

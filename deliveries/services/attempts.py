@@ -441,7 +441,7 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     try:
         finished = clock.now()
         if _accepted(result):
-            _note_success(delivery.subscription, finished)
+            _note_success(delivery.subscription, finished, result.status)
         elif not ending.disable_reason:
             _note_failure(delivery.subscription, finished)
     except Exception:  # endpoint health is bookkeeping: the delivery's state is already right
@@ -547,13 +547,14 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
-def _note_success(subscription: Subscription, now: dt.datetime) -> None:
-    # Written at most about once a minute per endpoint, and at once after a failing run, so a
+def _note_success(subscription: Subscription, now: dt.datetime, status: int | None) -> None:
+    # Written at most once a second per endpoint (pages show it to the second, so it is never
+    # stale there, a manual "Send again now" included), and at once after a failing run, so a
     # busy endpoint does not add an UPDATE to every delivery.
     started = subscription.failing_since
     last = subscription.last_success_at
     if started is None:
-        if last and (now - last).total_seconds() < 60:
+        if last and last.replace(microsecond=0) >= now.replace(microsecond=0):
             return
         endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
@@ -569,7 +570,7 @@ def _note_success(subscription: Subscription, now: dt.datetime) -> None:
         .filter(pk=subscription.pk, failing_since=started)
         .update(failing_since=None, last_success_at=now)
     ):
-        notices.endpoint_recovered(subscription, started)
+        notices.endpoint_recovered(subscription, started, status)
 
 
 def _note_failure(subscription: Subscription, now: dt.datetime) -> None:

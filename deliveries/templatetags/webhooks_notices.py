@@ -51,6 +51,9 @@ def endpoint_notice(endpoint: Subscription, replay_url: str = "") -> dict[str, o
         "replay": replay_link(failing, replay_url) if failing else "",
         # A failing run without its notice (made before notices existed): the figures it has.
         "disable_at": failing.disable_at if failing else notices.disable_time(endpoint),
+        # Retries are promised only while some delivery waits for one (not after a final 4xx).
+        "retrying": bool(failing or endpoint.failing_since)
+        and notices.retries_waiting(endpoint.pk),
     }
 
 
