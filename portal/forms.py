@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers as drf
+from rest_framework.settings import api_settings
 
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
@@ -124,28 +125,35 @@ class EndpointForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
+        # The serializer checks the fields that passed the form's own checks even when others
+        # did not, so that every error shows on the first submit (a bad header line and an
+        # ftp:// URL together, issue 28). A field the form refused is left out of its input,
+        # and the serializer's say on it (e.g. "required") is not added to the form's.
+        refused = set(self.errors)
         data = {
-            "url": cleaned["url"],
+            "url": cleaned.get("url"),
             "description": cleaned.get("description") or "",
-            "event_types": cleaned["event_types"],
-            "payload_format": cleaned["payload_format"],
+            "event_types": cleaned.get("event_types"),
+            "payload_format": cleaned.get("payload_format"),
             "headers": cleaned.get("headers") or {},
             "rate_limit": cleaned.get("rate_limit"),
         }
         if cleaned.get("signature_scheme"):
             data["signature_scheme"] = cleaned["signature_scheme"]
+        data = {name: value for name, value in data.items() if name not in refused}
         if self.instance is None:
             serializer: drf.Serializer = SubscriptionCreateSerializer(data=data)
         else:
             serializer = SubscriptionSerializer(self.instance, data=data, partial=True)
         if not serializer.is_valid():
             for field, messages in serializer.errors.items():
+                # Checks across fields ran on partial input: they wait for the next submit.
+                if field in refused or (refused and field == api_settings.NON_FIELD_ERRORS_KEY):
+                    continue
                 target = field if field in self.fields else None
                 for message in messages if isinstance(messages, list) else [messages]:
                     self.add_error(target, str(message))
-        else:
+        elif not refused:
             self.serializer = serializer
         return cleaned
 
