@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .conf import webhook_settings
+from webhooks_core.conf import webhook_settings
 from .headers import HEADER_MASK, mask_headers
 
 HEADERS_HELP = _(
@@ -24,7 +24,7 @@ def destination_rule() -> str:
     """Which endpoint URLs this server accepts, as the settings in force say: `ALLOW_HTTP`
     (plain http:// as well as https://) and `ALLOW_PRIVATE_NETWORKS` (loopback and private
     addresses as well as public ones), read on each call (the URL check is
-    `subscriptions.netguard`). For the forms' help and the portal's add page."""
+    `webhooks_core.netguard`). For the forms' help and the portal's add page."""
     http = bool(webhook_settings.ALLOW_HTTP)
     private = bool(webhook_settings.ALLOW_PRIVATE_NETWORKS)
     if http and private:
