@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from webhooks_core.conf import webhook_settings
+
 from .headers import HEADER_MASK, mask_headers
 
 HEADERS_HELP = _(
