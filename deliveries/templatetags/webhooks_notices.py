@@ -20,11 +20,13 @@ from urllib.parse import urlencode
 from django import template
 
 from subscriptions.models import Subscription
+from webhooks_core import wrap
 
 from ..models import EndpointNotice, NoticeKind
 from ..services import notices
 
 register = template.Library()
+register.filter("breakable", wrap.breakable)
 
 # Notices listed under the current one on an endpoint's page.
 HISTORY_SIZE = 5

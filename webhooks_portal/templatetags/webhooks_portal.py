@@ -15,6 +15,7 @@ from deliveries.services import pickup
 from deliveries.services.health import Health
 from deliveries.services.pickup import PickUp
 from deliveries.summaries import last_answer
+from webhooks_core import wrap
 
 register = template.Library()
 
@@ -54,6 +55,12 @@ def clock(value: dt.datetime | None) -> str:
     if value is None:
         return "—"
     return date_format(timezone.localtime(value), "H:i:s")
+
+
+@register.filter
+def breakable(value: Any) -> str:
+    """A name or URL that wraps only after '.', '/', '-' or '_' (`webhooks_core.wrap`)."""
+    return wrap.breakable(value)
 
 
 @register.filter
