@@ -71,8 +71,9 @@ LAYOUT_PROBLEMS = """
       const skipped = 'pre, textarea, script, style, .visually-hidden, svg, .secret-box';
       if (parent.closest(skipped)) continue;
       const text = node.textContent;
-      // Pieces that may not be split: up to and including a run of '.', '/', '-' or '_'.
-      const re = /[^\\s./_-]+[./_-]*/g;
+      // Pieces that may not be split: up to and including a run of '.', '/', '-' or '_' (or
+      // the '…' where the admin shortens a long URL).
+      const re = /[^\\s./_…-]+[./_…-]*/g;
       let match;
       while ((match = re.exec(text))) {
         if (match[0].length < 4) continue;
