@@ -25,7 +25,7 @@ def breakable(value: object) -> SafeString:
     if value is None:
         return mark_safe("")
     pieces = _AFTER.split(str(value))
-    html = []
+    html: list[str] = []
     for index, piece in enumerate(pieces):
         html.append(escape(piece))
         if index % 2 and any(pieces[index + 1 :]):
