@@ -31,6 +31,7 @@ from ..models import Delivery, Event
 from ..search import delivery_search, event_search
 from ..services import pickup, replay
 from ..services.sent import request_sent
+from . import ordering
 from .attempts import attempt_rows
 from .common import (
     ReadOnlyAdminMixin,
@@ -120,6 +121,7 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "tenant",
         "broadcast",
         "type",
+        "channels",
         "payload",
         "idempotency_key",
         "target_subscription",
@@ -183,6 +185,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
                     ("event", "endpoint"),
                     ("badge", "attempts", "last_status_code"),
                     "last_error",
+                    "ordering_key",
                 ]
             },
         ),
@@ -200,6 +203,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "delivered",
         "updated",
         "last_error",
+        "ordering_key",
         "request_sent",
     ]
     actions = ["send_again_now"]
@@ -225,6 +229,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         if delivery is not None:
             context["attempt_rows"] = attempt_rows(delivery)
             context["can_send_again"] = self.has_redeliver_permission(request)
+            context["can_skip"] = context["can_send_again"] and ordering.can_skip(delivery)
         return super().change_view(request, object_id, form_url, context)
 
     next_attempt = seconds_display("next_attempt_at", _("next attempt"))
@@ -352,6 +357,13 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
                 "<path:object_id>/send-again/",
                 self.admin_site.admin_view(self.send_again_view),
                 name="deliveries_delivery_send_again",
+            ),
+            path(
+                "<path:object_id>/skip/",
+                self.admin_site.admin_view(
+                    lambda request, object_id: ordering.skip_view(self, request, unquote(object_id))
+                ),
+                name="deliveries_delivery_skip",
             ),
         ]
         return urls + super().get_urls()
