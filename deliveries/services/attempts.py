@@ -413,6 +413,15 @@ class _Claimed:
     headers: dict[str, str]  # as sent
     task_id: str
 
+    @property
+    def started_at(self) -> dt.datetime:
+        """When the attempt started: the claim's time (the database's clock), which the claim
+        always sets."""
+        started = self.delivery.claimed_at
+        if started is None:
+            raise ValueError(f"delivery {self.delivery.pk} was not claimed")
+        return started
+
 
 def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     """End a claimed attempt: store its row and the delivery's next state, then say what comes
@@ -463,7 +472,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=delivery.claimed_at,
+        started_at=claimed.started_at,
         duration_ms=result.duration_ms,
         request_headers=redact(claimed.headers),
         response_status=result.status,
