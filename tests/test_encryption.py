@@ -13,8 +13,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
-from subscriptions.checks import check_encryption_keys, check_webhooks_settings
 from subscriptions import encryption
+from subscriptions.checks import check_encryption_keys, check_webhooks_settings
 from subscriptions.encryption import UndecryptableValue, decrypt
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
