@@ -13,11 +13,11 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
-from subscriptions import encryption
 from subscriptions.checks import check_encryption_keys, check_webhooks_settings
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
 from tests.migrating import migrate, migrate_to_latest
+from webhooks_core import encryption
 from webhooks_core.encryption import UndecryptableValue, decrypt
 
 KEY_A = Fernet.generate_key().decode()
