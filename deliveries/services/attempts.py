@@ -31,6 +31,7 @@ import email.utils
 import logging
 import random
 import re
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -556,16 +557,29 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
+# Subscription pk -> when this process last wrote its `last_success_at` (monotonic seconds).
+# The row's own value, as claimed, misses the writes of deliveries claimed at the same time:
+# without this, every delivery of a fresh endpoint in flight together would write it.
+_success_written: dict[object, float] = {}
+SUCCESS_WRITE_INTERVAL = 60.0
+
+
 def _note_success(subscription: Subscription, now: dt.datetime) -> None:
     # Written at most about once a minute per endpoint, and at once after a failing run, so a
     # busy endpoint does not add an UPDATE to every delivery.
     started = subscription.failing_since
     last = subscription.last_success_at
     if started is None:
-        if last and (now - last).total_seconds() < 60:
+        if last and (now - last).total_seconds() < SUCCESS_WRITE_INTERVAL:
+            return
+        written = _success_written.get(subscription.pk)
+        if written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL:
             return
         endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
+            if len(_success_written) >= 10_000:  # bounded, whatever the number of endpoints
+                _success_written.clear()
+            _success_written[subscription.pk] = time.monotonic()
             return
         # A failing run began after this subscription was loaded: this success ends it.
         started = endpoint.values_list("failing_since", flat=True).first()
