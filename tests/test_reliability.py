@@ -450,42 +450,6 @@ def test_cap_counts_slots_per_subscription_and_expires_lost_ones(broker, webhook
     assert inflight.acquire(a) is not None  # both tokens had expired (score 0)
 
 
-def test_a_thread_takes_and_frees_slots_on_one_connection_of_its_own(broker, webhooks):
-    # The two commands of every delivery skip the pool's checkout (a lock and a poll each): a
-    # thread keeps one connection, checked out once, and other threads have their own.
-    webhooks(MAX_IN_FLIGHT=5)
-    sub = make_subscription("http://127.0.0.1:9/a")
-    found = inflight._client()
-    assert found is not None
-    pool = found[0].connection_pool
-    checkouts = []
-    real = pool.get_connection
-
-    def counting(*args, **kwargs):
-        connection = real(*args, **kwargs)
-        checkouts.append((threading.get_ident(), connection))
-        return connection
-
-    def deliver_three() -> None:
-        for _ in range(3):
-            slot = inflight.acquire(sub)
-            assert slot is not None and slot is not inflight.UNCAPPED
-            slot.release()
-
-    inflight._state.local = threading.local()
-    pool.get_connection = counting
-    try:
-        deliver_three()
-        other = threading.Thread(target=deliver_three)
-        other.start()
-        other.join()
-    finally:
-        del pool.get_connection
-    assert len(checkouts) == 2
-    assert checkouts[0][0] != checkouts[1][0] and checkouts[0][1] is not checkouts[1][1]
-    assert inflight.in_flight(sub.pk) == 0
-
-
 def test_no_cap_configured_or_broker_not_redis(broker, webhooks, caplog):
     webhooks(MAX_IN_FLIGHT=None, TENANT_MAX_IN_FLIGHT=None)
     sub = make_subscription("http://127.0.0.1:9/a")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -100,8 +99,6 @@ class _State:
         self.client: Any = None
         self.script: Any = None
         self.release: Any = None
-        # This thread's scripts (`_thread_scripts`), reset with the client.
-        self.local = threading.local()
         self.warned = False
         # Tenant key → (cap or None, monotonic expiry).
         self.tenant_limits: dict[str, tuple[int | None, float]] = {}
@@ -117,7 +114,6 @@ def _client() -> tuple[Any, Any] | None:
     if _state.pid == os.getpid() and _state.url == url:
         return (_state.client, _state.script) if _state.client is not None else None
     _state.pid, _state.url, _state.client, _state.script = os.getpid(), url, None, None
-    _state.local = threading.local()
     if url is None:
         if not _state.warned:
             # System check webhooks.E030 stops processes that run checks; this is for the rest.
@@ -192,29 +188,15 @@ def acquire(subscription: Subscription) -> Slot | None:
     found = _client()
     if found is None:
         return UNCAPPED
+    _unused, script = found
     keys = [key for key, _cap in caps]
     token = uuid.uuid4().hex
     try:
-        script, release = _thread_scripts(found[0])
         taken = script(keys=keys, args=[lease_ms(), token, *(cap for _key, cap in caps)])
     except REDIS_ERRORS as exc:
         logger.warning("in-flight cap skipped, Redis unavailable: %s", exc)
         return UNCAPPED
-    return Slot(keys, token, release) if taken else None
-
-
-def _thread_scripts(client: Any) -> tuple[Any, Any]:
-    """The take and free scripts of this thread (or greenlet), on a client of the shared
-    connection pool that keeps one connection for the thread: a command through the pool
-    checks a connection out and in each time (a lock, a pid check and a readability poll,
-    about a third of redis-py's cost per command). At most one connection per worker thread,
-    which the pool would open anyway when that many threads ask at once."""
-    found = getattr(_state.local, "scripts", None)
-    if found is None:
-        own = type(client)(connection_pool=client.connection_pool, single_connection_client=True)
-        found = (own.register_script(_ACQUIRE), own.register_script(_RELEASE))
-        _state.local.scripts = found
-    return found
+    return Slot(keys, token, _state.release) if taken else None
 
 
 def in_flight(subscription_id: object) -> int:
