@@ -18,7 +18,7 @@ from subscriptions.matching import is_valid_event_type
 from subscriptions.models import Subscription, Tenant, default_tenant_key
 from subscriptions.text import find_unstorable
 
-from .. import dispatch
+from .. import dispatch, tracing
 from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
@@ -204,6 +204,7 @@ def publish(
     ).event
 
 
+@tracing.traced_publish
 def publish_event(
     type: str,
     data: Any,
@@ -254,7 +255,9 @@ def publish_event(
             raise
         return _repeat(events.get(tenant_id=key, idempotency_key=idempotency_key), digest)
     publication = Publication(event, created=True)
-    transaction.on_commit(functools.partial(_fan_out_after_commit, publication), using=alias)
+    # Run in the producer's trace context, which may have ended by the commit.
+    after_commit = tracing.carry(functools.partial(_fan_out_after_commit, publication))
+    transaction.on_commit(after_commit, using=alias)
     return publication
 
 
@@ -342,6 +345,7 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
     return None
 
 
+@tracing.traced_fan_out
 def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
     """Create one delivery per matching subscription and enqueue the first attempts.
 
@@ -359,6 +363,7 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
         event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
         if event is None:
             return 0
+        tracing.note_event(event)
         if event.fanned_out_at is not None:
             return expected_deliveries(event)
         active, inactive = matched if matched is not None else _matching(event)
