@@ -279,4 +279,3 @@ def _address(url: str) -> tuple[str, int] | None:
     except ValueError:
         return None
     return (parts.hostname, port) if parts.hostname else None
-

@@ -15,16 +15,16 @@ from standardwebhooks import Webhook
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import baggage, trace  # noqa: E402
-from opentelemetry import context as otel_context  # noqa: E402
+from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 
-from deliveries import tracing  # noqa: E402
-from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus  # noqa: E402
-from deliveries.services import attempt_delivery, publish  # noqa: E402
-from tests.factories import make_subscription  # noqa: E402
-from tests.procs import ROOT, wait_until  # noqa: E402
-from tests.receiver import Reply  # noqa: E402
-from tests.tracing_sdk import as_dict, memory_exporter, read_file_spans  # noqa: E402
+from deliveries import tracing
+from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus
+from deliveries.services import attempt_delivery, publish
+from tests.factories import make_subscription
+from tests.procs import ROOT, wait_until
+from tests.receiver import Reply
+from tests.tracing_sdk import as_dict, memory_exporter, read_file_spans
 
 
 @pytest.fixture
@@ -104,9 +104,11 @@ def test_publish_inside_the_producers_trace_is_its_child(spans, django_capture_o
     make_subscription("http://127.0.0.1:9/hook")
     tracer = trace.get_tracer("host")
 
-    with tracer.start_as_current_span("host.request") as host:
-        with django_capture_on_commit_callbacks(execute=True):
-            publish("order.created", {})
+    with (
+        tracer.start_as_current_span("host.request") as host,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        publish("order.created", {})
 
     publish_span = one(spans(), "webhooks.publish")
     assert publish_span["trace_id"] == host.get_span_context().trace_id
@@ -410,7 +412,11 @@ def test_one_trace_from_publish_through_celery_to_every_attempt_and_retry(
     # The retry on a Celery countdown keeps its message's headers: the fan-out is its parent too.
     assert {span["parent_id"] for span in attempts} == {fan_out["span_id"]}
     flaky = sorted(
-        (span["attributes"]["webhooks.attempt"], span["status"], span["attributes"]["webhooks.status"])
+        (
+            span["attributes"]["webhooks.attempt"],
+            span["status"],
+            span["attributes"]["webhooks.status"],
+        )
         for span in attempts
         if span["attributes"]["webhooks.subscription_id"]
         == str(Delivery.objects.get(event=event, attempts=2).subscription_id)
