@@ -6,7 +6,7 @@ that never comes; `manage.py check` (run by `migrate` and `runserver`) reports i
 names the setting to fix. Registered in `apps.py`. This module checks the dict as a whole
 (`E005`, and `E006` for a key no installed app declares) and the registry's own keys; the
 validators below are shared with `deliveries.checks`, which checks the pipeline's keys (and
-the Celery side, `W003`-`W005`), and `portal.checks`, which checks the portal's.
+the Celery side, `W003`-`W005`), and `webhooks_portal.checks`, which checks the portal's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from .conf import DEFAULTS, WebhookSettings, webhook_settings
+from webhooks_core.conf import DEFAULTS, WebhookSettings, webhook_settings
 
 Validator = Callable[[Any], str | None]
 
@@ -165,9 +165,9 @@ def fernet_keys(value: Any) -> str | None:
     return None
 
 
-# The registry's keys (subscriptions/conf.py).
+# The registry's keys (webhooks_core/conf.py).
 VALIDATORS: dict[str, Validator] = {
-    # The API's list pages (both apps' lists, through subscriptions.api.Pagination).
+    # The API's list pages (both apps' lists, through webhooks_core.api.Pagination).
     "PAGE_SIZE": integer(minimum=1),
     "MAX_PAGE_SIZE": integer(minimum=1),
     "ALLOW_PRIVATE_NETWORKS": boolean,
@@ -349,7 +349,7 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     settings file can then read the database's secrets, and changing SECRET_KEY makes every
     stored secret unreadable.
     """
-    from .encryption import configured_keys
+    from webhooks_core.encryption import configured_keys
 
     if configured_keys():
         return []  # a malformed one is webhooks.E007

@@ -16,10 +16,10 @@ from django.test import override_settings
 
 from deliveries.checks import check_celery, check_pipeline_settings
 from deliveries.schedule import BEAT_SCHEDULE, register_periodic_tasks
-from portal.checks import check_portal_settings
 from subscriptions.checks import check_webhooks_settings
-from subscriptions.conf import DEFAULTS as REGISTRY_DEFAULTS
 from tests.procs import ROOT
+from webhooks_core.conf import DEFAULTS as REGISTRY_DEFAULTS
+from webhooks_portal.checks import check_portal_settings
 
 BROKER = "redis://127.0.0.1:1/0"
 
@@ -398,8 +398,8 @@ def test_unsafe_switches_warn_only_without_debug(key, check_id):
 
 
 def test_the_portal_owns_and_checks_its_keys():
-    from portal.conf import webhook_settings as portal
-    from subscriptions.conf import webhook_settings as registry
+    from webhooks_core.conf import webhook_settings as registry
+    from webhooks_portal.conf import webhook_settings as portal
 
     registered = checks.registry.registry.get_checks()
     assert check_portal_settings in registered  # by PortalConfig.ready()
@@ -413,7 +413,7 @@ def test_the_portal_owns_and_checks_its_keys():
 
 def test_each_app_reads_only_its_own_keys_of_the_one_dict():
     from deliveries.conf import webhook_settings as pipeline
-    from subscriptions.conf import webhook_settings as registry
+    from webhooks_core.conf import webhook_settings as registry
 
     with override_settings(WEBHOOKS={"TIMEOUT": 7, "ALLOW_HTTP": True}):
         assert (pipeline.TIMEOUT, registry.ALLOW_HTTP) == (7, True)
