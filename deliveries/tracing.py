@@ -56,10 +56,13 @@ SCOPE = "django-webhooks"
 TRACEPARENT = "traceparent"
 
 
+# One tracer for the process. Made before the host sets its provider, it is the API's proxy,
+# which follows the provider set later (`trace.set_tracer_provider`).
+_TRACER = trace.get_tracer(SCOPE) if ENABLED else None
+
+
 def _tracer() -> Any:
-    # Asked on each span, not kept: the API hands out a proxy until the host sets its provider,
-    # and the global provider's own lookup is a dictionary read.
-    return trace.get_tracer(SCOPE)
+    return _TRACER
 
 
 # --- Publish and fan-out ------------------------------------------------------------------------

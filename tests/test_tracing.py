@@ -24,15 +24,14 @@ from deliveries.services import attempt_delivery, publish
 from tests.factories import make_subscription
 from tests.procs import ROOT, wait_until
 from tests.receiver import Reply
-from tests.tracing_sdk import as_dict, memory_exporter, read_file_spans
+from tests.tracing_sdk import as_dict, read_file_spans, recording
 
 
 @pytest.fixture
 def spans():
-    """The spans this process exports, emptied before the test; `spans()` reads them."""
-    exporter = memory_exporter()
-    exporter.clear()
-    return lambda: [as_dict(span) for span in exporter.get_finished_spans()]
+    """The spans this process records during the test; `spans()` reads them."""
+    with recording() as exporter:
+        yield lambda: [as_dict(span) for span in exporter.get_finished_spans()]
 
 
 def named(spans, name):

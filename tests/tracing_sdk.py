@@ -5,6 +5,8 @@ and, in a worker process started with tests.settings_otel, to a JSON-lines file 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +18,58 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
 )
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+)
 
-_memory: InMemorySpanExporter | None = None
+
+class Switch(Sampler):
+    """Samples only while `on`: the test process's provider records the tracing tests' spans and
+    nothing of the tests that run after them (the API lets a process set its provider once)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self._sampled = ParentBased(ALWAYS_ON)
+
+    def should_sample(self, parent_context: Any, trace_id: int, *args: Any, **kwargs: Any) -> Any:
+        if not self.on:
+            return SamplingResult(Decision.DROP)
+        return self._sampled.should_sample(parent_context, trace_id, *args, **kwargs)
+
+    def get_description(self) -> str:
+        return "Switch"
 
 
-def install(exporter: SpanExporter) -> None:
+_memory: tuple[InMemorySpanExporter, Switch] | None = None
+
+
+def install(exporter: SpanExporter, sampler: Sampler | None = None) -> None:
     """Set the global tracer provider, exporting each span as it ends."""
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
 
 
-def memory_exporter() -> InMemorySpanExporter:
-    """This process's in-memory exporter, installed on first use."""
+@contextmanager
+def recording() -> Iterator[InMemorySpanExporter]:
+    """Record this process's spans in memory for the block (the provider installed on first
+    use), emptied before it."""
     global _memory
     if _memory is None:
-        _memory = InMemorySpanExporter()
-        install(_memory)
-    return _memory
+        _memory = (InMemorySpanExporter(), Switch())
+        install(*_memory)
+    exporter, switch = _memory
+    exporter.clear()
+    switch.on = True
+    try:
+        yield exporter
+    finally:
+        switch.on = False
+        exporter.clear()
 
 
 def file_exporter(path: str) -> SpanExporter:
