@@ -14,10 +14,10 @@ Spans (docs/tracing.md lists their attributes):
 The context goes from the producer into the fan-out (captured when `publish` registers its
 on-commit hook, attached when the hook runs) and from there into every message the pipeline
 sends (`message_headers()`, the host's configured propagator, into the message's headers; a
-Celery retry keeps its request's headers), extracted by the task (`continues_trace`). So one trace
-holds the publish, the fan-out and each attempt, retries on a Celery countdown included. A
-retry parked in the database and re-sent by the sweep has no message to carry the context: its
-attempt starts a trace of its own.
+Celery retry keeps its request's headers), extracted by the task (`continues_trace`). So one
+trace holds the publish, the fan-out and each attempt, retries on a Celery countdown included. A
+retry parked in the database and sent by the sweep has no message to carry the context: its
+attempt joins the publish span, whose `traceparent` the event keeps (`Event.traceparent`).
 
 Receivers get a `traceparent` header only with `WEBHOOKS["TRACEPARENT_HEADER"]` (off by
 default): W3C Trace Context alone, never `tracestate` or baggage, which may carry the host's
@@ -196,12 +196,31 @@ def _task_headers(request: Any) -> dict[str, str]:
 # --- Attempts -----------------------------------------------------------------------------------
 
 
+def current_traceparent() -> str:
+    """The W3C `traceparent` of the current span, kept on the event (`Event.traceparent`); ""
+    without OpenTelemetry or outside a trace."""
+    if not ENABLED:
+        return ""
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    value = carrier.get(TRACEPARENT, "")
+    return value if len(value) <= 64 else ""
+
+
 def start_attempt(delivery: Delivery, number: int) -> Any:
-    """Start the `webhooks.attempt` span of a claimed attempt (child of the trace its message
-    carried), or None without OpenTelemetry. End it with `end_attempt`."""
+    """Start the `webhooks.attempt` span of a claimed attempt, or None without OpenTelemetry.
+    End it with `end_attempt`.
+
+    Its parent is the trace its message carried (the fan-out's). A message without one (sent by
+    the sweep: a retry parked in the database, a lost message) joins the event's publish span,
+    kept on the event as `traceparent`.
+    """
     if not ENABLED:
         return None
     event = delivery.event
+    parent = None
+    if event.traceparent and not trace.get_current_span().get_span_context().is_valid:
+        parent = TraceContextTextMapPropagator().extract({TRACEPARENT: event.traceparent})
     attributes: dict[str, Any] = {
         "http.request.method": "POST",
         "webhooks.tenant": str(event.tenant_id),
@@ -214,7 +233,9 @@ def start_attempt(delivery: Delivery, number: int) -> Any:
     address = _address(delivery.subscription.url)
     if address is not None:
         attributes["server.address"], attributes["server.port"] = address
-    return _tracer().start_span("webhooks.attempt", kind=SpanKind.CLIENT, attributes=attributes)
+    return _tracer().start_span(
+        "webhooks.attempt", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+    )
 
 
 def add_traceparent(headers: dict[str, str], span: Any) -> None:

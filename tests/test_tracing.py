@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+from django.utils import timezone
 from standardwebhooks import Webhook
 
 pytest.importorskip("opentelemetry.sdk")
@@ -20,7 +21,7 @@ from opentelemetry import context as otel_context
 
 from deliveries import tracing
 from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus
-from deliveries.services import attempt_delivery, publish
+from deliveries.services import attempt_delivery, publish, sweep
 from tests.factories import make_subscription
 from tests.procs import ROOT, wait_until
 from tests.receiver import Reply
@@ -233,6 +234,35 @@ def test_eager_tasks_nest_attempts_under_the_fan_out(spans, receiver, eager):
     assert attempt["parent_id"] == fan_out["span_id"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_parked_retry_sent_by_the_sweep_joins_the_publish_trace(
+    spans, receiver, broker, webhooks
+):
+    """A wait longer than MAX_COUNTDOWN is parked in the row; the sweep's message carries no
+    trace, so the attempt takes the one kept on the event."""
+    webhooks(RETRY_SCHEDULE=[0, 1], RETRY_JITTER=0, MAX_COUNTDOWN=0.5, SWEEP_GRACE=0)
+    receiver.script("/later", Reply(503), Reply(200))
+    make_subscription(receiver.url("/later"))
+    event = publish("order.created", {})
+    delivery = Delivery.objects.get(event=event)
+    publish_span = one(spans(), "webhooks.publish")
+    assert event.traceparent.startswith(traceparent_of(publish_span))
+
+    assert attempt_delivery(delivery.pk, 1).action == "park"
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())  # due now
+    broker_client(broker).delete("webhooks", "webhooks.retry")
+    assert sweep().enqueued == 1
+    message = json.loads(broker_client(broker).lrange("webhooks.retry", 0, -1)[0])
+    assert "traceparent" not in message["headers"]  # the sweep runs in no trace
+    attempt_delivery(delivery.pk, 2)  # as the worker runs it: no context from the message
+
+    first, second = named(spans(), "webhooks.attempt")
+    assert second["attributes"]["webhooks.status"] == "succeeded"
+    assert second["trace_id"] == publish_span["trace_id"]
+    assert second["parent_id"] == publish_span["span_id"]
+    assert first["parent_id"] == publish_span["span_id"]  # run here outside any trace too
+
+
 # --- traceparent to receivers ---------------------------------------------------------------
 
 
@@ -324,6 +354,7 @@ WITHOUT_OTEL = textwrap.dedent(
         )],
         "headers": dispatch.tracing.message_headers(),
         "statuses": list(Delivery.objects.filter(event=event).values_list("status", flat=True)),
+        "traceparent": event.traceparent,
     }))
     """
 )
@@ -358,6 +389,7 @@ def test_without_opentelemetry_everything_works_untouched(receiver, broker, tmp_
         "wrapped": [False, False, False, False],
         "headers": None,
         "statuses": ["succeeded"],
+        "traceparent": "",
     }
     request = receiver.requests_to("/plain")[0]
     assert "traceparent" not in {name.lower() for name in request.headers}

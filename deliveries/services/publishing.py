@@ -244,6 +244,7 @@ def publish_event(
         target_subscription=subscription,
         version=version,
         renditions=renditions,
+        traceparent=tracing.current_traceparent(),  # "" unless traced
     )
     try:
         with transaction.atomic(using=alias):
