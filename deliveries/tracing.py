@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from .conf import webhook_settings
 
@@ -221,21 +222,22 @@ def start_attempt(delivery: Delivery, number: int) -> Any:
     parent = None
     if event.traceparent and not trace.get_current_span().get_span_context().is_valid:
         parent = TraceContextTextMapPropagator().extract({TRACEPARENT: event.traceparent})
-    attributes: dict[str, Any] = {
-        "http.request.method": "POST",
-        "webhooks.tenant": str(event.tenant_id),
-        "webhooks.event_type": event.type,
-        "webhooks.event_id": str(event.pk),
-        "webhooks.subscription_id": str(delivery.subscription_id),
-        "webhooks.delivery_id": delivery.pk,
-        "webhooks.attempt": number,
-    }
-    address = _address(delivery.subscription.url)
-    if address is not None:
-        attributes["server.address"], attributes["server.port"] = address
-    return _tracer().start_span(
-        "webhooks.attempt", context=parent, kind=SpanKind.CLIENT, attributes=attributes
-    )
+    span = _tracer().start_span("webhooks.attempt", context=parent, kind=SpanKind.CLIENT)
+    if span.is_recording():  # an SDK samples it: with the API alone, no attribute is built
+        attributes: dict[str, Any] = {
+            "http.request.method": "POST",
+            "webhooks.tenant": str(event.tenant_id),
+            "webhooks.event_type": event.type,
+            "webhooks.event_id": str(event.pk),
+            "webhooks.subscription_id": str(delivery.subscription_id),
+            "webhooks.delivery_id": delivery.pk,
+            "webhooks.attempt": number,
+        }
+        address = _address(delivery.subscription.url)
+        if address is not None:
+            attributes["server.address"], attributes["server.port"] = address
+        span.set_attributes(attributes)
+    return span
 
 
 def add_traceparent(headers: dict[str, str], span: Any) -> None:
@@ -293,10 +295,10 @@ def _delivery_status(accepted: bool, status: int | None, action: str) -> str:
     return "discarded" if status == 410 else "failed"
 
 
+@functools.lru_cache(maxsize=1024)
 def _address(url: str) -> tuple[str, int] | None:
-    """Host and port of a destination (never its path or query, which may hold credentials)."""
-    from urllib.parse import urlsplit
-
+    """Host and port of a destination (never its path or query, which may hold credentials).
+    Cached by URL: a worker sends to the same endpoints over and over."""
     try:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
