@@ -21,7 +21,12 @@ class SubscriptionsConfig(AppConfig):
 
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
         from .catalog import sync_after_migrate
-        from .checks import check_contracts, check_encryption_keys, check_webhooks_settings
+        from .checks import (
+            check_contracts,
+            check_encryption_keys,
+            check_moved_paths,
+            check_webhooks_settings,
+        )
         from .operators import grant_app_permissions
 
         # The registry's API joins the one include (webhooks_core.urls).
@@ -29,6 +34,7 @@ class SubscriptionsConfig(AppConfig):
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
         checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
         checks.register(check_contracts, checks.Tags.compatibility)
+        checks.register(check_moved_paths, checks.Tags.compatibility)
         # Event types the host declares in code live in `webhook_events` modules of its apps,
         # imported here as the admin imports `admin` modules. No database access: the catalog
         # is written after `migrate` (post_migrate), never at start-up.
