@@ -27,7 +27,8 @@ own data. It is not part of the signed content (`{id}.{timestamp}.{body}`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -143,6 +144,20 @@ def note_event(event: Any) -> None:
         span.set_attributes(
             {"webhooks.tenant": str(event.tenant_id), "webhooks.event_type": event.type}
         )
+
+
+@contextmanager
+def resumed(traceparent: str) -> Iterator[None]:
+    """Run the block in the trace a kept `traceparent` names (`Event.traceparent`): the sweep
+    fans out an event whose on-commit hook never ran within its publish's trace."""
+    if not ENABLED or not traceparent:
+        yield
+        return
+    token = otel_context.attach(TraceContextTextMapPropagator().extract({TRACEPARENT: traceparent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 # --- Through Celery -----------------------------------------------------------------------------

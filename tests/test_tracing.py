@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -20,7 +21,7 @@ from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
 
 from deliveries import tracing
-from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus
+from deliveries.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from deliveries.services import attempt_delivery, publish, sweep
 from tests.factories import make_subscription
 from tests.procs import ROOT, wait_until
@@ -261,6 +262,23 @@ def test_a_parked_retry_sent_by_the_sweep_joins_the_publish_trace(
     assert second["trace_id"] == publish_span["trace_id"]
     assert second["parent_id"] == publish_span["span_id"]
     assert first["parent_id"] == publish_span["span_id"]  # run here outside any trace too
+
+
+@pytest.mark.django_db
+def test_a_fan_out_made_up_by_the_sweep_joins_the_publish_trace(spans, broker, webhooks):
+    """The process that published died before its on-commit hook: the sweep fans the event out
+    within the publish's trace, kept on the event."""
+    webhooks(SWEEP_GRACE=0)
+    make_subscription("http://127.0.0.1:9/hook")
+    event = publish("order.created", {})  # in the test's transaction: the hook never runs
+    Event.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(minutes=1))
+
+    assert sweep().fanned_out == 1
+
+    publish_span = one(spans(), "webhooks.publish")
+    fan_out = one(spans(), "webhooks.fan_out")
+    assert fan_out["trace_id"] == publish_span["trace_id"]
+    assert fan_out["parent_id"] == publish_span["span_id"]
 
 
 # --- traceparent to receivers ---------------------------------------------------------------
