@@ -160,6 +160,23 @@ def resumed(traceparent: str) -> Iterator[None]:
         otel_context.detach(token)
 
 
+def detached(callback: Callable[[], Any]) -> Callable[[], Any]:
+    """`callback` run outside any trace: for work on other events than the current trace's
+    (their attempts then join their own publish's trace, `Event.traceparent`). Without
+    OpenTelemetry, `callback` itself."""
+    if not ENABLED:
+        return callback
+
+    def outside() -> Any:
+        token = otel_context.attach(otel_context.Context())
+        try:
+            return callback()
+        finally:
+            otel_context.detach(token)
+
+    return outside
+
+
 # --- Through Celery -----------------------------------------------------------------------------
 
 

@@ -281,6 +281,34 @@ def test_a_fan_out_made_up_by_the_sweep_joins_the_publish_trace(spans, broker, w
     assert fan_out["parent_id"] == publish_span["span_id"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_next_ordered_delivery_joins_its_own_events_trace(spans, receiver, broker):
+    """Ending a keyed delivery releases the next event's: that message carries no trace (not
+    the first event's), and its attempt joins its own publish."""
+    receiver.script("/ordered", Reply(200))
+    make_subscription(receiver.url("/ordered"))
+    first = publish("order.created", {"n": 1}, ordering_key="order_1")
+    second = publish("order.created", {"n": 2}, ordering_key="order_1")
+    first_publish, second_publish = named(spans(), "webhooks.publish")
+    broker_client(broker).delete("webhooks", "webhooks.retry")
+
+    with tracing.resumed(first.traceparent):  # as a worker runs the first event's message
+        attempt_delivery(Delivery.objects.get(event=first).pk, 1)
+    queued = [
+        json.loads(raw)
+        for queue in ("webhooks", "webhooks.retry")
+        for raw in broker_client(broker).lrange(queue, 0, -1)
+    ]
+    next_delivery = Delivery.objects.get(event=second)
+    assert [m["headers"].get("traceparent") for m in queued] == [None]
+    attempt_delivery(next_delivery.pk, 1)
+
+    one_attempt, two_attempt = named(spans(), "webhooks.attempt")
+    assert one_attempt["trace_id"] == first_publish["trace_id"]
+    assert two_attempt["trace_id"] == second_publish["trace_id"]
+    assert two_attempt["parent_id"] == second_publish["span_id"]
+
+
 # --- traceparent to receivers ---------------------------------------------------------------
 
 
