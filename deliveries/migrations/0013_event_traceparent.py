@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0011_ordering_key'),
+        ('deliveries', '0012_event_channels'),
     ]
 
     operations = [
