@@ -114,6 +114,10 @@ DEFAULTS: dict[str, Any] = {
     # as CloudEvents asks of incompatible schema changes. Point it at your published schemas.
     "CLOUDEVENTS_DATASCHEMA": "urn:webhooks:schema:{type}:v{version}",
     "USER_AGENT": "django-webhooks/1.0",
+    # With OpenTelemetry installed and configured (docs/tracing.md), send each attempt's W3C
+    # `traceparent` header to the receiver, so that its spans join the trace. Off by default: it
+    # tells receivers the host's trace ids. Not part of the signed content.
+    "TRACEPARENT_HEADER": False,
     # The Prometheus endpoint (/api/metrics/) is off unless enabled: it reveals traffic figures.
     "METRICS_ENABLED": False,
     # When set, a scraper authenticates with `Authorization: Bearer <token>`; signed-in users

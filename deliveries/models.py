@@ -119,6 +119,17 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     fanned_out_at = models.DateTimeField(_("fanned out"), null=True, blank=True)
+    traceparent = models.CharField(
+        _("trace parent"),
+        max_length=64,
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_(
+            "The W3C traceparent of the publish span when OpenTelemetry traced it: attempts that "
+            "no message carries a trace to (sent by the sweep) join that trace (docs/tracing.md)."
+        ),
+    )
 
     objects = EventQuerySet.as_manager()
 

@@ -117,6 +117,7 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "target_subscription",
         "created_at",
         "fanned_out_at",
+        "traceparent",  # the publish's trace, when OpenTelemetry traced it (docs/tracing.md)
     )
     inlines = [DeliveryInline]
 

@@ -19,7 +19,7 @@ from subscriptions.matching import is_valid_event_type
 from subscriptions.models import Subscription, Tenant, default_tenant_key
 from webhooks_core.text import find_unstorable
 
-from .. import dispatch
+from .. import dispatch, tracing
 from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
@@ -221,6 +221,7 @@ def publish(
     ).event
 
 
+@tracing.traced_publish
 def publish_event(
     type: str,
     data: Any,
@@ -276,6 +277,7 @@ def publish_event(
         version=version,
         renditions=renditions,
         ordering_key=ordering_key,
+        traceparent=tracing.current_traceparent(),  # "" unless traced
     )
     try:
         with transaction.atomic(using=alias):
@@ -289,7 +291,9 @@ def publish_event(
             raise
         return _repeat(events.get(tenant_id=key, idempotency_key=idempotency_key), digest)
     publication = Publication(event, created=True)
-    transaction.on_commit(functools.partial(_fan_out_after_commit, publication), using=alias)
+    # Run in the producer's trace context, which may have ended by the commit.
+    after_commit = tracing.carry(functools.partial(_fan_out_after_commit, publication))
+    transaction.on_commit(after_commit, using=alias)
     return publication
 
 
@@ -399,6 +403,7 @@ class _EarlierFirst(Exception):
         self.event = event
 
 
+@tracing.traced_fan_out
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> int:
@@ -425,6 +430,7 @@ def fan_out(
             event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
             if event is None:
                 return 0
+            tracing.note_event(event)
             if event.fanned_out_at is not None:
                 return expected_deliveries(event)
             key = event.ordering_key
