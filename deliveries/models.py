@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -590,3 +591,62 @@ class WorkerClock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker}: {self.offset_seconds:+.3f} s"
+
+
+class BulkRetrySource(models.TextChoices):
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+    PORTAL = "portal", _("Portal")
+
+
+class BulkRetry(models.Model):
+    """One bulk retry of the deliveries matching a search (`deliveries.services.bulk_retry`):
+    who asked, when, from where, with which criteria, how many matched and how many were
+    queued. Written once, never changed (read-only in the admin); dry runs are not recorded."""
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        # The record outlives the user: `username` keeps the name.
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    username = models.CharField(
+        _("user name"),
+        max_length=150,
+        blank=True,
+        help_text=_("The user's name when the retry was asked for (kept if the user is deleted)."),
+    )
+    tenant = models.CharField(
+        _("tenant"),
+        max_length=255,
+        blank=True,
+        help_text=_("The tenant the retry was limited to; empty for a cross-tenant operator."),
+    )
+    source = models.CharField(
+        _("from"), max_length=16, choices=BulkRetrySource.choices, default=BulkRetrySource.API
+    )
+    criteria = models.JSONField(
+        _("search"), default=dict, help_text=_("The search whose matches were retried.")
+    )
+    matched = models.PositiveIntegerField(_("matched"), default=0)
+    queued = models.PositiveIntegerField(
+        _("queued"),
+        default=0,
+        help_text=_(
+            "Deliveries given one more attempt; the others were being sent, already queued, "
+            "or their endpoint is disabled."
+        ),
+    )
+
+    class Meta:
+        db_table = "webhooks_bulk_retry"
+        ordering = ["-created_at"]
+        verbose_name = _("bulk retry")
+        verbose_name_plural = _("bulk retries")
+
+    def __str__(self) -> str:
+        return f"bulk retry {self.pk}: {self.queued} of {self.matched}"
