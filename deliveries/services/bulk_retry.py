@@ -104,12 +104,14 @@ def bulk_retry(
     tenant: str | None = None,
     source: str = BulkRetrySource.API,
     dry_run: bool = False,
+    criteria: dict[str, Any] | None = None,
 ) -> BulkRetryResult:
     """Retry the deliveries of `scoped` that `search` matches (default statuses: failed,
     discarded, skipped).
 
     `scoped` must already be limited to what the asking user may change (its tenant's
-    deliveries for a tenant user); `tenant` is recorded as that limit ("" or None: cross-tenant).
+    deliveries for a tenant user; the admin's filtered list); `tenant` is recorded as that limit
+    ("" or None: cross-tenant), and `criteria` as the search (default: `search.describe()`).
     Returns the count, and unless `dry_run` how many were queued and the `BulkRetry` record.
 
     Raises BulkRetryError for a status a retry may not select, TooManyMatches above
@@ -127,7 +129,7 @@ def bulk_retry(
         username=username,
         tenant=tenant or "",
         source=source,
-        criteria=search.describe(),
+        criteria={**(criteria or {}), **search.describe()},
         matched=len(ids),
         queued=queued,
     )

@@ -21,7 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from subscriptions.filterlang import filter_q, validate_filter
 
 from subscriptions.matching import is_valid_filter
 
@@ -124,10 +128,47 @@ class DeliverySearch:
         return described
 
 
+class InvalidFilter(ValueError):
+    """A JSON filter that the filter language refuses; `messages` say why (field errors)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+def validated_filter(value: Any) -> dict[str, Any]:
+    """`value` checked by the filter language (`subscriptions.filterlang.validate_filter`).
+
+    Raises InvalidFilter with its messages."""
+    try:
+        return validate_filter(value)
+    except (DjangoValidationError, DRFValidationError) as exc:
+        raise InvalidFilter(error_messages(exc)) from exc
+
+
+def error_messages(exc: DjangoValidationError | DRFValidationError) -> list[str]:
+    """Every message of a Django or DRF validation error, flattened, with its path."""
+    detail: Any = exc.detail if isinstance(exc, DRFValidationError) else (
+        exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+    )
+    found: list[str] = []
+
+    def walk(item: Any, path: str) -> None:
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                walk(inner, f"{path}.{key}" if path else str(key))
+        elif isinstance(item, list | tuple):
+            for inner in item:
+                walk(inner, path)
+        else:
+            found.append(f"{path}: {item}" if path and path != "non_field_errors" else str(item))
+
+    walk(detail, "")
+    return found or [str(exc)]
+
+
 def filter_condition(value: dict[str, Any]) -> Q:
     """A validated JSON filter over the event as a `Q` over `Delivery`."""
-    from subscriptions.filterlang import filter_q
-
     return filter_q(value, prefix="event__")
 
 
@@ -136,4 +177,12 @@ def statuses_of(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-__all__ = ["STATUS_VALUES", "DeliverySearch", "event_type_q", "filter_condition", "statuses_of"]
+__all__ = [
+    "STATUS_VALUES",
+    "DeliverySearch",
+    "InvalidFilter",
+    "event_type_q",
+    "filter_condition",
+    "statuses_of",
+    "validated_filter",
+]
