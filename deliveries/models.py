@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -11,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from subscriptions.ids import uuid7
 from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
-from subscriptions.models import Subscription, Tenant, default_tenant
+from subscriptions.models import TENANT_KEY_MAX_LENGTH, Subscription, Tenant, default_tenant
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -182,8 +183,31 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         )
 
     def for_tenant(self, key: str | None) -> DeliveryQuerySet:
-        """The deliveries to tenant `key`'s subscriptions (None: none at all)."""
-        return self.none() if key is None else self.filter(subscription__tenant_id=key)
+        """The deliveries to tenant `key`'s subscriptions (None: none at all).
+
+        Both the copy of the tenant on the row (`tenant_key`, which the log's indexes lead
+        with, so a small tenant's search never walks every tenant's history) and the
+        subscription's own tenant (the truth) must name it: a row whose copy were wrong or
+        missing would be hidden, never shown to another tenant."""
+        if key is None:
+            return self.none()
+        return self.filter(tenant_key=key, subscription__tenant_id=key)
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Delivery]:
+        """Django's `bulk_create`, filling in `tenant_key` from the subscriptions for rows
+        created without it (one query for all of them; the fan-out sets it itself)."""
+        objs = list(objs)
+        missing = {row.subscription_id for row in objs if not row.tenant_key}
+        if missing:
+            tenants = dict(
+                Subscription.objects.using(self.db)
+                .filter(pk__in=missing)
+                .values_list("pk", "tenant_id")
+            )
+            for row in objs:
+                if not row.tenant_key:
+                    row.tenant_key = tenants.get(row.subscription_id, "")
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Delivery(models.Model):
@@ -241,6 +265,17 @@ class Delivery(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # The subscription's tenant, copied when the row is created (a subscription's tenant never
+    # changes), so that the log's indexes can lead with it: without it a small tenant's search
+    # read every tenant's newest deliveries to find its own (bench/logsearch.py).
+    tenant_key = models.CharField(
+        _("tenant"),
+        max_length=TENANT_KEY_MAX_LENGTH,
+        # Filled in by save() and bulk_create() from the subscription when not given.
+        default="",
+        editable=False,
+        help_text=_("The tenant of the subscription, copied for the log's indexes."),
+    )
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -275,10 +310,26 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="webhooks_delivery_status_idx"),
             models.Index(fields=["-created_at"], name="webhooks_delivery_created_idx"),
+            # A tenant's log, newest first, optionally by status (the searches of the API and
+            # the portal, bulk retry): bench/logsearch.py.
+            models.Index(fields=["tenant_key", "-created_at"], name="webhooks_delivery_tenant_idx"),
+            models.Index(
+                fields=["tenant_key", "status", "-created_at"], name="webhooks_delivery_ten_st_idx"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.tenant_key and self.subscription_id is not None:
+            self.tenant_key = (
+                Subscription.objects.filter(pk=self.subscription_id)
+                .values_list("tenant_id", flat=True)
+                .first()
+                or ""
+            )
+        super().save(*args, **kwargs)
 
     @property
     def waiting_for(self) -> str:

@@ -220,6 +220,7 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        operation_id="deliveries_bulk_retry",
         request=BulkRetryRequestSerializer,
         responses={200: BulkRetryAnswerSerializer, 202: BulkRetryAnswerSerializer},
     )

@@ -4,10 +4,12 @@
 The criteria are a value (`DeliverySearch`), validated by the callers' forms or serializers, and
 turned here into one `Q` over `Delivery`. Each criterion is a lookup an index answers on its own
 or together with the newest-first order the lists page by (migration
-`0011_delivery_search_indexes`, bench/logsearch.py): status and response status through
-`(status, last_status_code, -created_at)`, the endpoint through `(subscription, -created_at)`,
-the event type through the event's `(type, -created_at)`, the tenant through the subscription's
-tenant, the time range through `-created_at`.
+`0011_delivery_search_and_bulk_retry`, bench/logsearch.py): the tenant through the row's copy
+of it, `(tenant_key, -created_at)` and `(tenant_key, status, -created_at)`; the endpoint
+through `(subscription, -created_at)` and `(subscription, status, created_at)`; status alone
+through `(status, -created_at)`; the time range through `-created_at`; the event type and the
+JSON filter through the event, by its primary key per candidate row (or from the event type
+index when the type is rare).
 
 The event type takes the forms endpoints subscribe with (`subscriptions.matching`): an exact
 name, `prefix.*` (every name below `prefix.`, at any depth) or `*` (every type).
@@ -89,7 +91,9 @@ class DeliverySearch:
         if self.event_type:
             condition &= event_type_q(self.event_type)
         if self.tenant:
-            condition &= Q(subscription__tenant_id=self.tenant)
+            # The row's copy leads the tenant indexes; the subscription's tenant is the truth
+            # (`DeliveryQuerySet.for_tenant`).
+            condition &= Q(tenant_key=self.tenant, subscription__tenant_id=self.tenant)
         if self.subscription is not None:
             condition &= Q(subscription_id=self.subscription)
         if self.event is not None:

@@ -363,10 +363,14 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
             return expected_deliveries(event)
         active, inactive = matched if matched is not None else _matching(event)
         versions = delivery_versions(event, active + inactive)
+        # An event reaches its own tenant's subscriptions only; a broadcast's rows are filled
+        # in from their subscriptions by `bulk_create` (one query).
+        tenant_key = "" if event.broadcast else event.tenant_id
         rows = [
             Delivery(
                 event_id=event.pk,
                 subscription_id=sub_id,
+                tenant_key=tenant_key,
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,
                 created_at=now,
@@ -378,6 +382,7 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
             Delivery(
                 event_id=event.pk,
                 subscription_id=sub_id,
+                tenant_key=tenant_key,
                 status=DeliveryStatus.SKIPPED,
                 last_error="Subscription disabled when the event was published.",
                 created_at=now,
