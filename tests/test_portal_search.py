@@ -50,7 +50,7 @@ def test_event_type_filter_accepts_the_wildcards_endpoints_use(portal):
 def test_several_statuses_response_status_and_json_filter(portal):
     sub = endpoint(TENANT)
     failed = logged(sub, code=503, data={"amount": 500})
-    skipped = logged(sub, status=DeliveryStatus.SKIPPED, code=None, minutes=1)
+    skipped = logged(sub, status=DeliveryStatus.SKIPPED, code=None, data={"amount": 700}, minutes=1)
     logged(sub, status=DeliveryStatus.SUCCEEDED, code=200, data={"amount": 900}, minutes=2)
     assert shown(portal, status=["failed", "skipped"]) == [skipped.pk, failed.pk]
     assert shown(portal, response_status=503) == [failed.pk]
