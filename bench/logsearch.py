@@ -121,9 +121,9 @@ def run_measure(output: str | None) -> None:
     from deliveries.models import Delivery
     from deliveries.serializers import DeliverySearchSerializer, search_input
     from deliveries.services.bulk_retry import bulk_retry
-    from subscriptions.keyset import NEWEST_FIRST
     from subscriptions.models import Subscription
     from tests.factories import make_user
+    from webhooks_core.keyset import NEWEST_FIRST
 
     assert connection.vendor == "postgresql", "the search bench measures PostgreSQL"
     users = get_user_model().objects
@@ -185,7 +185,11 @@ def run_measure(output: str | None) -> None:
         )
         serializer.is_valid(raise_exception=True)
         scoped = Delivery.objects.all() if who == "operator" else Delivery.objects.for_tenant(BIG)
-        page = serializer.search().apply(scoped.select_related("event", "subscription")).order_by(*NEWEST_FIRST)[:51]
+        page = (
+            serializer.search()
+            .apply(scoped.select_related("event", "subscription"))
+            .order_by(*NEWEST_FIRST)[:51]
+        )
         plan = plan_of(page)
         result = {
             "who": who,
@@ -205,14 +209,25 @@ def run_measure(output: str | None) -> None:
 
     for name, search in [
         ("dry run: tenant big, failed (5,000)", DeliverySearch(statuses=("failed",))),
-        ("dry run: tenant big, default statuses, invoice.*", DeliverySearch(event_type="invoice.*")),
+        (
+            "dry run: tenant big, default statuses, invoice.*",
+            DeliverySearch(event_type="invoice.*"),
+        ),
     ]:
         times = []
         for _ in range(RUNS // 2):
             start = time.perf_counter()
             count = bulk_retry(Delivery.objects.for_tenant(BIG), search, dry_run=True).count
             times.append((time.perf_counter() - start) * 1000)
-        result = {"who": "tenant", "search": name, "p50_ms": round(statistics.median(times), 1), "p95_ms": round(percentile(times, 0.95), 1), "rows": count, "indexes": [], "seq_scan_of_deliveries": False}
+        result = {
+            "who": "tenant",
+            "search": name,
+            "p50_ms": round(statistics.median(times), 1),
+            "p95_ms": round(percentile(times, 0.95), 1),
+            "rows": count,
+            "indexes": [],
+            "seq_scan_of_deliveries": False,
+        }
         results.append(result)
         print(json.dumps(result), flush=True)
 

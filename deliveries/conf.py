@@ -1,6 +1,6 @@
 """The pipeline's keys of the `WEBHOOKS` settings dict, read as `webhook_settings.KEY`.
 
-Same dict and same mechanism as the registry's keys (`subscriptions/conf.py`): one user-facing
+Same dict and same mechanism as the shared keys (`webhooks_core/conf.py`): one user-facing
 setting, each app owning and documenting its own keys (every one is in docs/settings.md).
 Values are resolved on access and reset on `setting_changed`.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from subscriptions.conf import WebhookSettings
+from webhooks_core.conf import WebhookSettings
 
 DEFAULTS: dict[str, Any] = {
     # Seconds to wait before each attempt, the first one included (0 = at once). Its length is

@@ -15,20 +15,20 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from subscriptions.access import TenantModelPermissions, read_scope, write_scope
-from subscriptions.api import APIDefaults, extend_schema
-from subscriptions.keyset import CursorPagination
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
-from subscriptions.tenancy import resolve_tenant
-from subscriptions.throttling import TenantThrottle, UserThrottle
+from webhooks_core.access import TenantModelPermissions, read_scope, write_scope
+from webhooks_core.api import APIDefaults, extend_schema
+from webhooks_core.keyset import CursorPagination
+from webhooks_core.tenancy import resolve_tenant
+from webhooks_core.throttling import TenantThrottle, UserThrottle
 
 from .conf import webhook_settings
 from .models import BulkRetrySource, Delivery, Event
 from .permissions import CanPublish
 from .serializers import (
-    DeliveryDetailSerializer,
     BulkRetryAnswerSerializer,
     BulkRetryRequestSerializer,
+    DeliveryDetailSerializer,
     DeliverySearchSerializer,
     DeliverySerializer,
     EgressIPsSerializer,
@@ -40,8 +40,8 @@ from .serializers import (
     ReplayRequestSerializer,
     RetryQueuedSerializer,
     VersionPreviewQuerySerializer,
-    search_input,
     VersionPreviewSerializer,
+    search_input,
 )
 from .services import (
     IdempotencyConflict,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Any, cast
 
@@ -12,19 +11,20 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .conf import webhook_settings
-from .fields import EncryptedHeadersField, EncryptedTextField
-from .ids import uuid7
+from webhooks_core.conf import webhook_settings
+from webhooks_core.fields import EncryptedHeadersField, EncryptedTextField
+from webhooks_core.ids import uuid7
+from webhooks_core.tenancy import (  # the model's rules; defined where requests use them
+    TENANT_KEY_MAX_LENGTH,
+    TENANT_KEY_RE,
+    default_tenant_key,
+    is_valid_tenant_key,
+)
+from webhooks_core.text import validate_multiline, validate_one_line
+
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
 from .secrets import generate_secret, generate_signing_key, public_key
-from .text import validate_multiline, validate_one_line
 
-TENANT_KEY_MAX_LENGTH = 255
-# Letters, digits and `. _ : -`: safe in URLs, Redis keys, logs and file names unquoted.
-# "." and ".." are refused: a URL path segment of one or two dots is resolved away by clients
-# and servers (RFC 3986 §5.2.4), so such a tenant could never be addressed in /api/tenants/{key}/.
-# Keys are case-sensitive ("Org_1" and "org_1" are two tenants).
-TENANT_KEY_RE = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._:-]{1,255}\Z")
 validate_tenant_key = RegexValidator(
     TENANT_KEY_RE,
     _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-', and not '.' or '..'."),
@@ -38,10 +38,6 @@ validate_in_flight_limit = MinValueValidator(
     1,
     _("At least 1. Leave it empty for the default; to pause deliveries, disable the endpoint."),
 )
-
-
-def is_valid_tenant_key(key: object) -> bool:
-    return isinstance(key, str) and bool(TENANT_KEY_RE.fullmatch(key))
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -66,11 +62,6 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
     def default(self) -> Tenant:
         """The tenant of everything created or published without one (`DEFAULT_TENANT`)."""
         return self.for_key(default_tenant_key())
-
-
-def default_tenant_key() -> str:
-    """The key of the default tenant (`WEBHOOKS["DEFAULT_TENANT"]`)."""
-    return str(webhook_settings.DEFAULT_TENANT)
 
 
 def default_tenant() -> str:
@@ -430,7 +421,7 @@ class Subscription(models.Model):
             "the endpoint."
         ),
     )
-    # Encrypted at rest (subscriptions.fields): these columns hold Fernet tokens.
+    # Encrypted at rest (webhooks_core.fields): these columns hold Fernet tokens.
     secret = EncryptedTextField(
         _("secret"),
         default=generate_secret,

@@ -146,9 +146,7 @@ def admin_client(client, django_user_model):
     return client
 
 
-def test_admin_retry_matching_shows_the_count_then_retries_the_filtered_list(
-    admin_client, broker
-):
+def test_admin_retry_matching_shows_the_count_then_retries_the_filtered_list(admin_client, broker):
     sub = endpoint("acme")
     paid = [logged(sub, "invoice.paid", minutes=i) for i in range(2)]
     order = logged(sub, "order.created", minutes=3)
@@ -157,9 +155,10 @@ def test_admin_retry_matching_shows_the_count_then_retries_the_filtered_list(
         reverse("admin:deliveries_delivery_changelist") + "?event__type=invoice.*"
     )
     assert changelist.status_code == 200
-    assert f"{url}?event__type=invoice.%2A".encode() in changelist.content.replace(
-        b"&amp;", b"&"
-    ) or f"{url}?event__type=invoice.*".encode() in changelist.content
+    assert (
+        f"{url}?event__type=invoice.%2A".encode() in changelist.content.replace(b"&amp;", b"&")
+        or f"{url}?event__type=invoice.*".encode() in changelist.content
+    )
     confirm = admin_client.get(url + "?event__type=invoice.*&status__exact=failed")
     assert confirm.status_code == 200
     assert b"2 deliveries match these filters" in confirm.content

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from subscriptions.keyset import CURSOR_PARAM
+from webhooks_core.keyset import CURSOR_PARAM
 
 from ..models import BulkRetry, BulkRetrySource
 from ..services.bulk_retry import DEFAULT_RETRY_STATUSES, BulkRetryError, bulk_retry

@@ -24,7 +24,7 @@ from django.utils.translation import ngettext
 
 from subscriptions.admin import tenant_filter
 from subscriptions.matching import is_valid_filter
-from subscriptions.search import IndexedSearch, as_uuid
+from webhooks_core.search import IndexedSearch, as_uuid
 
 from .. import summaries
 from ..models import Delivery, Event

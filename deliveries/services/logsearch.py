@@ -28,7 +28,6 @@ from django.db.models import Q, QuerySet
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from subscriptions.filterlang import filter_q, validate_filter
-
 from subscriptions.matching import is_valid_filter
 
 from ..models import Delivery, DeliveryStatus
@@ -152,8 +151,10 @@ def validated_filter(value: Any) -> dict[str, Any]:
 
 def error_messages(exc: DjangoValidationError | DRFValidationError) -> list[str]:
     """Every message of a Django or DRF validation error, flattened, with its path."""
-    detail: Any = exc.detail if isinstance(exc, DRFValidationError) else (
-        exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+    detail: Any = (
+        exc.detail
+        if isinstance(exc, DRFValidationError)
+        else (exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     )
     found: list[str] = []
 

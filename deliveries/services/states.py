@@ -490,7 +490,9 @@ def reopen_one(delivery_id: int, now: dt.datetime, queued_until: dt.datetime) ->
     return None if attempts is None else attempts + 1
 
 
-def reopen_unqueued(delivery_ids: Iterable[int], now: dt.datetime, queued_until: dt.datetime) -> list[int]:
+def reopen_unqueued(
+    delivery_ids: Iterable[int], now: dt.datetime, queued_until: dt.datetime
+) -> list[int]:
     """`reopen_one` for many deliveries at once (a bulk retry): make due now those that are
     finished or parked beyond `queued_until`, leaving alone those already queued or under way;
     returns the ids this call reopened.

@@ -7,8 +7,8 @@ import hashlib
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
@@ -19,8 +19,8 @@ from deliveries.services.bulk_retry import BulkRetryError, bulk_retry, retry_sea
 from deliveries.services.logsearch import DeliverySearch
 from deliveries.services.sent import request_sent
 from deliveries.summaries import with_last_error_kind
-from subscriptions.keyset import NotFound, keyset_page
 from subscriptions.models import EventType
+from webhooks_core.keyset import NotFound, keyset_page
 
 from .. import replays, scope
 from ..forms import DeliveryFilterForm
@@ -111,7 +111,7 @@ def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 @throttled("bulk_retry")
 def delivery_bulk_retry(request: HttpRequest, tenant: str) -> HttpResponse:
-    """"Retry the matches": GET counts what the log's search (in the query string) matches
+    """The log's "Retry the matches": GET counts what its search (in the query string) matches
     among the tenant's deliveries and asks to confirm; POST retries them
     (`deliveries.services.bulk_retry`: capped, recorded, harmless twice) and goes back to the
     log with the search kept. Only this tenant's deliveries are counted or touched."""

@@ -23,8 +23,8 @@ from deliveries.services.logsearch import (
 )
 from subscriptions.catalog import PinnedType
 from subscriptions.forms import HeaderLinesField
-from subscriptions.matching import is_valid_filter
 from subscriptions.headers import mask_headers
+from subscriptions.matching import is_valid_filter
 from subscriptions.models import (
     EventType,
     EventTypeVersion,
