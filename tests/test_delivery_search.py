@@ -163,3 +163,41 @@ def test_search_q_on_its_own():
         "event_type": "invoice.*",
         "since": T0.isoformat(),
     }
+
+
+def test_every_delivery_carries_its_subscriptions_tenant(django_capture_on_commit_callbacks):
+    """The copy the tenant indexes lead with: set by the fan-out (own tenant, broadcast, test
+    event), by save() and by bulk_create() when not given."""
+    from deliveries.models import Delivery, Event
+    from deliveries.services import publish
+    from deliveries.services.probes import send_test_event
+
+    a, b = endpoint("org_a"), endpoint("org_b", "http://127.0.0.1:9/b")
+    with django_capture_on_commit_callbacks(execute=True):
+        own = publish("order.created", {}, tenant="org_a")
+        everyone = publish("notice.sent", {}, broadcast=True)
+        probe = send_test_event(b).event
+    rows = {(d.event_id, d.subscription_id): d.tenant_key for d in Delivery.objects.all()}
+    assert rows == {
+        (own.pk, a.pk): "org_a",
+        (everyone.pk, a.pk): "org_a",
+        (everyone.pk, b.pk): "org_b",
+        (probe.pk, b.pk): "org_b",
+    }
+    event = Event.objects.create(type="x.y", data={}, tenant_id="org_a")
+    saved = Delivery.objects.create(event=event, subscription=a)
+    [bulk] = Delivery.objects.bulk_create([Delivery(event=event, subscription=b)])
+    assert saved.tenant_key == "org_a"
+    assert Delivery.objects.get(pk=bulk.pk).tenant_key == "org_b"
+
+
+def test_a_broadcast_shows_each_tenant_its_own_delivery_only(django_capture_on_commit_callbacks):
+    from deliveries.services import publish
+
+    endpoint("org_a")
+    mine = endpoint("org_b", "http://127.0.0.1:9/b")
+    with django_capture_on_commit_callbacks(execute=True):
+        publish("notice.sent", {}, broadcast=True)
+    bea = api_client(make_tenant_user("bea", "org_b"))
+    listed = bea.get("/api/deliveries/?type=notice.*").json()["results"]
+    assert [row["subscription"] for row in listed] == [str(mine.pk)]

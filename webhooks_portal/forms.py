@@ -193,12 +193,6 @@ class DeliveryFilterForm(forms.Form):
         help_text=_("invoice.paid, invoice.* or *"),
         widget=forms.TextInput(attrs={"list": "event-type-names", "spellcheck": "false"}),
     )
-    status = forms.MultipleChoiceField(
-        label=_("Status"),
-        required=False,
-        choices=DeliveryStatus.choices,
-        widget=forms.CheckboxSelectMultiple(attrs={"class": "status-choices"}),
-    )
     response_status = forms.IntegerField(
         label=_("Response status"),
         required=False,
@@ -208,6 +202,12 @@ class DeliveryFilterForm(forms.Form):
     )
     since = forms.DateTimeField(label=_("From"), required=False, widget=DateTimeLocalInput())
     until = forms.DateTimeField(label=_("Until"), required=False, widget=DateTimeLocalInput())
+    status = forms.MultipleChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=DeliveryStatus.choices,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "status-choices"}),
+    )
     filter = forms.CharField(
         label=_("Event filter (JSON)"),
         required=False,

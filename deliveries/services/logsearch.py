@@ -90,9 +90,8 @@ class DeliverySearch:
         if self.event_type:
             condition &= event_type_q(self.event_type)
         if self.tenant:
-            # The row's copy leads the tenant indexes; the subscription's tenant is the truth
-            # (`DeliveryQuerySet.for_tenant`).
-            condition &= Q(tenant_key=self.tenant, subscription__tenant_id=self.tenant)
+            # The row's copy of its subscription's tenant (`DeliveryQuerySet.for_tenant`).
+            condition &= Q(tenant_key=self.tenant)
         if self.subscription is not None:
             condition &= Q(subscription_id=self.subscription)
         if self.event is not None:

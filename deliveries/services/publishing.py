@@ -363,9 +363,10 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
             return expected_deliveries(event)
         active, inactive = matched if matched is not None else _matching(event)
         versions = delivery_versions(event, active + inactive)
-        # An event reaches its own tenant's subscriptions only; a broadcast's rows are filled
-        # in from their subscriptions by `bulk_create` (one query).
-        tenant_key = "" if event.broadcast else event.tenant_id
+        # An event reaches its own tenant's subscriptions only (a test event belongs to its
+        # subscription's tenant); a broadcast's rows, and to be sure a targeted event's, are
+        # filled in from their subscriptions by `bulk_create` (one query).
+        tenant_key = "" if event.broadcast or event.target_subscription_id else event.tenant_id
         rows = [
             Delivery(
                 event_id=event.pk,
