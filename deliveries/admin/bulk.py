@@ -91,8 +91,17 @@ class BulkRetryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     list_display = ["id", "created", "username", "tenant", "source", "matched", "queued"]
     list_filter = ["source"]
-    fields = ["created", "user", "username", "tenant", "source", "criteria", "matched", "queued"]
-    readonly_fields = fields
+    readonly_fields = (
+        "created",
+        "user",
+        "username",
+        "tenant",
+        "source",
+        "criteria",
+        "matched",
+        "queued",
+    )
+    fields = readonly_fields
     show_full_result_count = False
 
     created = seconds_display("created_at", _("created"))

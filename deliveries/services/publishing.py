@@ -366,7 +366,8 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
         # An event reaches its own tenant's subscriptions only (a test event belongs to its
         # subscription's tenant); a broadcast's rows, and to be sure a targeted event's, are
         # filled in from their subscriptions by `bulk_create` (one query).
-        tenant_key = "" if event.broadcast or event.target_subscription_id else event.tenant_id
+        targeted = event.broadcast or event.target_subscription_id
+        tenant_key = "" if targeted else event.tenant_id or ""
         rows = [
             Delivery(
                 event_id=event.pk,
