@@ -107,3 +107,29 @@ def test_search_retry_the_matches_and_empty_states(browser, live_server, broker)
     expect(fresh.locator("#empty-nothing-yet")).to_be_visible()
     expect(fresh.locator("#retry-matches")).to_have_count(0)
     shot(fresh, "portal-search-nothing-yet")
+
+
+def test_admin_retry_the_matching_deliveries(browser, live_server, broker, staff_user):
+    """The admin's delivery list filtered by event type wildcard, then "Retry the matching
+    deliveries": the confirmation page with the count, then the list again. Screenshots:
+    admin-retry-matching-confirm.png, admin-retry-matching-done.png."""
+    from playwright.sync_api import expect
+
+    from tests.browser import login
+
+    shop = endpoint(TENANT, "http://127.0.0.1:9/shop")
+    matching = [logged(shop, "invoice.paid", minutes=i) for i in range(2)]
+    other = logged(shop, "order.created", minutes=3)
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    login(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/deliveries/delivery/?event__type=invoice.*")
+    expect(page.locator("#result_list tbody tr")).to_have_count(2)
+    page.click("#webhooks-retry-matching a")
+    expect(page.locator("#retry-matching-count")).to_contain_text("2 deliveries match")
+    shot(page, "admin-retry-matching-confirm")
+    page.click("input[name=confirm]")
+    expect(page.locator(".messagelist")).to_contain_text("2 of 2 matching deliveries queued")
+    assert "event__type=invoice" in page.url
+    shot(page, "admin-retry-matching-done")
+    statuses = [Delivery.objects.get(pk=d.pk).status for d in (*matching, other)]
+    assert statuses == ["retrying", "retrying", "failed"]
