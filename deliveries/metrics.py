@@ -116,8 +116,8 @@ class DatabaseCollector:
         )
         held = GaugeMetricFamily(
             "webhooks_backlog_held",
-            "Waiting deliveries held back by an in-flight cap, by cap (endpoint_cap, "
-            "tenant_cap): unsent, with a reason.",
+            "Waiting deliveries held back, by reason (endpoint_cap, tenant_cap: an in-flight "
+            "cap; ordering: behind an earlier delivery of their ordering key): unsent.",
             labels=["reason"],
         )
         counts = health.held_by_reason()

@@ -4,6 +4,8 @@ jsonb or SQLite's JSON1, whichever DATABASE_URL names) selects exactly the event
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from deliveries.models import Event
@@ -110,6 +112,55 @@ FILTERS = st.recursive(
 EVENTS = st.lists(st.tuples(TYPES, CHANNELS, DATA), min_size=1, max_size=6)
 
 
+def _literals(filter: dict, found: list) -> list:
+    """(keys, value) for every value a filter compares a data path with."""
+    for key, value in filter.items():
+        if key in ("$and", "$or"):
+            for part in value:
+                _literals(part, found)
+        elif key == "$not":
+            _literals(value, found)
+        elif key.startswith("data."):
+            operands = value.values() if isinstance(value, dict) else [value]
+            for operand in operands:
+                for item in operand if isinstance(operand, list) else [operand]:
+                    found.append((key.split(".")[1:], item))
+    return found
+
+
+def _near(value):
+    """Values an evaluator could confuse with `value`: other kinds that look alike (True and
+    1, "1" and 1, null), neighbours of a number, the same inside an array or an object."""
+    near = [value, None, True, False, 0, 1, 1.0, "1", str(value), [value], {"a": value}]
+    if type(value) in (int, float):
+        near += [value + 1, value - 1, value + 0.5, float(value), -value]
+    if isinstance(value, str):
+        near += [value + "a", value[:-1], value.upper()]
+    return st.sampled_from(near)
+
+
+def _place(data: dict, keys: list[str], value) -> dict:
+    data = json.loads(json.dumps(data))
+    current = data
+    for key in keys[:-1]:
+        if not isinstance(current.get(key), dict):
+            current[key] = {}
+        current = current[key]
+    current[keys[-1]] = value
+    return data
+
+
+def _aimed(draw, filters: list[dict], events: list) -> list:
+    """Events with the filters' own operands, or values near them, at the filters' paths:
+    where the evaluators could disagree."""
+    aimed = []
+    for keys, value in [pair for f in filters for pair in _literals(f, [])][:6]:
+        for _ in range(3):
+            type, channels, data = draw(st.sampled_from(events))
+            aimed.append((type, channels, _place(data, keys, draw(_near(value)))))
+    return aimed
+
+
 @pytest.mark.django_db
 @hypothesis.settings(
     max_examples=500,
@@ -120,10 +171,11 @@ EVENTS = st.lists(st.tuples(TYPES, CHANNELS, DATA), min_size=1, max_size=6)
     ],
     database=None,
 )
-@hypothesis.given(filters=st.lists(FILTERS, min_size=1, max_size=4), events=EVENTS)
-def test_the_database_selects_what_matches_accepts(filters, events):
+@hypothesis.given(filters=st.lists(FILTERS, min_size=1, max_size=4), events=EVENTS, extra=st.data())
+def test_the_database_selects_what_matches_accepts(filters, events, extra):
     for filter in filters:
         validate_filter(filter)
+    events = events + _aimed(extra.draw, filters, events)
     rows = Event.objects.bulk_create(
         Event(type=type, channels=channels, data=data) for type, channels, data in events
     )

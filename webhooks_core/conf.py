@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
         "retry": "600/hour",
         "bulk_retry": "30/hour",
         "create": "200/hour",
+        "simulate": "60/minute",
         "failed_login": "10/minute",
     },
 }

@@ -35,6 +35,7 @@ from ..services import health, replay, states
 from ..services.probes import send_test_event
 from .common import REPLAY_URL_NAME, prefilled_replay_url, replay_url
 from .notices import notices_panel
+from .ordering import ordering_panel
 
 # --- Health columns: figures computed for the whole page in a few grouped queries -----------
 
@@ -227,8 +228,16 @@ class PipelineExtension(SubscriptionAdminExtension):
     def object_panels(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
     ) -> list[str]:
-        """The subscription's latest operational notices, each with its replay link."""
-        return [notices_panel(model_admin, request, obj)]
+        """The subscription's blocked ordering keys (if any), and its latest operational
+        notices, each with its replay link."""
+        return [
+            panel
+            for panel in (
+                ordering_panel(model_admin, request, obj),
+                notices_panel(model_admin, request, obj),
+            )
+            if panel
+        ]
 
     def object_links(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription

@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from subscriptions.channels import validate_channels
 from subscriptions.contracts import contracts
 from subscriptions.eventschema import PatternError, first_error
 from subscriptions.matching import is_valid_event_type
@@ -24,7 +25,7 @@ from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
 from ..versions import delivery_versions, render_versions, serialize_event
-from . import caches, clock
+from . import caches, clock, ordering
 from .connections import working_alias
 
 logger = logging.getLogger(__name__)
@@ -171,8 +172,10 @@ def publish(
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
     broadcast: bool = False,
     subscription: Subscription | None = None,
+    channels: list[str] | None = None,
 ) -> Event:
     """Store an event and, once the caller's transaction commits, fan it out; the event.
 
@@ -189,18 +192,32 @@ def publish(
 
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
-    Keys are per tenant: two tenants using one key get two events. Raises `PublishError` (a
-    ValueError naming its `field`) for input that cannot be published: see `validate_event`,
-    `idempotency_key_problem` and `tenant_key`; never fails because the broker is down.
-    `publish_event` returns the figures as well.
+    Keys are per tenant: two tenants using one key get two events.
+
+    `channels` (a list of up to 10 names) are carried by the event: a subscription with
+    channels receives it only if they share one; subscriptions without channels receive it
+    whatever its channels. Each subscription's `filter` is evaluated once, in the fan-out.
+
+    Events of a tenant with the same `ordering_key` (e.g. "order_1001") reach each
+    subscription in publish order, each once the previous one has ended (succeeded, failed for
+    good or discarded): see `services.ordering` and docs/guarantees.md. A publish with a key
+    waits for an uncommitted publish of the same key to end (that is what makes the order
+    exact). Not with `broadcast` or `subscription`.
+
+    Raises `PublishError` (a ValueError naming its `field`) for input that cannot be published:
+    see `validate_event`, `idempotency_key_problem`, `ordering.ordering_key_problem` and
+    `tenant_key`; never fails because the broker is down. `publish_event` returns the figures
+    as well.
     """
     return publish_event(
         type,
         data,
         tenant=tenant,
         idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
         broadcast=broadcast,
         subscription=subscription,
+        channels=channels,
     ).event
 
 
@@ -210,8 +227,10 @@ def publish_event(
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
     broadcast: bool = False,
     subscription: Subscription | None = None,
+    channels: list[str] | None = None,
 ) -> Publication:
     """`publish`, answering with a `Publication`: the event, whether it was created now, and
     its delivery count once the fan-out has run (at once in autocommit)."""
@@ -220,8 +239,20 @@ def publish_event(
         problem = idempotency_key_problem(idempotency_key)
         if problem is not None:
             raise PublishError(problem, field="idempotency_key")
+    if ordering_key is not None:
+        problem = ordering.ordering_key_problem(ordering_key)
+        if problem is None and (broadcast or subscription is not None):
+            # The order is kept per tenant's key; a broadcast reaches other tenants' endpoints,
+            # where it would interleave with their own keys.
+            problem = "An ordering key cannot be combined with a broadcast or a test event."
+        if problem is not None:
+            raise PublishError(problem, field="ordering_key")
     # Before the repeat check: the body hash needs data that serialises (depth, storable text),
     # and input that cannot be published is refused whatever its key.
+    try:
+        channels = validate_channels(channels)
+    except DjangoValidationError as exc:
+        raise PublishError(" ".join(exc.messages), field="channels") from exc
     data = serialize_event(type, data)
     validate_event(type, data)
     version, renditions = render_versions(type, data)
@@ -238,14 +269,18 @@ def publish_event(
         broadcast=bool(broadcast),
         type=type,
         data=data,
+        channels=channels,
         idempotency_key=idempotency_key or None,
         body_hash=digest,
         target_subscription=subscription,
         version=version,
         renditions=renditions,
+        ordering_key=ordering_key,
     )
     try:
         with transaction.atomic(using=alias):
+            if ordering_key is not None:
+                event.ordering_seq = ordering.next_seq(key, ordering_key, alias)
             event.save(force_insert=True, using=alias)
     except IntegrityError:
         # A concurrent publish with the same key won the race: theirs is the event.
@@ -269,8 +304,12 @@ def expected_deliveries(event: Event) -> int:
             .count()
         )
     if event.target_subscription_id:
-        return len(_matching(event)[0])
-    return _candidates(event).count_matching(event.type)[0]
+        return len(_all_matching(event)[0])
+    return _count_routed(event)
+
+
+def _count_routed(event: Event) -> int:
+    return _candidates(event).count_routed(event.type, channels=event.channels, data=event.data)
 
 
 def _candidates(event: Event) -> Any:
@@ -282,9 +321,10 @@ def _candidates(event: Event) -> Any:
     return subscriptions.for_tenant(event.tenant_id)
 
 
-def _matching(event: Event, limit: int | None = None) -> tuple[list, list]:
-    """Ids of the active and inactive subscriptions the event goes to; with `limit`, at most
-    that many rows are read (the caller tells "more than `limit`" by the lengths)."""
+def _matching(event: Event, limit: int | None = None) -> tuple[list, list] | None:
+    """Ids of the active and inactive subscriptions the event goes to (types and channels
+    matched by the database, filters evaluated once here); with `limit`, None when more
+    than `limit` candidates."""
     if event.target_subscription_id:
         # A targeted (test) event goes to its subscription whatever the event filters.
         active: list = []
@@ -293,7 +333,15 @@ def _matching(event: Event, limit: int | None = None) -> tuple[list, list]:
         for pk, is_active in target.values_list("pk", "is_active"):
             (active if is_active else inactive).append(pk)
         return active, inactive
-    return _candidates(event).targets(event.type, limit=limit)
+    return _candidates(event).route(
+        event.type, channels=event.channels, data=event.data, limit=limit
+    )
+
+
+def _all_matching(event: Event) -> tuple[list, list]:
+    matched = _matching(event)
+    assert matched is not None  # no limit, so never "too many"
+    return matched
 
 
 def _repeat(event: Event, digest: str) -> Publication:
@@ -330,11 +378,12 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
     """
     event = publication.event
     inline_max = int(webhook_settings.FAN_OUT_INLINE_MAX)
-    matched = _matching(event, limit=inline_max + 1)
-    if len(matched[0]) + len(matched[1]) <= inline_max:
+    matched = _matching(event, limit=inline_max)
+    if matched is not None:
         return matched
-    # Counted by the database: the request must not load every subscription to decide.
-    publication.deliveries = _candidates(event).count_matching(event.type)[0]
+    # Counted by the database (filters read and evaluated, narrow rows): the request must not
+    # load every subscription to decide.
+    publication.deliveries = _count_routed(event)
     try:
         dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
@@ -342,7 +391,17 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
     return None
 
 
-def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
+class _EarlierFirst(Exception):
+    """Leaves a keyed event's fan-out transaction: earlier events of its key go first."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event.pk)
+        self.event = event
+
+
+def fan_out(
+    event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
+) -> int:
     """Create one delivery per matching subscription and enqueue the first attempts.
 
     Idempotent: a second run (the sweep racing the on-commit hook) creates no rows twice.
@@ -350,54 +409,85 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
     can be replayed when they are enabled again. `matched` (active ids, inactive ids) is a
     match the caller already made for this event, so it is not made twice. Returns the number
     of active deliveries.
+
+    A keyed event's earlier events whose fan-out has not run are fanned out first, in publish
+    order, each in its own transaction with its own messages (`earlier_done`: done by this
+    call's first pass): their deliveries exist before this event's. Keyed deliveries behind an
+    unfinished earlier one of their subscription are created held (`services.ordering`).
     """
     now = clock.now()
     batch = int(webhook_settings.BATCH_SIZE)
     alias = working_alias()
     deliveries = Delivery.objects.using(alias)
-    with transaction.atomic(using=alias):
-        event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
-        if event is None:
-            return 0
-        if event.fanned_out_at is not None:
-            return expected_deliveries(event)
-        active, inactive = matched if matched is not None else _matching(event)
-        versions = delivery_versions(event, active + inactive)
-        # An event reaches its own tenant's subscriptions only (a test event belongs to its
-        # subscription's tenant); a broadcast's rows, and to be sure a targeted event's, are
-        # filled in from their subscriptions by `bulk_create` (one query).
-        targeted = event.broadcast or event.target_subscription_id
-        tenant_key = "" if targeted else event.tenant_id or ""
-        rows = [
-            Delivery(
-                event_id=event.pk,
-                subscription_id=sub_id,
-                tenant_key=tenant_key,
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=now,
-                created_at=now,
-                version=versions.get(sub_id),
+    held: set = set()
+    try:
+        with transaction.atomic(using=alias):
+            event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
+            if event is None:
+                return 0
+            if event.fanned_out_at is not None:
+                return expected_deliveries(event)
+            key = event.ordering_key
+            if key is not None and not earlier_done and ordering.has_earlier_unfanned(event):
+                raise _EarlierFirst(event)
+            active, inactive = matched if matched is not None else _all_matching(event)
+            versions = delivery_versions(event, active + inactive)
+            # An event reaches its own tenant's subscriptions only (a test event belongs to its
+            # subscription's tenant); a broadcast's rows, and to be sure a targeted event's,
+            # are filled in from their subscriptions by `bulk_create` (one query).
+            targeted = event.broadcast or event.target_subscription_id
+            tenant_key = "" if targeted else event.tenant_id or ""
+            rows = [
+                Delivery(
+                    event_id=event.pk,
+                    subscription_id=sub_id,
+                    tenant_key=tenant_key,
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=now,
+                    created_at=now,
+                    version=versions.get(sub_id),
+                )
+                for sub_id in active
+            ]
+            if key is not None:
+                held = ordering.blocked_subscriptions(event, active, alias)
+                for row in rows:
+                    row.ordering_key, row.ordering_seq = key, event.ordering_seq
+                    if row.subscription_id in held:
+                        for name, value in ordering.held_fields().items():
+                            setattr(row, name, value)
+            rows += [
+                Delivery(
+                    event_id=event.pk,
+                    subscription_id=sub_id,
+                    tenant_key=tenant_key,
+                    status=DeliveryStatus.SKIPPED,
+                    last_error="Subscription disabled when the event was published.",
+                    created_at=now,
+                    version=versions.get(sub_id),
+                    # A replay after enabling it again sends these in their key's order.
+                    ordering_key=key,
+                    ordering_seq=event.ordering_seq,
+                )
+                for sub_id in inactive
+            ]
+            deliveries.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
+            Event.objects.using(alias).filter(pk=event.pk).update(fanned_out_at=now)
+            pending = deliveries.filter(
+                event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0
             )
-            for sub_id in active
-        ]
-        rows += [
-            Delivery(
-                event_id=event.pk,
-                subscription_id=sub_id,
-                tenant_key=tenant_key,
-                status=DeliveryStatus.SKIPPED,
-                last_error="Subscription disabled when the event was published.",
-                created_at=now,
-                version=versions.get(sub_id),
+            if held:
+                pending = pending.filter(next_attempt_at__isnull=False)
+            pending_ids = list(pending.values_list("pk", flat=True).order_by())
+    except _EarlierFirst as first:
+        ordering.fan_out_earlier(first.event, fan_out)
+        return fan_out(event_id, matched=matched, earlier_done=True)
+    enqueue_attempts((pk, 1) for pk in pending_ids)
+    if held:
+        # A head that ended while these holds were written released nothing: look again now.
+        ordering.recheck(
+            deliveries.filter(event_id=event.pk, subscription_id__in=held).values_list(
+                "pk", flat=True
             )
-            for sub_id in inactive
-        ]
-        deliveries.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
-        Event.objects.using(alias).filter(pk=event.pk).update(fanned_out_at=now)
-        pending = list(
-            deliveries.filter(event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0)
-            .values_list("pk", flat=True)
-            .order_by()
         )
-    enqueue_attempts((pk, 1) for pk in pending)
     return len(active)

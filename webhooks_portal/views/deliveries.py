@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from deliveries.models import BulkRetrySource, DeliveryStatus
-from deliveries.services import replay
+from deliveries.services import ordering, replay
 from deliveries.services.bulk_retry import BulkRetryError, bulk_retry, retry_search
 from deliveries.services.logsearch import DeliverySearch
 from deliveries.services.sent import request_sent
@@ -253,3 +253,32 @@ def delivery_retry(request: HttpRequest, tenant: str, pk: int) -> HttpResponse:
     else:
         messages.success(request, _("Attempt %(n)d queued: sending again now.") % {"n": attempt})
     return redirect("webhooks_portal:delivery", pk=delivery.pk)
+
+
+@portal_view
+@require_POST
+@throttled("retry")
+def delivery_skip(request: HttpRequest, tenant: str, pk: int) -> HttpResponse:
+    """Skip the head of a blocked ordering key: discarded for good (recorded with who did it),
+    and the next delivery of its key is sent. Another tenant's delivery is a 404."""
+    delivery = get_object_or_404(scope.deliveries(tenant), pk=pk)
+    try:
+        released = ordering.skip(delivery, _("the portal (%(user)s)") % {"user": who(request)})
+    except ordering.SkipError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("Skipped: this delivery will not be sent. The next one of its key is on its way.")
+            if released
+            else _("Skipped: this delivery will not be sent."),
+        )
+    return redirect("webhooks_portal:delivery", pk=delivery.pk)
+
+
+def who(request: HttpRequest) -> str:
+    """The name a skip is recorded with: the logged-in user's, or the portal link's session."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user.get_username()
+    return _("portal link")
