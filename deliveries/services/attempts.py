@@ -31,6 +31,7 @@ import email.utils
 import logging
 import random
 import re
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -421,6 +422,15 @@ class _Claimed:
     headers: dict[str, str]  # as sent
     task_id: str
 
+    @property
+    def started_at(self) -> dt.datetime:
+        """When the attempt started: the claim's time (the database's clock), which the claim
+        always sets."""
+        started = self.delivery.claimed_at
+        if started is None:
+            raise ValueError(f"delivery {self.delivery.pk} was not claimed")
+        return started
+
 
 def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     """End a claimed attempt: store its row and the delivery's next state, then say what comes
@@ -474,7 +484,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=delivery.claimed_at,
+        started_at=claimed.started_at,
         duration_ms=result.duration_ms,
         request_headers=redact(claimed.headers),
         response_status=result.status,
@@ -558,16 +568,29 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
+# Subscription pk -> when this process last wrote its `last_success_at` (monotonic seconds).
+# The row's own value, as claimed, misses the writes of deliveries claimed at the same time:
+# without this, every delivery of a fresh endpoint in flight together would write it.
+_success_written: dict[object, float] = {}
+SUCCESS_WRITE_INTERVAL = 60.0
+
+
 def _note_success(subscription: Subscription, now: dt.datetime) -> None:
     # Written at most about once a minute per endpoint, and at once after a failing run, so a
     # busy endpoint does not add an UPDATE to every delivery.
     started = subscription.failing_since
     last = subscription.last_success_at
     if started is None:
-        if last and (now - last).total_seconds() < 60:
+        if last and (now - last).total_seconds() < SUCCESS_WRITE_INTERVAL:
+            return
+        written = _success_written.get(subscription.pk)
+        if written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL:
             return
         endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
+            if len(_success_written) >= 10_000:  # bounded, whatever the number of endpoints
+                _success_written.clear()
+            _success_written[subscription.pk] = time.monotonic()
             return
         # A failing run began after this subscription was loaded: this success ends it.
         started = endpoint.values_list("failing_since", flat=True).first()

@@ -60,6 +60,8 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     lease = float(webhook_settings.stale_sending_after)
     stale = states.expired_claims(lease).values_list("pk", "attempts", "claimed_at")
     for delivery_id, number, claimed_at in stale[:batch]:
+        if claimed_at is None:  # never: an expired claim is one with a claim time
+            continue
         report.released += _expire(delivery_id, number, claimed_at, lease)
 
     # Ordering's safety net: what a dead worker left held behind a finished head goes now.
