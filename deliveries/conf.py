@@ -144,6 +144,11 @@ DEFAULTS: dict[str, Any] = {
     # pause says how many were held back (they stay recorded, in the admin and the portal).
     # None or 0: no cap.
     "NOTICE_HOURLY_CAP": 10,
+    # Most deliveries one bulk retry (POST /api/deliveries/retry/, the admin's and the portal's
+    # "retry the matches") may queue; a search matching more is refused with a 400 (its dry run
+    # too), so one click never queues a whole table. Requests are throttled by
+    # THROTTLE_RATES["bulk_retry"].
+    "BULK_RETRY_MAX": 10000,
 }
 
 

@@ -438,10 +438,16 @@ def fan_out(
                 raise _EarlierFirst(event)
             active, inactive = matched if matched is not None else _all_matching(event)
             versions = delivery_versions(event, active + inactive)
+            # An event reaches its own tenant's subscriptions only (a test event belongs to its
+            # subscription's tenant); a broadcast's rows, and to be sure a targeted event's,
+            # are filled in from their subscriptions by `bulk_create` (one query).
+            targeted = event.broadcast or event.target_subscription_id
+            tenant_key = "" if targeted else event.tenant_id or ""
             rows = [
                 Delivery(
                     event_id=event.pk,
                     subscription_id=sub_id,
+                    tenant_key=tenant_key,
                     status=DeliveryStatus.PENDING,
                     next_attempt_at=now,
                     created_at=now,
@@ -460,6 +466,7 @@ def fan_out(
                 Delivery(
                     event_id=event.pk,
                     subscription_id=sub_id,
+                    tenant_key=tenant_key,
                     status=DeliveryStatus.SKIPPED,
                     last_error="Subscription disabled when the event was published.",
                     created_at=now,
