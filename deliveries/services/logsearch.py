@@ -4,7 +4,7 @@
 The criteria are a value (`DeliverySearch`), validated by the callers' forms or serializers, and
 turned here into one `Q` over `Delivery`. Each criterion is a lookup an index answers on its own
 or together with the newest-first order the lists page by (migration
-`0013_delivery_search_and_bulk_retry`, bench/logsearch.py): the tenant through the row's copy
+`0014_delivery_search_and_bulk_retry`, bench/logsearch.py): the tenant through the row's copy
 of it, `(tenant_key, -created_at)` and `(tenant_key, status, -created_at)`; the endpoint
 through `(subscription, -created_at)` and `(subscription, status, created_at)`; status alone
 through `(status, -created_at)`; the time range through `-created_at`; the event type and the

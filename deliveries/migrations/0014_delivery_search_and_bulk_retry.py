@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('deliveries', '0012_event_channels'),
+        ('deliveries', '0013_event_traceparent'),
         ('webhook_subscriptions', '0011_subscription_soft_delete_owner_set_null'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
