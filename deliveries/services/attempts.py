@@ -44,7 +44,7 @@ from subscriptions.models import Subscription
 from subscriptions.services import DELETED_REASON, disable_subscription
 from webhooks_core.text import clean_text
 
-from .. import signals
+from .. import signals, tracing
 from ..conf import webhook_settings
 from ..models import (
     ERROR_MAX_CHARS,
@@ -80,7 +80,14 @@ _DELAY_SECONDS = re.compile(r"[0-9]+")
 # The headers the pipeline writes itself: their values are shown on the attempt row. Every
 # other value (a subscription's custom headers, whatever their names) is stored masked.
 OWN_HEADERS = frozenset(
-    {"content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"}
+    {
+        "content-type",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        tracing.TRACEPARENT,
+    }
 )
 MASKED = "[redacted]"
 
@@ -276,7 +283,8 @@ def attempt_delivery(
             slot = inflight.acquire(subscription)
             if slot is None:
                 return _defer(delivery, number, deferrals)
-        headers, result = _send(delivery, timezone.now())
+        span = tracing.start_attempt(delivery, number)
+        headers, result = _send(delivery, timezone.now(), span)
     finally:
         if slot is not None:
             slot.release()
@@ -301,12 +309,16 @@ def attempt_delivery(
             "duration_ms": result.duration_ms,
         },
     )
-    return _conclude(_Claimed(delivery, number, headers, task_id), result)
+    outcome = _conclude(_Claimed(delivery, number, headers, task_id), result)
+    return tracing.end_attempt(span, result, outcome)
 
 
-def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendResult]:
+def _send(
+    delivery: Delivery, now: dt.datetime, span: object = None
+) -> tuple[dict[str, str], SendResult]:
     """Build, sign and send the request of a claimed attempt: the headers sent and the result.
     `now` is this worker's clock: it is the `webhook-timestamp` and picks the signing secrets.
+    `span` is the attempt's trace span, if any (its `traceparent` may go with the request).
 
     Never raises: a failure of ours before or during sending becomes an `internal` result.
     """
@@ -315,6 +327,7 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
     try:
         body = build_body(delivery.event, subscription.payload_format, delivery.version)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
+        tracing.add_traceparent(headers, span)
         release_pooled_connection()  # not held while waiting on the receiver
         return headers, send_authenticated(
             subscription,

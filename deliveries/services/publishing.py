@@ -20,7 +20,7 @@ from subscriptions.matching import is_valid_event_type
 from subscriptions.models import Subscription, Tenant, default_tenant_key
 from webhooks_core.text import find_unstorable
 
-from .. import dispatch
+from .. import dispatch, tracing
 from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
@@ -237,6 +237,7 @@ def publish(
     ).event
 
 
+@tracing.traced_publish
 def publish_event(
     type: str,
     data: Any,
@@ -292,6 +293,7 @@ def publish_event(
         version=version,
         renditions=renditions,
         ordering_key=ordering_key,
+        traceparent=tracing.current_traceparent(),  # "" unless traced
     )
     try:
         with transaction.atomic(using=alias):
@@ -307,7 +309,9 @@ def publish_event(
     # Set when the fan-out runs (Publication.counted); see publish().
     event.delivery_count = event.skipped_count = None  # type: ignore[attr-defined]
     publication = Publication(event, created=True)
-    transaction.on_commit(functools.partial(_fan_out_after_commit, publication), using=alias)
+    # Run in the producer's trace context, which may have ended by the commit.
+    after_commit = tracing.carry(functools.partial(_fan_out_after_commit, publication))
+    transaction.on_commit(after_commit, using=alias)
     return publication
 
 
@@ -436,6 +440,7 @@ class _EarlierFirst(Exception):
         self.event = event
 
 
+@tracing.traced_fan_out
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> int:
@@ -469,6 +474,7 @@ def fan_out_counts(
             event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
             if event is None:
                 return 0, 0
+            tracing.note_event(event)
             if event.fanned_out_at is not None:
                 return expected_counts(event)
             key = event.ordering_key
@@ -476,10 +482,16 @@ def fan_out_counts(
                 raise _EarlierFirst(event)
             active, inactive = matched if matched is not None else _all_matching(event)
             versions = delivery_versions(event, active + inactive)
+            # An event reaches its own tenant's subscriptions only (a test event belongs to its
+            # subscription's tenant); a broadcast's rows, and to be sure a targeted event's,
+            # are filled in from their subscriptions by `bulk_create` (one query).
+            targeted = event.broadcast or event.target_subscription_id
+            tenant_key = "" if targeted else event.tenant_id or ""
             rows = [
                 Delivery(
                     event_id=event.pk,
                     subscription_id=sub_id,
+                    tenant_key=tenant_key,
                     status=DeliveryStatus.PENDING,
                     next_attempt_at=now,
                     created_at=now,
@@ -498,6 +510,7 @@ def fan_out_counts(
                 Delivery(
                     event_id=event.pk,
                     subscription_id=sub_id,
+                    tenant_key=tenant_key,
                     status=DeliveryStatus.SKIPPED,
                     last_error="Subscription disabled when the event was published.",
                     created_at=now,

@@ -512,6 +512,37 @@ def reopen_one(delivery_id: int, now: dt.datetime, queued_until: dt.datetime) ->
     return None if attempts is None else attempts + 1
 
 
+def reopen_unqueued(
+    delivery_ids: Iterable[int], now: dt.datetime, queued_until: dt.datetime
+) -> list[int]:
+    """`reopen_one` for many deliveries at once (a bulk retry): make due now those that are
+    finished or parked beyond `queued_until`, leaving alone those already queued or under way;
+    returns the ids this call reopened.
+
+    One guarded UPDATE per call: of two concurrent bulk retries over the same rows, each row
+    goes to one of them (the other finds it due, hence queued), so no delivery gets two
+    messages. The ids reopened are read back by the `now` this call wrote: the caller passes a
+    `now` of its own (the other call's rows carry another).
+    """
+    ids = list(delivery_ids)
+    if not ids:
+        return []
+    rows = Delivery.objects.using(working_alias())
+    reopenable = Q(status__in=FINISHED) | Q(
+        status=DeliveryStatus.RETRYING, next_attempt_at__gt=queued_until
+    )
+    changed = rows.filter(reopenable, pk__in=ids).update(
+        status=DeliveryStatus.RETRYING, next_attempt_at=now, delivered_at=None, updated_at=now
+    )
+    if not changed:
+        return []
+    return list(
+        rows.filter(pk__in=ids, status=DeliveryStatus.RETRYING, next_attempt_at=now, updated_at=now)
+        .values_list("pk", flat=True)
+        .order_by("pk")
+    )
+
+
 __all__ = [
     "DB_NOW",
     "UNFINISHED",
@@ -528,6 +559,7 @@ __all__ = [
     "release",
     "reopen",
     "reopen_one",
+    "reopen_unqueued",
     "unselected_reason",
     "waiting_for",
 ]
