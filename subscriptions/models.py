@@ -171,8 +171,13 @@ class Tenant(models.Model):
 
 
 def _setting_limit(value: object) -> int | None:
-    """A limit setting's value as a number, None (or 0) for no limit."""
-    return int(value) if value else None  # type: ignore[call-overload]
+    """A limit setting's value as a number, None (or 0) for no limit. Raises TypeError for a
+    value that is not a number (or a string of one)."""
+    if not value:
+        return None
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"a limit must be a number, not {type(value).__name__}")
+    return int(value)
 
 
 class EventType(models.Model):
@@ -425,13 +430,19 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         return active, inactive
 
     def count_routed(
-        self, event_type: str, *, channels: Sequence[str] | None = None, data: Any = None
+        self,
+        event_type: str,
+        *,
+        channels: Sequence[str] | None = None,
+        data: Any = None,
+        active: bool = True,
     ) -> int:
-        """How many active subscriptions here receive such an event. On PostgreSQL the
+        """How many active subscriptions here receive such an event (with `active=False`: how
+        many disabled ones would, which the fan-out records as skipped). On PostgreSQL the
         database counts those without a filter and those whose compiled filter matches; the
         rest (every filtered one elsewhere) are read (narrow rows) and evaluated here."""
         document = event_document(event_type, channels, data)
-        routed = self.matching(event_type).carrying(channels).filter(is_active=True)
+        routed = self.matching(event_type).carrying(channels).filter(is_active=active)
         in_sql = self._sql_filters(document)
         if in_sql is not None:
             counted = routed.filter(in_sql).filter(

@@ -44,7 +44,7 @@ from subscriptions.models import Subscription
 from subscriptions.services import DELETED_REASON, disable_subscription
 from webhooks_core.text import clean_text
 
-from .. import signals
+from .. import signals, tracing
 from ..conf import webhook_settings
 from ..models import (
     ERROR_MAX_CHARS,
@@ -80,7 +80,14 @@ _DELAY_SECONDS = re.compile(r"[0-9]+")
 # The headers the pipeline writes itself: their values are shown on the attempt row. Every
 # other value (a subscription's custom headers, whatever their names) is stored masked.
 OWN_HEADERS = frozenset(
-    {"content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"}
+    {
+        "content-type",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        tracing.TRACEPARENT,
+    }
 )
 MASKED = "[redacted]"
 
@@ -276,7 +283,8 @@ def attempt_delivery(
             slot = inflight.acquire(subscription)
             if slot is None:
                 return _defer(delivery, number, deferrals)
-        headers, result = _send(delivery, timezone.now())
+        span = tracing.start_attempt(delivery, number)
+        headers, result = _send(delivery, timezone.now(), span)
     finally:
         if slot is not None:
             slot.release()
@@ -301,12 +309,16 @@ def attempt_delivery(
             "duration_ms": result.duration_ms,
         },
     )
-    return _conclude(_Claimed(delivery, number, headers, task_id), result)
+    outcome = _conclude(_Claimed(delivery, number, headers, task_id), result)
+    return tracing.end_attempt(span, result, outcome)
 
 
-def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendResult]:
+def _send(
+    delivery: Delivery, now: dt.datetime, span: object = None
+) -> tuple[dict[str, str], SendResult]:
     """Build, sign and send the request of a claimed attempt: the headers sent and the result.
     `now` is this worker's clock: it is the `webhook-timestamp` and picks the signing secrets.
+    `span` is the attempt's trace span, if any (its `traceparent` may go with the request).
 
     Never raises: a failure of ours before or during sending becomes an `internal` result.
     """
@@ -315,6 +327,7 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
     try:
         body = build_body(delivery.event, subscription.payload_format, delivery.version)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
+        tracing.add_traceparent(headers, span)
         release_pooled_connection()  # not held while waiting on the receiver
         return headers, send_authenticated(
             subscription,
@@ -421,6 +434,15 @@ class _Claimed:
     headers: dict[str, str]  # as sent
     task_id: str
 
+    @property
+    def started_at(self) -> dt.datetime:
+        """When the attempt started: the claim's time (the database's clock), which the claim
+        always sets."""
+        started = self.delivery.claimed_at
+        if started is None:
+            raise ValueError(f"delivery {self.delivery.pk} was not claimed")
+        return started
+
 
 def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     """End a claimed attempt: store its row and the delivery's next state, then say what comes
@@ -449,7 +471,7 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     try:
         finished = clock.now()
         if _accepted(result):
-            _note_success(delivery.subscription, finished)
+            _note_success(delivery.subscription, finished, result.status)
         elif not ending.disable_reason:
             _note_failure(delivery.subscription, finished)
     except Exception:  # endpoint health is bookkeeping: the delivery's state is already right
@@ -474,7 +496,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=delivery.claimed_at,
+        started_at=claimed.started_at,
         duration_ms=result.duration_ms,
         request_headers=redact(claimed.headers),
         response_status=result.status,
@@ -558,16 +580,32 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
-def _note_success(subscription: Subscription, now: dt.datetime) -> None:
-    # Written at most about once a minute per endpoint, and at once after a failing run, so a
-    # busy endpoint does not add an UPDATE to every delivery.
+# Subscription pk -> the second (database clock) this process last wrote its `last_success_at`.
+# The row's own value, as claimed, misses the writes of deliveries claimed at the same time:
+# without this, every delivery of a fresh endpoint in flight together would write it.
+_success_written: dict[object, dt.datetime] = {}
+
+
+def _note_success(
+    subscription: Subscription, now: dt.datetime, status: int | None = None
+) -> None:
+    # Written at most once a second per endpoint and process (pages show it to the second, so
+    # it is never stale there, a manual "Send again now" included: issue 28), and at once after
+    # a failing run, so a busy endpoint does not add an UPDATE to every delivery.
     started = subscription.failing_since
     last = subscription.last_success_at
     if started is None:
-        if last and (now - last).total_seconds() < 60:
+        second = now.replace(microsecond=0)
+        if last and last.replace(microsecond=0) >= second:
+            return
+        written = _success_written.get(subscription.pk)
+        if written is not None and written >= second:
             return
         endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
+            if len(_success_written) >= 10_000:  # bounded, whatever the number of endpoints
+                _success_written.clear()
+            _success_written[subscription.pk] = second
             return
         # A failing run began after this subscription was loaded: this success ends it.
         started = endpoint.values_list("failing_since", flat=True).first()
@@ -580,7 +618,7 @@ def _note_success(subscription: Subscription, now: dt.datetime) -> None:
         .filter(pk=subscription.pk, failing_since=started)
         .update(failing_since=None, last_success_at=now)
     ):
-        notices.endpoint_recovered(subscription, started)
+        notices.endpoint_recovered(subscription, started, status)
 
 
 def _note_failure(subscription: Subscription, now: dt.datetime) -> None:
