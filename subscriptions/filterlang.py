@@ -632,9 +632,17 @@ def _exact_number(value: int | float) -> str:
     return str(int(value))
 
 
+_NOT_IN_JSONB = re.compile("[\x00\ud800-\udfff]")
+
+
 def _exact_json(value: Any, out: list[str]) -> None:
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        # jsonb refuses U+0000 and lone surrogates: such a document is left to Python.
+        if _NOT_IN_JSONB.search(value):
+            raise ValueError("not representable in jsonb")
         out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, bool) or value is None:
+        out.append(json.dumps(value))
     elif isinstance(value, int | float):
         out.append(_exact_number(value))
     elif isinstance(value, list | tuple):
@@ -649,7 +657,9 @@ def _exact_json(value: Any, out: list[str]) -> None:
         for i, (key, item) in enumerate(value.items()):
             if not isinstance(key, str):
                 raise TypeError("JSON object keys are strings")
-            out.append(("," if i else "") + json.dumps(key, ensure_ascii=False) + ":")
+            out.append("," if i else "")
+            _exact_json(key, out)
+            out.append(":")
             _exact_json(item, out)
         out.append("}")
     else:

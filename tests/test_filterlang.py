@@ -262,3 +262,10 @@ def test_what_cannot_be_compiled_is_left_to_python():
     tiny = [5e-324 * (i + 1) for i in range(100)]
     assert filterlang.to_jsonpath({"data.a": {"$in": tiny}}) is None
     assert filterlang.jsonpath_document({"data": {"a": float("nan")}}) is None
+    # What jsonb cannot hold: the fan-out evaluates every filter in Python instead.
+    assert filterlang.jsonpath_document({"data": {"a": "\x00"}}) is None
+    assert filterlang.jsonpath_document({"data": {"\ud800": 1}}) is None
+    assert filterlang.jsonpath_document({"data": {"a": [0.1, 2**70]}}) == (
+        '{"data":{"a":[0.1000000000000000055511151231257827021181583404541015625,'
+        "1180591620717411303424]}}"
+    )
