@@ -764,6 +764,8 @@ def to_jsonpath(filter: Mapping[str, Any] | None) -> str | None:
     cannot be written exactly (the fan-out then evaluates it in Python).
 
     The one function that fills `Subscription.filter_jsonpath` (model field, data migration).
+    Stored results outlive this code: a change to what it writes needs a data migration that
+    recompiles the stored filters (as subscriptions/0013 does).
     """
     if not filter:
         return None
