@@ -68,6 +68,18 @@ DEFAULTS: dict[str, Any] = {
     # this many worker slots while other endpoints' deliveries go on. The counters live in
     # REDIS_URL.
     "MAX_IN_FLIGHT": 10,
+    # Most events per second to one subscription, for endpoints whose own `max_rate` and whose
+    # tenant's `max_rate` are empty; None for no rate. Enforced across all workers in REDIS_URL
+    # (GCRA, a burst of at most one second's worth); over it a delivery waits for its turn
+    # without spending an attempt.
+    "MAX_RATE": None,
+    # Most messages of one tenant in the broker at once (first attempts, retries and waits on
+    # a cap or a rate together); the rest of its due deliveries wait in the database and are
+    # sent, oldest due first, as its messages end (and by the sweep). A fresh event of any
+    # tenant then waits behind at most this many messages of each other busy tenant, and a
+    # worker holds at most this many countdown messages per tenant. None: one FIFO for all
+    # (no fairness between tenants). Counted in REDIS_URL.
+    "TENANT_MAX_QUEUED": 500,
     # The Redis that holds the counters every worker shares (in-flight caps), as a redis://,
     # rediss:// or unix:// URL. None: the broker's URL when the broker is Redis. With another
     # broker (RabbitMQ) set it (reference project: env WEBHOOKS_REDIS_URL): without a Redis for

@@ -6,7 +6,7 @@ import uuid
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -38,6 +38,19 @@ validate_in_flight_limit = MinValueValidator(
     1,
     _("At least 1. Leave it empty for the default; to pause deliveries, disable the endpoint."),
 )
+
+
+# A rate in events per second: above 0 (no rate is empty, null; pausing is disabling), at most
+# MAX_RATE_PER_SECOND. The smallest, 0.01, is one event every 100 s.
+MIN_RATE_PER_SECOND = 0.01
+MAX_RATE_PER_SECOND = 10_000.0
+validate_rate = [
+    MinValueValidator(
+        MIN_RATE_PER_SECOND,
+        _("At least 0.01 (one event every 100 s). Leave it empty for the default."),
+    ),
+    MaxValueValidator(MAX_RATE_PER_SECOND),
+]
 
 
 def is_valid_tenant_key(key: object) -> bool:
@@ -121,6 +134,16 @@ class Tenant(models.Model):
             "Most deliveries of this tenant in flight at once, all endpoints together; at "
             "least 1. Empty for the default (TENANT_MAX_IN_FLIGHT; no cap when that is unset). "
             "To pause deliveries, disable the endpoints."
+        ),
+    )
+    max_rate = models.FloatField(
+        _("default max rate (events/s)"),
+        null=True,
+        blank=True,
+        validators=validate_rate,
+        help_text=_(
+            "Most events per second to each endpoint of this tenant that sets no rate of its "
+            "own. Empty for the default (MAX_RATE; no rate when that is unset)."
         ),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -428,6 +451,17 @@ class Subscription(models.Model):
             "Most deliveries in flight at once to this endpoint; at least 1. Empty for the "
             "default (MAX_IN_FLIGHT; no cap when that is unset). To pause deliveries, disable "
             "the endpoint."
+        ),
+    )
+    max_rate = models.FloatField(
+        _("max rate (events/s)"),
+        null=True,
+        blank=True,
+        validators=validate_rate,
+        help_text=_(
+            "Most events per second to this endpoint, across all workers (a burst of at most "
+            "one second's worth); over it deliveries wait without spending an attempt. Empty "
+            "for the tenant's default, else MAX_RATE (no rate when that is unset)."
         ),
     )
     # Encrypted at rest (subscriptions.fields): these columns hold Fernet tokens.

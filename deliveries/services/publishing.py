@@ -24,7 +24,7 @@ from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
 from ..versions import delivery_versions, render_versions, serialize_event
-from . import caches, clock
+from . import caches, clock, fairness
 from .connections import working_alias
 
 logger = logging.getLogger(__name__)
@@ -387,10 +387,21 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
         ]
         deliveries.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
         Event.objects.using(alias).filter(pk=event.pk).update(fanned_out_at=now)
-        pending = list(
-            deliveries.filter(event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0)
-            .values_list("pk", flat=True)
-            .order_by()
-        )
-    enqueue_attempts((pk, 1) for pk in pending)
+        pending = deliveries.filter(
+            event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0
+        ).order_by()
+        if fairness.cap() is None:
+            by_tenant: dict[str, list[int]] = {"": list(pending.values_list("pk", flat=True))}
+        elif not event.broadcast:
+            by_tenant = {str(event.tenant_id): list(pending.values_list("pk", flat=True))}
+        else:
+            by_tenant = {}
+            for pk, tenant in pending.values_list("pk", "subscription__tenant_id"):
+                by_tenant.setdefault(str(tenant), []).append(pk)
+    for tenant, ids in by_tenant.items():
+        # Each tenant's share of the broker (services.fairness); the rest wait, due, here.
+        if tenant:
+            fairness.enqueue(tenant, ((pk, 1) for pk in ids))
+        else:
+            enqueue_attempts((pk, 1) for pk in ids)
     return len(active)
