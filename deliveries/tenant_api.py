@@ -20,6 +20,7 @@ from subscriptions.access import READ, has_any_perm, model_perms
 from subscriptions.api import APIDefaults
 from subscriptions.models import Tenant
 
+from .conf import webhook_settings
 from .services import inflight
 from .services.health import TenantHealth, tenant_health
 
@@ -37,6 +38,10 @@ class TenantLimitsSerializer(serializers.Serializer):
     )
     in_flight = serializers.IntegerField(
         allow_null=True, help_text="Most deliveries in flight at once; null: no cap."
+    )
+    rate = serializers.FloatField(
+        allow_null=True,
+        help_text="Events per second to each endpoint that sets no rate of its own; null: none.",
     )
 
 
@@ -74,6 +79,7 @@ class TenantSerializer(wire.ModelSerializer):
             "contact_email",
             "max_subscriptions",
             "max_in_flight",
+            "max_rate",
             "limits",
             "health",
             "created_at",
@@ -82,7 +88,11 @@ class TenantSerializer(wire.ModelSerializer):
     @extend_schema_field(TenantLimitsSerializer)
     def get_limits(self, tenant: Tenant) -> dict[str, Any]:
         """The limits in force: the row's overrides, else the WEBHOOKS defaults."""
-        return {"subscriptions": tenant.subscription_limit, "in_flight": tenant.in_flight_limit}
+        return {
+            "subscriptions": tenant.subscription_limit,
+            "in_flight": tenant.in_flight_limit,
+            "rate": tenant.max_rate if tenant.max_rate else webhook_settings.MAX_RATE,
+        }
 
     @extend_schema_field(TenantHealthSerializer)
     def get_health(self, tenant: Tenant) -> dict[str, Any]:

@@ -98,6 +98,17 @@ class EndpointForm(forms.Form):
         ),
     )
 
+    max_rate = forms.FloatField(
+        label=_("Most events per second"),
+        required=False,
+        min_value=0.01,
+        max_value=10_000,
+        help_text=_(
+            "Deliveries over this rate wait their turn (they do not fail); 0.5 is one event "
+            "every 2 seconds. Leave empty for the default."
+        ),
+    )
+
     def __init__(self, *args: Any, instance: Subscription | None = None, **kwargs: Any) -> None:
         self.instance = instance
         if instance is not None and "initial" not in kwargs:
@@ -109,6 +120,7 @@ class EndpointForm(forms.Form):
                 "signature_scheme": instance.signature_scheme,
                 "headers": mask_headers(instance.headers or {}),
                 "rate_limit": instance.rate_limit,
+                "max_rate": instance.max_rate,
             }
         super().__init__(*args, **kwargs)
         kept = tuple(instance.event_types or ()) if instance is not None else ()
@@ -126,6 +138,7 @@ class EndpointForm(forms.Form):
             "payload_format": cleaned["payload_format"],
             "headers": cleaned.get("headers") or {},
             "rate_limit": cleaned.get("rate_limit"),
+            "max_rate": cleaned.get("max_rate"),
         }
         if cleaned.get("signature_scheme"):
             data["signature_scheme"] = cleaned["signature_scheme"]

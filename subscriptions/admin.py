@@ -104,6 +104,7 @@ class SubscriptionAdminForm(APIRulesForm):
         "payload_format",
         "headers",
         "rate_limit",
+        "max_rate",
     )
 
     url = forms.URLField(
@@ -129,6 +130,7 @@ class SubscriptionAdminForm(APIRulesForm):
             "signature_scheme",
             "headers",
             "rate_limit",
+            "max_rate",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
