@@ -79,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
     # tenant then waits behind at most this many messages of each other busy tenant, and a
     # worker holds at most this many countdown messages per tenant. None: one FIFO for all
     # (no fairness between tenants). Counted in REDIS_URL.
-    "TENANT_MAX_QUEUED": 500,
+    "TENANT_MAX_QUEUED": 200,
     # The Redis that holds the counters every worker shares (in-flight caps), as a redis://,
     # rediss:// or unix:// URL. None: the broker's URL when the broker is Redis. With another
     # broker (RabbitMQ) set it (reference project: env WEBHOOKS_REDIS_URL): without a Redis for
