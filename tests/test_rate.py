@@ -212,3 +212,43 @@ def test_the_rate_at_the_receiver_is_within_10_percent_of_max_rate(start_worker,
     # None of the waits spent an attempt: every delivery sent so far was attempt 1.
     assert not DeliveryAttempt.objects.filter(delivery__subscription=sub, number__gt=1).exists()
     assert Delivery.objects.filter(subscription=sub, attempts=0).count() >= 400 - len(arrivals) - 20
+
+
+# --- Waiting shows: admin, portal, metrics ---------------------------------------------------------
+
+
+def test_waits_on_the_rate_show_in_the_admin_the_portal_and_the_metrics(
+    admin_client, client, settings
+):
+    from django.urls import reverse
+
+    from tests.portal_helpers import open_portal, portal_url
+
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "METRICS_ENABLED": True, "METRICS_TOKEN": "tkn"}
+    sub = make_subscription("http://127.0.0.1:9/r", tenant="org_a", max_rate=2)
+    for wait_ms in (0, 1000, 3000, 9000):
+        sent = make_delivery(sub, "succeeded", attempts=[(200, 10)])
+        DeliveryAttempt.objects.filter(delivery=sent).update(
+            throttled_ms=wait_ms, started_at=timezone.now()
+        )
+    for _ in range(2):
+        make_delivery(
+            sub, "pending", next_attempt_at=timezone.now(), wait_reason="rate", wait_attempt=1
+        )
+
+    page = admin_client.get(
+        reverse("admin:webhook_subscriptions_subscription_change", args=[sub.pk])
+    ).content.decode()
+    assert 'id="waits-on-rate">2<' in page
+    assert 'id="waits-waited">3 / 4<' in page
+    assert 'id="waits-p50">3.0 s<' in page and 'id="waits-max">9.0 s<' in page
+
+    open_portal(client, "org_a")
+    detail = client.get(portal_url("endpoint", sub.pk)).content.decode()
+    assert "2 waiting on the rate" in detail
+    assert "3 of 4 attempts waited: median 3.0 s, longest 9.0 s" in detail
+
+    metrics = client.get("/api/metrics/", HTTP_AUTHORIZATION="Bearer tkn").content.decode()
+    assert 'webhooks_backlog_held{reason="rate"} 2.0' in metrics
+    assert 'webhooks_attempt_throttled_seconds_bucket{le="1.0"} 2.0' in metrics
+    assert "webhooks_attempt_throttled_seconds_gsum 13.0" in metrics
