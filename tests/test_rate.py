@@ -21,7 +21,7 @@ from tests.stubdns import resolving
 pytestmark = pytest.mark.django_db
 
 
-# --- The GCRA in the in-flight script -----------------------------------------------------------
+# --- The GCRA in the in-flight script -------------------------------------------------------------
 
 
 def test_a_burst_of_one_seconds_worth_then_each_waiter_gets_its_own_turn(broker):
@@ -78,7 +78,7 @@ def test_the_rate_comes_from_the_endpoint_else_its_tenant_else_the_setting(db, w
     assert rate.rate_for(other) == 2.5
 
 
-# --- Over the rate, a delivery waits without spending an attempt -----------------------------------
+# --- Over the rate, a delivery waits without spending an attempt ----------------------------------
 
 
 def test_a_delivery_over_the_rate_waits_without_an_attempt(broker, receiver):
@@ -150,7 +150,7 @@ def test_a_429_without_retry_after_pauses_nothing(broker, receiver):
     assert isinstance(inflight.take(sub), inflight.Slot)
 
 
-# --- The API -----------------------------------------------------------------------------------------
+# --- The API --------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_a_bad_max_rate_is_a_400_naming_the_field(api, value):
     assert not Subscription.objects.exists()
 
 
-# --- Measured at a real receiver ---------------------------------------------------------------------
+# --- Measured at a real receiver ------------------------------------------------------------------
 
 
 @pytest.mark.integration
@@ -214,7 +214,7 @@ def test_the_rate_at_the_receiver_is_within_10_percent_of_max_rate(start_worker,
     assert Delivery.objects.filter(subscription=sub, attempts=0).count() >= 400 - len(arrivals) - 20
 
 
-# --- Waiting shows: admin, portal, metrics ---------------------------------------------------------
+# --- Waiting shows: admin, portal, metrics --------------------------------------------------------
 
 
 def test_waits_on_the_rate_show_in_the_admin_the_portal_and_the_metrics(

@@ -58,9 +58,7 @@ def peak_rss(worker, until, give_up: float) -> float:
 
 def refused_backlog_then_b(start_worker, receiver, settings, overrides: dict) -> dict:
     settings.WEBHOOKS = {**settings.WEBHOOKS, **overrides}
-    a_subs = [
-        make_subscription(f"http://127.0.0.1:9/a{n}", tenant="tenant-a") for n in range(200)
-    ]
+    a_subs = [make_subscription(f"http://127.0.0.1:9/a{n}", tenant="tenant-a") for n in range(200)]
     make_subscription(receiver.url("/b"), tenant="tenant-b")
     ids = backlog_of("tenant-a", a_subs, 100)
     assert len(ids) == 20_000
@@ -116,9 +114,7 @@ def test_a_tenants_20000_refused_first_attempts_do_not_hold_up_another_tenant(
     reason="a measurement of the old behaviour (minutes long): WEBHOOKS_MEASURE_ONE_FIFO=1",
 )
 def test_measure_the_same_backlog_in_one_fifo(start_worker, receiver, settings):
-    result = refused_backlog_then_b(
-        start_worker, receiver, settings, {"TENANT_MAX_QUEUED": None}
-    )
+    result = refused_backlog_then_b(start_worker, receiver, settings, {"TENANT_MAX_QUEUED": None})
     print(
         f"\nONE FIFO (a): B delivered {result['latency']:.2f} s after publishing; A attempts "
         f"by then {result['a_attempts_before_b']}; worker RSS {result['idle_rss']:.0f} MB "

@@ -37,6 +37,7 @@ from ..services.probes import send_test_event
 from .common import REPLAY_URL_NAME, prefilled_replay_url, replay_url
 from .notices import notices_panel
 
+
 def waits_panel(request: HttpRequest, obj: Subscription) -> str:
     """What the endpoint's rate and caps hold back now, and how long its attempts of the last
     hour waited before being sent (services.waits): throttling never hides latency."""

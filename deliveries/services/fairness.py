@@ -33,6 +33,7 @@ under `task_always_eager`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
@@ -147,7 +148,9 @@ def admit(tenant: str, delivery_ids: Sequence[int]) -> list[int]:
         return list(delivery_ids)
     keys = _keys(tenant)
     try:
-        admitted = found[1](  # type: ignore[operator]
+        admitted = found[
+            1
+        ](  # type: ignore[operator]
             keys=keys[:2], args=[limit, QUEUED_LEASE * 1000, *delivery_ids]
         )
     except inflight.REDIS_ERRORS as exc:
@@ -229,10 +232,9 @@ def refill(tenant: str, room: int, before: dt.datetime, *, locked: bool = False)
         return 0
     finally:
         if locked:
-            try:
+            # On an error the lock ends by itself (REFILL_LOCK).
+            with contextlib.suppress(*inflight.REDIS_ERRORS):
                 client.delete(keys[2])  # type: ignore[attr-defined]
-            except inflight.REDIS_ERRORS:
-                pass  # the lock ends by itself (REFILL_LOCK)
 
 
 def sweep(before: dt.datetime, *, limit_tenants: int = 1000) -> int:

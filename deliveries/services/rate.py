@@ -116,7 +116,9 @@ def hold_for(subscription_id: object, seconds: float) -> bool:
     try:
         client.eval(HOLD_SCRIPT, 1, f"{HOLD_PREFIX}{subscription_id}", ms)
     except inflight.REDIS_ERRORS as exc:
-        logger.warning("endpoint %s: 429 pause not shared, Redis unavailable: %s", subscription_id, exc)
+        logger.warning(
+            "endpoint %s: 429 pause not shared, Redis unavailable: %s", subscription_id, exc
+        )
         return False
     return True
 
