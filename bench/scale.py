@@ -310,9 +310,9 @@ def run_measure(output: str | None, only: str | None = None) -> None:
 
     from deliveries.models import Delivery, Event
     from deliveries.services import maintenance
-    from portal.access import make_token
     from subscriptions.models import Subscription
     from tests.factories import make_user
+    from webhooks_portal.access import make_token
 
     user_model = get_user_model()
     operator = user_model.objects.filter(username="bench-operator").first()

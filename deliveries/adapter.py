@@ -42,7 +42,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util import create_urllib3_context
 
-from subscriptions.netguard import Destination
+from webhooks_core.netguard import Destination
 
 from .deadline import track
 

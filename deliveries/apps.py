@@ -14,8 +14,9 @@ class DeliveriesConfig(AppConfig):
         from django.core import checks
 
         from subscriptions import reenable
+        from webhooks_core.apidocs import register_api
 
-        from . import logredact, receivers
+        from . import logredact, receivers, tenant_figures
         from .checks import (
             check_celery,
             check_database_routing,
@@ -25,6 +26,10 @@ class DeliveriesConfig(AppConfig):
         from .schedule import register_periodic_tasks
         from .services import replay
 
+        # The pipeline's API joins the one include (webhooks_core.urls), and its health
+        # figures the registry's tenants API.
+        register_api("deliveries.urls")
+        tenant_figures.register()
         checks.register(check_pipeline_settings, checks.Tags.compatibility)
         checks.register(check_celery, checks.Tags.compatibility)
         checks.register(check_database_routing, checks.Tags.compatibility)

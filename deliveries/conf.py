@@ -1,6 +1,6 @@
 """The pipeline's keys of the `WEBHOOKS` settings dict, read as `webhook_settings.KEY`.
 
-Same dict and same mechanism as the registry's keys (`subscriptions/conf.py`): one user-facing
+Same dict and same mechanism as the shared keys (`webhooks_core/conf.py`): one user-facing
 setting, each app owning and documenting its own keys (every one is in docs/settings.md).
 Values are resolved on access and reset on `setting_changed`.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from subscriptions.conf import WebhookSettings
+from webhooks_core.conf import WebhookSettings
 
 DEFAULTS: dict[str, Any] = {
     # Seconds to wait before each attempt, the first one included (0 = at once). Its length is
@@ -68,11 +68,6 @@ DEFAULTS: dict[str, Any] = {
     # this many worker slots while other endpoints' deliveries go on. The counters live in
     # REDIS_URL.
     "MAX_IN_FLIGHT": 10,
-    # Most events per second to one subscription, for endpoints whose own `max_rate` and whose
-    # tenant's `max_rate` are empty; None for no rate. Enforced across all workers in REDIS_URL
-    # (GCRA, a burst of at most one second's worth); over it a delivery waits for its turn
-    # without spending an attempt.
-    "MAX_RATE": None,
     # Most messages of one tenant in the broker at once (first attempts, retries and waits on
     # a cap or a rate together); the rest of its due deliveries wait in the database and are
     # sent, oldest due first, as its messages end (and by the sweep). A fresh event of any

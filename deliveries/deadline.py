@@ -5,7 +5,7 @@ that sends one byte every few seconds (status line, headers, body or TLS handsha
 a worker for as long as it likes. So each attempt runs under a `Deadline`: one watchdog thread
 per process shuts down the attempt's socket when its time is up, and the read that was blocked
 on it fails at once. The DNS lookup, which no socket timeout covers, is bounded separately
-(`subscriptions.lookups`) with the time left.
+(`webhooks_core.lookups`) with the time left.
 
 The sockets are handed over with `track()` by the connection classes in `deliveries.adapter`,
 through public hooks only (a connection's `connect()` and `request()`, the TLS socket's

@@ -8,9 +8,9 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from subscriptions.ids import uuid7
 from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
 from subscriptions.models import Subscription, Tenant, default_tenant
+from webhooks_core.ids import uuid7
 
 
 class EventQuerySet(models.QuerySet["Event"]):

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from subscriptions.models import PayloadFormat
-from subscriptions.wire import to_wire
+from webhooks_core.wire import to_wire
 
 from .conf import webhook_settings
 from .models import Event

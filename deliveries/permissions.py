@@ -1,7 +1,7 @@
 from rest_framework import permissions
 from rest_framework.request import Request
 
-from subscriptions.access import TenantModelPermissions, has_any_perm
+from webhooks_core.access import TenantModelPermissions, has_any_perm
 
 
 class CanPublish(TenantModelPermissions):

@@ -74,9 +74,7 @@ def connect() -> None:
     subscription_disabled.connect(
         discard_for_disabled, dispatch_uid="deliveries-discard-for-disabled"
     )
-    subscription_deleted.connect(
-        discard_for_deleted, dispatch_uid="deliveries-discard-for-deleted"
-    )
+    subscription_deleted.connect(discard_for_deleted, dispatch_uid="deliveries-discard-for-deleted")
     subscription_disabled.connect(
         notice_for_disabled, dispatch_uid="deliveries-notice-for-disabled"
     )

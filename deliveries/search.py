@@ -4,7 +4,7 @@ Support's first question is "did you send event X?": an event id must be found a
 `UPPER(event_id::text) LIKE ...` over every delivery. So a UUID is matched exactly (the event's
 primary key, or the delivery's event or endpoint through their indexes), a number is a delivery
 id, and only other text is a substring of an endpoint's URL (trigram-indexed on PostgreSQL,
-`subscriptions.search`). Free text inside error messages is not searched here: the API's and
+`webhooks_core.search`). Free text inside error messages is not searched here: the API's and
 the portal's filters narrow by status and answer instead.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.db.models import Q
 
 from subscriptions.models import Subscription
-from subscriptions.search import as_int, as_uuid
+from webhooks_core.search import as_int, as_uuid
 
 
 def delivery_search(term: str) -> Q:

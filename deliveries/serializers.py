@@ -4,10 +4,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from subscriptions import wire
 from subscriptions.contracts import MAX_VERSION
 from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
+from webhooks_core import wire
 
 from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem

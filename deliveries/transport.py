@@ -2,7 +2,7 @@
 
 It never raises: every outcome, a refused connection, a malformed answer and our own failure
 included, comes back as a `SendResult`, and what that result holds is safe to store (no NUL, no
-lone surrogate: `subscriptions.text.clean_text`). It keeps one `requests` adapter per process
+lone surrogate: `webhooks_core.text.clean_text`). It keeps one `requests` adapter per process
 (per thread under a thread pool) so connections are reused, ignores proxy variables from the
 environment (it goes through `WEBHOOKS["EGRESS_PROXY"]` alone, asking it for the checked
 address), presents a client certificate when given one (mTLS), never follows redirects,
@@ -26,14 +26,14 @@ import requests
 import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
 
-from subscriptions.netguard import (
+from webhooks_core.netguard import (
     BlockedDestination,
     Destination,
     InvalidURL,
     ResolutionTimeout,
     resolve_destination,
 )
-from subscriptions.text import clean_text
+from webhooks_core.text import clean_text
 
 from .adapter import ClientCertificate, get_adapter
 from .conf import webhook_settings

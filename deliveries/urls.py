@@ -1,16 +1,12 @@
-"""The one URL include of the webhooks apps: `path("api/", include("deliveries.urls"))`.
-
-It mounts the registry's API (`subscriptions.urls`: subscriptions, event types), the pipeline's
-(events, deliveries, a subscription's test and replay actions, metrics), the OpenAPI schema and
-its Swagger UI page (`schema/`, `docs/`) of both, and a root listing them.
+"""The pipeline's API: events, deliveries, a subscription's test, replay and version preview,
+metrics and egress IPs. Part of the one include, `webhooks_core.urls` (registered in
+`DeliveriesConfig.ready()`); a host mounts that, not this module.
 """
 
-from django.urls import include, path
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .apidocs import ApiDocsView, ApiRootView, ApiSchemaView
 from .metrics import metrics_view
-from .tenant_api import TenantViewSet
 from .views import (
     DeliveryViewSet,
     EgressIPsView,
@@ -23,13 +19,10 @@ from .views import (
 router = SimpleRouter()
 router.register("events", EventViewSet, basename="event")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
-# Under /api/ with the registry's URLs, but here: its health figures come from the pipeline.
-router.register("tenants", TenantViewSet, basename="tenant")
 
 # The test and replay actions sit under /subscriptions/ but live here: they drive the pipeline,
 # which the subscriptions app never imports.
-api_patterns = [
-    path("", include("subscriptions.urls")),
+urlpatterns = [
     path("subscriptions/<uuid:pk>/test/", SubscriptionTestView.as_view(), name="subscription-test"),
     path(
         "subscriptions/<uuid:pk>/replay/",
@@ -44,11 +37,4 @@ api_patterns = [
     path("metrics/", metrics_view, name="webhooks-metrics"),
     path("egress-ips/", EgressIPsView.as_view(), name="webhooks-egress-ips"),
     *router.urls,
-]
-
-urlpatterns = [
-    path("", ApiRootView.as_view(), name="webhooks-api-root"),
-    *api_patterns,
-    path("schema/", ApiSchemaView.as_view(api_patterns=api_patterns), name="webhooks-schema"),
-    path("docs/", ApiDocsView.as_view(), name="webhooks-api-docs"),
 ]

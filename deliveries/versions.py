@@ -12,9 +12,9 @@ from typing import Any
 from django.db import router
 
 from subscriptions.catalog import pinned_version, version_history
-from subscriptions.conf import webhook_settings as registry_settings
 from subscriptions.contracts import ContractError, contracts, schema_error
 from subscriptions.models import Subscription
+from webhooks_core.conf import webhook_settings as registry_settings
 
 from .models import Event
 from .payloads import versioned_data

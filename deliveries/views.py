@@ -15,12 +15,12 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
-from subscriptions.access import TenantModelPermissions, read_scope
-from subscriptions.api import APIDefaults, extend_schema
-from subscriptions.keyset import CursorPagination
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
-from subscriptions.tenancy import resolve_tenant
-from subscriptions.throttling import TenantThrottle, UserThrottle
+from webhooks_core.access import TenantModelPermissions, read_scope
+from webhooks_core.api import APIDefaults, extend_schema
+from webhooks_core.keyset import CursorPagination
+from webhooks_core.tenancy import resolve_tenant
+from webhooks_core.throttling import TenantThrottle, UserThrottle
 
 from .conf import webhook_settings
 from .models import Delivery, Event

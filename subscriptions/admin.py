@@ -20,11 +20,12 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from webhooks_core.search import IndexedSearch, subscription_search
+
 from . import services
 from .forms import HeaderLinesField
 from .headers import mask_headers
 from .models import EventType, EventTypeVersion, Subscription, Tenant
-from .search import IndexedSearch, subscription_search
 from .serializers import EventTypeSerializer, SubscriptionSerializer
 
 

@@ -16,15 +16,25 @@ class SubscriptionsConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django.utils.module_loading import autodiscover_modules
 
+        from webhooks_core.apidocs import register_api
+        from webhooks_core.authentication import count_failed_login
+
         from . import schema  # noqa: F401 - registers the OpenAPI authentication extensions
-        from .authentication import count_failed_login
         from .catalog import sync_after_migrate
-        from .checks import check_contracts, check_encryption_keys, check_webhooks_settings
+        from .checks import (
+            check_contracts,
+            check_encryption_keys,
+            check_moved_paths,
+            check_webhooks_settings,
+        )
         from .operators import grant_app_permissions
 
+        # The registry's API joins the one include (webhooks_core.urls).
+        register_api("subscriptions.urls")
         checks.register(check_webhooks_settings, checks.Tags.compatibility)
         checks.register(check_encryption_keys, checks.Tags.security, deploy=True)
         checks.register(check_contracts, checks.Tags.compatibility)
+        checks.register(check_moved_paths, checks.Tags.compatibility)
         # Event types the host declares in code live in `webhook_events` modules of its apps,
         # imported here as the admin imports `admin` modules. No database access: the catalog
         # is written after `migrate` (post_migrate), never at start-up.

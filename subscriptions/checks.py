@@ -6,7 +6,7 @@ that never comes; `manage.py check` (run by `migrate` and `runserver`) reports i
 names the setting to fix. Registered in `apps.py`. This module checks the dict as a whole
 (`E005`, and `E006` for a key no installed app declares) and the registry's own keys; the
 validators below are shared with `deliveries.checks`, which checks the pipeline's keys (and
-the Celery side, `W003`-`W005`), and `portal.checks`, which checks the portal's.
+the Celery side, `W003`-`W005`), and `webhooks_portal.checks`, which checks the portal's.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any, TypeGuard
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 
-from .conf import DEFAULTS, WebhookSettings, webhook_settings
+from webhooks_core.conf import DEFAULTS, WebhookSettings, webhook_settings
 
 Validator = Callable[[Any], str | None]
 
@@ -165,9 +165,9 @@ def fernet_keys(value: Any) -> str | None:
     return None
 
 
-# The registry's keys (subscriptions/conf.py).
+# The registry's keys (webhooks_core/conf.py).
 VALIDATORS: dict[str, Validator] = {
-    # The API's list pages (both apps' lists, through subscriptions.api.Pagination).
+    # The API's list pages (both apps' lists, through webhooks_core.api.Pagination).
     "PAGE_SIZE": integer(minimum=1),
     "MAX_PAGE_SIZE": integer(minimum=1),
     "ALLOW_PRIVATE_NETWORKS": boolean,
@@ -178,6 +178,7 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_RESOLVER": callable_path,
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
+    "MAX_RATE": number(strict=True, optional=True),
     "THROTTLE_RATES": throttle_rates,
     "TRUSTED_PROXIES": trusted_proxies,
     "DOWNGRADE_ERRORS": lambda value: (
@@ -349,7 +350,7 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     settings file can then read the database's secrets, and changing SECRET_KEY makes every
     stored secret unreadable.
     """
-    from .encryption import configured_keys
+    from webhooks_core.encryption import configured_keys
 
     if configured_keys():
         return []  # a malformed one is webhooks.E007
@@ -363,3 +364,117 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[CheckM
             id="webhooks.E010",
         )
     ]
+
+
+# Modules that moved when the shared core left the registry (docs/embedding.md, "Upgrading").
+MOVED_MODULES = {
+    **{
+        f"subscriptions.{name}": f"webhooks_core.{name}"
+        for name in [
+            "access",
+            "authentication",
+            "api",
+            "clientaddr",
+            "conf",
+            "encryption",
+            "fields",
+            "ids",
+            "keyset",
+            "lookups",
+            "netguard",
+            "search",
+            "tenancy",
+            "text",
+            "throttling",
+            "wire",
+        ]
+    },
+    "deliveries.apidocs": "webhooks_core.apidocs",
+    "deliveries.tenant_api": "subscriptions.tenant_api",
+}
+# Not listed: `portal` (a host's own app may have that name; a stale INSTALLED_APPS entry fails
+# at start-up anyway, with ModuleNotFoundError).
+# The settings where a host names our modules by dotted path.
+_PATH_SETTINGS = (
+    "INSTALLED_APPS",
+    "AUTHENTICATION_BACKENDS",
+    "REST_FRAMEWORK",
+    "WEBHOOKS",
+    "MIDDLEWARE",
+    "LOGGING",
+)
+
+
+def _dotted_strings(value: Any) -> list[str]:
+    """Every string inside `value` (dicts, lists, tuples, nested), keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in _dotted_strings(k) + _dotted_strings(v)]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [s for item in value for s in _dotted_strings(item)]
+    return []
+
+
+def moved_path(value: str) -> str | None:
+    """The new dotted path of `value` if it names a module of the previous layout (or a name
+    inside one, e.g. "subscriptions.authentication.FailedLoginBackend"), else None."""
+    for old, new in MOVED_MODULES.items():
+        if value == old or value.startswith(old + "."):
+            return new + value[len(old) :]
+    return None
+
+
+def check_moved_paths(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """webhooks.E040: a setting still names a module by its path of the previous layout (the
+    shared core moved to `webhooks_core`, the portal to `webhooks_portal`). Found at start-up,
+    rather than as an ImportError at a user's first login or request."""
+    errors: list[CheckMessage] = []
+    for name in _PATH_SETTINGS:
+        for value in _dotted_strings(getattr(settings, name, None)):
+            new = moved_path(value)
+            if new is not None:
+                errors.append(
+                    Error(
+                        f"{name} names {value!r}, a module path of the previous layout.",
+                        hint=f"Use {new!r} (docs/embedding.md, 'Upgrading').",
+                        id="webhooks.E040",
+                    )
+                )
+    errors += _check_api_include()
+    return errors
+
+
+def _check_api_include() -> list[CheckMessage]:
+    """webhooks.E041: the root URLconf mounts `deliveries.urls` itself, the API root of the
+    previous layout: since the one include became `webhooks_core.urls`, that mounts the
+    pipeline's API alone, without the registry's, the schema or the portal's links."""
+    from django.urls import URLResolver, get_resolver
+
+    def mounted(patterns: list[Any]) -> set[str]:
+        found: set[str] = set()
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                name = getattr(entry.urlconf_name, "__name__", entry.urlconf_name)
+                if isinstance(name, str):
+                    found.add(name)
+                if name != "webhooks_core.urls":
+                    found |= mounted(entry.url_patterns)
+        return found
+
+    try:
+        names = mounted(get_resolver().url_patterns)
+    except Exception:
+        return []  # a URLconf that does not load is reported by Django's own URL check
+    if "deliveries.urls" in names and "webhooks_core.urls" not in names:
+        return [
+            Error(
+                "The root URLconf includes 'deliveries.urls' and not 'webhooks_core.urls'.",
+                hint=(
+                    'Mount the API with path("api/", include("webhooks_core.urls")) instead: it '
+                    "composes every installed app's API (docs/embedding.md, 'Upgrading')."
+                ),
+                id="webhooks.E041",
+            )
+        ]
+    return []

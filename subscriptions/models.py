@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import Any, cast
 
@@ -12,19 +11,20 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .conf import webhook_settings
-from .fields import EncryptedHeadersField, EncryptedTextField
-from .ids import uuid7
+from webhooks_core.conf import webhook_settings
+from webhooks_core.fields import EncryptedHeadersField, EncryptedTextField
+from webhooks_core.ids import uuid7
+from webhooks_core.tenancy import (  # the model's rules; defined where requests use them
+    TENANT_KEY_MAX_LENGTH,
+    TENANT_KEY_RE,
+    default_tenant_key,
+    is_valid_tenant_key,
+)
+from webhooks_core.text import validate_multiline, validate_one_line
+
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
 from .secrets import generate_secret, generate_signing_key, public_key
-from .text import validate_multiline, validate_one_line
 
-TENANT_KEY_MAX_LENGTH = 255
-# Letters, digits and `. _ : -`: safe in URLs, Redis keys, logs and file names unquoted.
-# "." and ".." are refused: a URL path segment of one or two dots is resolved away by clients
-# and servers (RFC 3986 §5.2.4), so such a tenant could never be addressed in /api/tenants/{key}/.
-# Keys are case-sensitive ("Org_1" and "org_1" are two tenants).
-TENANT_KEY_RE = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._:-]{1,255}\Z")
 validate_tenant_key = RegexValidator(
     TENANT_KEY_RE,
     _("A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-', and not '.' or '..'."),
@@ -53,10 +53,6 @@ validate_rate = [
 ]
 
 
-def is_valid_tenant_key(key: object) -> bool:
-    return isinstance(key, str) and bool(TENANT_KEY_RE.fullmatch(key))
-
-
 class TenantQuerySet(models.QuerySet["Tenant"]):
     def for_key(self, key: str) -> Tenant:
         """The tenant with this key, created on first use (its name is the key).
@@ -79,11 +75,6 @@ class TenantQuerySet(models.QuerySet["Tenant"]):
     def default(self) -> Tenant:
         """The tenant of everything created or published without one (`DEFAULT_TENANT`)."""
         return self.for_key(default_tenant_key())
-
-
-def default_tenant_key() -> str:
-    """The key of the default tenant (`WEBHOOKS["DEFAULT_TENANT"]`)."""
-    return str(webhook_settings.DEFAULT_TENANT)
 
 
 def default_tenant() -> str:
@@ -191,6 +182,13 @@ class Tenant(models.Model):
         if self.max_in_flight is not None:
             return int(self.max_in_flight)
         return _setting_limit(webhook_settings.TENANT_MAX_IN_FLIGHT)
+
+    @property
+    def rate_default(self) -> float | None:
+        """Events per second to each of this tenant's endpoints that sets no `max_rate`: this
+        row's `max_rate`, else MAX_RATE; None for no rate."""
+        value = self.max_rate if self.max_rate else webhook_settings.MAX_RATE
+        return float(value) if value else None
 
 
 def _setting_limit(value: object) -> int | None:
@@ -464,7 +462,7 @@ class Subscription(models.Model):
             "for the tenant's default, else MAX_RATE (no rate when that is unset)."
         ),
     )
-    # Encrypted at rest (subscriptions.fields): these columns hold Fernet tokens.
+    # Encrypted at rest (webhooks_core.fields): these columns hold Fernet tokens.
     secret = EncryptedTextField(
         _("secret"),
         default=generate_secret,

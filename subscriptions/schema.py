@@ -7,8 +7,8 @@ from drf_spectacular.authentication import BasicScheme, TokenScheme
 
 
 class BoundedBasicScheme(BasicScheme):
-    target_class = "subscriptions.authentication.BoundedBasicAuthentication"
+    target_class = "webhooks_core.authentication.BoundedBasicAuthentication"
 
 
 class BoundedTokenScheme(TokenScheme):
-    target_class = "subscriptions.authentication.BoundedTokenAuthentication"
+    target_class = "webhooks_core.authentication.BoundedTokenAuthentication"

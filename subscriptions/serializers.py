@@ -17,7 +17,11 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012, specification_with
 from rest_framework import serializers
 
-from . import reenable, services, wire
+from webhooks_core import wire
+from webhooks_core.netguard import BlockedDestination, resolve_destination
+from webhooks_core.text import find_unstorable
+
+from . import reenable, services
 from .catalog import PinError, default_pins, merge_pins
 from .contracts import MAX_VERSION
 from .credentials import (
@@ -49,9 +53,7 @@ from .models import (
     Subscription,
     is_valid_tenant_key,
 )
-from .netguard import BlockedDestination, resolve_destination
 from .secrets import validate_secret
-from .text import find_unstorable
 
 # Size limits: a subscription is configuration, not storage.
 MAX_EVENT_TYPES = 100

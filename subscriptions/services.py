@@ -7,10 +7,11 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 
+from webhooks_core.conf import webhook_settings
+from webhooks_core.fields import EncryptedHeadersField, EncryptedTextField
+
 from . import signals
 from .catalog import merge_pins
-from .conf import webhook_settings
-from .fields import EncryptedHeadersField, EncryptedTextField
 from .models import Subscription, Tenant
 from .secrets import generate_secret, generate_signing_key, secrets_equal, validate_secret
 

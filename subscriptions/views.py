@@ -13,9 +13,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer, ValidationError
 
+from webhooks_core.access import TenantModelPermissions, read_scope, write_scope
+from webhooks_core.api import APIDefaults, extend_schema
+from webhooks_core.throttling import TenantThrottle, UserThrottle
+
 from . import services
-from .access import TenantModelPermissions, read_scope, write_scope
-from .api import APIDefaults, extend_schema
 from .models import EventType, Subscription, default_tenant_key, is_valid_tenant_key
 from .serializers import (
     EventTypeSerializer,
@@ -24,7 +26,6 @@ from .serializers import (
     SubscriptionCreateSerializer,
     SubscriptionSerializer,
 )
-from .throttling import TenantThrottle, UserThrottle
 
 
 class SubscriptionLimitExceeded(exceptions.PermissionDenied):
@@ -66,7 +67,7 @@ class EventTypeViewSet(APIDefaults, viewsets.ModelViewSet):
 )
 class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     """Subscriptions: tenant users see and manage their tenant's; users with the model
-    permissions act on every tenant's (subscriptions.access). Another tenant's subscription
+    permissions act on every tenant's (webhooks_core.access). Another tenant's subscription
     answers 404, as if it did not exist."""
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().

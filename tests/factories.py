@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deliveries.models import Delivery, Event
 from subscriptions.models import Subscription, Tenant
-from subscriptions.tenancy import TENANT_GROUP_PREFIX
+from webhooks_core.tenancy import TENANT_GROUP_PREFIX
 
 
 def make_subscription(

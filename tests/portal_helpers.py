@@ -6,9 +6,9 @@ from typing import Any
 
 from django.urls import reverse
 
-from portal.access import entry_path, make_token
 from subscriptions.models import EventType, Subscription
 from tests.factories import make_subscription
+from webhooks_portal.access import entry_path, make_token
 
 ORDER_SCHEMA = {
     "type": "object",

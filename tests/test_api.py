@@ -533,7 +533,7 @@ def test_schema_describes_the_custom_actions(client):
     created = paths["/api/subscriptions/"]["post"]["responses"]["201"]
     assert created["content"]["application/json"]["schema"]["$ref"].endswith("/SubscriptionCreate")
     assert "413" not in paths["/api/subscriptions/"]["post"]["responses"]
-    # The portal's own include (portal.api_urls), where the host mounted it.
+    # The portal's own include (webhooks_portal.api_urls), where the host mounted it.
     link = paths["/api/tenants/{key}/portal-link/"]["post"]
     assert link["operationId"] == "tenants_portal_link_create" and "requestBody" not in link
     assert set(link["responses"]) >= {"200", "400", "403"}

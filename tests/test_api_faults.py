@@ -143,7 +143,7 @@ def test_an_unexpected_error_in_any_view_is_a_json_500(publisher, rest_framework
 
 
 def test_a_host_may_make_the_handler_its_own_global_one(publisher):
-    rest = {"EXCEPTION_HANDLER": "subscriptions.api.exception_handler"}
+    rest = {"EXCEPTION_HANDLER": "webhooks_core.api.exception_handler"}
     with override_settings(REST_FRAMEWORK=rest), connection_lost(after_commit=False):
         Event.objects.create(type="order.created", data={})
         broken = publisher.get("/api/events/")
@@ -190,7 +190,7 @@ def test_errors_outside_the_views_are_json_under_the_api(settings, path, accept,
 
 
 def test_the_reference_project_uses_the_json_aware_handler500():
-    from subscriptions.api import server_error
+    from webhooks_core.api import server_error
 
     assert get_resolver().resolve_error_handler(500) is server_error
     request = APIRequestFactory().get("/api/events/")

@@ -13,8 +13,8 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 
-from subscriptions import netguard
 from subscriptions.models import EventType, Subscription
+from webhooks_core import netguard
 
 # Optional tools (requirements-dev.txt): without them this file is skipped, not a collection
 # error. hypothesis comes with schemathesis.

@@ -26,7 +26,7 @@ def shot(page, name: str) -> None:
 def test_a_deleted_endpoint_keeps_its_history_and_a_held_delivery_says_why(
     live_server, monkeypatch
 ):
-    from portal.access import make_token
+    from webhooks_portal.access import make_token
 
     gone = tenant_endpoint(TENANT, "https://old.example.com/hooks", description="Old ERP")
     done = make_delivery(gone, DeliveryStatus.SUCCEEDED, attempts=[(200, 41)])

@@ -13,9 +13,9 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from portal.access import entry_path, make_token
 from tests.browser import ARTIFACTS, chromium, needs_chromium
 from tests.portal_helpers import tenant_endpoint
+from webhooks_portal.access import entry_path, make_token
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from portal import access
-from portal.models import PortalGrant
 from subscriptions.models import Tenant
 from tests.browser import chromium, needs_chromium
 from tests.portal_helpers import tenant_endpoint
 from tests.test_browser_portal import DESKTOP, Pages
+from webhooks_portal import access
+from webhooks_portal.models import PortalGrant
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

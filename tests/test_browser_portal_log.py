@@ -9,10 +9,10 @@ import time
 import pytest
 
 from deliveries.models import Delivery, DeliveryStatus
-from portal.access import make_token
 from tests.browser import ARTIFACTS, needs_chromium
 from tests.ops_helpers import make_delivery
 from tests.portal_helpers import tenant_endpoint
+from webhooks_portal.access import make_token
 
 pytestmark = [pytest.mark.browser, needs_chromium]
 

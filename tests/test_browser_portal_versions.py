@@ -12,12 +12,12 @@ import pytest
 
 from deliveries.models import Delivery, DeliveryStatus
 from deliveries.services import publish
-from portal.access import make_token
 from subscriptions.models import Subscription
 from tests.browser import ARTIFACTS, chromium, needs_chromium
 from tests.contract_types import NAME, an_order
 from tests.factories import make_subscription
 from tests.procs import wait_until
+from webhooks_portal.access import make_token
 from webhooks_receiver import verify
 
 pytestmark = [pytest.mark.browser, needs_chromium]

@@ -16,10 +16,10 @@ from django.test import override_settings
 
 from deliveries.checks import check_celery, check_pipeline_settings
 from deliveries.schedule import BEAT_SCHEDULE, register_periodic_tasks
-from portal.checks import check_portal_settings
 from subscriptions.checks import check_webhooks_settings
-from subscriptions.conf import DEFAULTS as REGISTRY_DEFAULTS
 from tests.procs import ROOT
+from webhooks_core.conf import DEFAULTS as REGISTRY_DEFAULTS
+from webhooks_portal.checks import check_portal_settings
 
 BROKER = "redis://127.0.0.1:1/0"
 
@@ -398,8 +398,8 @@ def test_unsafe_switches_warn_only_without_debug(key, check_id):
 
 
 def test_the_portal_owns_and_checks_its_keys():
-    from portal.conf import webhook_settings as portal
-    from subscriptions.conf import webhook_settings as registry
+    from webhooks_core.conf import webhook_settings as registry
+    from webhooks_portal.conf import webhook_settings as portal
 
     registered = checks.registry.registry.get_checks()
     assert check_portal_settings in registered  # by PortalConfig.ready()
@@ -413,7 +413,7 @@ def test_the_portal_owns_and_checks_its_keys():
 
 def test_each_app_reads_only_its_own_keys_of_the_one_dict():
     from deliveries.conf import webhook_settings as pipeline
-    from subscriptions.conf import webhook_settings as registry
+    from webhooks_core.conf import webhook_settings as registry
 
     with override_settings(WEBHOOKS={"TIMEOUT": 7, "ALLOW_HTTP": True}):
         assert (pipeline.TIMEOUT, registry.ALLOW_HTTP) == (7, True)
@@ -443,3 +443,48 @@ def test_without_a_redis_for_the_counters_the_system_check_errors(settings):
         app.conf.broker_url = before
     # A Redis broker holds the counters itself.
     assert "webhooks.E030" not in [m.id for m in check_pipeline_settings()]
+
+
+def test_settings_naming_a_module_of_the_previous_layout_are_an_error():
+    from django.conf import settings
+
+    from subscriptions.checks import check_moved_paths
+
+    old_backend = "subscriptions.authentication.FailedLoginBackend"
+    with override_settings(
+        AUTHENTICATION_BACKENDS=[old_backend],
+        WEBHOOKS={
+            **settings.WEBHOOKS,
+            "TENANT_RESOLVER": "subscriptions.tenancy.tenant_from_groups",
+        },
+    ):
+        found = {(m.id, m.hint) for m in check_moved_paths()}
+    assert found == {
+        (
+            "webhooks.E040",
+            "Use 'webhooks_core.authentication.FailedLoginBackend' "
+            "(docs/embedding.md, 'Upgrading').",
+        ),
+        (
+            "webhooks.E040",
+            "Use 'webhooks_core.tenancy.tenant_from_groups' (docs/embedding.md, 'Upgrading').",
+        ),
+    }
+    # Today's settings (the reference project's) name no old path; a host's own module whose
+    # name merely starts the same way is none of ours.
+    assert check_moved_paths() == []
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "subscriptions_extra.Middleware"]):
+        assert [m for m in check_moved_paths() if m.id == "webhooks.E040"] == []
+
+
+def test_a_root_urlconf_mounting_the_old_api_root_is_an_error(tmp_path, monkeypatch):
+    from subscriptions.checks import check_moved_paths
+
+    (tmp_path / "old_layout_urls.py").write_text(
+        "from django.urls import include, path\n"
+        'urlpatterns = [path("api/", include("deliveries.urls"))]\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with override_settings(ROOT_URLCONF="old_layout_urls"):
+        assert [m.id for m in check_moved_paths()] == ["webhooks.E041"]
+    assert [m.id for m in check_moved_paths()] == []  # the reference URLconf

@@ -10,9 +10,9 @@ import textwrap
 import pytest
 
 from deliveries.conf import DEFAULTS as PIPELINE_DEFAULTS
-from portal.conf import DEFAULTS as PORTAL_DEFAULTS
-from subscriptions.conf import DEFAULTS as REGISTRY_DEFAULTS
 from tests.procs import ROOT
+from webhooks_core.conf import DEFAULTS as REGISTRY_DEFAULTS
+from webhooks_portal.conf import DEFAULTS as PORTAL_DEFAULTS
 
 DOCS = ROOT / "docs"
 # Pages written under other issues (API, operations, performance): linked from here, checked

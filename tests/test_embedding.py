@@ -32,7 +32,7 @@ from tests.procs import ROOT, Process, wait_until
 
 pytestmark = [pytest.mark.embedding, pytest.mark.timeout(420)]
 
-PACKAGES = ("subscriptions", "deliveries", "portal", "webhooks_receiver")
+PACKAGES = ("webhooks_core", "subscriptions", "deliveries", "webhooks_portal", "webhooks_receiver")
 # Files that do not exist in the apps yet: the build must still pick such files up.
 PROBES = (
     "deliveries/templates/deliveries/embedding_probe.html",
@@ -98,7 +98,7 @@ def test_wheel_holds_both_apps_migrations_data_and_the_receiver_toolkit(wheel):
         "subscriptions/migrations/0001_initial.py",
         "deliveries/migrations/0001_initial.py",
     } <= names
-    assert {"deliveries/checks.py", "subscriptions/conf.py", "webhooks_receiver/django.py"} <= names
+    assert {"deliveries/checks.py", "webhooks_core/conf.py", "webhooks_receiver/django.py"} <= names
     tops = {name.split("/")[0] for name in names if not name.endswith(".dist-info/RECORD")}
     assert {top for top in tops if not top.endswith(".dist-info")} == set(PACKAGES)
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
@@ -173,7 +173,7 @@ status = hook(request).status_code
 # The portal from the wheel: its templates render and its static files are found.
 from django.contrib.staticfiles import finders
 from django.test import Client
-from portal.access import entry_path, make_token
+from webhooks_portal.access import entry_path, make_token
 
 browser = Client(HTTP_HOST="localhost")
 browser.get(entry_path(make_token("default")))

@@ -14,10 +14,10 @@ from django.db import connection
 from django.test import override_settings
 
 from subscriptions.checks import check_encryption_keys, check_webhooks_settings
-from subscriptions.encryption import UndecryptableValue, decrypt
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
 from tests.migrating import migrate, migrate_to_latest
+from webhooks_core.encryption import UndecryptableValue, decrypt
 
 KEY_A = Fernet.generate_key().decode()
 KEY_B = Fernet.generate_key().decode()

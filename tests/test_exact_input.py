@@ -59,7 +59,13 @@ def _compiled_patterns() -> list[tuple[str, int, str]]:
     """(file, line, pattern) of every `re.compile(...)` and `RegexValidator(...)` literal in
     the apps' code."""
     found = []
-    for package in ("subscriptions", "deliveries", "portal", "webhooks_project"):
+    for package in (
+        "webhooks_core",
+        "subscriptions",
+        "deliveries",
+        "webhooks_portal",
+        "webhooks_project",
+    ):
         for path in (ROOT / package).rglob("*.py"):
             if "migrations" in path.parts:
                 continue

@@ -31,7 +31,7 @@ ROOT_URLCONF = "hostproj.urls"
 URLS = """
 from django.urls import include, path
 
-urlpatterns = [path("hooks/v1/", include(("deliveries.urls", "hooks"), namespace="hooks"))]
+urlpatterns = [path("hooks/v1/", include(("webhooks_core.urls", "hooks"), namespace="hooks"))]
 """
 
 CLIENT = """

@@ -1,5 +1,6 @@
 """The layout the design states, checked on the imports of every module (with `ast`):
-the registry never imports the pipeline, and nothing imports the tasks module, which Celery
+the shared core imports no app, the registry never imports the pipeline, neither imports the
+portal, and nothing imports the tasks module, which Celery
 alone loads (the services send tasks by name through `deliveries.dispatch`), so the services
 and the tasks cannot import each other."""
 
@@ -49,6 +50,31 @@ def test_the_registry_never_imports_the_pipeline():
     assert offenders == {}
 
 
+def test_the_shared_core_imports_none_of_the_apps():
+    """webhooks_core is the layer under the registry, the pipeline and the portal: settings,
+    access, tenancy, throttling, the SSRF guard, text and wire rules. It imports none of them
+    (docs/architecture.md)."""
+    offenders = {
+        str(path.relative_to(ROOT)): name
+        for path in modules("webhooks_core")
+        for name in imported_modules(path)
+        if name.split(".")[0]
+        in ("subscriptions", "deliveries", "webhooks_portal", "webhooks_project")
+    }
+    assert offenders == {}
+
+
+def test_neither_app_imports_the_portal():
+    offenders = {
+        str(path.relative_to(ROOT)): name
+        for package in ("webhooks_core", "subscriptions", "deliveries")
+        for path in modules(package)
+        for name in imported_modules(path)
+        if name.split(".")[0] == "webhooks_portal"
+    }
+    assert offenders == {}
+
+
 def test_nothing_imports_the_tasks_module():
     offenders = [
         str(path.relative_to(ROOT))
@@ -89,7 +115,7 @@ calls = []
 AdminSite.unregister = lambda self, model_or_iterable: calls.append(repr(model_or_iterable))
 import django
 django.setup()
-for app in ("subscriptions", "deliveries", "portal"):
+for app in ("subscriptions", "deliveries", "webhooks_portal"):
     try:
         package = importlib.import_module(app + ".admin")
     except ModuleNotFoundError:
@@ -119,7 +145,13 @@ def test_the_apps_never_import_the_tooling():
     the shipped packages."""
     offenders = {
         str(path.relative_to(ROOT)): name
-        for package in ("subscriptions", "deliveries", "portal", "webhooks_receiver")
+        for package in (
+            "webhooks_core",
+            "subscriptions",
+            "deliveries",
+            "webhooks_portal",
+            "webhooks_receiver",
+        )
         for path in modules(package)
         for name in imported_modules(path)
         if name.split(".")[0] in ("devtools", "tests", "bench")

@@ -17,12 +17,12 @@ from rest_framework.test import APIClient
 
 from deliveries.models import Delivery, DeliveryStatus
 from deliveries.services import replay
-from portal import access, replays
-from portal.conf import webhook_settings
 from subscriptions.models import Subscription, Tenant
 from tests.factories import make_tenant_user
 from tests.ops_helpers import make_delivery, roll_up
 from tests.portal_helpers import open_portal, order_type, portal_url, tenant_endpoint
+from webhooks_portal import access, replays
+from webhooks_portal.conf import webhook_settings
 from webhooks_receiver import verify
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,10 @@ import pytest
 from django.urls import get_resolver
 
 from deliveries.models import Delivery, DeliveryStatus
-from portal import access
 from subscriptions.models import Subscription
 from tests.ops_helpers import make_delivery
 from tests.portal_helpers import open_portal, order_type, portal_url, tenant_endpoint
+from webhooks_portal import access
 
 pytestmark = pytest.mark.django_db
 

@@ -10,12 +10,12 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from rest_framework.test import APIClient
 
-from portal import access
-from portal.models import PortalGrant
 from subscriptions.models import Tenant
 from subscriptions.operators import OPERATORS_GROUP
 from tests.factories import make_tenant_user
 from tests.portal_helpers import open_portal, portal_url, tenant_endpoint
+from webhooks_portal import access
+from webhooks_portal.models import PortalGrant
 
 pytestmark = pytest.mark.django_db
 

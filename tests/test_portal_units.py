@@ -6,9 +6,9 @@ import jsonschema
 import pytest
 
 from deliveries.services.health import Health
-from portal.humanize import duration
-from portal.templatetags.webhooks_portal import p95, percent
 from subscriptions.examples import example_from_schema
+from webhooks_portal.humanize import duration
+from webhooks_portal.templatetags.webhooks_portal import p95, percent
 
 SCHEMAS = [
     {"type": "object", "properties": {"id": {"type": "integer"}, "ok": {"type": "boolean"}}},

@@ -23,7 +23,7 @@ from tests.procs import ROOT
 
 LIBRARIES = ("kombu", "celery", "urllib3", "requests")
 # The apps, and any package built on them (the portal); those not present are skipped.
-PACKAGES = ("subscriptions", "deliveries", "webhooks_receiver", "portal")
+PACKAGES = ("webhooks_core", "subscriptions", "deliveries", "webhooks_receiver", "webhooks_portal")
 
 
 def is_private(name: str) -> bool:
@@ -177,7 +177,7 @@ def test_every_app_module_is_checked():
     checked = {name for name, _ in app_modules()}
 
     assert {"deliveries.dispatch", "deliveries.checks", "deliveries.transport"} <= checked
-    assert {"subscriptions.conf", "webhooks_receiver.django"} <= checked
+    assert {"webhooks_core.conf", "webhooks_receiver.django"} <= checked
 
 
 # --- The checker, on examples of what it must catch ---------------------------------------------

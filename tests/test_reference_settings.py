@@ -124,7 +124,7 @@ COUNT_FAILURES = """
 import django, json, sys
 django.setup()
 from django.test import RequestFactory
-from subscriptions.throttling import FailedLogins
+from webhooks_core.throttling import FailedLogins
 request = RequestFactory().get("/", REMOTE_ADDR="192.0.2.77")
 failures = FailedLogins(request, "alice")
 for _ in range(int(sys.argv[1])):

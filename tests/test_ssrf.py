@@ -18,13 +18,13 @@ from rest_framework.test import APIClient
 from deliveries.models import Delivery, DeliveryStatus, ErrorKind
 from deliveries.services import publish
 from deliveries.transport import send
-from subscriptions import netguard
 from subscriptions.models import EventType, Subscription
-from subscriptions.netguard import BlockedDestination, resolve_destination
 from tests.factories import make_subscription, make_tenant_user
 from tests.procs import wait_until
 from tests.receiver import Reply
 from tests.stubdns import resolving
+from webhooks_core import netguard
+from webhooks_core.netguard import BlockedDestination, resolve_destination
 
 PUBLIC_V4 = "93.184.215.14"
 # Names answered by the stub resolver (the worker process resolves only literals and localhost).

@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 from deliveries.models import Delivery, Event
 from deliveries.services import IdempotencyConflict, PublishError, publish, publish_event
 from subscriptions.models import Subscription, Tenant
-from subscriptions.tenancy import resolve_tenant, tenant_from_groups
 from tests.factories import api_client, make_subscription, make_tenant_user, make_user
+from webhooks_core.tenancy import resolve_tenant, tenant_from_groups
 
 pytestmark = pytest.mark.django_db
 

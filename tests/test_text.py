@@ -1,6 +1,6 @@
-"""The one sanitiser for third-party text (subscriptions.text)."""
+"""The one sanitiser for third-party text (webhooks_core.text)."""
 
-from subscriptions.text import REPLACEMENT, clean_json, clean_text, find_unstorable
+from webhooks_core.text import REPLACEMENT, clean_json, clean_text, find_unstorable
 
 
 def test_clean_text_replaces_nul_and_lone_surrogates():

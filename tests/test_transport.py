@@ -18,13 +18,13 @@ from rest_framework.test import APIClient
 from deliveries.models import DeliveryAttempt, DeliveryStatus, ErrorKind
 from deliveries.services.attempts import attempt_delivery
 from deliveries.transport import send
-from subscriptions import netguard
 from subscriptions.models import EventType
 from tests.certs import Pki, make_pki
 from tests.factories import make_delivery_to, make_tenant_user
 from tests.hostile import OK, Close, HostileServer, Pause, Send, Trickle
 from tests.procs import free_port
 from tests.stubdns import resolving
+from webhooks_core import netguard
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -13,10 +13,10 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.test import APIClient
 
-from subscriptions import wire
 from tests.factories import make_subscription, make_user
 from tests.ops_helpers import make_delivery
 from tests.procs import ROOT
+from webhooks_core import wire
 
 pytestmark = pytest.mark.django_db
 
@@ -109,7 +109,7 @@ def test_naive_values_of_a_host_without_time_zones_go_out_as_utc():
     assert wire.to_wire(dt.datetime(2026, 7, 15, 15, 30)) == "2026-07-15T13:30:00Z"
 
 
-API_MODULES = ["subscriptions", "deliveries", "portal"]
+API_MODULES = ["webhooks_core", "subscriptions", "deliveries", "webhooks_portal"]
 
 
 def test_every_api_serializer_uses_the_wire_datetime():

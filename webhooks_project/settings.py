@@ -85,7 +85,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "subscriptions",
     "deliveries",
-    "portal",
+    "webhooks_portal",
     # The reference project as an app only so that its demo event type
     # (webhooks_project/webhook_events.py) is declared; it has no models.
     "webhooks_project",
@@ -190,7 +190,7 @@ LOGIN_URL = "admin:login"
 # or for a user name past WEBHOOKS["THROTTLE_RATES"]["failed_login"] failures; the second is
 # Django's own.
 AUTHENTICATION_BACKENDS = [
-    "subscriptions.authentication.FailedLoginBackend",
+    "webhooks_core.authentication.FailedLoginBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 
@@ -199,9 +199,9 @@ REST_FRAMEWORK = {
     # DRF's token and basic authentication with failed attempts bounded per client address
     # (and user name), WEBHOOKS["THROTTLE_RATES"]["failed_login"]: guessing answers 429.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "subscriptions.authentication.BoundedTokenAuthentication",
+        "webhooks_core.authentication.BoundedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "subscriptions.authentication.BoundedBasicAuthentication",
+        "webhooks_core.authentication.BoundedBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -218,7 +218,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # As the API's own schema view names them (deliveries/apidocs.py); `check --deploy` builds
+    # As the API's own schema view names them (webhooks_core/apidocs.py); `check --deploy` builds
     # the schema with these settings.
     "ENUM_NAME_OVERRIDES": {"DeliveryStatusEnum": "deliveries.models.DeliveryStatus"},
 }
@@ -347,14 +347,14 @@ if CACHE_URL:
             "LOCATION": CACHE_URL,
             "KEY_PREFIX": "webhooks",
             # A Redis that is down or frozen must not hang requests: the throttles let
-            # requests through when the cache fails (subscriptions/throttling.py).
+            # requests through when the cache fails (webhooks_core/throttling.py).
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
         }
     }
 
 
 # --- Webhooks -------------------------------------------------------------------------------
-# Every key and its default is documented in subscriptions/conf.py (the registry's keys),
+# Every key and its default is documented in webhooks_core/conf.py (the shared and registry keys),
 # deliveries/conf.py (the pipeline's) and docs/settings.md.
 WEBHOOKS = {
     "ALLOW_PRIVATE_NETWORKS": env_bool("WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False),

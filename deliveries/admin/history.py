@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from subscriptions.admin import tenant_filter
-from subscriptions.search import IndexedSearch, as_uuid
+from webhooks_core.search import IndexedSearch, as_uuid
 
 from .. import summaries
 from ..models import Delivery, Event

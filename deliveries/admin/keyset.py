@@ -3,7 +3,7 @@
 Django's changelist counts the filtered rows (`paginator.count`), counts the whole table again
 for "N total", offers facets (one COUNT per filter choice) and pages by OFFSET. Over millions of
 deliveries each of those reads the table. `KeysetListAdmin` replaces them: pages by keyset on
-(created_at, id) through `subscriptions.keyset`, no count at all, no facets, no column sorting
+(created_at, id) through `webhooks_core.keyset`, no count at all, no facets, no column sorting
 (a sort by another column has no index to page on), and list filters that take a value typed
 in rather than listing every endpoint (`ValueFilter`).
 """
@@ -18,7 +18,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from subscriptions.keyset import CURSOR_PARAM, NotFound, keyset_page
+from webhooks_core.keyset import CURSOR_PARAM, NotFound, keyset_page
 
 
 class KeysetChangeList(ChangeList):

@@ -2,7 +2,7 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import subscriptions.ids
+import webhooks_core.ids
 from django.db import migrations, models
 
 
@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='Event',
             fields=[
-                ('id', models.UUIDField(default=subscriptions.ids.uuid7, editable=False, primary_key=True, serialize=False, verbose_name='id')),
+                ('id', models.UUIDField(default=webhooks_core.ids.uuid7, editable=False, primary_key=True, serialize=False, verbose_name='id')),
                 ('type', models.CharField(db_index=True, max_length=255, verbose_name='type')),
                 ('data', models.JSONField(default=dict, verbose_name='data')),
                 ('idempotency_key', models.CharField(blank=True, help_text='Publishing again with the same key returns this event.', max_length=255, null=True, unique=True, verbose_name='idempotency key')),

@@ -42,7 +42,7 @@ from subscriptions.headers import is_reserved_header
 from subscriptions.matching import filters_match
 from subscriptions.models import Subscription
 from subscriptions.services import DELETED_REASON, disable_subscription
-from subscriptions.text import clean_text
+from webhooks_core.text import clean_text
 
 from .. import signals
 from ..conf import webhook_settings

@@ -213,7 +213,8 @@ def tenant_limits(key: str) -> TenantLimits:
         return cached[0]
     row = Tenant.objects.filter(pk=key).values_list("max_in_flight", "max_rate").first()
     override, rate = row if row is not None else (None, None)
-    limits = TenantLimits(Tenant(key=key, max_in_flight=override).in_flight_limit, rate)
+    row_as_read = Tenant(key=key, max_in_flight=override, max_rate=rate)
+    limits = TenantLimits(row_as_read.in_flight_limit, row_as_read.rate_default)
     if len(_state.tenant_limits) > 10_000:  # bounded, whatever the number of tenants
         _state.tenant_limits.clear()
     _state.tenant_limits[key] = (limits, now + TENANT_LIMIT_TTL)

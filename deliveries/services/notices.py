@@ -40,7 +40,7 @@ from django.db.models import Count, Min
 from django.utils import timezone
 
 from subscriptions.models import Subscription
-from subscriptions.tenancy import user_belongs_to
+from webhooks_core.tenancy import user_belongs_to
 
 from .. import dispatch, signals
 from ..conf import webhook_settings
@@ -175,9 +175,7 @@ def _resume_incident(subscription: Subscription, disable_at: dt.datetime) -> boo
     return bool(withdrawn)
 
 
-def release_due(
-    now: dt.datetime | None = None, *, subscription_id: uuid.UUID | None = None
-) -> int:
+def release_due(now: dt.datetime | None = None, *, subscription_id: uuid.UUID | None = None) -> int:
     """Make final the pending `recovered` notices whose cool-down has passed: each is sent as
     the `endpoint_notice` signal (and so announced) exactly once, a guarded UPDATE deciding
     between concurrent callers. Returns how many were released. Run every minute by beat
@@ -401,7 +399,7 @@ def _held_back_since_last_sent(notice: EndpointNotice) -> int:
 def contact_addresses(notice: EndpointNotice) -> list[str]:
     """Who is told about the endpoint: its tenant's contact address, else the email address
     of the subscription's owner while the owner still belongs to the tenant
-    (`subscriptions.tenancy.user_belongs_to`: someone who left must not keep hearing about
+    (`webhooks_core.tenancy.user_belongs_to`: someone who left must not keep hearing about
     its endpoints); none if neither applies. Raises InvalidContact if the address chosen is
     not exactly one valid address (a row written before `Tenant.save` checked it, or a user's
     email): a list such as "a@b.example, x@evil.example" is never mailed."""

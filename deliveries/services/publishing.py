@@ -16,7 +16,7 @@ from subscriptions.contracts import contracts
 from subscriptions.eventschema import PatternError, first_error
 from subscriptions.matching import is_valid_event_type
 from subscriptions.models import Subscription, Tenant, default_tenant_key
-from subscriptions.text import find_unstorable
+from webhooks_core.text import find_unstorable
 
 from .. import dispatch
 from ..conf import webhook_settings

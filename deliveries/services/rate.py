@@ -32,8 +32,6 @@ from dataclasses import dataclass
 
 from subscriptions.models import Subscription
 
-from ..conf import webhook_settings
-
 logger = logging.getLogger(__name__)
 
 TAT_PREFIX = "webhooks:rate:tat:"
@@ -87,18 +85,14 @@ def plan(subscription_id: object, per_second: float | None) -> Plan:
 
 def rate_for(subscription: Subscription) -> float | None:
     """Events per second allowed to `subscription`: its own `max_rate`, else its tenant's
-    (cached in this process for `inflight.TENANT_LIMIT_TTL` seconds), else MAX_RATE; None for
-    no rate."""
+    default (`Tenant.rate_default`: its `max_rate`, else MAX_RATE; cached in this process for
+    `inflight.TENANT_LIMIT_TTL` seconds); None for no rate."""
     own = getattr(subscription, "max_rate", None)
     if own:
         return float(own)
     from . import inflight  # the tenant row cache lives with the tenant's cap
 
-    tenant_rate = inflight.tenant_limits(str(subscription.tenant_id)).rate
-    if tenant_rate:
-        return float(tenant_rate)
-    default = webhook_settings.MAX_RATE
-    return float(default) if default else None
+    return inflight.tenant_limits(str(subscription.tenant_id)).rate
 
 
 def hold_for(subscription_id: object, seconds: float) -> bool:

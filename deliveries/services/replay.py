@@ -23,7 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from subscriptions.models import Subscription
-from subscriptions.wire import to_wire
+from webhooks_core.wire import to_wire
 
 from .. import dispatch
 from ..conf import webhook_settings

@@ -1,11 +1,11 @@
-"""Encrypt the existing signing secrets and custom header values (`subscriptions.encryption`),
+"""Encrypt the existing signing secrets and custom header values (`webhooks_core.encryption`),
 and decrypt them when migrating back. The columns are still declared as clear fields in this
 migration's state, so the values are read and written exactly as stored; 0005 declares the
 encrypted fields that do the same on every later read and write."""
 
 from django.db import migrations
 
-from subscriptions.encryption import decrypt, encrypt
+from webhooks_core.encryption import decrypt, encrypt
 
 BATCH = 500
 

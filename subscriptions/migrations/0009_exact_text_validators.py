@@ -2,7 +2,7 @@
 
 import django.core.validators
 import re
-import subscriptions.text
+import webhooks_core.text
 from django.db import migrations, models
 
 
@@ -16,12 +16,12 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='eventtype',
             name='description',
-            field=models.TextField(blank=True, help_text='What the event means; no control characters other than line breaks.', validators=[subscriptions.text.validate_multiline], verbose_name='description'),
+            field=models.TextField(blank=True, help_text='What the event means; no control characters other than line breaks.', validators=[webhooks_core.text.validate_multiline], verbose_name='description'),
         ),
         migrations.AlterField(
             model_name='subscription',
             name='description',
-            field=models.CharField(blank=True, help_text='A name for people, one line; it appears in notice e-mail subjects.', max_length=500, validators=[subscriptions.text.validate_one_line], verbose_name='description'),
+            field=models.CharField(blank=True, help_text='A name for people, one line; it appears in notice e-mail subjects.', max_length=500, validators=[webhooks_core.text.validate_one_line], verbose_name='description'),
         ),
         migrations.AlterField(
             model_name='tenant',
@@ -36,6 +36,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='tenant',
             name='name',
-            field=models.CharField(blank=True, max_length=255, validators=[subscriptions.text.validate_one_line], verbose_name='name'),
+            field=models.CharField(blank=True, max_length=255, validators=[webhooks_core.text.validate_one_line], verbose_name='name'),
         ),
     ]

@@ -14,8 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subscriptions.conf import webhook_settings
 from subscriptions.contract_file import compare, current_contracts, read_contracts, write_contracts
+from webhooks_core.conf import webhook_settings
 
 
 class Command(BaseCommand):

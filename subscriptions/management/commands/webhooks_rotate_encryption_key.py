@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from subscriptions.encryption import UndecryptableValue
 from subscriptions.services import reencrypt_subscriptions
+from webhooks_core.encryption import UndecryptableValue
 
 
 class Command(BaseCommand):

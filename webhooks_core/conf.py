@@ -3,7 +3,7 @@
 `WEBHOOKS` is a single dict in the host's settings. Each app owns its keys and reads them
 through a `WebhookSettings` object built on this module's mechanism: this app the registry's
 keys (below), the deliveries app the pipeline's (`deliveries/conf.py`), the portal its own
-(`portal/conf.py`). Values are resolved on access and every object's cache is dropped on
+(`webhooks_portal/conf.py`). Values are resolved on access and every object's cache is dropped on
 `setting_changed`, so `override_settings(WEBHOOKS=...)` works in tests and nothing is frozen at
 import time. Nothing else looks at `settings.WEBHOOKS`; a key no app declares is an error
 (`webhooks.E006`).
@@ -17,8 +17,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-# The registry's keys: which destinations a subscription may have, secret rotation, the API's
-# pages and request budgets (subscriptions.api serves both apps' views), tenants.
+# The shared keys, and the registry's: which destinations a subscription may have, secret
+# rotation, the API's pages and request budgets (webhooks_core.api serves every app's views),
+# tenants.
 DEFAULTS: dict[str, Any] = {
     # Items per page of every API list of both apps (`?limit=` chooses another size), and the
     # largest `limit` a client may ask for: a bigger one gets this many.
@@ -45,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     # user (None: no tenant). Model permissions, not this, grant access across tenants. The
     # default maps a user in exactly one group "tenant:<key>" to <key>, and anyone else to
     # None: logging in grants nothing (closed by default).
-    "TENANT_RESOLVER": "subscriptions.tenancy.tenant_from_groups",
+    "TENANT_RESOLVER": "webhooks_core.tenancy.tenant_from_groups",
     # Most subscriptions one tenant may have, unless its Tenant row says otherwise; None for
     # no limit. Creating one more answers 403 and creates nothing.
     "TENANT_MAX_SUBSCRIPTIONS": 1000,
@@ -55,12 +56,17 @@ DEFAULTS: dict[str, Any] = {
     # for the others. Counted in REDIS_URL, like MAX_IN_FLIGHT. (A registry key: the Tenant
     # row it defaults lives here.)
     "TENANT_MAX_IN_FLIGHT": 20,
-    # Request budgets of the API (DRF throttles, subscriptions/throttling.py), each applied per
+    # Most events per second to one subscription, for endpoints whose own `max_rate` and whose
+    # tenant's `max_rate` are empty; None for no rate. Enforced across all workers in REDIS_URL
+    # (GCRA, a burst of at most one second's worth); over it a delivery waits for its turn
+    # without spending an attempt. (A registry key: the Tenant row it defaults lives here.)
+    "MAX_RATE": None,
+    # Request budgets of the API (DRF throttles, webhooks_core/throttling.py), each applied per
     # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
     # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications
-    # per client address and per user name (subscriptions/authentication.py).
+    # per client address and per user name (webhooks_core/authentication.py).
     # Which `X-Forwarded-For` entry is the client's address for the failed-login bound and
-    # anonymous budgets (subscriptions/clientaddr.py): 0 ignores the header (REMOTE_ADDR), N
+    # anonymous budgets (webhooks_core/clientaddr.py): 0 ignores the header (REMOTE_ADDR), N
     # trusts N proxies of yours, a list of CIDRs trusts proxies in those networks. Anything
     # else would let a client choose its own address.
     "TRUSTED_PROXIES": 0,

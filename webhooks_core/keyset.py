@@ -6,7 +6,7 @@ and its `count` reads the whole filtered table; a keyset page starts from the po
 last row seen (`created_at < <cursor>`) on an index ordered the same way, so page 1 and page
 20,000 cost the same and nothing is counted. The trade: no page numbers and no total, only
 "newer" and "older" links. Small lists (subscriptions, event types, tenants) keep limit/offset
-(`subscriptions.api.Pagination`); docs/api.md says which list uses which.
+(`webhooks_core.api.Pagination`); docs/api.md says which list uses which.
 
 DRF's `CursorPagination` does the work (opaque base64 cursors, a tie offset for equal
 timestamps, forward and backward); Django views (admin, portal) use it through `keyset_page()`.
@@ -46,7 +46,7 @@ class CursorPagination(pagination.CursorPagination):
 
     def get_page_size(self, request: Request) -> int:
         """`?limit=` capped at `MAX_PAGE_SIZE`; missing, invalid or not positive: `PAGE_SIZE`
-        (as `subscriptions.api.Pagination` treats it). Read per request (override_settings)."""
+        (as `webhooks_core.api.Pagination` treats it). Read per request (override_settings)."""
         default, cap = int(webhook_settings.PAGE_SIZE), int(webhook_settings.MAX_PAGE_SIZE)
         try:
             size = int(request.query_params.get(self.page_size_query_param, ""))

@@ -8,11 +8,12 @@ organisation model that is one line, e.g.::
         return f"org_{request.user.organisation_id}" if request.user.is_authenticated else None
 
 The resolver only says which tenant a user belongs to. Acting across tenants is a separate
-question, answered by Django model permissions (see `subscriptions.access`).
+question, answered by Django model permissions (see `webhooks_core.access`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -20,7 +21,24 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .conf import webhook_settings
-from .models import default_tenant_key, is_valid_tenant_key
+
+TENANT_KEY_MAX_LENGTH = 255
+# Letters, digits and `. _ : -`: safe in URLs, Redis keys, logs and file names unquoted.
+# "." and ".." are refused: a URL path segment of one or two dots is resolved away by clients
+# and servers (RFC 3986 §5.2.4), so such a tenant could never be addressed in /api/tenants/{key}/.
+# Keys are case-sensitive ("Org_1" and "org_1" are two tenants).
+TENANT_KEY_RE = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._:-]{1,255}\Z")
+
+
+def is_valid_tenant_key(key: object) -> bool:
+    """Whether `key` is a string of 1-255 characters of `[A-Za-z0-9._:-]`, not "." or ".."."""
+    return isinstance(key, str) and bool(TENANT_KEY_RE.fullmatch(key))
+
+
+def default_tenant_key() -> str:
+    """The key of the default tenant (`WEBHOOKS["DEFAULT_TENANT"]`)."""
+    return str(webhook_settings.DEFAULT_TENANT)
+
 
 # Name prefix of the Django groups that the default resolver reads: a user in the group
 # "tenant:org_42" belongs to tenant "org_42".

@@ -1,5 +1,5 @@
 """The portal's API route; mount it beside the apps' API:
-`path("api/", include("portal.api_urls"))`."""
+`path("api/", include("webhooks_portal.api_urls"))`."""
 
 from django.urls import path
 

@@ -1,4 +1,4 @@
-"""Model fields whose values are encrypted at rest (`subscriptions.encryption`).
+"""Model fields whose values are encrypted at rest (`webhooks_core.encryption`).
 
 The database holds Fernet tokens; Python code sees clear text, decrypted when a row is loaded
 (`from_db_value`) and encrypted when it is written (`get_prep_value`), so code that reads

@@ -12,9 +12,9 @@ from deliveries.models import Event
 from deliveries.payloads import build_body, content_type
 from deliveries.services.sent import request_sent
 from deliveries.signing import signature_header
-from subscriptions.ids import uuid7
 from subscriptions.models import PayloadFormat, Subscription
 from subscriptions.secrets import generate_secret
+from webhooks_core.ids import uuid7
 
 from . import scope
 

@@ -1,15 +1,16 @@
-"""The API's front door, served by the one URL include: its root (a list of links), its
-OpenAPI schema and the Swagger UI page.
+"""The API's front door, served by the one URL include (`webhooks_core.urls`): its root (a
+list of links), its OpenAPI schema and the Swagger UI page.
 
-They work in a host project that configured nothing for drf-spectacular: every API view of both
-apps names drf-spectacular's `AutoSchema` itself (`subscriptions.api.APIDefaults`),
-the schema covers this API alone (not the host's other views) with its paths as mounted, and
-the page finds the schema next to itself whatever prefix or namespace the include has. The page
-needs `drf_spectacular` in `INSTALLED_APPS` (its template); with `drf_spectacular_sidecar` as
-well it serves Swagger UI's files itself instead of from a CDN (the reference project does).
-Another app's API URLconf, mounted by the host with its own include (the portal's
-`portal.api_urls`), joins the schema at the path where it is mounted through
-`document_urlconf()`, called from that app's `AppConfig.ready()`.
+Each app adds its API URLconf with `register_api()` from its `AppConfig.ready()` (the registry
+`subscriptions.urls`, the pipeline `deliveries.urls`, the portal `webhooks_portal.api_urls`),
+so the include holds exactly the installed apps' APIs and the core imports none of them.
+
+They work in a host project that configured nothing for drf-spectacular: every API view of the
+apps names drf-spectacular's `AutoSchema` itself (`webhooks_core.api.APIDefaults`), the schema
+covers this API alone (not the host's other views) with its paths as mounted, and the page finds
+the schema next to itself whatever prefix or namespace the include has. The page needs
+`drf_spectacular` in `INSTALLED_APPS` (its template); with `drf_spectacular_sidecar` as well it
+serves Swagger UI's files itself instead of from a CDN (the reference project does).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 from django.apps import apps
 from django.http import HttpRequest
-from django.urls import URLPattern, URLResolver, get_resolver, include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.settings import patched_settings
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
@@ -26,35 +27,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-# Dotted paths of other apps' API URLconfs that the schema also covers where they are mounted.
-_documented_urlconfs: list[str] = []
+# Dotted paths of the installed apps' API URLconfs, in the order the apps became ready
+# (INSTALLED_APPS order): the registry's first.
+_api_urlconfs: list[str] = []
 
 
-def document_urlconf(module: str) -> None:
-    """Add the API URLconf `module` (a dotted path, e.g. "portal.api_urls") to the schema, at
-    the route(s) where the root URLconf includes it; not mounted, it stays out. Call it from
-    an `AppConfig.ready()`; calling it again for the same module changes nothing."""
-    if module not in _documented_urlconfs:
-        _documented_urlconfs.append(module)
+def register_api(module: str) -> None:
+    """Add the API URLconf `module` (a dotted path, e.g. "webhooks_portal.api_urls") to the one
+    include, `webhooks_core.urls`, and so to the schema. Call it from an `AppConfig.ready()`:
+    the include reads the list when the root URLconf is first loaded, after every app is ready.
+    Calling it again for the same module changes nothing."""
+    if module not in _api_urlconfs:
+        _api_urlconfs.append(module)
 
 
-def _mounts(
-    patterns: list[URLPattern | URLResolver], modules: set[str], prefix: str = ""
-) -> list[URLResolver]:
-    """`path(route, include(module))` for each include of one of `modules` in `patterns`,
-    nested includes followed, `route` the whole route from the root."""
-    found: list[URLResolver] = []
-    for entry in patterns:
-        if not isinstance(entry, URLResolver):
-            continue
-        route = prefix + str(entry.pattern)
-        # A module, its dotted path, or a list of patterns (`include([...])`).
-        name = getattr(entry.urlconf_name, "__name__", entry.urlconf_name)
-        if isinstance(name, str) and name in modules:
-            found.append(path(route, include(name)))
-        else:
-            found += _mounts(entry.url_patterns, modules, route)
-    return found
+def registered_apis() -> list[str]:
+    """The dotted paths `register_api()` received, in registration order."""
+    return list(_api_urlconfs)
 
 
 SCHEMA_SETTINGS = {
@@ -76,7 +65,15 @@ class ApiRootView(APIView):
     # Not an operation of the API: out of every generated schema, including the one
     # `manage.py check --deploy` builds from the whole URLconf (drf-spectacular's W002).
     schema = None
-    resources = ("subscriptions", "event-types", "events", "deliveries", "schema", "docs")
+    resources = (
+        "subscriptions",
+        "event-types",
+        "events",
+        "deliveries",
+        "tenants",
+        "schema",
+        "docs",
+    )
 
     def get(self, request: Request) -> Response:
         return Response({name: request.build_absolute_uri(f"{name}/") for name in self.resources})
@@ -94,10 +91,7 @@ class ApiSchemaView(SpectacularAPIView):
         # The paths as the host mounted them: this view's route up to its own "schema/".
         assert request.resolver_match is not None  # a view is only called through its URL
         prefix = request.resolver_match.route.removesuffix("schema/")
-        self.patterns = [
-            path(prefix, include(self.api_patterns)),
-            *_mounts(get_resolver().url_patterns, set(_documented_urlconfs)),
-        ]
+        self.patterns = [path(prefix, include(self.api_patterns))]
         return super().get(request, *args, **kwargs)
 
 

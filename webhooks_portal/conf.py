@@ -1,15 +1,15 @@
 """The portal's keys of the `WEBHOOKS` settings dict, read as `webhook_settings.KEY`.
 
-Same dict and same mechanism as the registry's keys (`subscriptions/conf.py`) and the
+Same dict and same mechanism as the shared keys (`webhooks_core/conf.py`) and the
 pipeline's (`deliveries/conf.py`): one user-facing setting, each app owning and documenting its
-own keys (every one is in docs/settings.md). Checked by `portal.checks`.
+own keys (every one is in docs/settings.md). Checked by `webhooks_portal.checks`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from subscriptions.conf import WebhookSettings
+from webhooks_core.conf import WebhookSettings
 
 DEFAULTS: dict[str, Any] = {
     # Seconds a portal link made by POST /api/tenants/{key}/portal-link/ can be opened; keep it

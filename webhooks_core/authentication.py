@@ -3,7 +3,7 @@
 - `BoundedBasicAuthentication`, `BoundedTokenAuthentication`: drop-in replacements for DRF's
   Basic and Token authentication: the same credentials, the same answers, except that past
   `WEBHOOKS["THROTTLE_RATES"]["failed_login"]` failures every attempt answers 429 until the
-  window slides (`subscriptions.throttling.FailedLogins`). The reference project uses them.
+  window slides (`webhooks_core.throttling.FailedLogins`). The reference project uses them.
 - `FailedLoginBackend`, first in `AUTHENTICATION_BACKENDS`: refuses a password login whose
   budget is spent, whatever asked (the admin's login form, DRF's Basic, a host's own form).
 - `count_failed_login`: the receiver of Django's `user_login_failed` signal (its public hook

@@ -18,7 +18,7 @@ from django.urls import NoReverseMatch, Resolver404, resolve
 from django.views.decorators.csrf import csrf_protect
 from rest_framework.request import Request
 
-from subscriptions.throttling import TenantThrottle, refund_refused
+from webhooks_core.throttling import TenantThrottle, refund_refused
 
 from .. import access, scope
 from ..conf import webhook_settings

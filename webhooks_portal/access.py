@@ -28,7 +28,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from subscriptions.models import Tenant
-from subscriptions.tenancy import resolve_tenant
+from webhooks_core.tenancy import resolve_tenant
 
 from .conf import webhook_settings
 from .models import PortalGrant

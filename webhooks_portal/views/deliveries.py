@@ -14,8 +14,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deliveries.services import replay
 from deliveries.services.sent import request_sent
 from deliveries.summaries import with_last_error_kind
-from subscriptions.keyset import NotFound, keyset_page
 from subscriptions.models import EventType
+from webhooks_core.keyset import NotFound, keyset_page
 
 from .. import replays, scope
 from ..forms import DeliveryFilterForm

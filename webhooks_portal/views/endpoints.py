@@ -25,8 +25,8 @@ from deliveries.services.probes import SubscriptionInactive, send_test_event
 from deliveries.summaries import with_last_error_kind
 from subscriptions import services
 from subscriptions.catalog import pinned_types
-from subscriptions.conf import webhook_settings
 from subscriptions.models import Subscription
+from webhooks_core.conf import webhook_settings
 
 from .. import replays, scope
 from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm, RotateForm

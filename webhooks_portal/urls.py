@@ -1,4 +1,4 @@
-"""The portal's pages; mount with `path("portal/", include("portal.urls"))`."""
+"""The portal's pages; mount with `path("portal/", include("webhooks_portal.urls"))`."""
 
 from django.urls import path
 from django.views.generic import RedirectView

@@ -1,5 +1,5 @@
 """The portal in the tenant admin: an action that revokes the selected tenants' portal links
-and sessions (`portal.access.revoke`), added with `TenantAdmin.register_extension` when the
+and sessions (`webhooks_portal.access.revoke`), added with `TenantAdmin.register_extension` when the
 admin imports this module, rather than by replacing the registry's tenant admin."""
 
 from __future__ import annotations

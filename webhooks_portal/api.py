@@ -11,10 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from subscriptions import wire
-from subscriptions.access import has_any_perm, model_perms
-from subscriptions.api import APIDefaults, extend_schema
 from subscriptions.models import Subscription, Tenant, is_valid_tenant_key
+from webhooks_core import wire
+from webhooks_core.access import has_any_perm, model_perms
+from webhooks_core.api import APIDefaults, extend_schema
 
 from . import access
 
@@ -35,7 +35,7 @@ class PortalLinkSerializer(serializers.Serializer):
 
 class PortalLinkView(APIDefaults, APIView):
     """In the API's schema (`/api/schema/`) once mounted: `PortalConfig.ready()` adds
-    `portal.api_urls` to the schema's URLconfs (`deliveries.apidocs.document_urlconf`)."""
+    `webhooks_portal.api_urls` to the one API include (`webhooks_core.apidocs.register_api`)."""
 
     permission_classes = [CanMakePortalLinks]
 
@@ -80,7 +80,7 @@ class RevokedSerializer(serializers.Serializer):
 
 class PortalRevokeView(APIDefaults, APIView):
     """Ends a tenant's open portal sessions and makes its unused links unusable, at once (a
-    customer's user left, a link leaked). The same as `portal.access.revoke(key)` and the
+    customer's user left, a link leaked). The same as `webhooks_portal.access.revoke(key)` and the
     tenant admin's action."""
 
     permission_classes = [CanMakePortalLinks]

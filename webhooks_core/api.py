@@ -9,10 +9,10 @@ HTML 500 page. The views here set their own parser, paginator and exception hand
   body nested 10,000 levels deep is a 400, not a `RecursionError` and a 500.
 - `Pagination`: limit/offset pages of `WEBHOOKS["PAGE_SIZE"]`, never more than
   `WEBHOOKS["MAX_PAGE_SIZE"]` rows whatever `?limit=` asks. History lists (events,
-  deliveries) set `subscriptions.keyset.CursorPagination` instead, with the same limits.
+  deliveries) set `webhooks_core.keyset.CursorPagination` instead, with the same limits.
 - `exception_handler`: the host's handler (DRF's by default) first; anything it leaves
   unhandled is logged with its traceback and answered as a JSON 500.
-- `AutoSchema`: drf-spectacular's inspector, so that the OpenAPI schema (deliveries/apidocs.py)
+- `AutoSchema`: drf-spectacular's inspector, so that the OpenAPI schema (webhooks_core/apidocs.py)
   works in a host whose `DEFAULT_SCHEMA_CLASS` is DRF's own; `extend_schema` annotates view
   methods on that same base.
 
@@ -44,7 +44,7 @@ from rest_framework.views import APIView, set_rollback
 from .conf import webhook_settings
 from .throttling import refund_refused
 
-logger = logging.getLogger("subscriptions.api")
+logger = logging.getLogger("webhooks_core.api")
 
 # Deepest JSON request body accepted at all, in containers within containers. Above every
 # field's own limit (event data: WEBHOOKS["MAX_PAYLOAD_DEPTH"], at most 128, plus the request
@@ -118,7 +118,7 @@ class Pagination(LimitOffsetPagination):
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """The host's DRF exception handler, then a JSON 500 for whatever it leaves unhandled.
 
-    The unhandled exception is logged with its traceback (logger `subscriptions.api`), sent as
+    The unhandled exception is logged with its traceback (logger `webhooks_core.api`), sent as
     Django's `got_request_exception` signal (error trackers and the test client listen to it)
     and the request's atomic block, if any, is rolled back, as DRF does for handled errors.
     """
@@ -184,7 +184,7 @@ def server_error(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespons
     the rest (the admin, the portal).
 
     An API request is one whose path resolves to a DRF view, or whose client asks for JSON and
-    not HTML. Set `handler500 = "subscriptions.api.server_error"` in the root URLconf.
+    not HTML. Set `handler500 = "webhooks_core.api.server_error"` in the root URLconf.
     """
     if _is_api_request(request):
         return JsonResponse(SERVER_ERROR, status=500)

@@ -244,7 +244,7 @@ def resolve_destination(url: str, *, timeout: float | None = None) -> Destinatio
     resolver (or a test stub) cannot give them another meaning. The resolver is asked for the
     host's wire form (`wire_host`). With `timeout` (seconds), the lookup runs on a helper
     thread and ResolutionTimeout is raised when it has not answered in time (see
-    `subscriptions.lookups`); without it, the lookup runs in the calling thread.
+    `webhooks_core.lookups`); without it, the lookup runs in the calling thread.
     """
     scheme, typed, port = check_scheme(url)
     host = wire_host(typed)
