@@ -127,8 +127,8 @@ def _client() -> tuple[object, object, object] | None:
         return None
     if _scripts.client is not client:
         _scripts.client = client
-        _scripts.admit = client.register_script(_ADMIT)  # type: ignore[attr-defined]
-        _scripts.settle = client.register_script(_SETTLE)  # type: ignore[attr-defined]
+        _scripts.admit = client.register_script(_ADMIT)
+        _scripts.settle = client.register_script(_SETTLE)
     return client, _scripts.admit, _scripts.settle
 
 
