@@ -63,10 +63,10 @@ DEFAULTS: dict[str, Any] = {
     # rides Celery; the 300 s and longer waits are parked (the sweep's interval plus SWEEP_GRACE
     # is how late a parked wait may be).
     "MAX_COUNTDOWN": None,
-    # Most deliveries in flight at once to one subscription, unless its `max_in_flight` (model
-    # field `rate_limit`) says otherwise; None for no cap. A slow endpoint then holds at most
-    # this many worker slots while other endpoints' deliveries go on. The counters live in
-    # REDIS_URL.
+    # Most deliveries in flight at once to one subscription, unless its `max_in_flight` (the
+    # API's `rate_limit` until the next release) says otherwise; None for no cap. A slow
+    # endpoint then holds at most this many worker slots while other endpoints' deliveries go
+    # on. The counters live in REDIS_URL.
     "MAX_IN_FLIGHT": 10,
     # Most messages of one tenant in the broker at once (first attempts, retries and waits on
     # a cap or a rate together); the rest of its due deliveries wait in the database and are

@@ -104,7 +104,7 @@ class SubscriptionAdminForm(APIRulesForm):
         "event_types",
         "payload_format",
         "headers",
-        "rate_limit",
+        "max_in_flight",
         "max_rate",
     )
 
@@ -130,7 +130,7 @@ class SubscriptionAdminForm(APIRulesForm):
             "payload_format",
             "signature_scheme",
             "headers",
-            "rate_limit",
+            "max_in_flight",
             "max_rate",
         ]
 

@@ -439,11 +439,13 @@ class Subscription(models.Model):
             "encrypted at rest and write-only."
         ),
     )
-    # `max_in_flight` in the API (`rate_limit` there is its alias for one release).
-    rate_limit = models.PositiveIntegerField(
+    # Named `rate_limit` until this release (an in-flight cap, not a rate): the column keeps
+    # that name, and the API accepts and answers `rate_limit` as an alias for one release.
+    max_in_flight = models.PositiveIntegerField(
         _("max deliveries in flight"),
         null=True,
         blank=True,
+        db_column="rate_limit",
         validators=[validate_in_flight_limit],
         help_text=_(
             "Most deliveries in flight at once to this endpoint; at least 1. Empty for the "

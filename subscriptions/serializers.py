@@ -347,7 +347,6 @@ class SubscriptionSerializer(wire.ModelSerializer):
         % {"mask": HEADER_MASK},
     )
     max_in_flight = serializers.IntegerField(
-        source="rate_limit",
         min_value=1,
         max_value=MAX_RATE_LIMIT,
         allow_null=True,
@@ -375,6 +374,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
     )
     # The field's name until this release (DESIGN.md): read and written as `max_in_flight`.
     rate_limit = serializers.IntegerField(
+        source="max_in_flight",
         min_value=1,
         max_value=MAX_RATE_LIMIT,
         allow_null=True,

@@ -46,14 +46,14 @@ def test_a_rate_under_1_per_second_allows_no_burst(broker):
 
 
 def test_a_delivery_refused_by_its_cap_spends_none_of_the_rate(broker):
-    sub = make_subscription("http://127.0.0.1:9/a", max_rate=1, rate_limit=1)
+    sub = make_subscription("http://127.0.0.1:9/a", max_rate=1, max_in_flight=1)
     busy = inflight.take(sub)
     assert isinstance(busy, inflight.Slot)
     # The rate allows no second event for a second; the cap is checked after the rate.
     refused = inflight.take(sub)
     assert isinstance(refused, inflight.Refusal) and refused.reason == "rate"
     busy.release()
-    sub2 = make_subscription("http://127.0.0.1:9/b", max_rate=1000, rate_limit=1)
+    sub2 = make_subscription("http://127.0.0.1:9/b", max_rate=1000, max_in_flight=1)
     held = inflight.take(sub2)
     assert isinstance(held, inflight.Slot)
     assert inflight.take(sub2) == inflight.Refusal("cap", 0.0)
@@ -192,7 +192,7 @@ def test_the_rate_at_the_receiver_is_within_10_percent_of_max_rate(start_worker,
     the 30 s that follow the first second (whose burst the rate allows), the receiver counts
     150 +- 10%."""
     per_second = 5.0
-    sub = make_subscription(receiver.url("/rated"), max_rate=per_second, rate_limit=50)
+    sub = make_subscription(receiver.url("/rated"), max_rate=per_second, max_in_flight=50)
     start_worker(pool="threads", concurrency=8)
     start_worker(pool="threads", concurrency=8)
     for n in range(40):

@@ -89,7 +89,7 @@ class EndpointForm(forms.Form):
     )
     # Write-only: the stored values never reach the page (see HeaderLinesField).
     headers = HeaderLinesField(label=_("Custom headers"))
-    rate_limit = forms.IntegerField(
+    max_in_flight = forms.IntegerField(
         label=_("Most deliveries at once"),
         required=False,
         min_value=1,
@@ -119,7 +119,7 @@ class EndpointForm(forms.Form):
                 "payload_format": instance.payload_format,
                 "signature_scheme": instance.signature_scheme,
                 "headers": mask_headers(instance.headers or {}),
-                "rate_limit": instance.rate_limit,
+                "max_in_flight": instance.max_in_flight,
                 "max_rate": instance.max_rate,
             }
         super().__init__(*args, **kwargs)
@@ -137,7 +137,7 @@ class EndpointForm(forms.Form):
             "event_types": cleaned["event_types"],
             "payload_format": cleaned["payload_format"],
             "headers": cleaned.get("headers") or {},
-            "rate_limit": cleaned.get("rate_limit"),
+            "max_in_flight": cleaned.get("max_in_flight"),
             "max_rate": cleaned.get("max_rate"),
         }
         if cleaned.get("signature_scheme"):

@@ -143,7 +143,7 @@ class CapTicket:
         return Subscription(
             pk=self.subscription_id,
             tenant_id=self.tenant_id,
-            rate_limit=self.rate_limit,
+            max_in_flight=self.rate_limit,
             max_rate=self.max_rate,
         )
 
@@ -453,7 +453,7 @@ def _defer(
     ticket = CapTicket(
         str(subscription.pk),
         str(subscription.tenant_id),
-        subscription.rate_limit,
+        subscription.max_in_flight,
         until.timestamp(),
         subscription.max_rate,
         since if since is not None else now.timestamp(),

@@ -191,9 +191,10 @@ def redis_client() -> Any:
 
 
 def limit_for(subscription: Subscription) -> int | None:
-    """The cap for this subscription: its own `rate_limit`, else MAX_IN_FLIGHT (None: no cap)."""
-    if subscription.rate_limit:
-        return int(subscription.rate_limit)
+    """The cap for this subscription: its own `max_in_flight`, else MAX_IN_FLIGHT (None: no
+    cap)."""
+    if subscription.max_in_flight:
+        return int(subscription.max_in_flight)
     default = webhook_settings.MAX_IN_FLIGHT
     return int(default) if default else None
 

@@ -57,7 +57,9 @@ def seconds(ms: int | None) -> str:
     return "-" if ms is None else f"{ms / 1000:.1f} s"
 
 
-def endpoint_waits(subscription_id: uuid.UUID | str, now: dt.datetime | None = None) -> EndpointWaits:
+def endpoint_waits(
+    subscription_id: uuid.UUID | str, now: dt.datetime | None = None
+) -> EndpointWaits:
     """The wait figures of one endpoint (three bounded queries: the held deliveries of the
     endpoint, and its attempts of the last WINDOW seconds, counted then the median read)."""
     now = now or timezone.now()
