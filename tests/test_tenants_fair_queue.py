@@ -113,6 +113,7 @@ def test_a_tenants_20000_refused_first_attempts_do_not_hold_up_another_tenant(
     not os.environ.get("WEBHOOKS_MEASURE_ONE_FIFO"),
     reason="a measurement of the old behaviour (minutes long): WEBHOOKS_MEASURE_ONE_FIFO=1",
 )
+@pytest.mark.timeout(1800)
 def test_measure_the_same_backlog_in_one_fifo(start_worker, receiver, settings):
     result = refused_backlog_then_b(start_worker, receiver, settings, {"TENANT_MAX_QUEUED": None})
     print(
