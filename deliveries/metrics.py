@@ -138,7 +138,8 @@ class DatabaseCollector:
         held = GaugeMetricFamily(
             "webhooks_backlog_held",
             "Waiting deliveries held back without an attempt, by reason (endpoint_cap, "
-            "tenant_cap, rate, retry_after): unsent, with a reason.",
+            "tenant_cap: an in-flight cap; rate: the endpoint's max_rate; retry_after: a 429's "
+            "pause; ordering: behind an earlier delivery of their ordering key): unsent.",
             labels=["reason"],
         )
         counts = health.held_by_reason()

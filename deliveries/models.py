@@ -12,6 +12,9 @@ from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
 from subscriptions.models import Subscription, Tenant, default_tenant
 from webhooks_core.ids import uuid7
 
+# Longest ordering key (the columns' size); the API and publish() refuse longer ones.
+ORDERING_KEY_MAX_LENGTH = 255
+
 
 class EventQuerySet(models.QuerySet["Event"]):
     def for_tenant(self, key: str | None) -> EventQuerySet:
@@ -86,6 +89,25 @@ class Event(models.Model):
             "down-converters at publish time, so every retry sends the same bytes."
         ),
     )
+    ordering_key = models.CharField(
+        _("ordering key"),
+        max_length=ORDERING_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text=_(
+            "Events of a tenant with the same key reach each subscription in publish order "
+            "(`ordering_seq`), the next once the previous one has ended."
+        ),
+    )
+    ordering_seq = models.PositiveBigIntegerField(
+        _("ordering sequence"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Publish order within the tenant's ordering key: 1, 2, 3... assigned under a lock "
+            "on the key's counter, so it is also the order in which the events committed."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     fanned_out_at = models.DateTimeField(_("fanned out"), null=True, blank=True)
 
@@ -101,6 +123,12 @@ class Event(models.Model):
             # may pick the same key without one receiving the other's event.
             models.UniqueConstraint(
                 fields=["tenant", "idempotency_key"], name="webhooks_event_tenant_idem_uniq"
+            ),
+            # One place in the order per key; also the index of the fan-out's look for earlier
+            # events of the key not fanned out yet (deliveries/services/ordering.py).
+            models.UniqueConstraint(
+                fields=["tenant", "ordering_key", "ordering_seq"],
+                name="webhooks_event_ordering_uniq",
             ),
         ]
         indexes = [
@@ -141,6 +169,7 @@ class WaitReason(models.TextChoices):
     TENANT_CAP = "tenant_cap", _("Tenant at its in-flight cap")
     RATE = "rate", _("Endpoint at its max rate")
     RETRY_AFTER = "retry_after", _("Endpoint asked to wait (429 Retry-After)")
+    ORDERING = "ordering", _("Behind an earlier event of its ordering key")
 
 
 # Longest error text kept on a delivery, an attempt or a notice (the columns' size): every
@@ -164,7 +193,8 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         return self.filter(status__in=UNFINISHED)
 
     def held(self) -> DeliveryQuerySet:
-        """Waiting deliveries held back for their next attempt by a cap (`wait_reason`)."""
+        """Waiting deliveries held back for their next attempt by a cap or by an earlier
+        delivery of their ordering key (`wait_reason`)."""
         return self.filter(status__in=WAITING, wait_attempt=F("attempts") + 1).exclude(
             wait_reason=""
         )
@@ -220,7 +250,10 @@ class Delivery(models.Model):
         choices=WaitReason.choices,
         blank=True,
         default="",
-        help_text=_("Why attempt `wait_attempt` is held back without being sent (a cap)."),
+        help_text=_(
+            "Why attempt `wait_attempt` is held back without being sent (a cap, or an earlier "
+            "delivery of its ordering key)."
+        ),
     )
     wait_attempt = models.PositiveIntegerField(
         _("held attempt"),
@@ -239,6 +272,19 @@ class Delivery(models.Model):
             "The event type version this delivery sends (the subscription's pin); empty for "
             "types not declared in code."
         ),
+    )
+    ordering_key = models.CharField(
+        _("ordering key"),
+        max_length=ORDERING_KEY_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text=_("The event's ordering key (copied, so the claim's guard reads one table)."),
+    )
+    ordering_seq = models.PositiveBigIntegerField(
+        _("ordering sequence"),
+        null=True,
+        blank=True,
+        help_text=_("The event's place in its key's publish order."),
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -276,6 +322,16 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="webhooks_delivery_status_idx"),
             models.Index(fields=["-created_at"], name="webhooks_delivery_created_idx"),
+            # Ordering: the unfinished deliveries of one (subscription, key) in publish order.
+            # The claim's guard, the release of the next one and the blocked-key views read
+            # it; deliveries without a key and finished ones are not in it.
+            models.Index(
+                fields=["subscription", "ordering_key", "ordering_seq"],
+                condition=Q(
+                    ordering_key__isnull=False, status__in=["pending", "sending", "retrying"]
+                ),
+                name="webhooks_delivery_order_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -580,6 +636,36 @@ class RollupMark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} up to {self.upto:%Y-%m-%d %H:%M:%S}"
+
+
+class OrderingCounter(models.Model):
+    """The last `ordering_seq` given to an event of one tenant's ordering key. Publishing with
+    the key increments it inside the publishing transaction, so a second publish of the same
+    key waits for the first to commit or roll back: sequence order is commit order."""
+
+    tenant = models.ForeignKey(
+        Tenant,
+        verbose_name=_("tenant"),
+        on_delete=models.CASCADE,
+        related_name="+",
+        # Indexed by the unique constraint that starts with it.
+        db_index=False,
+    )
+    key = models.CharField(_("ordering key"), max_length=ORDERING_KEY_MAX_LENGTH)
+    last_seq = models.PositiveBigIntegerField(_("last sequence"), default=0)
+
+    class Meta:
+        db_table = "webhooks_ordering_counter"
+        verbose_name = _("ordering key counter")
+        verbose_name_plural = _("ordering key counters")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "key"], name="webhooks_ordering_counter_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.key}: {self.last_seq}"
 
 
 class WorkerClock(models.Model):

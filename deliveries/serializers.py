@@ -9,13 +9,20 @@ from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 from webhooks_core import wire
 
-from .models import Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .models import ORDERING_KEY_MAX_LENGTH, Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .services.ordering import ordering_key_problem
 from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem
 from .services.replay import REPLAYABLE_STATUSES
 
 
 def valid_idempotency_key(value: str) -> None:
     problem = idempotency_key_problem(value)
+    if problem is not None:
+        raise serializers.ValidationError(problem)
+
+
+def valid_ordering_key(value: str) -> None:
+    problem = ordering_key_problem(value)
     if problem is not None:
         raise serializers.ValidationError(problem)
 
@@ -50,6 +57,17 @@ class PublishSerializer(serializers.Serializer):
         validators=[valid_idempotency_key],
         help_text="Printable text, at most 255 characters. Send one with every event: a retry "
         "with the same key returns the first event instead of publishing twice.",
+    )
+
+    ordering_key = serializers.CharField(
+        max_length=ORDERING_KEY_MAX_LENGTH,
+        required=False,
+        allow_blank=False,
+        trim_whitespace=False,
+        validators=[valid_ordering_key],
+        help_text="Events with the same key (e.g. `order_1001`) reach each endpoint in publish "
+        "order, the next once the previous one succeeded or ended. Printable text, at most 255 "
+        "characters; not with `broadcast`.",
     )
 
     def validate_tenant(self, value: str) -> str:
@@ -107,7 +125,8 @@ class DeliverySerializer(wire.ModelSerializer):
     event_type = serializers.CharField(source="event.type", read_only=True)
     waiting_for = serializers.SerializerMethodField(
         help_text="Why the delivery waits without an attempt now: `endpoint_cap` (the endpoint "
-        "is at its max_in_flight), `tenant_cap` (its tenant is at its in-flight cap), or null."
+        "is at its max_in_flight), `tenant_cap` (its tenant is at its in-flight cap), "
+        "`ordering` (an earlier event of its ordering key has not ended), or null."
     )
     endpoint_deleted = serializers.BooleanField(
         source="subscription_deleted",
@@ -131,6 +150,7 @@ class DeliverySerializer(wire.ModelSerializer):
             "last_error",
             "delivered_at",
             "version",
+            "ordering_key",
             "created_at",
         ]
 
@@ -156,6 +176,8 @@ class EventSerializer(wire.ModelSerializer):
             "version",
             "data",
             "idempotency_key",
+            "ordering_key",
+            "ordering_seq",
             "created_at",
             "fanned_out_at",
         ]
@@ -233,6 +255,13 @@ class RetryQueuedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     queued = serializers.BooleanField()
     attempt = serializers.IntegerField(help_text="Number of the attempt that was queued.")
+
+
+class SkippedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    released = serializers.IntegerField(
+        help_text="Deliveries of its ordering key released by the skip (0 or 1)."
+    )
 
 
 class VersionPreviewQuerySerializer(serializers.Serializer):

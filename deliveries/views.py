@@ -37,6 +37,7 @@ from .serializers import (
     ReplayQueuedSerializer,
     ReplayRequestSerializer,
     RetryQueuedSerializer,
+    SkippedSerializer,
     VersionPreviewQuerySerializer,
     VersionPreviewSerializer,
 )
@@ -46,6 +47,7 @@ from .services import (
     Publication,
     PublishError,
     expected_deliveries,
+    ordering,
     publish_event,
     replay,
 )
@@ -135,6 +137,7 @@ class EventViewSet(
                 data["data"],
                 tenant=data.get("tenant") or resolve_tenant(request),
                 idempotency_key=data.get("idempotency_key"),
+                ordering_key=data.get("ordering_key"),
                 broadcast=data["broadcast"],
             )
         except PayloadTooLarge as exc:
@@ -159,9 +162,9 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     pagination_class = CursorPagination
     permission_classes = [TenantModelPermissions]
     tenant_model = Delivery
-    tenant_action_perms = {"retry": ("change",)}
+    tenant_action_perms = {"retry": ("change",), "skip": ("change",)}
     throttle_classes = [UserThrottle, TenantThrottle]
-    throttle_scopes = {"retry": "retry"}
+    throttle_scopes = {"retry": "retry", "skip": "retry"}
 
     def throttle_tenant(self, request: Request) -> str | None:
         """A retry counts against the tenant of the delivery's endpoint (none for an id that
@@ -197,6 +200,18 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
             return Response({"detail": exc.message}, status=status.HTTP_409_CONFLICT)
         body = {"id": delivery.pk, "queued": True, "attempt": attempt}
         return Response(RetryQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: SkippedSerializer})
+    @action(detail=True, methods=["post"])
+    def skip(self, request: Request, pk: str | None = None) -> Response:
+        """Discard a waiting delivery of an ordering key for good and release the next one of
+        its key (the head of a blocked key); 409 if it has no key or is not waiting."""
+        delivery = self.get_object()
+        try:
+            released = ordering.skip(delivery, request.user.get_username() or "the API")
+        except ordering.SkipError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(SkippedSerializer({"id": delivery.pk, "released": released}).data)
 
 
 class SubscriptionActionView(APIDefaults, GenericAPIView):

@@ -27,6 +27,7 @@ OBJECT_ROUTES = {
     "replay": ("subscription", {"get", "post"}),
     "delivery": ("delivery", {"get"}),
     "delivery-retry": ("delivery", {"post"}),
+    "delivery-skip": ("delivery", {"post"}),
 }
 # Routes without an object id: their pages are checked for B's data instead.
 LIST_ROUTES = ["endpoints", "endpoint-create", "catalog", "deliveries", "verify"]

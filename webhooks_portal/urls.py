@@ -31,5 +31,6 @@ urlpatterns = [
     path("deliveries/rows/", deliveries.delivery_rows, name="delivery-rows"),
     path("deliveries/<int:pk>/", deliveries.delivery_detail, name="delivery"),
     path("deliveries/<int:pk>/retry/", deliveries.delivery_retry, name="delivery-retry"),
+    path("deliveries/<int:pk>/skip/", deliveries.delivery_skip, name="delivery-skip"),
     path("verify/", verify.verify, name="verify"),
 ]

@@ -29,6 +29,7 @@ from ..models import Delivery, Event
 from ..search import delivery_search, event_search
 from ..services import replay
 from ..services.sent import request_sent
+from . import ordering
 from .attempts import attempt_rows
 from .common import ReadOnlyAdminMixin, pretty_json, seconds_display, status_badge
 from .dashboard import dashboard_view
@@ -171,6 +172,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
                     ("event", "endpoint"),
                     ("badge", "attempts", "last_status_code"),
                     "last_error",
+                    "ordering_key",
                 ]
             },
         ),
@@ -188,6 +190,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "delivered",
         "updated",
         "last_error",
+        "ordering_key",
         "request_sent",
     ]
     actions = ["send_again_now"]
@@ -214,6 +217,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         if delivery is not None:
             context["attempt_rows"] = attempt_rows(delivery)
             context["can_send_again"] = self.has_redeliver_permission(request)
+            context["can_skip"] = context["can_send_again"] and ordering.can_skip(delivery)
         return super().change_view(request, object_id, form_url, context)
 
     def send_again_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -306,6 +310,13 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
                 "<path:object_id>/send-again/",
                 self.admin_site.admin_view(self.send_again_view),
                 name="deliveries_delivery_send_again",
+            ),
+            path(
+                "<path:object_id>/skip/",
+                self.admin_site.admin_view(
+                    lambda request, object_id: ordering.skip_view(self, request, unquote(object_id))
+                ),
+                name="deliveries_delivery_skip",
             ),
         ]
         return urls + super().get_urls()

@@ -36,6 +36,7 @@ from ..services import health, replay, states, waits
 from ..services.probes import send_test_event
 from .common import REPLAY_URL_NAME, prefilled_replay_url, replay_url
 from .notices import notices_panel
+from .ordering import ordering_panel
 
 
 def waits_panel(request: HttpRequest, obj: Subscription) -> str:
@@ -239,9 +240,17 @@ class PipelineExtension(SubscriptionAdminExtension):
     def object_panels(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
     ) -> list[str]:
-        """The subscription's waits on its rate and caps, and its latest operational notices,
-        each with its replay link."""
-        return [waits_panel(request, obj), notices_panel(model_admin, request, obj)]
+        """The subscription's waits on its rate and caps, its blocked ordering keys (if any),
+        and its latest operational notices, each with its replay link."""
+        return [
+            panel
+            for panel in (
+                waits_panel(request, obj),
+                ordering_panel(model_admin, request, obj),
+                notices_panel(model_admin, request, obj),
+            )
+            if panel
+        ]
 
     def object_links(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription

@@ -46,12 +46,19 @@ from webhooks_core.text import clean_text
 
 from .. import signals
 from ..conf import webhook_settings
-from ..models import ERROR_MAX_CHARS, Delivery, DeliveryAttempt, DeliveryStatus, ErrorKind
+from ..models import (
+    ERROR_MAX_CHARS,
+    FINISHED,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    ErrorKind,
+)
 from ..payloads import build_body, content_type
 from ..receiver_auth import send_authenticated
 from ..signing import signature_header
 from ..transport import SendResult
-from . import clock, fairness, inflight, notices, rate, states
+from . import clock, fairness, inflight, notices, ordering, rate, states
 from .connections import reconnecting, release_pooled_connection, working_alias
 
 logger = logging.getLogger("deliveries.attempts")
@@ -294,7 +301,8 @@ def _attempt(
         subscription = delivery.subscription
         refusal = not_sendable(delivery)
         if refusal is not None:
-            states.release(delivery_id, number, discard_reason=refusal)
+            if states.release(delivery_id, number, discard_reason=refusal):
+                ordering.ended(delivery)
             return Outcome("done")
         if slot is None:
             taken = inflight.take(subscription)
@@ -518,6 +526,9 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
         logger.exception("subscription %s: health not updated", delivery.subscription_id)
     if not won:
         return Outcome("done")
+    if delivery.ordering_key is not None and ending.ending.status in FINISHED:
+        # Right after the commit that ended it: the next delivery of its key goes now.
+        ordering.ended(delivery)
     if ending.signal is not None:
         sig, extra = ending.signal
         transaction.on_commit(lambda: _announce(sig, delivery, attempt, extra))

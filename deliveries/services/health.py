@@ -335,7 +335,8 @@ def backlog(now: dt.datetime | None = None, *, with_queues: bool = True) -> Back
 
 
 def held_by_reason() -> dict[str, int]:
-    """Waiting deliveries held back by a cap, per `WaitReason` (one grouped query)."""
+    """Waiting deliveries held back by a cap or an ordering key, per `WaitReason` (one grouped
+    query)."""
     rows = Delivery.objects.held().values("wait_reason").annotate(n=Count("pk")).order_by()
     return {row["wait_reason"]: row["n"] for row in rows}
 

@@ -14,6 +14,7 @@ from subscriptions.services import disable_subscription
 
 from ..conf import webhook_settings
 from ..models import FINISHED, Delivery, DeliveryAttempt, Event
+from . import ordering
 
 
 def disable_dead_endpoints(now: dt.datetime | None = None) -> int:
@@ -84,6 +85,7 @@ def prune(
                 result.done = False
                 return result
     result.endpoints = purge_deleted_endpoints()
+    ordering.prune_counters(size)  # counters of keys whose every event is gone
     return result
 
 

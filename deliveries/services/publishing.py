@@ -24,7 +24,7 @@ from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
 from ..versions import delivery_versions, render_versions, serialize_event
-from . import caches, clock, fairness
+from . import caches, clock, fairness, ordering
 from .connections import working_alias
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,7 @@ def publish(
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
     broadcast: bool = False,
     subscription: Subscription | None = None,
 ) -> Event:
@@ -189,16 +190,25 @@ def publish(
 
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
-    Keys are per tenant: two tenants using one key get two events. Raises `PublishError` (a
-    ValueError naming its `field`) for input that cannot be published: see `validate_event`,
-    `idempotency_key_problem` and `tenant_key`; never fails because the broker is down.
-    `publish_event` returns the figures as well.
+    Keys are per tenant: two tenants using one key get two events.
+
+    Events of a tenant with the same `ordering_key` (e.g. "order_1001") reach each
+    subscription in publish order, each once the previous one has ended (succeeded, failed for
+    good or discarded): see `services.ordering` and docs/guarantees.md. A publish with a key
+    waits for an uncommitted publish of the same key to end (that is what makes the order
+    exact). Not with `broadcast` or `subscription`.
+
+    Raises `PublishError` (a ValueError naming its `field`) for input that cannot be published:
+    see `validate_event`, `idempotency_key_problem`, `ordering.ordering_key_problem` and
+    `tenant_key`; never fails because the broker is down. `publish_event` returns the figures
+    as well.
     """
     return publish_event(
         type,
         data,
         tenant=tenant,
         idempotency_key=idempotency_key,
+        ordering_key=ordering_key,
         broadcast=broadcast,
         subscription=subscription,
     ).event
@@ -210,6 +220,7 @@ def publish_event(
     *,
     tenant: str | Tenant | None = None,
     idempotency_key: str | None = None,
+    ordering_key: str | None = None,
     broadcast: bool = False,
     subscription: Subscription | None = None,
 ) -> Publication:
@@ -220,6 +231,14 @@ def publish_event(
         problem = idempotency_key_problem(idempotency_key)
         if problem is not None:
             raise PublishError(problem, field="idempotency_key")
+    if ordering_key is not None:
+        problem = ordering.ordering_key_problem(ordering_key)
+        if problem is None and (broadcast or subscription is not None):
+            # The order is kept per tenant's key; a broadcast reaches other tenants' endpoints,
+            # where it would interleave with their own keys.
+            problem = "An ordering key cannot be combined with a broadcast or a test event."
+        if problem is not None:
+            raise PublishError(problem, field="ordering_key")
     # Before the repeat check: the body hash needs data that serialises (depth, storable text),
     # and input that cannot be published is refused whatever its key.
     data = serialize_event(type, data)
@@ -243,9 +262,12 @@ def publish_event(
         target_subscription=subscription,
         version=version,
         renditions=renditions,
+        ordering_key=ordering_key,
     )
     try:
         with transaction.atomic(using=alias):
+            if ordering_key is not None:
+                event.ordering_seq = ordering.next_seq(key, ordering_key, alias)
             event.save(force_insert=True, using=alias)
     except IntegrityError:
         # A concurrent publish with the same key won the race: theirs is the event.
@@ -342,7 +364,17 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
     return None
 
 
-def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
+class _EarlierFirst(Exception):
+    """Leaves a keyed event's fan-out transaction: earlier events of its key go first."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__(event.pk)
+        self.event = event
+
+
+def fan_out(
+    event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
+) -> int:
     """Create one delivery per matching subscription and enqueue the first attempts.
 
     Idempotent: a second run (the sweep racing the on-commit hook) creates no rows twice.
@@ -350,58 +382,98 @@ def fan_out(event_id: Any, *, matched: tuple[list, list] | None = None) -> int:
     can be replayed when they are enabled again. `matched` (active ids, inactive ids) is a
     match the caller already made for this event, so it is not made twice. Returns the number
     of active deliveries.
+
+    A keyed event's earlier events whose fan-out has not run are fanned out first, in publish
+    order, each in its own transaction with its own messages (`earlier_done`: done by this
+    call's first pass): their deliveries exist before this event's. Keyed deliveries behind an
+    unfinished earlier one of their subscription are created held (`services.ordering`).
     """
     now = clock.now()
     batch = int(webhook_settings.BATCH_SIZE)
     alias = working_alias()
     deliveries = Delivery.objects.using(alias)
-    with transaction.atomic(using=alias):
-        event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
-        if event is None:
-            return 0
-        if event.fanned_out_at is not None:
-            return expected_deliveries(event)
-        active, inactive = matched if matched is not None else _matching(event)
-        versions = delivery_versions(event, active + inactive)
-        rows = [
-            Delivery(
-                event_id=event.pk,
-                subscription_id=sub_id,
-                status=DeliveryStatus.PENDING,
-                next_attempt_at=now,
-                created_at=now,
-                version=versions.get(sub_id),
+    held: set = set()
+    try:
+        with transaction.atomic(using=alias):
+            event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
+            if event is None:
+                return 0
+            if event.fanned_out_at is not None:
+                return expected_deliveries(event)
+            key = event.ordering_key
+            if key is not None and not earlier_done and ordering.has_earlier_unfanned(event):
+                raise _EarlierFirst(event)
+            active, inactive = matched if matched is not None else _matching(event)
+            versions = delivery_versions(event, active + inactive)
+            rows = [
+                Delivery(
+                    event_id=event.pk,
+                    subscription_id=sub_id,
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=now,
+                    created_at=now,
+                    version=versions.get(sub_id),
+                )
+                for sub_id in active
+            ]
+            if key is not None:
+                held = ordering.blocked_subscriptions(event, active, alias)
+                for row in rows:
+                    row.ordering_key, row.ordering_seq = key, event.ordering_seq
+                    if row.subscription_id in held:
+                        for name, value in ordering.held_fields().items():
+                            setattr(row, name, value)
+            rows += [
+                Delivery(
+                    event_id=event.pk,
+                    subscription_id=sub_id,
+                    status=DeliveryStatus.SKIPPED,
+                    last_error="Subscription disabled when the event was published.",
+                    created_at=now,
+                    version=versions.get(sub_id),
+                    # A replay after enabling it again sends these in their key's order.
+                    ordering_key=key,
+                    ordering_seq=event.ordering_seq,
+                )
+                for sub_id in inactive
+            ]
+            deliveries.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
+            Event.objects.using(alias).filter(pk=event.pk).update(fanned_out_at=now)
+            pending = deliveries.filter(
+                event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0
             )
-            for sub_id in active
-        ]
-        rows += [
-            Delivery(
-                event_id=event.pk,
-                subscription_id=sub_id,
-                status=DeliveryStatus.SKIPPED,
-                last_error="Subscription disabled when the event was published.",
-                created_at=now,
-                version=versions.get(sub_id),
-            )
-            for sub_id in inactive
-        ]
-        deliveries.bulk_create(rows, batch_size=batch, ignore_conflicts=True)
-        Event.objects.using(alias).filter(pk=event.pk).update(fanned_out_at=now)
-        pending = deliveries.filter(
-            event_id=event.pk, status=DeliveryStatus.PENDING, attempts=0
-        ).order_by()
-        if fairness.cap() is None:
-            by_tenant: dict[str, list[int]] = {"": list(pending.values_list("pk", flat=True))}
-        elif not event.broadcast:
-            by_tenant = {str(event.tenant_id): list(pending.values_list("pk", flat=True))}
-        else:
-            by_tenant = {}
-            for pk, tenant in pending.values_list("pk", "subscription__tenant_id"):
-                by_tenant.setdefault(str(tenant), []).append(pk)
+            if held:
+                pending = pending.filter(next_attempt_at__isnull=False)
+            pending_ids = list(pending.values_list("pk", flat=True).order_by())
+            by_tenant = _by_tenant(event, pending, pending_ids)
+    except _EarlierFirst as first:
+        ordering.fan_out_earlier(first.event, fan_out)
+        return fan_out(event_id, matched=matched, earlier_done=True)
     for tenant, ids in by_tenant.items():
         # Each tenant's share of the broker (services.fairness); the rest wait, due, here.
         if tenant:
             fairness.enqueue(tenant, ((pk, 1) for pk in ids))
         else:
             enqueue_attempts((pk, 1) for pk in ids)
+    if held:
+        # A head that ended while these holds were written released nothing: look again now.
+        ordering.recheck(
+            deliveries.filter(event_id=event.pk, subscription_id__in=held).values_list(
+                "pk", flat=True
+            )
+        )
     return len(active)
+
+
+def _by_tenant(event: Event, pending: Any, ids: list[int]) -> dict[str, list[int]]:
+    """The first attempts to send, by the tenant whose share of the broker they take
+    (services.fairness: a broadcast's deliveries by their subscription's tenant); all under ""
+    when fairness is off."""
+    if fairness.cap() is None:
+        return {"": ids}
+    if not event.broadcast:
+        return {str(event.tenant_id): ids}
+    by: dict[str, list[int]] = {}
+    for pk, tenant in pending.values_list("pk", "subscription__tenant_id").order_by():
+        by.setdefault(str(tenant), []).append(pk)
+    return by

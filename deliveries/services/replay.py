@@ -29,7 +29,7 @@ from .. import dispatch
 from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery
-from . import states
+from . import ordering, states
 from .incidents import (  # the tables, as this module's callers know them
     DEFAULT_REPLAY_STATUSES,
     INCIDENT_MARGIN,
@@ -83,7 +83,8 @@ def redeliver(delivery_ids: Iterable[int], now: dt.datetime | None = None) -> in
 
 
 def _redeliver(delivery_ids: Iterable[int], now: dt.datetime) -> list[tuple[int, int]]:
-    """Reopen and enqueue; returns the (delivery id, attempt number) pairs that were queued."""
+    """Reopen and enqueue; returns the (delivery id, attempt number) pairs that were queued
+    (sent now, or held behind an earlier delivery of their ordering key)."""
     ids = list(
         Delivery.objects.filter(pk__in=list(delivery_ids), subscription__is_active=True)
         .values_list("pk", flat=True)
@@ -94,6 +95,9 @@ def _redeliver(delivery_ids: Iterable[int], now: dt.datetime) -> list[tuple[int,
     reopened = states.reopen(ids, now)
     if not reopened:
         return []
+    # Keyed deliveries behind an unfinished earlier one of their key wait for it (held, sent
+    # when their turn comes): a replay keeps the publish order.
+    held = set(ordering.hold(reopened))
     # Read the attempt count after reopening: the message must name the attempt that follows.
     items = [
         (pk, attempts + 1)
@@ -101,7 +105,8 @@ def _redeliver(delivery_ids: Iterable[int], now: dt.datetime) -> list[tuple[int,
         .values_list("pk", "attempts")
         .order_by("pk")
     ]
-    enqueue_attempts(items)
+    enqueue_attempts(item for item in items if item[0] not in held)
+    ordering.recheck(held)
     return items
 
 
@@ -123,6 +128,10 @@ def redeliver_one(delivery: Delivery) -> int:
     number = states.reopen_one(delivery.pk, now, queued_until)
     if number is None:
         raise ReplayError(ALREADY_QUEUED)
+    if ordering.hold([delivery.pk]):
+        # Behind an earlier unfinished delivery of its ordering key: sent once that one ends.
+        ordering.recheck([delivery.pk])
+        return number
     enqueue_attempts([(delivery.pk, number)])
     return number
 

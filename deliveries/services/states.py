@@ -48,6 +48,7 @@ from ..models import (
     DeliveryStatus,
     ErrorKind,
 )
+from . import ordering
 from .clock import db_now_sql
 from .connections import working_alias
 
@@ -205,6 +206,8 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
     sql = (
         f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = %s, {claimed} "
         f"WHERE {col['id']} = %s AND {col['status']} IN (%s, %s) AND {col['attempts']} = %s "
+        # Ordering: a keyed delivery is claimed only as its key's head, in this same statement.
+        f"AND {ordering.claim_guard_sql(connection, table)} "
         f"RETURNING {', '.join(returning)}"
     )
     statement = _ClaimStatement(sql, (readers[0], readers[1], readers[2]))
@@ -219,7 +222,8 @@ def claim(delivery_id: int, number: int) -> Delivery | None:
     """Take the delivery for attempt `number` and load what the attempt needs, in one
     statement: the delivery (now `sending`, claimed at the database's `now()`) with its event
     and subscription. None if it was not waiting for exactly that attempt (finished, or another
-    message's or the sweep's).
+    message's or the sweep's), or if it has an ordering key and an earlier delivery of that key
+    to the same subscription has not ended (`ordering.claim_guard_sql`).
 
     While sending, `next_attempt_at` is the claim's time; the claim's lease ends
     `stale_sending_after` seconds after it, on the database's clock (`expire`).
@@ -442,10 +446,13 @@ def discard_unselected(subscription_id: object, filters: Iterable[str]) -> int:
     )
     types = set(waiting.values_list("event__type", flat=True).distinct().order_by())
     filters = list(filters)
-    return sum(
+    discarded = sum(
         discard(waiting.filter(event__type=event_type), unselected_reason(event_type))
         for event_type in sorted(t for t in types if not filters_match(filters, t))
     )
+    if discarded:
+        ordering.release_subscription(subscription_id)  # a discarded head frees its key
+    return discarded
 
 
 def reopen(delivery_ids: Iterable[int], now: dt.datetime) -> list[int]:

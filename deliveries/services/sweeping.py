@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..conf import webhook_settings
 from ..dispatch import backlog, enqueue_attempts
 from ..models import Delivery, Event
-from . import clock, fairness, states
+from . import clock, fairness, ordering, states
 from .attempts import retry_delay
 from .connections import working_alias
 from .publishing import fan_out
@@ -31,9 +31,11 @@ class SweepReport:
     enqueued: int = 0
     # Set when the due deliveries were left alone because the queues hold a backlog.
     backlog: int = 0
+    # Held deliveries of an ordering key released because their head had ended.
+    released_keys: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.fanned_out or self.released or self.enqueued)
+        return bool(self.fanned_out or self.released or self.enqueued or self.released_keys)
 
 
 def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepReport:
@@ -59,6 +61,9 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     stale = states.expired_claims(lease).values_list("pk", "attempts", "claimed_at")
     for delivery_id, number, claimed_at in stale[:batch]:
         report.released += _expire(delivery_id, number, claimed_at, lease)
+
+    # Ordering's safety net: what a dead worker left held behind a finished head goes now.
+    report.released_keys = ordering.sweep(batch)
 
     if max_batches and fairness.cap() is not None:
         # Fair dispatch: each tenant's due deliveries whose message is not out, oldest due
@@ -94,10 +99,11 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
             break
     if report:
         logger.info(
-            "sweep fanned_out=%d released=%d enqueued=%d",
+            "sweep fanned_out=%d released=%d enqueued=%d released_keys=%d",
             report.fanned_out,
             report.released,
             report.enqueued,
+            report.released_keys,
         )
     if report.backlog:
         logger.info("sweep left due deliveries alone: %d messages queued", report.backlog)

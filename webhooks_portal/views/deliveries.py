@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from deliveries.services import replay
+from deliveries.services import ordering, replay
 from deliveries.services.sent import request_sent
 from deliveries.summaries import with_last_error_kind
 from subscriptions.models import EventType
@@ -160,3 +160,32 @@ def delivery_retry(request: HttpRequest, tenant: str, pk: int) -> HttpResponse:
     else:
         messages.success(request, _("Attempt %(n)d queued: sending again now.") % {"n": attempt})
     return redirect("webhooks_portal:delivery", pk=delivery.pk)
+
+
+@portal_view
+@require_POST
+@throttled("retry")
+def delivery_skip(request: HttpRequest, tenant: str, pk: int) -> HttpResponse:
+    """Skip the head of a blocked ordering key: discarded for good (recorded with who did it),
+    and the next delivery of its key is sent. Another tenant's delivery is a 404."""
+    delivery = get_object_or_404(scope.deliveries(tenant), pk=pk)
+    try:
+        released = ordering.skip(delivery, _("the portal (%(user)s)") % {"user": who(request)})
+    except ordering.SkipError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("Skipped: this delivery will not be sent. The next one of its key is on its way.")
+            if released
+            else _("Skipped: this delivery will not be sent."),
+        )
+    return redirect("webhooks_portal:delivery", pk=delivery.pk)
+
+
+def who(request: HttpRequest) -> str:
+    """The name a skip is recorded with: the logged-in user's, or the portal link's session."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return user.get_username()
+    return _("portal link")

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deliveries import charts
 from deliveries.conf import webhook_settings as pipeline_settings
 from deliveries.models import Delivery
-from deliveries.services import health, replay, states, waits
+from deliveries.services import health, ordering, replay, states, waits
 from deliveries.services.probes import SubscriptionInactive, send_test_event
 from deliveries.summaries import with_last_error_kind
 from subscriptions import services
@@ -135,6 +135,7 @@ def _detail_page(
     recent = scope.deliveries(tenant).filter(subscription=subscription)
     recent = with_last_error_kind(recent.select_related("event", "subscription"))[:10]
     waiting = Delivery.objects.unfinished().filter(subscription=subscription).count()
+    blocked = ordering.blocked_keys(scope.deliveries(tenant).filter(subscription=subscription))
     return page(
         request,
         "webhooks_portal/endpoint_detail.html",
@@ -146,6 +147,7 @@ def _detail_page(
             "recent": recent,
             "waiting": waiting,
             "waits": waits.endpoint_waits(subscription.pk),
+            "blocked": blocked,
             "pinned_types": pinned_types(subscription),
             "overlap": duration(webhook_settings.SECRET_ROTATION_OVERLAP),
             "now": timezone.now(),
