@@ -49,6 +49,15 @@ class Event(models.Model):
     )
     type = models.CharField(_("type"), max_length=EVENT_TYPE_MAX_LENGTH, db_index=True)
     data = models.JSONField(_("data"), default=dict)
+    channels = models.JSONField(
+        _("channels"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Channel names the event carries: a subscription with channels receives it only "
+            "if it carries one of them."
+        ),
+    )
     idempotency_key = models.CharField(
         _("idempotency key"),
         max_length=255,

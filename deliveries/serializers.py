@@ -4,8 +4,10 @@ from typing import Any
 
 from rest_framework import serializers
 
+from subscriptions import filterlang
+from subscriptions.channels import CHANNEL_MAX_LENGTH, MAX_CHANNELS, validate_channels
 from subscriptions.contracts import MAX_VERSION
-from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
+from subscriptions.matching import EVENT_TYPE_MAX_LENGTH, is_valid_filter
 from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 from webhooks_core import wire
 
@@ -13,6 +15,8 @@ from .models import ORDERING_KEY_MAX_LENGTH, Delivery, DeliveryAttempt, Delivery
 from .services.ordering import ordering_key_problem
 from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem
 from .services.replay import REPLAYABLE_STATUSES
+from .services.simulation import DEFAULT_LIMIT as SIMULATION_DEFAULT_LIMIT
+from .services.simulation import MAX_LIMIT as SIMULATION_MAX_LIMIT
 
 
 def valid_idempotency_key(value: str) -> None:
@@ -48,6 +52,13 @@ class PublishSerializer(serializers.Serializer):
         required=False,
         default=False,
         help_text="Send to the matching subscriptions of every tenant.",
+    )
+    channels = serializers.ListField(
+        child=serializers.CharField(max_length=CHANNEL_MAX_LENGTH, trim_whitespace=False),
+        required=False,
+        max_length=MAX_CHANNELS,
+        help_text="Channel names the event carries (at most 10): subscriptions with channels "
+        "receive it only if they share one; those without channels receive it anyway.",
     )
     idempotency_key = serializers.CharField(
         max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -175,6 +186,7 @@ class EventSerializer(wire.ModelSerializer):
             "type",
             "version",
             "data",
+            "channels",
             "idempotency_key",
             "ordering_key",
             "ordering_seq",
@@ -288,3 +300,76 @@ class EgressIPsSerializer(serializers.Serializer):
         child=serializers.CharField(),
         help_text="Addresses (or networks) webhooks are sent from, for the receiver's allow-list.",
     )
+
+
+class SimulationRequestSerializer(serializers.Serializer):
+    """The body of `POST /api/subscriptions/simulate/`: a draft subscription's routing."""
+
+    event_types = serializers.ListField(
+        child=serializers.CharField(max_length=EVENT_TYPE_MAX_LENGTH, trim_whitespace=False),
+        min_length=1,
+        max_length=100,
+        help_text="Event type names, 'prefix.*' or '*', as a subscription's.",
+    )
+    filter = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="A JSON filter over the event, as a subscription's (docs/filters.md).",
+    )
+    channels = serializers.ListField(
+        child=serializers.CharField(max_length=CHANNEL_MAX_LENGTH, trim_whitespace=False),
+        required=False,
+        max_length=MAX_CHANNELS,
+        help_text="As a subscription's: [] (the default) for events of every channel.",
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=SIMULATION_MAX_LIMIT,
+        default=SIMULATION_DEFAULT_LIMIT,
+        help_text=f"How many of the tenant's most recent events to look at (1 to "
+        f"{SIMULATION_MAX_LIMIT}; default {SIMULATION_DEFAULT_LIMIT}).",
+    )
+    tenant = serializers.CharField(
+        max_length=TENANT_KEY_MAX_LENGTH,
+        trim_whitespace=False,
+        required=False,
+        help_text="Whose events: users with model permissions only; default: the caller's "
+        "tenant, else the default tenant.",
+    )
+
+    def validate_event_types(self, value: list[str]) -> list[str]:
+        for item in value:
+            if not is_valid_filter(item):
+                raise serializers.ValidationError(
+                    f"{item!r} is not an event type name, 'prefix.*' or '*'."
+                )
+        return list(dict.fromkeys(value))
+
+    def validate_filter(self, value: Any) -> dict:
+        return {} if value is None else filterlang.validate_filter(value)
+
+    def validate_channels(self, value: list[str]) -> list[str]:
+        return validate_channels(value)
+
+    def validate_tenant(self, value: str) -> str:
+        if not is_valid_tenant_key(value):
+            raise serializers.ValidationError(
+                "A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."
+            )
+        return value
+
+
+class SimulatedEventSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    type = serializers.CharField()
+    created = wire.DateTimeField(source="created_at")
+    channels = serializers.ListField(child=serializers.CharField())
+    data = serializers.JSONField()  # type: ignore[assignment]
+
+
+class SimulationSerializer(serializers.Serializer):
+    tenant = serializers.CharField()
+    examined = serializers.IntegerField(help_text="How many recent events were looked at.")
+    count = serializers.IntegerField(help_text="How many of them the draft would have received.")
+    events = SimulatedEventSerializer(many=True, help_text="Those events, newest first.")

@@ -12,6 +12,7 @@ from .views import (
     EgressIPsView,
     EventViewSet,
     SubscriptionReplayView,
+    SubscriptionSimulateView,
     SubscriptionTestView,
     SubscriptionVersionPreviewView,
 )
@@ -23,6 +24,12 @@ router.register("deliveries", DeliveryViewSet, basename="delivery")
 # The test and replay actions sit under /subscriptions/ but live here: they drive the pipeline,
 # which the subscriptions app never imports.
 urlpatterns = [
+    # The registry's subscription routes take only ids, so this path reaches here.
+    path(
+        "subscriptions/simulate/",
+        SubscriptionSimulateView.as_view(),
+        name="subscription-simulate",
+    ),
     path("subscriptions/<uuid:pk>/test/", SubscriptionTestView.as_view(), name="subscription-test"),
     path(
         "subscriptions/<uuid:pk>/replay/",

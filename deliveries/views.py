@@ -16,7 +16,7 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
-from webhooks_core.access import TenantModelPermissions, read_scope
+from webhooks_core.access import READ, TenantModelPermissions, read_scope
 from webhooks_core.api import APIDefaults, extend_schema
 from webhooks_core.keyset import CursorPagination
 from webhooks_core.tenancy import resolve_tenant
@@ -37,6 +37,8 @@ from .serializers import (
     ReplayQueuedSerializer,
     ReplayRequestSerializer,
     RetryQueuedSerializer,
+    SimulationRequestSerializer,
+    SimulationSerializer,
     SkippedSerializer,
     VersionPreviewQuerySerializer,
     VersionPreviewSerializer,
@@ -53,6 +55,7 @@ from .services import (
 )
 from .services.previews import PreviewUnavailable, version_preview
 from .services.probes import SubscriptionInactive, send_test_event
+from .services.simulation import simulate
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +142,7 @@ class EventViewSet(
                 idempotency_key=data.get("idempotency_key"),
                 ordering_key=data.get("ordering_key"),
                 broadcast=data["broadcast"],
+                channels=data.get("channels"),
             )
         except PayloadTooLarge as exc:
             return Response(
@@ -292,6 +296,63 @@ class SubscriptionReplayView(SubscriptionActionView):
             "status": list(result.request.statuses),
         }
         return Response(ReplayQueuedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
+
+
+class SubscriptionSimulateView(APIDefaults, GenericAPIView):
+    """POST /api/subscriptions/simulate/: which of a tenant's recent events a draft
+    subscription (types, filter, channels) would have received. Lives here, not in the
+    subscriptions app, because it reads the event log, which the registry never imports.
+
+    Reading events is what it needs: a tenant user reads their tenant's; `view_event` (or
+    `change_event`) lets a user name any `tenant`. Throttled per user and per tenant (scope
+    "simulate"): every call reads up to 100 events' data.
+    """
+
+    permission_classes = [TenantModelPermissions]
+    tenant_model = Event
+    tenant_action_perms = {"post": READ}
+    throttle_classes = [UserThrottle, TenantThrottle]
+    throttle_scope = "simulate"
+    serializer_class = SimulationRequestSerializer
+
+    def throttle_tenant(self, request: Request) -> str | None:
+        named = request.data.get("tenant") if isinstance(request.data, dict) else None
+        scope = read_scope(request, Event)
+        if isinstance(named, str) and scope.all_tenants and is_valid_tenant_key(named):
+            return named
+        return scope.tenant or default_tenant_key()
+
+    @extend_schema(
+        operation_id="subscriptions_simulate",
+        tags=["subscriptions"],
+        request=SimulationRequestSerializer,
+        responses={200: SimulationSerializer, 400: None, 403: None},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = SimulationRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        scope = read_scope(request, Event)
+        named = data.get("tenant")
+        if named is not None and not scope.all_tenants and named != scope.tenant:
+            raise ValidationError(
+                {"tenant": ["Only users allowed to act across tenants choose the tenant."]}
+            )
+        tenant = named or scope.tenant or default_tenant_key()
+        result = simulate(
+            tenant,
+            event_types=data["event_types"],
+            filter=data.get("filter"),
+            channels=data.get("channels"),
+            limit=data["limit"],
+        )
+        body = {
+            "tenant": tenant,
+            "examined": result.examined,
+            "count": result.count,
+            "events": result.events,
+        }
+        return Response(SimulationSerializer(body).data)
 
 
 class SubscriptionVersionPreviewView(APIDefaults, GenericAPIView):

@@ -97,11 +97,21 @@ class SubscriptionAdminForm(APIRulesForm):
     """Holds a subscription made in the admin to the API's rules (SSRF guard, known event
     types, legal and unreserved headers, limits)."""
 
+    def clean_filter(self) -> Any:
+        value = self.cleaned_data.get("filter")
+        return {} if value in (None, "") else value
+
+    def clean_channels(self) -> Any:
+        value = self.cleaned_data.get("channels")
+        return [] if value in (None, "") else value
+
     serializer_class = SubscriptionSerializer
     checked_fields = (
         "url",
         "description",
         "event_types",
+        "filter",
+        "channels",
         "payload_format",
         "headers",
         "max_in_flight",
@@ -126,6 +136,8 @@ class SubscriptionAdminForm(APIRulesForm):
             "url",
             "description",
             "event_types",
+            "filter",
+            "channels",
             "is_active",
             "payload_format",
             "signature_scheme",
@@ -142,6 +154,10 @@ class SubscriptionAdminForm(APIRulesForm):
             self.fields["tenant"].help_text = _("Empty for the default tenant.")
         if "signature_scheme" in self.fields:
             self.fields["signature_scheme"].required = False
+        # Empty means none, as in the API: no filter, every channel (the columns hold {} / []).
+        for name in ("filter", "channels"):
+            if name in self.fields:
+                self.fields[name].required = False
         # Header values are write-only, as in the API: the form shows the mask, and a value
         # left as the mask (or empty) keeps the stored one.
         self.initial["headers"] = mask_headers(self.instance.headers or {})

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from typing import Any, cast
 
 from django.conf import settings
@@ -22,6 +23,8 @@ from webhooks_core.tenancy import (  # the model's rules; defined where requests
 )
 from webhooks_core.text import validate_multiline, validate_one_line
 
+from .channels import validate_channel_field
+from .filterlang import event_document, matches, validate_filter
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
 from .secrets import generate_secret, generate_signing_key, public_key
 
@@ -293,6 +296,9 @@ class SignatureScheme(models.TextChoices):
     BOTH = "v1 v1a", _("v1 and v1a, while the receiver moves to v1a")
 
 
+_BOOL: models.BooleanField[bool, bool] = models.BooleanField()
+
+
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def deleted(self) -> SubscriptionQuerySet:
         """Endpoints deleted by their owners: kept, without secrets or header values, while
@@ -330,30 +336,96 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         active, inactive = self.matching_ids(event_type)
         return self.filter(pk__in=active + inactive)
 
+    def carrying(self, channels: Sequence[str] | None) -> SubscriptionQuerySet:
+        """The subscriptions here that receive an event carrying `channels`: those without
+        channels, and those sharing at least one with the event (DESIGN.md, "Channels")."""
+        names = sorted(set(channels or ()))
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        column = f"{qn(self.model._meta.db_table)}.{qn('channels')}"
+        if connection.vendor == "postgresql":
+            if not names:
+                return self.filter(RawSQL(f"{column} = '[]'::jsonb", (), output_field=_BOOL))
+            # `?|`: does the array hold any of these strings.
+            return self.filter(
+                RawSQL(f"({column} = '[]'::jsonb OR {column} ?| %s)", (names,), output_field=_BOOL)
+            )
+        if connection.vendor == "sqlite":
+            empty = f"json_array_length({column}) = 0"
+            if not names:
+                return self.filter(RawSQL(empty, (), output_field=_BOOL))
+            marks = ", ".join(["%s"] * len(names))
+            return self.filter(
+                RawSQL(
+                    f"({empty} OR EXISTS (SELECT 1 FROM json_each({column}) "
+                    f"WHERE value IN ({marks})))",
+                    tuple(names),
+                    output_field=_BOOL,
+                )
+            )
+        wanted = set(names)
+        ids = [
+            pk
+            for pk, carried in self.values_list("pk", "channels").iterator(chunk_size=5000)
+            if not carried or not wanted.isdisjoint(carried)
+        ]
+        return self.filter(pk__in=ids)
+
+    def route(
+        self,
+        event_type: str,
+        *,
+        channels: Sequence[str] | None = None,
+        data: Any = None,
+        limit: int | None = None,
+    ) -> tuple[list[uuid.UUID], list[uuid.UUID]] | None:
+        """Ids of the active and of the inactive subscriptions here that receive an event of
+        `event_type` carrying `channels` with `data`; None if more than `limit` candidates.
+
+        Types and channels are matched by the database (`matching`, `carrying`), so only this
+        queryset's candidates are read (`for_tenant(key).route(...)` reads that tenant's
+        rows through its index); each candidate's `filter` is then evaluated once, here, by
+        `filterlang.matches` (a candidate without one is taken as read). With `limit`, at
+        most `limit` + 1 candidate rows are read.
+        """
+        rows = (
+            self.matching(event_type)
+            .carrying(channels)
+            .values_list("pk", "is_active", "filter")
+            .order_by()
+        )
+        if limit is not None:
+            rows = rows[: limit + 1]
+        # Fetched at once, not through a server-side cursor: narrow columns, and one round
+        # trip instead of three on PostgreSQL for the usual few rows.
+        fetched = list(rows)
+        if limit is not None and len(fetched) > limit:
+            return None
+        document = event_document(event_type, channels, data)
+        active: list[uuid.UUID] = []
+        inactive: list[uuid.UUID] = []
+        for pk, is_active, filter in fetched:
+            if not filter or matches(filter, document):
+                (active if is_active else inactive).append(pk)
+        return active, inactive
+
+    def count_routed(
+        self, event_type: str, *, channels: Sequence[str] | None = None, data: Any = None
+    ) -> int:
+        """How many active subscriptions here receive such an event: those without a filter
+        counted by the database, those with one read (narrow rows) and evaluated."""
+        routed = self.matching(event_type).carrying(channels).filter(is_active=True)
+        plain = routed.filter(filter={}).count()
+        document = event_document(event_type, channels, data)
+        filtered = routed.exclude(filter={}).values_list("filter", flat=True).order_by()
+        return plain + sum(1 for f in filtered.iterator(chunk_size=2000) if matches(f, document))
+
     def count_matching(self, event_type: str) -> tuple[int, int]:
         """(active, all) subscriptions selecting `event_type`, counted by the database."""
         counts = self.matching(event_type).aggregate(
             active=models.Count("pk", filter=models.Q(is_active=True)), total=models.Count("pk")
         )
         return counts["active"], counts["total"]
-
-    def targets(
-        self, event_type: str, limit: int | None = None
-    ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-        """Ids of the active and of the inactive subscriptions here that select `event_type`,
-        matched by the database (see `matching`): only rows this queryset selects are read, so
-        `for_tenant(key).targets(...)` reads that tenant's rows through its index. With
-        `limit`, at most that many rows in all."""
-        active: list[uuid.UUID] = []
-        inactive: list[uuid.UUID] = []
-        rows = self.matching(event_type).values_list("pk", "is_active").order_by()
-        if limit is not None:
-            rows = rows[:limit]
-        # Fetched at once, not through a server-side cursor: two narrow columns, and one round
-        # trip instead of three on PostgreSQL for the usual few rows.
-        for pk, is_active in rows:
-            (active if is_active else inactive).append(pk)
-        return active, inactive
 
     def matching_ids(self, event_type: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
         """Ids of the active and of the inactive subscriptions here that select `event_type`."""
@@ -411,6 +483,25 @@ class Subscription(models.Model):
         _("event types"),
         default=list,
         help_text=_("Names of event types, 'prefix.*' or '*' for every type."),
+    )
+    filter = models.JSONField(
+        _("filter"),
+        default=dict,
+        blank=True,
+        validators=[validate_filter],
+        help_text=_(
+            "A JSON filter over the event (type, channels, data.<path>); only events it "
+            "matches are sent. {} for every event of the selected types. See docs/filters.md."
+        ),
+    )
+    channels = models.JSONField(
+        _("channels"),
+        default=list,
+        blank=True,
+        validators=[validate_channel_field],
+        help_text=_(
+            "Only events carrying at least one of these channels are sent; empty for every channel."
+        ),
     )
     versions = models.JSONField(
         _("pinned versions"),

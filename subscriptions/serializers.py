@@ -21,8 +21,9 @@ from webhooks_core import wire
 from webhooks_core.netguard import BlockedDestination, resolve_destination
 from webhooks_core.text import find_unstorable
 
-from . import reenable, services
+from . import filterlang, reenable, services
 from .catalog import PinError, default_pins, merge_pins
+from .channels import CHANNEL_MAX_LENGTH, MAX_CHANNELS, validate_channels
 from .contracts import MAX_VERSION
 from .credentials import (
     MAX_CLIENT_ID_LENGTH,
@@ -332,6 +333,25 @@ class SubscriptionSerializer(wire.ModelSerializer):
         max_length=MAX_EVENT_TYPES,
         help_text=_("Event type names from the catalog, 'prefix.*' or '*'."),
     )
+    filter = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text=_(
+            "A JSON filter over the event (`type`, `channels`, `data.<path>`; operators $eq $ne "
+            "$gt $gte $lt $lte $in $nin $exists, combined with $and $or $not): only events it "
+            "matches are sent. {} or null: every event of the selected types. See "
+            "docs/filters.md."
+        ),
+    )
+    channels = serializers.ListField(
+        child=serializers.CharField(max_length=CHANNEL_MAX_LENGTH, trim_whitespace=False),
+        required=False,
+        max_length=MAX_CHANNELS,
+        help_text=_(
+            "Only events carrying at least one of these channels are sent; [] (the default) "
+            "for events of every channel."
+        ),
+    )
     headers = MaskedHeadersField(
         child=serializers.CharField(
             max_length=MAX_HEADER_VALUE_LENGTH, allow_blank=True, trim_whitespace=False
@@ -436,6 +456,8 @@ class SubscriptionSerializer(wire.ModelSerializer):
             "url",
             "description",
             "event_types",
+            "filter",
+            "channels",
             "is_active",
             "disabled_reason",
             "payload_format",
@@ -595,6 +617,14 @@ class SubscriptionSerializer(wire.ModelSerializer):
                 _("Unknown event types: %(names)s.") % {"names": ", ".join(unknown)}
             )
         return value
+
+    def validate_filter(self, value: Any) -> dict[str, Any]:
+        # A Django ValidationError naming the path inside the filter; DRF makes it the
+        # field's error.
+        return {} if value is None else filterlang.validate_filter(value)
+
+    def validate_channels(self, value: list[str]) -> list[str]:
+        return validate_channels(value)
 
     def validate_versions(self, value: dict[str, int]) -> dict[str, int]:
         current = self.instance.versions if self.instance is not None else {}

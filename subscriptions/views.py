@@ -76,6 +76,9 @@ class SubscriptionViewSet(APIDefaults, viewsets.ModelViewSet):
     permission_classes = [TenantModelPermissions]
     tenant_model = Subscription
     tenant_action_perms = {"rotate_secret": ("change",)}
+    # Ids are UUIDs: other words under /subscriptions/ (the pipeline's `simulate/`) are
+    # routed elsewhere, and anything else is a 404 as before.
+    lookup_value_regex = r"[0-9a-fA-F-]{32,36}"
     throttle_classes = [UserThrottle, TenantThrottle]
     throttle_scopes = {"create": "create"}
 

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db
 OBJECT_ROUTES = {
     "endpoint": ("subscription", {"get"}),
     "endpoint-edit": ("subscription", {"get", "post"}),
+    "endpoint-edit-preview": ("subscription", {"post"}),
     "endpoint-disable": ("subscription", {"get", "post"}),
     "endpoint-enable": ("subscription", {"post"}),
     "endpoint-delete": ("subscription", {"get", "post"}),
@@ -46,6 +47,7 @@ def test_every_portal_route_is_covered_here():
         | set(LIST_ROUTES)
         | ENDPOINT_TYPE_ROUTES
         | {"home", "enter", "leave", "delivery-rows"}
+        | {"endpoint-create-preview"}  # test_a_preview_for_a_never_shows_b below
     )
 
     assert portal_routes() == covered
@@ -125,6 +127,21 @@ def test_a_link_for_a_never_shows_b(client, tenants, route):
     for secret in ("b-secret-hook", "B private hook", "b-private-data", "b-header", "tenant-b"):
         assert secret not in page, f"{route} shows {secret}"
     assert str(tenants["subscription"].pk) not in page
+
+
+def test_a_preview_for_a_never_shows_b(client, tenants, django_user_model):
+    draft = {"event_types": ["*"], "filter": "", "channels": "", "url": "x"}
+    response = client.post(portal_url("endpoint-create-preview"), draft)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "a-hook" not in page  # the draft's events are listed, not endpoints
+    assert "&quot;owner&quot;: &quot;a&quot;" in page
+    assert "b-private-data" not in page and "tenant-b" not in page
+    # Logged in without a tenant: no preview either.
+    client.post(portal_url("leave"))
+    client.force_login(django_user_model.objects.create_user("nobody", password="pw"))
+    assert client.post(portal_url("endpoint-create-preview"), draft).status_code == 403
 
 
 def test_filtering_the_log_by_another_tenants_endpoint_shows_nothing(client, tenants):

@@ -83,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "replay": "60/hour",
         "retry": "600/hour",
         "create": "200/hour",
+        "simulate": "60/minute",
         "failed_login": "10/minute",
     },
 }

@@ -3,6 +3,8 @@ guard, event type filters, header rules), so a rule can never differ between the
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, cast
 
 from django import forms
@@ -13,6 +15,8 @@ from rest_framework import serializers as drf
 
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
+from deliveries.serializers import SimulationRequestSerializer
+from deliveries.services.simulation import DEFAULT_LIMIT as SIMULATION_LIMIT
 from subscriptions.catalog import PinnedType
 from subscriptions.forms import HeaderLinesField
 from subscriptions.headers import mask_headers
@@ -50,6 +54,104 @@ def event_type_choices(kept: list[str] | tuple[str, ...] = ()) -> list[tuple[str
     return choices
 
 
+class FilterField(forms.CharField):
+    """A filter typed as JSON text (docs/filters.md); empty means none ({}). Its rules are the
+    API's (`filterlang.validate_filter`, through the serializers)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", _("Filter (optional)"))
+        kwargs.setdefault(
+            "help_text",
+            _(
+                'Only events it matches are sent, e.g. {"data.total": {"$gte": 100}}. JSON over '
+                "type, channels and paths into the data such as data.customer.region; "
+                "operators $eq $ne $gt $gte $lt $lte $in $nin $exists, $and $or $not. Empty: "
+                "every event of the selected types."
+            ),
+        )
+        kwargs.setdefault(
+            "widget",
+            forms.Textarea(attrs={"rows": 4, "spellcheck": "false", "class": "code"}),
+        )
+        super().__init__(required=False, strip=True, max_length=16384, **kwargs)
+
+    def clean(self, value: Any) -> Any:
+        text = super().clean(value)
+        if not text:
+            return {}
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(
+                _("Not JSON: %(problem)s.") % {"problem": exc.args[0] if exc.args else exc}
+            ) from None
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict | list):
+            return json.dumps(value, indent=2, ensure_ascii=False) if value else ""
+        return value
+
+
+class ChannelsField(forms.CharField):
+    """Channel names separated by commas or spaces; empty for every channel."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("label", _("Channels (optional)"))
+        kwargs.setdefault(
+            "help_text",
+            _(
+                "Only events carrying one of these channels are sent, e.g. eu, vip. Separate "
+                "them with commas or spaces; empty for events of every channel."
+            ),
+        )
+        kwargs.setdefault("widget", forms.TextInput(attrs={"spellcheck": "false"}))
+        super().__init__(required=False, max_length=2000, **kwargs)
+
+    def clean(self, value: Any) -> list[str]:
+        text = super().clean(value) or ""
+        return [name for name in re.split(r"[,\s]+", text) if name]
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list | tuple) else value
+
+
+def _serializer_errors(form: forms.Form, errors: dict[str, Any]) -> None:
+    for field, messages in errors.items():
+        target = field if field in form.fields else None
+        for message in messages if isinstance(messages, list) else [messages]:
+            form.add_error(target, str(message))
+
+
+class SimulationForm(forms.Form):
+    """The draft of the endpoint form that the preview panel simulates: its event types,
+    filter and channels, checked by the simulation API's serializer."""
+
+    event_types = forms.MultipleChoiceField(label=_("Event types"))
+    filter = FilterField()
+    channels = ChannelsField()
+
+    def __init__(self, *args: Any, kept: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["event_types"]).choices = event_type_choices(kept)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        data = {
+            "event_types": cleaned["event_types"],
+            "filter": cleaned.get("filter") or {},
+            "channels": cleaned.get("channels") or [],
+            "limit": SIMULATION_LIMIT,
+        }
+        serializer = SimulationRequestSerializer(data=data)
+        if serializer.is_valid():
+            cleaned.update(serializer.validated_data)
+        else:
+            _serializer_errors(self, serializer.errors)
+        return cleaned
+
+
 class EndpointForm(forms.Form):
     """Create or edit an endpoint; `save()` goes through the API's serializer."""
 
@@ -70,6 +172,8 @@ class EndpointForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text=_("The events this endpoint receives."),
     )
+    filter = FilterField()
+    channels = ChannelsField()
     payload_format = forms.ChoiceField(
         label=_("Payload format"),
         choices=PayloadFormat.choices,
@@ -116,6 +220,8 @@ class EndpointForm(forms.Form):
                 "url": instance.url,
                 "description": instance.description,
                 "event_types": list(instance.event_types or ()),
+                "filter": instance.filter or {},
+                "channels": list(instance.channels or ()),
                 "payload_format": instance.payload_format,
                 "signature_scheme": instance.signature_scheme,
                 "headers": mask_headers(instance.headers or {}),
@@ -135,6 +241,8 @@ class EndpointForm(forms.Form):
             "url": cleaned["url"],
             "description": cleaned.get("description") or "",
             "event_types": cleaned["event_types"],
+            "filter": cleaned.get("filter") or {},
+            "channels": cleaned.get("channels") or [],
             "payload_format": cleaned["payload_format"],
             "headers": cleaned.get("headers") or {},
             "max_in_flight": cleaned.get("max_in_flight"),
@@ -147,10 +255,7 @@ class EndpointForm(forms.Form):
         else:
             serializer = SubscriptionSerializer(self.instance, data=data, partial=True)
         if not serializer.is_valid():
-            for field, messages in serializer.errors.items():
-                target = field if field in self.fields else None
-                for message in messages if isinstance(messages, list) else [messages]:
-                    self.add_error(target, str(message))
+            _serializer_errors(self, serializer.errors)
         else:
             self.serializer = serializer
         return cleaned

@@ -13,8 +13,18 @@ urlpatterns = [
     path("leave/", access.leave, name="leave"),
     path("endpoints/", endpoints.endpoint_list, name="endpoints"),
     path("endpoints/new/", endpoints.endpoint_create, name="endpoint-create"),
+    path(
+        "endpoints/new/preview/",
+        endpoints.endpoint_create_preview,
+        name="endpoint-create-preview",
+    ),
     path("endpoints/<uuid:pk>/", endpoints.endpoint_detail, name="endpoint"),
     path("endpoints/<uuid:pk>/edit/", endpoints.endpoint_edit, name="endpoint-edit"),
+    path(
+        "endpoints/<uuid:pk>/edit/preview/",
+        endpoints.endpoint_edit_preview,
+        name="endpoint-edit-preview",
+    ),
     path("endpoints/<uuid:pk>/disable/", endpoints.endpoint_disable, name="endpoint-disable"),
     path("endpoints/<uuid:pk>/enable/", endpoints.endpoint_enable, name="endpoint-enable"),
     path("endpoints/<uuid:pk>/delete/", endpoints.endpoint_delete, name="endpoint-delete"),

@@ -111,6 +111,7 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "tenant",
         "broadcast",
         "type",
+        "channels",
         "payload",
         "idempotency_key",
         "target_subscription",

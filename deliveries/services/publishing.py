@@ -12,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from subscriptions.channels import validate_channels
 from subscriptions.contracts import contracts
 from subscriptions.eventschema import PatternError, first_error
 from subscriptions.matching import is_valid_event_type
@@ -174,6 +175,7 @@ def publish(
     ordering_key: str | None = None,
     broadcast: bool = False,
     subscription: Subscription | None = None,
+    channels: list[str] | None = None,
 ) -> Event:
     """Store an event and, once the caller's transaction commits, fan it out; the event.
 
@@ -191,6 +193,10 @@ def publish(
     Publishing again in the same tenant with the same `idempotency_key` and the same type and
     data returns the first event and creates nothing; another body raises IdempotencyConflict.
     Keys are per tenant: two tenants using one key get two events.
+
+    `channels` (a list of up to 10 names) are carried by the event: a subscription with
+    channels receives it only if they share one; subscriptions without channels receive it
+    whatever its channels. Each subscription's `filter` is evaluated once, in the fan-out.
 
     Events of a tenant with the same `ordering_key` (e.g. "order_1001") reach each
     subscription in publish order, each once the previous one has ended (succeeded, failed for
@@ -211,6 +217,7 @@ def publish(
         ordering_key=ordering_key,
         broadcast=broadcast,
         subscription=subscription,
+        channels=channels,
     ).event
 
 
@@ -223,6 +230,7 @@ def publish_event(
     ordering_key: str | None = None,
     broadcast: bool = False,
     subscription: Subscription | None = None,
+    channels: list[str] | None = None,
 ) -> Publication:
     """`publish`, answering with a `Publication`: the event, whether it was created now, and
     its delivery count once the fan-out has run (at once in autocommit)."""
@@ -241,6 +249,10 @@ def publish_event(
             raise PublishError(problem, field="ordering_key")
     # Before the repeat check: the body hash needs data that serialises (depth, storable text),
     # and input that cannot be published is refused whatever its key.
+    try:
+        channels = validate_channels(channels)
+    except DjangoValidationError as exc:
+        raise PublishError(" ".join(exc.messages), field="channels") from exc
     data = serialize_event(type, data)
     validate_event(type, data)
     version, renditions = render_versions(type, data)
@@ -257,6 +269,7 @@ def publish_event(
         broadcast=bool(broadcast),
         type=type,
         data=data,
+        channels=channels,
         idempotency_key=idempotency_key or None,
         body_hash=digest,
         target_subscription=subscription,
@@ -291,8 +304,12 @@ def expected_deliveries(event: Event) -> int:
             .count()
         )
     if event.target_subscription_id:
-        return len(_matching(event)[0])
-    return _candidates(event).count_matching(event.type)[0]
+        return len(_all_matching(event)[0])
+    return _count_routed(event)
+
+
+def _count_routed(event: Event) -> int:
+    return _candidates(event).count_routed(event.type, channels=event.channels, data=event.data)
 
 
 def _candidates(event: Event) -> Any:
@@ -304,9 +321,10 @@ def _candidates(event: Event) -> Any:
     return subscriptions.for_tenant(event.tenant_id)
 
 
-def _matching(event: Event, limit: int | None = None) -> tuple[list, list]:
-    """Ids of the active and inactive subscriptions the event goes to; with `limit`, at most
-    that many rows are read (the caller tells "more than `limit`" by the lengths)."""
+def _matching(event: Event, limit: int | None = None) -> tuple[list, list] | None:
+    """Ids of the active and inactive subscriptions the event goes to (types and channels
+    matched by the database, filters evaluated once here); with `limit`, None when more
+    than `limit` candidates."""
     if event.target_subscription_id:
         # A targeted (test) event goes to its subscription whatever the event filters.
         active: list = []
@@ -315,7 +333,15 @@ def _matching(event: Event, limit: int | None = None) -> tuple[list, list]:
         for pk, is_active in target.values_list("pk", "is_active"):
             (active if is_active else inactive).append(pk)
         return active, inactive
-    return _candidates(event).targets(event.type, limit=limit)
+    return _candidates(event).route(
+        event.type, channels=event.channels, data=event.data, limit=limit
+    )
+
+
+def _all_matching(event: Event) -> tuple[list, list]:
+    matched = _matching(event)
+    assert matched is not None  # no limit, so never "too many"
+    return matched
 
 
 def _repeat(event: Event, digest: str) -> Publication:
@@ -352,11 +378,12 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
     """
     event = publication.event
     inline_max = int(webhook_settings.FAN_OUT_INLINE_MAX)
-    matched = _matching(event, limit=inline_max + 1)
-    if len(matched[0]) + len(matched[1]) <= inline_max:
+    matched = _matching(event, limit=inline_max)
+    if matched is not None:
         return matched
-    # Counted by the database: the request must not load every subscription to decide.
-    publication.deliveries = _candidates(event).count_matching(event.type)[0]
+    # Counted by the database (filters read and evaluated, narrow rows): the request must not
+    # load every subscription to decide.
+    publication.deliveries = _count_routed(event)
     try:
         dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
@@ -403,7 +430,7 @@ def fan_out(
             key = event.ordering_key
             if key is not None and not earlier_done and ordering.has_earlier_unfanned(event):
                 raise _EarlierFirst(event)
-            active, inactive = matched if matched is not None else _matching(event)
+            active, inactive = matched if matched is not None else _all_matching(event)
             versions = delivery_versions(event, active + inactive)
             rows = [
                 Delivery(

@@ -90,3 +90,21 @@ def outcome(attempt: Any) -> str:
     if attempt.response_status is not None:
         return f"HTTP {attempt.response_status}"
     return attempt.get_error_kind_display() or _("No answer")
+
+
+# Longest excerpt of an event's data in the endpoint form's preview panel, in characters.
+EXCERPT_LENGTH = 160
+
+
+@register.filter
+def json_excerpt(value: Any) -> str:
+    """Compact JSON of `value`, cut to EXCERPT_LENGTH characters with an ellipsis."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1] + "…"
+
+
+@register.filter
+def field_label(form: Any, name: str) -> str:
+    """The label of `form`'s field `name` (the name itself if it has none)."""
+    field = form.fields.get(name)
+    return str(field.label) if field is not None and field.label else name

@@ -22,6 +22,7 @@ from deliveries.conf import webhook_settings as pipeline_settings
 from deliveries.models import Delivery
 from deliveries.services import health, ordering, replay, states, waits
 from deliveries.services.probes import SubscriptionInactive, send_test_event
+from deliveries.services.simulation import simulate
 from deliveries.summaries import with_last_error_kind
 from subscriptions import services
 from subscriptions.catalog import pinned_types
@@ -29,7 +30,7 @@ from subscriptions.models import Subscription
 from webhooks_core.conf import webhook_settings
 
 from .. import replays, scope
-from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm, RotateForm
+from ..forms import DATETIME_FORMAT, EndpointForm, ReplayForm, RotateForm, SimulationForm
 from ..humanize import duration
 from .base import page, portal_view, throttled
 
@@ -103,6 +104,60 @@ def _endpoint_form(
         "webhooks_portal/endpoint_form.html",
         {"form": form, "endpoint": subscription, "nav": "endpoints"},
         status=400 if form.errors else 200,
+    )
+
+
+@portal_view
+@require_POST
+@throttled("simulate")
+def endpoint_create_preview(request: HttpRequest, tenant: str) -> HttpResponse:
+    return _endpoint_preview(request, tenant, None)
+
+
+@portal_view
+@require_POST
+@throttled("simulate")
+def endpoint_edit_preview(request: HttpRequest, tenant: str, pk: object) -> HttpResponse:
+    return _endpoint_preview(request, tenant, _endpoint(tenant, pk))
+
+
+def _endpoint_preview(
+    request: HttpRequest, tenant: str, subscription: Subscription | None
+) -> HttpResponse:
+    """The endpoint form again, as the user left it (nothing saved), with the preview panel:
+    which of the tenant's last events the draft's types, filter and channels would have
+    received (`deliveries.services.simulation`, as the simulate API)."""
+    kept = tuple(subscription.event_types or ()) if subscription is not None else ()
+    draft = SimulationForm(request.POST, kept=kept)
+    # Unbound, with what was typed as its initial values: the draft's other fields (an
+    # unfinished URL) are not judged before "Save".
+    typed = {
+        name: request.POST.getlist(name) if name == "event_types" else request.POST.get(name)
+        for name in EndpointForm.base_fields
+        if name in request.POST
+    }
+    form = EndpointForm(initial=typed, instance=subscription)
+    simulation = None
+    if draft.is_valid():
+        data = draft.cleaned_data
+        simulation = simulate(
+            tenant,
+            event_types=data["event_types"],
+            filter=data["filter"],
+            channels=data["channels"],
+            limit=data["limit"],
+        )
+    return page(
+        request,
+        "webhooks_portal/endpoint_form.html",
+        {
+            "form": form,
+            "endpoint": subscription,
+            "nav": "endpoints",
+            "draft": draft,
+            "simulation": simulation,
+        },
+        status=200 if simulation is not None else 400,
     )
 
 

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhook_subscriptions', '0011_subscription_soft_delete_owner_set_null'),
+        ('webhook_subscriptions', '0012_subscription_filter_and_channels'),
     ]
 
     operations = [
