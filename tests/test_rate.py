@@ -116,7 +116,7 @@ def test_a_wait_that_lasts_shows_the_rate_as_its_reason(broker):
     delivery.refresh_from_db()
     assert delivery.waiting_for == "rate" and delivery.attempts == 0
     wait = (delivery.next_attempt_at - timezone.now()).total_seconds()
-    assert 90 < wait <= 101
+    assert 90 < wait <= 102  # its turn (at most 100 s away) plus a 1% margin
 
 
 # --- A 429 with Retry-After pauses the endpoint for every worker ----------------------------------
