@@ -184,7 +184,7 @@ def seed(deliveries: int) -> None:
                 cursor,
                 Delivery,
                 tpl_delivery.pk,
-                "SELECT d, "
+                f"SELECT d, {tenant_key} AS tenant, "
                 f"md5('ev' || (d / 10))::uuid AS event, "
                 "md5('sub' || (bt.lo + (s.k - bt.lo + d % 10) % bt.size))::uuid AS sub, "
                 f"now() - interval '30 days' * (1 - (d / 10)::float / {events}) "
@@ -196,6 +196,7 @@ def seed(deliveries: int) -> None:
                     "id": None,
                     "event_id": "g.event",
                     "subscription_id": "g.sub",
+                    "tenant_key": "g.tenant",
                     "status": status,
                     "attempts": f"CASE WHEN ({status}) = 'succeeded' THEN 1 + g.d % 2 "
                     f"WHEN ({status}) = 'failed' THEN 8 WHEN ({status}) = 'retrying' THEN 2 "

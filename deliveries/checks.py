@@ -137,6 +137,7 @@ VALIDATORS: dict[str, Validator] = {
     "NOTICE_WEBHOOK_SECRET": optional_secret,
     "NOTICE_COOLDOWN": number(),
     "NOTICE_HOURLY_CAP": optional_integer(minimum=0),
+    "BULK_RETRY_MAX": integer(minimum=1),
 }
 
 

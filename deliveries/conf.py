@@ -121,6 +121,10 @@ DEFAULTS: dict[str, Any] = {
     # as CloudEvents asks of incompatible schema changes. Point it at your published schemas.
     "CLOUDEVENTS_DATASCHEMA": "urn:webhooks:schema:{type}:v{version}",
     "USER_AGENT": "django-webhooks/1.0",
+    # With OpenTelemetry installed and configured (docs/tracing.md), send each attempt's W3C
+    # `traceparent` header to the receiver, so that its spans join the trace. Off by default: it
+    # tells receivers the host's trace ids. Not part of the signed content.
+    "TRACEPARENT_HEADER": False,
     # The Prometheus endpoint (/api/metrics/) is off unless enabled: it reveals traffic figures.
     "METRICS_ENABLED": False,
     # When set, a scraper authenticates with `Authorization: Bearer <token>`; signed-in users
@@ -147,6 +151,11 @@ DEFAULTS: dict[str, Any] = {
     # pause says how many were held back (they stay recorded, in the admin and the portal).
     # None or 0: no cap.
     "NOTICE_HOURLY_CAP": 10,
+    # Most deliveries one bulk retry (POST /api/deliveries/retry/, the admin's and the portal's
+    # "retry the matches") may queue; a search matching more is refused with a 400 (its dry run
+    # too), so one click never queues a whole table. Requests are throttled by
+    # THROTTLE_RATES["bulk_retry"].
+    "BULK_RETRY_MAX": 10000,
 }
 
 

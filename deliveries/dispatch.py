@@ -21,6 +21,7 @@ from celery import current_app
 from kombu import exceptions as kombu_exceptions
 from kombu.exceptions import ChannelError, OperationalError
 
+from . import tracing
 from .conf import webhook_settings
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ def send(name: str, args: Sequence[Any], *, queue: str) -> None:
     Raises one of `BROKER_ERRORS` if the broker cannot take it. Under `task_always_eager` (a
     host's tests) the task runs at once in this process, as `apply_async` would run it.
     """
-    current_app.signature(name, args=tuple(args), queue=queue).apply_async()
+    headers = tracing.message_headers()  # the sender's trace context, if any
+    current_app.signature(name, args=tuple(args), queue=queue, headers=headers).apply_async()
 
 
 def enqueue_attempts(
@@ -85,6 +87,7 @@ def enqueue_attempts(
         return len(items)
     sent = 0
     chunk_size = max(1, int(webhook_settings.ENQUEUE_CHUNK))
+    headers = tracing.message_headers()  # one trace context for the whole batch
     pending = iter(items)
     try:
         with app.producer_or_acquire() as producer:
@@ -99,6 +102,7 @@ def enqueue_attempts(
                             kwargs,
                             queue=_queue_for(attempt),
                             producer=producer,
+                            headers=headers,
                         )
                 sent += len(chunk)
     except BROKER_ERRORS as exc:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -9,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from subscriptions.matching import EVENT_TYPE_MAX_LENGTH
-from subscriptions.models import Subscription, Tenant, default_tenant
+from subscriptions.models import TENANT_KEY_MAX_LENGTH, Subscription, Tenant, default_tenant
 from webhooks_core.ids import uuid7
 
 # Longest ordering key (the columns' size); the API and publish() refuse longer ones.
@@ -119,6 +121,17 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     fanned_out_at = models.DateTimeField(_("fanned out"), null=True, blank=True)
+    traceparent = models.CharField(
+        _("trace parent"),
+        max_length=64,
+        blank=True,
+        default="",
+        editable=False,
+        help_text=_(
+            "The W3C traceparent of the publish span when OpenTelemetry traced it: attempts that "
+            "no message carries a trace to (sent by the sweep) join that trace (docs/tracing.md)."
+        ),
+    )
 
     objects = EventQuerySet.as_manager()
 
@@ -222,8 +235,32 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
         )
 
     def for_tenant(self, key: str | None) -> DeliveryQuerySet:
-        """The deliveries to tenant `key`'s subscriptions (None: none at all)."""
-        return self.none() if key is None else self.filter(subscription__tenant_id=key)
+        """The deliveries to tenant `key`'s subscriptions (None: none at all).
+
+        Read from the row's copy of its subscription's tenant (`tenant_key`, which the log's
+        indexes lead with), not through a join: a subscription's tenant never changes, and
+        with both conditions the planner multiplied their selectivities and read a small
+        tenant's history endpoint by endpoint (bench/logsearch.py). A row without the copy
+        (only raw SQL can make one) is hidden, never shown to another tenant."""
+        if key is None:
+            return self.none()
+        return self.filter(tenant_key=key)
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[Delivery]:
+        """Django's `bulk_create`, filling in `tenant_key` from the subscriptions for rows
+        created without it (one query for all of them; the fan-out sets it itself)."""
+        objs = list(objs)
+        missing = {row.subscription_id for row in objs if not row.tenant_key}
+        if missing:
+            tenants = dict(
+                Subscription.objects.using(self.db)
+                .filter(pk__in=missing)
+                .values_list("pk", "tenant_id")
+            )
+            for row in objs:
+                if not row.tenant_key:
+                    row.tenant_key = tenants.get(row.subscription_id, "")
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Delivery(models.Model):
@@ -297,6 +334,17 @@ class Delivery(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+    # The subscription's tenant, copied when the row is created (a subscription's tenant never
+    # changes), so that the log's indexes can lead with it: without it a small tenant's search
+    # read every tenant's newest deliveries to find its own (bench/logsearch.py).
+    tenant_key = models.CharField(
+        _("tenant"),
+        max_length=TENANT_KEY_MAX_LENGTH,
+        # Filled in by save() and bulk_create() from the subscription when not given.
+        default="",
+        editable=False,
+        help_text=_("The tenant of the subscription, copied for the log's indexes."),
+    )
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -331,6 +379,12 @@ class Delivery(models.Model):
             ),
             models.Index(fields=["status", "-created_at"], name="webhooks_delivery_status_idx"),
             models.Index(fields=["-created_at"], name="webhooks_delivery_created_idx"),
+            # A tenant's log, newest first, optionally by status (the searches of the API and
+            # the portal, bulk retry): bench/logsearch.py.
+            models.Index(fields=["tenant_key", "-created_at"], name="webhooks_delivery_tenant_idx"),
+            models.Index(
+                fields=["tenant_key", "status", "-created_at"], name="webhooks_delivery_ten_st_idx"
+            ),
             # Ordering: the unfinished deliveries of one (subscription, key) in publish order.
             # The claim's guard, the release of the next one and the blocked-key views read
             # it; deliveries without a key and finished ones are not in it.
@@ -345,6 +399,16 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self.tenant_key and self.subscription_id is not None:
+            self.tenant_key = (
+                Subscription.objects.filter(pk=self.subscription_id)
+                .values_list("tenant_id", flat=True)
+                .first()
+                or ""
+            )
+        super().save(*args, **kwargs)
 
     @property
     def waiting_for(self) -> str:
@@ -695,3 +759,62 @@ class WorkerClock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker}: {self.offset_seconds:+.3f} s"
+
+
+class BulkRetrySource(models.TextChoices):
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+    PORTAL = "portal", _("Portal")
+
+
+class BulkRetry(models.Model):
+    """One bulk retry of the deliveries matching a search (`deliveries.services.bulk_retry`):
+    who asked, when, from where, with which criteria, how many matched and how many were
+    queued. Written once, never changed (read-only in the admin); dry runs are not recorded."""
+
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        # The record outlives the user: `username` keeps the name.
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    username = models.CharField(
+        _("user name"),
+        max_length=150,
+        blank=True,
+        help_text=_("The user's name when the retry was asked for (kept if the user is deleted)."),
+    )
+    tenant = models.CharField(
+        _("tenant"),
+        max_length=255,
+        blank=True,
+        help_text=_("The tenant the retry was limited to; empty for a cross-tenant operator."),
+    )
+    source = models.CharField(
+        _("from"), max_length=16, choices=BulkRetrySource.choices, default=BulkRetrySource.API
+    )
+    criteria = models.JSONField(
+        _("search"), default=dict, help_text=_("The search whose matches were retried.")
+    )
+    matched = models.PositiveIntegerField(_("matched"), default=0)
+    queued = models.PositiveIntegerField(
+        _("queued"),
+        default=0,
+        help_text=_(
+            "Deliveries given one more attempt; the others were being sent, already queued, "
+            "or their endpoint is disabled."
+        ),
+    )
+
+    class Meta:
+        db_table = "webhooks_bulk_retry"
+        ordering = ["-created_at"]
+        verbose_name = _("bulk retry")
+        verbose_name_plural = _("bulk retries")
+
+    def __str__(self) -> str:
+        return f"bulk retry {self.pk}: {self.queued} of {self.matched}"

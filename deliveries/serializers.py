@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from rest_framework import serializers
@@ -12,6 +13,12 @@ from subscriptions.models import TENANT_KEY_MAX_LENGTH, is_valid_tenant_key
 from webhooks_core import wire
 
 from .models import ORDERING_KEY_MAX_LENGTH, Delivery, DeliveryAttempt, DeliveryStatus, Event
+from .services.logsearch import (
+    DeliverySearch,
+    InvalidFilter,
+    statuses_of,
+    validated_filter,
+)
 from .services.ordering import ordering_key_problem
 from .services.publishing import IDEMPOTENCY_KEY_MAX_LENGTH, idempotency_key_problem
 from .services.replay import REPLAYABLE_STATUSES
@@ -202,29 +209,6 @@ class EventDetailSerializer(EventSerializer):
         fields = [*EventSerializer.Meta.fields, "deliveries"]
 
 
-class DeliveryFilterSerializer(serializers.Serializer):
-    """Query parameters of the delivery list, validated so a bad value is a 400, not a 500."""
-
-    status = serializers.ChoiceField(choices=DeliveryStatus.choices, required=False)
-    subscription = serializers.UUIDField(required=False)
-    event = serializers.UUIDField(required=False)
-    type = serializers.CharField(max_length=255, required=False, trim_whitespace=False)
-    since = wire.DateTimeField(required=False)
-    until = wire.DateTimeField(required=False)
-
-    LOOKUPS = {
-        "status": "status",
-        "subscription": "subscription_id",
-        "event": "event_id",
-        "type": "event__type",
-        "since": "created_at__gte",
-        "until": "created_at__lt",
-    }
-
-    def lookups(self) -> dict:
-        return {self.LOOKUPS[name]: value for name, value in self.validated_data.items()}
-
-
 class CommaListField(serializers.ListField):
     """A list given as JSON, as repeated form fields, or as one comma-separated string."""
 
@@ -234,6 +218,121 @@ class CommaListField(serializers.ListField):
         if isinstance(data, list | tuple):
             data = [part.strip() for v in data for part in str(v).split(",") if part.strip()]
         return super().to_internal_value(data)
+
+
+def search_input(data: Any) -> dict[str, Any]:
+    """A request's query parameters (a QueryDict: `status` repeated or comma-separated) or JSON
+    body (`status` a string or a list) as the plain dict `DeliverySearchSerializer` reads."""
+    if hasattr(data, "getlist"):
+        plain: dict[str, Any] = {key: data.get(key) for key in data}
+        if "status" in data:
+            plain["status"] = data.getlist("status")
+        return plain
+    return dict(data) if isinstance(data, dict) else {}
+
+
+class DeliverySearchSerializer(serializers.Serializer):
+    """A search of the delivery log (`GET /api/deliveries/` query parameters, the body of
+    `POST /api/deliveries/retry/`), validated so a bad value is a 400 naming the field, never a
+    500. `context["all_tenants"]`: whether the user acts across tenants (may name `tenant`);
+    `context["tenant"]`: a tenant user's own tenant."""
+
+    status = CommaListField(
+        child=serializers.ChoiceField(choices=DeliveryStatus.choices),
+        required=False,
+        allow_empty=False,
+        help_text="One status or several (a list, repeated, or comma-separated).",
+    )
+    response_status = serializers.IntegerField(
+        min_value=100, max_value=599, required=False, help_text="The last HTTP status answered."
+    )
+    since = wire.DateTimeField(required=False, help_text="Created at or after (with an offset).")
+    until = wire.DateTimeField(required=False, help_text="Created before (with an offset).")
+    type = serializers.CharField(
+        max_length=EVENT_TYPE_MAX_LENGTH,
+        required=False,
+        trim_whitespace=False,
+        help_text="Event type: an exact name, `prefix.*` or `*`, as endpoints subscribe.",
+    )
+    tenant = serializers.CharField(
+        max_length=TENANT_KEY_MAX_LENGTH,
+        required=False,
+        trim_whitespace=False,
+        help_text="The endpoints' tenant (users with model permissions).",
+    )
+    subscription = serializers.UUIDField(required=False)
+    event = serializers.UUIDField(required=False)
+    filter = serializers.JSONField(
+        required=False,
+        help_text="A JSON filter over the event (docs/filters.md); URL-encoded JSON in a query.",
+    )
+
+    def validate_type(self, value: str) -> str:
+        if not is_valid_filter(value):
+            raise serializers.ValidationError(
+                "Give an event type (`invoice.paid`), a prefix wildcard (`invoice.*`) or `*`."
+            )
+        return value
+
+    def validate_tenant(self, value: str) -> str:
+        if not is_valid_tenant_key(value):
+            raise serializers.ValidationError(
+                "A tenant key is 1 to 255 letters, digits, '.', '_', ':' or '-'."
+            )
+        if not self.context.get("all_tenants") and value != self.context.get("tenant"):
+            raise serializers.ValidationError(
+                "Only users with model permissions search other tenants' deliveries."
+            )
+        return value
+
+    def validate_filter(self, value: Any) -> dict[str, Any]:
+        if isinstance(value, str):  # a query parameter: URL-encoded JSON
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise serializers.ValidationError(f"Not JSON: {exc}.") from exc
+        try:
+            return validated_filter(value)
+        except InvalidFilter as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+    def validate(self, attrs: dict) -> dict:
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since >= until:
+            raise serializers.ValidationError({"until": ["Must be after `since`."]})
+        return attrs
+
+    def search(self) -> DeliverySearch:
+        """The validated criteria."""
+        data = self.validated_data
+        return DeliverySearch(
+            statuses=statuses_of(data.get("status") or ()),
+            response_status=data.get("response_status"),
+            since=data.get("since"),
+            until=data.get("until"),
+            event_type=data.get("type"),
+            tenant=data.get("tenant"),
+            subscription=data.get("subscription"),
+            event=data.get("event"),
+            filter=data.get("filter"),
+        )
+
+
+class BulkRetryRequestSerializer(DeliverySearchSerializer):
+    """The body of `POST /api/deliveries/retry/`: a search, and `dry_run`."""
+
+    dry_run = serializers.BooleanField(
+        required=False, default=False, help_text="Only count the matches; queue nothing."
+    )
+
+
+class BulkRetryAnswerSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Deliveries matching the search.")
+    queued = serializers.IntegerField(
+        required=False,
+        help_text="Deliveries given one more attempt (absent for a dry run); the others were "
+        "already queued or being sent, or their endpoint is disabled.",
+    )
 
 
 class ReplayRequestSerializer(serializers.Serializer):

@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import dispatch
+from . import dispatch, tracing
 from .conf import webhook_settings
 from .services import attempt_delivery, clock, maintenance, notices, replay, rollups
 from .services import fan_out as run_fan_out
@@ -35,6 +35,7 @@ def measure_clock_at_start(sender: Any = None, **kwargs: Any) -> None:
     ignore_result=True,
     max_retries=None,
 )
+@tracing.continues_trace
 def deliver(
     self,
     delivery_id: int,
@@ -70,6 +71,7 @@ def deliver(
 
 
 @shared_task(name=dispatch.FAN_OUT, ignore_result=True, acks_late=True)
+@tracing.continues_trace
 def fan_out(event_id: str) -> int:
     """A large fan-out, moved off the publishing request (see FAN_OUT_INLINE_MAX)."""
     return run_fan_out(event_id)

@@ -16,18 +16,20 @@ from rest_framework.serializers import BaseSerializer
 from rest_framework.views import APIView
 
 from subscriptions.models import Subscription, default_tenant_key, is_valid_tenant_key
-from webhooks_core.access import READ, TenantModelPermissions, read_scope
+from webhooks_core.access import READ, TenantModelPermissions, read_scope, write_scope
 from webhooks_core.api import APIDefaults, extend_schema
 from webhooks_core.keyset import CursorPagination
 from webhooks_core.tenancy import resolve_tenant
 from webhooks_core.throttling import TenantThrottle, UserThrottle
 
 from .conf import webhook_settings
-from .models import Delivery, Event
+from .models import BulkRetrySource, Delivery, Event
 from .permissions import CanPublish
 from .serializers import (
+    BulkRetryAnswerSerializer,
+    BulkRetryRequestSerializer,
     DeliveryDetailSerializer,
-    DeliveryFilterSerializer,
+    DeliverySearchSerializer,
     DeliverySerializer,
     EgressIPsSerializer,
     EventDetailSerializer,
@@ -42,6 +44,7 @@ from .serializers import (
     SkippedSerializer,
     VersionPreviewQuerySerializer,
     VersionPreviewSerializer,
+    search_input,
 )
 from .services import (
     IdempotencyConflict,
@@ -53,6 +56,7 @@ from .services import (
     publish_event,
     replay,
 )
+from .services.bulk_retry import BulkRetryError, bulk_retry
 from .services.previews import PreviewUnavailable, version_preview
 from .services.probes import SubscriptionInactive, send_test_event
 from .services.simulation import simulate
@@ -157,8 +161,8 @@ class EventViewSet(
 
 
 class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
-    """Deliveries to a tenant's endpoints: its users see and retry them; `view_delivery` /
-    `change_delivery` reach every tenant's."""
+    """Deliveries to a tenant's endpoints: its users see, search and retry them;
+    `view_delivery` / `change_delivery` reach every tenant's."""
 
     # Only for schema generation (the model behind `{id}`); requests use get_queryset().
     queryset = Delivery.objects.none()
@@ -166,13 +170,19 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
     pagination_class = CursorPagination
     permission_classes = [TenantModelPermissions]
     tenant_model = Delivery
-    tenant_action_perms = {"retry": ("change",), "skip": ("change",)}
+    tenant_action_perms = {"retry": ("change",), "skip": ("change",), "bulk_retry": ("change",)}
     throttle_classes = [UserThrottle, TenantThrottle]
-    throttle_scopes = {"retry": "retry", "skip": "retry"}
+    throttle_scopes = {"retry": "retry", "skip": "retry", "bulk_retry": "bulk_retry"}
 
     def throttle_tenant(self, request: Request) -> str | None:
         """A retry counts against the tenant of the delivery's endpoint (none for an id that
-        cannot exist: the request answers 404 after the per-user budget)."""
+        cannot exist: the request answers 404 after the per-user budget); a bulk retry against
+        the user's tenant, or the tenant it names."""
+        if self.action == "bulk_retry":
+            named = request.data.get("tenant") if isinstance(request.data, dict) else None
+            if isinstance(named, str) and is_valid_tenant_key(named):
+                return named
+            return resolve_tenant(request)
         pk = str(self.kwargs.get("pk", ""))
         if not pk.isascii() or not pk.isdigit() or len(pk) > 18:
             return None
@@ -180,6 +190,8 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         return found.values_list("subscription__tenant_id", flat=True).first()
 
     def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        if self.action == "bulk_retry":
+            return BulkRetryRequestSerializer
         return DeliveryDetailSerializer if self.action == "retrieve" else DeliverySerializer
 
     def get_queryset(self) -> QuerySet[Delivery]:
@@ -188,10 +200,19 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         )
         if self.action == "retrieve":
             return queryset.prefetch_related("attempt_set")
-        filters = DeliveryFilterSerializer(data=self.request.query_params)
+        scope = read_scope(self.request, Delivery)
+        filters = DeliverySearchSerializer(
+            data=search_input(self.request.query_params),
+            context={"all_tenants": scope.all_tenants, "tenant": scope.tenant},
+        )
         filters.is_valid(raise_exception=True)
-        # The paginator orders by (-created_at, -id): the indexes on created_at serve it.
-        return queryset.filter(**filters.lookups())
+        # The paginator orders by (-created_at, -id): the search indexes end with created_at.
+        return filters.search().apply(queryset)
+
+    @extend_schema(parameters=[DeliverySearchSerializer])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The log, newest first, in keyset pages, narrowed by the search parameters."""
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(request=None, responses={202: RetryQueuedSerializer})
     @action(detail=True, methods=["post"])
@@ -216,6 +237,38 @@ class DeliveryViewSet(APIDefaults, viewsets.ReadOnlyModelViewSet):
         except ordering.SkipError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(SkippedSerializer({"id": delivery.pk, "released": released}).data)
+
+    @extend_schema(
+        operation_id="deliveries_bulk_retry",
+        request=BulkRetryRequestSerializer,
+        responses={200: BulkRetryAnswerSerializer, 202: BulkRetryAnswerSerializer},
+    )
+    @action(detail=False, methods=["post"], url_path="retry", url_name="bulk-retry")
+    def bulk_retry(self, request: Request) -> Response:
+        """Retry every delivery matching the search in the body (default statuses: failed,
+        discarded, skipped); `dry_run` only counts. Recorded; at most `BULK_RETRY_MAX`."""
+        scope = write_scope(request, self)
+        serializer = BulkRetryRequestSerializer(
+            data=request.data if isinstance(request.data, dict) else {},
+            context={"all_tenants": scope.all_tenants, "tenant": scope.tenant},
+        )
+        serializer.is_valid(raise_exception=True)
+        dry_run = serializer.validated_data["dry_run"]
+        try:
+            result = bulk_retry(
+                scope.filter(Delivery.objects.all()),
+                serializer.search(),
+                user=request.user,
+                tenant=None if scope.all_tenants else scope.tenant,
+                source=BulkRetrySource.API,
+                dry_run=dry_run,
+            )
+        except BulkRetryError as exc:
+            raise ValidationError({exc.field: [exc.message]}) from exc
+        if dry_run:
+            return Response(BulkRetryAnswerSerializer({"count": result.count}).data)
+        body = BulkRetryAnswerSerializer({"count": result.count, "queued": result.queued}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class SubscriptionActionView(APIDefaults, GenericAPIView):

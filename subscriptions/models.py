@@ -195,8 +195,13 @@ class Tenant(models.Model):
 
 
 def _setting_limit(value: object) -> int | None:
-    """A limit setting's value as a number, None (or 0) for no limit."""
-    return int(value) if value else None  # type: ignore[call-overload]
+    """A limit setting's value as a number, None (or 0) for no limit. Raises TypeError for a
+    value that is not a number (or a string of one)."""
+    if not value:
+        return None
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"a limit must be a number, not {type(value).__name__}")
+    return int(value)
 
 
 class EventType(models.Model):

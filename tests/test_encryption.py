@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -17,6 +17,7 @@ from subscriptions.checks import check_encryption_keys, check_webhooks_settings
 from subscriptions.models import Subscription
 from tests.factories import make_subscription
 from tests.migrating import migrate, migrate_to_latest
+from webhooks_core import encryption
 from webhooks_core.encryption import UndecryptableValue, decrypt
 
 KEY_A = Fernet.generate_key().decode()
@@ -85,6 +86,31 @@ def test_a_value_no_key_opens_is_a_clear_error():
         sub = make_subscription("http://127.0.0.1:9/", headers={"X-Key": "v"})
     with keys(KEY_B), pytest.raises(UndecryptableValue, match="ENCRYPTION_KEYS"):
         Subscription.objects.get(pk=sub.pk)
+
+
+@pytest.mark.django_db
+def test_a_token_is_opened_once_per_process_and_not_after_its_key_is_removed(monkeypatch):
+    # Every delivery loads its subscription's secrets: the second load of the same token costs
+    # no Fernet decryption, and the cache never opens a token the configured keys cannot.
+    opened = []
+    real = MultiFernet.decrypt
+
+    def counting(self, token, ttl=None):
+        opened.append(token)
+        return real(self, token, ttl)
+
+    with keys(KEY_A):
+        sub = make_subscription("http://127.0.0.1:9/")
+        (token,) = stored(sub.pk, "secret")
+        encryption._decrypted.clear()
+        monkeypatch.setattr(MultiFernet, "decrypt", counting)
+        assert decrypt(token) == decrypt(token) == sub.secret
+        assert Subscription.objects.get(pk=sub.pk).secret == sub.secret
+        assert len(opened) == 1
+    with keys(KEY_B), pytest.raises(UndecryptableValue):
+        decrypt(token)
+    with keys(KEY_B, KEY_A):
+        assert decrypt(token) == sub.secret
 
 
 @pytest.mark.django_db

@@ -31,7 +31,14 @@ OBJECT_ROUTES = {
     "delivery-skip": ("delivery", {"post"}),
 }
 # Routes without an object id: their pages are checked for B's data instead.
-LIST_ROUTES = ["endpoints", "endpoint-create", "catalog", "deliveries", "verify"]
+LIST_ROUTES = [
+    "endpoints",
+    "endpoint-create",
+    "catalog",
+    "deliveries",
+    "deliveries-retry",
+    "verify",
+]
 # Routes that name an endpoint and an event type: see test_an_endpoints_version_page_...
 ENDPOINT_TYPE_ROUTES = {"endpoint-version"}
 
@@ -149,6 +156,19 @@ def test_filtering_the_log_by_another_tenants_endpoint_shows_nothing(client, ten
 
     assert response.status_code == 400
     assert "data-delivery=" not in response.content.decode()
+
+
+def test_retrying_the_matches_never_counts_or_touches_another_tenants(client, tenants, broker):
+    theirs = tenants["delivery"]
+    before = unchanged(tenants)
+
+    count = client.get(portal_url("deliveries-retry"), {"status": "failed"})
+    client.post(portal_url("deliveries-retry") + "?status=failed")
+
+    assert "1 delivery matches" in count.content.decode()  # tenant-a's one, not b's
+    assert unchanged(tenants)[1:3] == before[1:3]
+    assert Delivery.objects.get(pk=theirs.pk).status == DeliveryStatus.FAILED
+    assert Delivery.objects.exclude(pk=theirs.pk).get().status == DeliveryStatus.RETRYING
 
 
 def test_the_logs_row_refresh_never_answers_another_tenants_row(client, tenants):

@@ -257,6 +257,24 @@ def test_success_signal_carries_the_finished_row(receiver, recorded):
     assert subscription.last_success_at is not None and subscription.failing_since is None
 
 
+def test_deliveries_claimed_together_write_a_fresh_endpoints_last_success_once(
+    django_assert_num_queries,
+):
+    # Deliveries of a fresh endpoint in flight together all claimed it with no last success:
+    # the first success writes it, the others (in this process, within the minute) do not.
+    from deliveries.services.attempts import _note_success
+
+    subscription = make_subscription("http://127.0.0.1:9/fresh")
+    claimed = [Subscription.objects.get(pk=subscription.pk) for _ in range(3)]
+    now = timezone.now()
+    with django_assert_num_queries(1):
+        for loaded in claimed:
+            assert loaded.last_success_at is None
+            _note_success(loaded, now)
+    subscription.refresh_from_db()
+    assert subscription.last_success_at == now
+
+
 # --- Timeouts that a trickling receiver cannot stretch ------------------------------------------
 
 

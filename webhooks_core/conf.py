@@ -82,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
         "test": "30/minute",
         "replay": "60/hour",
         "retry": "600/hour",
+        "bulk_retry": "30/hour",
         "create": "200/hour",
         "simulate": "60/minute",
         "failed_login": "10/minute",

@@ -79,12 +79,30 @@ def encrypt(value: str) -> str:
     return keyring().encrypt(value.encode("utf-8")).decode("ascii")
 
 
+# Tokens already opened in this process, by keyring and token: every delivery loads its
+# subscription's secrets again, and a Fernet decryption (HMAC check and AES) costs more than the
+# rest of reading the row. A token never changes meaning (Fernet tokens here have no TTL), and
+# the keyring is part of the key, so removing a key makes its tokens undecryptable at once, as
+# without the cache. Holds clear text no longer than the process, which already holds it
+# while delivering; bounded, emptied when full.
+DECRYPTED_MAX = 4096
+_decrypted: dict[tuple[MultiFernet, str], str] = {}
+
+
 def decrypt(token: str) -> str:
     """The text inside `token`. Raises UndecryptableValue when no configured key opens it."""
+    ring = keyring()
+    found = _decrypted.get((ring, token))
+    if found is not None:
+        return found
     try:
-        return keyring().decrypt(token.encode("ascii")).decode("utf-8")
+        text = ring.decrypt(token.encode("ascii")).decode("utf-8")
     except (InvalidToken, UnicodeError) as exc:
         raise UndecryptableValue(
             'A stored value cannot be decrypted with any key of WEBHOOKS["ENCRYPTION_KEYS"]: '
             "put back the key it was encrypted with (any position but the first decrypts)."
         ) from exc
+    if len(_decrypted) >= DECRYPTED_MAX:
+        _decrypted.clear()
+    _decrypted[(ring, token)] = text
+    return text

@@ -173,8 +173,8 @@ def link_session(request: HttpRequest) -> LinkClaim | None:
     """The grant and tenant of this browser's live portal-link session, if any. A session
     past its age, or whose grant was left or revoked, is dropped."""
     cached = getattr(request, _SESSION_CACHE, _UNREAD)
-    if cached is not _UNREAD:
-        return cached  # type: ignore[return-value]
+    if cached is None or isinstance(cached, LinkClaim):
+        return cached
     claim = _live_claim(request)
     setattr(request, _SESSION_CACHE, claim)
     return claim

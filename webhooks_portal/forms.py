@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any, cast
 
 from django import forms
@@ -16,10 +17,17 @@ from rest_framework import serializers as drf
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
 from deliveries.serializers import SimulationRequestSerializer
+from deliveries.services.logsearch import (
+    DeliverySearch,
+    InvalidFilter,
+    statuses_of,
+    validated_filter,
+)
 from deliveries.services.simulation import DEFAULT_LIMIT as SIMULATION_LIMIT
 from subscriptions.catalog import PinnedType
 from subscriptions.forms import HeaderLinesField
 from subscriptions.headers import mask_headers
+from subscriptions.matching import is_valid_filter
 from subscriptions.models import (
     EventType,
     EventTypeVersion,
@@ -290,26 +298,44 @@ class RotateForm(forms.Form):
 
 
 class DeliveryFilterForm(forms.Form):
-    """The delivery log's filters; every field optional."""
+    """The delivery log's search (the API's criteria, `deliveries.services.logsearch`); every
+    field optional. The event type takes the forms endpoints subscribe with (`invoice.*`, `*`),
+    the filter a JSON filter over the event."""
 
     endpoint = forms.ChoiceField(label=_("Endpoint"), required=False)
-    status = forms.ChoiceField(
-        label=_("Status"),
-        required=False,
-        choices=[("", _("Any status")), *DeliveryStatus.choices],
-    )
     type = forms.CharField(
         label=_("Event type"),
         required=False,
         max_length=255,
+        help_text=_("invoice.paid, invoice.* or *"),
         widget=forms.TextInput(attrs={"list": "event-type-names", "spellcheck": "false"}),
+    )
+    response_status = forms.IntegerField(
+        label=_("Response status"),
+        required=False,
+        min_value=100,
+        max_value=599,
+        widget=forms.NumberInput(attrs={"placeholder": "503"}),
     )
     since = forms.DateTimeField(label=_("From"), required=False, widget=DateTimeLocalInput())
     until = forms.DateTimeField(label=_("Until"), required=False, widget=DateTimeLocalInput())
+    status = forms.MultipleChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=DeliveryStatus.choices,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "status-choices"}),
+    )
+    filter = forms.CharField(
+        label=_("Event filter (JSON)"),
+        required=False,
+        max_length=4000,
+        help_text=_('e.g. {"data.amount": {"$gt": 100}}'),
+        widget=forms.TextInput(attrs={"spellcheck": "false", "autocomplete": "off"}),
+    )
 
     def __init__(self, *args: Any, endpoints: list[Subscription] | None, **kwargs: Any) -> None:
-        """`endpoints`: the tenant's endpoints to choose from, or None when it has too many to
-        list (`ENDPOINT_CHOICES_MAX`): the field then takes an endpoint id typed in, so that a
+        """`endpoints`: the tenant's endpoints to choose from, or None when there are more than
+        `ENDPOINT_CHOICES_MAX`: the field then takes an endpoint id typed in, so that a
         tenant with 10,000 endpoints does not get a 1 MB `<select>`."""
         super().__init__(*args, **kwargs)
         zone = timezone.get_current_timezone_name()
@@ -328,6 +354,27 @@ class DeliveryFilterForm(forms.Form):
                 (str(sub.pk), str(sub)) for sub in endpoints
             ]
 
+    def clean_type(self) -> str:
+        value = self.cleaned_data.get("type") or ""
+        if value and not is_valid_filter(value):
+            raise forms.ValidationError(
+                _("Give an event type (invoice.paid), a prefix wildcard (invoice.*) or *.")
+            )
+        return value
+
+    def clean_filter(self) -> dict[str, Any] | None:
+        raw = (self.cleaned_data.get("filter") or "").strip()
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise forms.ValidationError(_("Not JSON: %(error)s.") % {"error": exc}) from exc
+        try:
+            return validated_filter(value)
+        except InvalidFilter as exc:
+            raise forms.ValidationError(exc.messages) from exc
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         since, until = cleaned.get("since"), cleaned.get("until")
@@ -335,16 +382,19 @@ class DeliveryFilterForm(forms.Form):
             self.add_error("until", _("Must be after 'From'."))
         return cleaned
 
-    def lookups(self) -> dict[str, Any]:
-        """ORM filters for the valid fields."""
-        names = {
-            "endpoint": "subscription_id",
-            "status": "status",
-            "type": "event__type",
-            "since": "created_at__gte",
-            "until": "created_at__lt",
-        }
-        return {names[k]: v for k, v in self.cleaned_data.items() if v not in (None, "")}
+    def search(self) -> DeliverySearch:
+        """The valid form's criteria."""
+        data = self.cleaned_data
+        endpoint = data.get("endpoint")
+        return DeliverySearch(
+            statuses=statuses_of(data.get("status") or ()),
+            response_status=data.get("response_status"),
+            since=data.get("since"),
+            until=data.get("until"),
+            event_type=data.get("type") or None,
+            subscription=uuid.UUID(str(endpoint)) if endpoint else None,
+            filter=data.get("filter"),
+        )
 
 
 class ReplayForm(BaseReplayForm):

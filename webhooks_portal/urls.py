@@ -39,6 +39,7 @@ urlpatterns = [
     path("event-types/", catalog.catalog, name="catalog"),
     path("deliveries/", deliveries.delivery_list, name="deliveries"),
     path("deliveries/rows/", deliveries.delivery_rows, name="delivery-rows"),
+    path("deliveries/retry/", deliveries.delivery_bulk_retry, name="deliveries-retry"),
     path("deliveries/<int:pk>/", deliveries.delivery_detail, name="delivery"),
     path("deliveries/<int:pk>/retry/", deliveries.delivery_retry, name="delivery-retry"),
     path("deliveries/<int:pk>/skip/", deliveries.delivery_skip, name="delivery-skip"),

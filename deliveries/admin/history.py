@@ -3,6 +3,7 @@ action that changes anything (send again), which calls a service."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -22,15 +23,18 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from subscriptions.admin import tenant_filter
+from subscriptions.matching import is_valid_filter
 from webhooks_core.search import IndexedSearch, as_uuid
 
 from .. import summaries
 from ..models import Delivery, Event
 from ..search import delivery_search, event_search
 from ..services import replay
+from ..services.logsearch import InvalidFilter, event_type_q, filter_condition, validated_filter
 from ..services.sent import request_sent
 from . import ordering
 from .attempts import attempt_rows
+from .bulk import retry_matching_view
 from .common import ReadOnlyAdminMixin, pretty_json, seconds_display, status_badge
 from .dashboard import dashboard_view
 from .keyset import KeysetListAdmin, value_filter
@@ -43,9 +47,55 @@ def parse_uuid(value: str) -> object:
     return found
 
 
+def parse_type_pattern(value: str) -> str:
+    if not is_valid_filter(value):
+        raise ValueError(value)
+    return value
+
+
 def event_type_filter(lookup: str) -> type[admin.SimpleListFilter]:
-    # The parameter is the lookup itself, as the admin's own field filter named it.
-    return value_filter(lookup, _("event type"), lookup, help_text=_("e.g. order.created"))
+    """The event type as endpoints subscribe: exact, `prefix.*` or `*` (`logsearch`)."""
+    # The parameter is the lookup itself, as the admin's own field filter named it (bookmarks).
+    prefix = lookup[: -len("type")]
+    return value_filter(
+        lookup,
+        _("event type"),
+        lookup,
+        parse=parse_type_pattern,
+        condition=lambda pattern: event_type_q(pattern, prefix=prefix),
+        help_text=_("e.g. order.created, order.* or *"),
+    )
+
+
+def parse_response_status(value: str) -> int:
+    number = int(value)
+    if not 100 <= number <= 599:
+        raise ValueError(value)
+    return number
+
+
+def parse_event_filter(value: str) -> dict:
+    try:
+        return validated_filter(json.loads(value))
+    except InvalidFilter as exc:
+        raise ValueError("; ".join(exc.messages)) from exc
+
+
+response_status_filter = value_filter(
+    "last_status_code",
+    _("response status"),
+    "last_status_code",
+    parse=parse_response_status,
+    help_text=_("The last HTTP status answered, e.g. 503."),
+)
+event_filter = value_filter(
+    "filter",
+    _("event filter (JSON)"),
+    "event",
+    parse=parse_event_filter,
+    condition=filter_condition,
+    help_text=_('A JSON filter over the event, e.g. {"data.amount": {"$gt": 100}}.'),
+)
 
 
 @admin.display(description=_("subscription"), ordering="subscription")
@@ -117,6 +167,7 @@ class EventAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         "target_subscription",
         "created_at",
         "fanned_out_at",
+        "traceparent",  # the publish's trace, when OpenTelemetry traced it (docs/tracing.md)
     )
     inlines = [DeliveryInline]
 
@@ -150,6 +201,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
         tenant_filter("subscription__tenant_id"),
         "status",
         event_type_filter("event__type"),
+        response_status_filter,
         "created_at",
         value_filter(
             # The parameter the endpoint pages' links (and bookmarks) have always used.
@@ -159,6 +211,7 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
             parse=parse_uuid,
             help_text=_("The endpoint's id (UUID)."),
         ),
+        event_filter,
     ]
     # Searched by `delivery_search` (deliveries/search.py): ids exactly, URLs by index.
     search_lookup = staticmethod(delivery_search)
@@ -306,6 +359,11 @@ class DeliveryAdmin(IndexedSearch, ReadOnlyAdminMixin, KeysetListAdmin):
                 "dashboard/",
                 self.admin_site.admin_view(lambda request: dashboard_view(self, request)),
                 name="deliveries_dashboard",
+            ),
+            path(
+                "retry-matching/",
+                self.admin_site.admin_view(lambda request: retry_matching_view(self, request)),
+                name="deliveries_delivery_retry_matching",
             ),
             path(
                 "<path:object_id>/send-again/",

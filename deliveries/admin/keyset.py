@@ -10,11 +10,13 @@ in rather than listing every endpoint (`ValueFilter`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters, ShowFacets
 from django.contrib.admin.views.main import ChangeList
+from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -62,12 +64,20 @@ class KeysetListAdmin(admin.ModelAdmin):
 
 
 def value_filter(
-    parameter: str, title: Any, lookup: str, *, parse: Any = str, help_text: Any = ""
+    parameter: str,
+    title: Any,
+    lookup: str,
+    *,
+    parse: Any = str,
+    help_text: Any = "",
+    condition: Callable[[Any], Q] | None = None,
 ) -> type[admin.SimpleListFilter]:
     """A list filter with a text input instead of links: `?<parameter>=<value>` filters on
-    `lookup` (e.g. "subscription_id"). For choices that grow with customers (endpoints), where
-    a list of links would render every row. `parse(value)` converts the typed text and raises
-    ValueError for a value that cannot match (the admin answers as for any bad filter)."""
+    `lookup` (e.g. "subscription_id"), or on `condition(parsed value)` when given (a `Q`, for
+    what one lookup cannot say: a wildcard, a JSON filter). For choices that grow with
+    customers (endpoints), where a list of links would render every row. `parse(value)`
+    converts the typed text and raises ValueError for a value that cannot match (the admin
+    answers as for any bad filter, with the error's message when it has one)."""
 
     class ValueFilter(admin.SimpleListFilter):
         template = "deliveries/admin/value_filter.html"
@@ -89,6 +99,8 @@ def value_filter(
                 parsed = parse(value)
             except (ValueError, TypeError):
                 raise IncorrectLookupParameters(_("Not a valid value for this filter.")) from None
+            if condition is not None:
+                return queryset.filter(condition(parsed))
             return queryset.filter(**{lookup: parsed})
 
         def choices(self, changelist: ChangeList) -> Any:

@@ -31,6 +31,7 @@ import email.utils
 import logging
 import random
 import re
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,7 +45,7 @@ from subscriptions.models import Subscription
 from subscriptions.services import DELETED_REASON, disable_subscription
 from webhooks_core.text import clean_text
 
-from .. import signals
+from .. import signals, tracing
 from ..conf import webhook_settings
 from ..models import (
     ERROR_MAX_CHARS,
@@ -80,7 +81,14 @@ _DELAY_SECONDS = re.compile(r"[0-9]+")
 # The headers the pipeline writes itself: their values are shown on the attempt row. Every
 # other value (a subscription's custom headers, whatever their names) is stored masked.
 OWN_HEADERS = frozenset(
-    {"content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"}
+    {
+        "content-type",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        tracing.TRACEPARENT,
+    }
 )
 MASKED = "[redacted]"
 
@@ -310,7 +318,8 @@ def _attempt(
                 return _defer(delivery, number, deferrals, taken, since)
             slot = taken
         throttled = _throttled_ms(since)
-        headers, result = _send(delivery, timezone.now())
+        span = tracing.start_attempt(delivery, number)
+        headers, result = _send(delivery, timezone.now(), span)
     finally:
         if slot is not None:
             slot.release()
@@ -335,7 +344,8 @@ def _attempt(
             "duration_ms": result.duration_ms,
         },
     )
-    return _conclude(_Claimed(delivery, number, headers, task_id, throttled), result)
+    outcome = _conclude(_Claimed(delivery, number, headers, task_id, throttled), result)
+    return tracing.end_attempt(span, result, outcome)
 
 
 def _throttled_ms(since: float | None) -> int:
@@ -345,9 +355,12 @@ def _throttled_ms(since: float | None) -> int:
     return max(0, int((clock.now().timestamp() - since) * 1000))
 
 
-def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendResult]:
+def _send(
+    delivery: Delivery, now: dt.datetime, span: object = None
+) -> tuple[dict[str, str], SendResult]:
     """Build, sign and send the request of a claimed attempt: the headers sent and the result.
     `now` is this worker's clock: it is the `webhook-timestamp` and picks the signing secrets.
+    `span` is the attempt's trace span, if any (its `traceparent` may go with the request).
 
     Never raises: a failure of ours before or during sending becomes an `internal` result.
     """
@@ -356,6 +369,7 @@ def _send(delivery: Delivery, now: dt.datetime) -> tuple[dict[str, str], SendRes
     try:
         body = build_body(delivery.event, subscription.payload_format, delivery.version)
         headers = build_headers(delivery, body, int(now.timestamp()), now)
+        tracing.add_traceparent(headers, span)
         release_pooled_connection()  # not held while waiting on the receiver
         return headers, send_authenticated(
             subscription,
@@ -489,6 +503,15 @@ class _Claimed:
     task_id: str
     throttled_ms: int = 0  # waited on a rate or a cap before it was sent
 
+    @property
+    def started_at(self) -> dt.datetime:
+        """When the attempt started: the claim's time (the database's clock), which the claim
+        always sets."""
+        started = self.delivery.claimed_at
+        if started is None:
+            raise ValueError(f"delivery {self.delivery.pk} was not claimed")
+        return started
+
 
 def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     """End a claimed attempt: store its row and the delivery's next state, then say what comes
@@ -544,7 +567,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
-        started_at=delivery.claimed_at,
+        started_at=claimed.started_at,
         duration_ms=result.duration_ms,
         request_headers=redact(claimed.headers),
         response_status=result.status,
@@ -637,16 +660,29 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
+# Subscription pk -> when this process last wrote its `last_success_at` (monotonic seconds).
+# The row's own value, as claimed, misses the writes of deliveries claimed at the same time:
+# without this, every delivery of a fresh endpoint in flight together would write it.
+_success_written: dict[object, float] = {}
+SUCCESS_WRITE_INTERVAL = 60.0
+
+
 def _note_success(subscription: Subscription, now: dt.datetime) -> None:
     # Written at most about once a minute per endpoint, and at once after a failing run, so a
     # busy endpoint does not add an UPDATE to every delivery.
     started = subscription.failing_since
     last = subscription.last_success_at
     if started is None:
-        if last and (now - last).total_seconds() < 60:
+        if last and (now - last).total_seconds() < SUCCESS_WRITE_INTERVAL:
+            return
+        written = _success_written.get(subscription.pk)
+        if written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL:
             return
         endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
+            if len(_success_written) >= 10_000:  # bounded, whatever the number of endpoints
+                _success_written.clear()
+            _success_written[subscription.pk] = time.monotonic()
             return
         # A failing run began after this subscription was loaded: this success ends it.
         started = endpoint.values_list("failing_since", flat=True).first()

@@ -37,6 +37,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, Field, Max, Min, OuterRef, Q, QuerySet
 from django.db.models.functions import Now
 
+from .. import tracing
 from ..dispatch import enqueue_attempts
 from ..models import (
     ERROR_MAX_CHARS,
@@ -238,7 +239,10 @@ def _release(candidates: QuerySet[Delivery]) -> list[tuple[int, int]]:
         )
         items = [(pk, attempts + 1) for pk, attempts in items]
         if items:
-            transaction.on_commit(lambda: enqueue_attempts(items), using=alias)
+            # Other events' deliveries: not in the trace of whatever ended the previous head
+            # (their attempts join their own publish's trace, kept on the event).
+            send = tracing.detached(lambda: enqueue_attempts(items))
+            transaction.on_commit(send, using=alias)
     return items
 
 

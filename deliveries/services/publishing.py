@@ -19,7 +19,7 @@ from subscriptions.matching import is_valid_event_type
 from subscriptions.models import Subscription, Tenant, default_tenant_key
 from webhooks_core.text import find_unstorable
 
-from .. import dispatch
+from .. import dispatch, tracing
 from ..conf import webhook_settings
 from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
@@ -221,6 +221,7 @@ def publish(
     ).event
 
 
+@tracing.traced_publish
 def publish_event(
     type: str,
     data: Any,
@@ -276,6 +277,7 @@ def publish_event(
         version=version,
         renditions=renditions,
         ordering_key=ordering_key,
+        traceparent=tracing.current_traceparent(),  # "" unless traced
     )
     try:
         with transaction.atomic(using=alias):
@@ -289,7 +291,9 @@ def publish_event(
             raise
         return _repeat(events.get(tenant_id=key, idempotency_key=idempotency_key), digest)
     publication = Publication(event, created=True)
-    transaction.on_commit(functools.partial(_fan_out_after_commit, publication), using=alias)
+    # Run in the producer's trace context, which may have ended by the commit.
+    after_commit = tracing.carry(functools.partial(_fan_out_after_commit, publication))
+    transaction.on_commit(after_commit, using=alias)
     return publication
 
 
@@ -399,6 +403,7 @@ class _EarlierFirst(Exception):
         self.event = event
 
 
+@tracing.traced_fan_out
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> int:
@@ -425,6 +430,7 @@ def fan_out(
             event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
             if event is None:
                 return 0
+            tracing.note_event(event)
             if event.fanned_out_at is not None:
                 return expected_deliveries(event)
             key = event.ordering_key
@@ -432,10 +438,16 @@ def fan_out(
                 raise _EarlierFirst(event)
             active, inactive = matched if matched is not None else _all_matching(event)
             versions = delivery_versions(event, active + inactive)
+            # An event reaches its own tenant's subscriptions only (a test event belongs to its
+            # subscription's tenant); a broadcast's rows, and to be sure a targeted event's,
+            # are filled in from their subscriptions by `bulk_create` (one query).
+            targeted = event.broadcast or event.target_subscription_id
+            tenant_key = "" if targeted else event.tenant_id or ""
             rows = [
                 Delivery(
                     event_id=event.pk,
                     subscription_id=sub_id,
+                    tenant_key=tenant_key,
                     status=DeliveryStatus.PENDING,
                     next_attempt_at=now,
                     created_at=now,
@@ -454,6 +466,7 @@ def fan_out(
                 Delivery(
                     event_id=event.pk,
                     subscription_id=sub_id,
+                    tenant_key=tenant_key,
                     status=DeliveryStatus.SKIPPED,
                     last_error="Subscription disabled when the event was published.",
                     created_at=now,

@@ -26,13 +26,14 @@ routers write deliveries to (`connections.working_alias()`).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Field, Model, Q, QuerySet
+from django.db.models import Field, ForeignKey, Model, Q, QuerySet
 from django.db.models.functions import Now
 
 from subscriptions.matching import filters_match
@@ -82,8 +83,17 @@ class Ending:
 # --- Statements built from _meta ---------------------------------------------------------------
 
 
+def _field(model: type[Model], name: str) -> Field[Any, Any]:
+    """The concrete field `name` of `model` (`_meta.get_field` also answers reverse relations
+    and generic keys, which have no column: a name of one is a bug here, raised as TypeError)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field):
+        raise TypeError(f"{model.__name__}.{name} is not a concrete field")
+    return field
+
+
 def _col(model: type[Model], name: str, quote: Any) -> str:
-    return str(quote(model._meta.get_field(name).column))
+    return str(quote(_field(model, name).column))
 
 
 def _assignments(
@@ -91,9 +101,10 @@ def _assignments(
 ) -> tuple[str, list[object]]:
     """`col = %s, ...` for `values` by field name, with DB_NOW written as the database's now."""
     quote, now = connection.ops.quote_name, db_now_sql(connection)
-    parts, params = [], []
+    parts: list[str] = []
+    params: list[Any] = []
     for name, value in values.items():
-        field = model._meta.get_field(name)
+        field = _field(model, name)
         if value is DB_NOW:
             parts.append(f"{quote(field.column)} = {now}")
         else:
@@ -189,7 +200,9 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
     for name in ("event", "subscription"):
         # The related rows come back in the same statement, one scalar subquery per column:
         # SQLite's RETURNING may not name another table, but may hold subqueries.
-        fk = Delivery._meta.get_field(name)
+        fk = _field(Delivery, name)
+        if not isinstance(fk, ForeignKey) or not isinstance(fk.related_model, type):
+            raise TypeError(f"Delivery.{name} is not a foreign key")
         related = fk.related_model
         reader = _Reader.of(related, connection)
         source = f"{quote(related._meta.db_table)} r"
@@ -231,7 +244,7 @@ def claim(delivery_id: int, number: int) -> Delivery | None:
     alias = working_alias()
     connection = connections[alias]
     statement = _claim_statement(connection)
-    params = [DeliveryStatus.SENDING, number, delivery_id, *WAITING, number - 1]
+    params: list[Any] = [DeliveryStatus.SENDING, number, delivery_id, *WAITING, number - 1]
     with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
         cursor.execute(statement.sql, params)
         row = cursor.fetchone()
@@ -262,13 +275,15 @@ def record(attempt: DeliveryAttempt, ending: Ending) -> tuple[DeliveryAttempt, b
     connection = connections[alias]
     changes = ending.changes()
     insert, update = _record_statements(connection, tuple(v is DB_NOW for v in changes.values()))
-    inserted = [f.get_db_prep_save(f.pre_save(attempt, True), connection) for f in _INSERTED]
-    changed = [
-        Delivery._meta.get_field(name).get_db_prep_save(value, connection)
+    inserted: list[Any] = [
+        f.get_db_prep_save(f.pre_save(attempt, True), connection) for f in _INSERTED
+    ]
+    changed: list[Any] = [
+        _field(Delivery, name).get_db_prep_save(value, connection)
         for name, value in changes.items()
         if value is not DB_NOW
     ]
-    guarded = [attempt.delivery_id, DeliveryStatus.SENDING, attempt.number]
+    guarded: list[Any] = [attempt.delivery_id, DeliveryStatus.SENDING, attempt.number]
     with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -406,7 +421,7 @@ def discard(waiting: QuerySet[Delivery], reason: str) -> int:
     )
 
 
-def waiting_for(subscription_id: object) -> QuerySet[Delivery]:
+def waiting_for(subscription_id: uuid.UUID | str) -> QuerySet[Delivery]:
     """A subscription's deliveries (for `discard`), on the working alias."""
     return Delivery.objects.using(working_alias()).filter(subscription_id=subscription_id)
 
@@ -437,7 +452,7 @@ def unselected_reason(event_type: str) -> str:
     return f"Subscription no longer selects {event_type!r}."
 
 
-def discard_unselected(subscription_id: object, filters: Iterable[str]) -> int:
+def discard_unselected(subscription_id: uuid.UUID | str, filters: Iterable[str]) -> int:
     """Discard the waiting deliveries of a subscription whose event type `filters` no longer
     select (test events, sent whatever the filters, stay). One query for the waiting types, one
     `discard` per type dropped; returns the number discarded."""
@@ -497,6 +512,37 @@ def reopen_one(delivery_id: int, now: dt.datetime, queued_until: dt.datetime) ->
     return None if attempts is None else attempts + 1
 
 
+def reopen_unqueued(
+    delivery_ids: Iterable[int], now: dt.datetime, queued_until: dt.datetime
+) -> list[int]:
+    """`reopen_one` for many deliveries at once (a bulk retry): make due now those that are
+    finished or parked beyond `queued_until`, leaving alone those already queued or under way;
+    returns the ids this call reopened.
+
+    One guarded UPDATE per call: of two concurrent bulk retries over the same rows, each row
+    goes to one of them (the other finds it due, hence queued), so no delivery gets two
+    messages. The ids reopened are read back by the `now` this call wrote: the caller passes a
+    `now` of its own (the other call's rows carry another).
+    """
+    ids = list(delivery_ids)
+    if not ids:
+        return []
+    rows = Delivery.objects.using(working_alias())
+    reopenable = Q(status__in=FINISHED) | Q(
+        status=DeliveryStatus.RETRYING, next_attempt_at__gt=queued_until
+    )
+    changed = rows.filter(reopenable, pk__in=ids).update(
+        status=DeliveryStatus.RETRYING, next_attempt_at=now, delivered_at=None, updated_at=now
+    )
+    if not changed:
+        return []
+    return list(
+        rows.filter(pk__in=ids, status=DeliveryStatus.RETRYING, next_attempt_at=now, updated_at=now)
+        .values_list("pk", flat=True)
+        .order_by("pk")
+    )
+
+
 __all__ = [
     "DB_NOW",
     "UNFINISHED",
@@ -513,6 +559,7 @@ __all__ = [
     "release",
     "reopen",
     "reopen_one",
+    "reopen_unqueued",
     "unselected_reason",
     "waiting_for",
 ]

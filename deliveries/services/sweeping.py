@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 
+from .. import tracing
 from ..conf import webhook_settings
 from ..dispatch import backlog, enqueue_attempts
 from ..models import Delivery, Event
@@ -48,9 +49,10 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     report = SweepReport()
 
     late = Event.objects.using(alias).not_fanned_out(now - grace)
-    for event_id in late.values_list("pk", flat=True)[:batch]:
+    for event_id, traceparent in late.values_list("pk", "traceparent")[:batch]:
         try:
-            fan_out(event_id)
+            with tracing.resumed(traceparent):  # the publish's trace, when it was traced
+                fan_out(event_id)
         except Exception:
             # One event that cannot be fanned out must not stop the rest of the sweep.
             logger.exception("sweep could not fan out event %s", event_id)
@@ -60,6 +62,8 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     lease = float(webhook_settings.stale_sending_after)
     stale = states.expired_claims(lease).values_list("pk", "attempts", "claimed_at")
     for delivery_id, number, claimed_at in stale[:batch]:
+        if claimed_at is None:  # never: an expired claim is one with a claim time
+            continue
         report.released += _expire(delivery_id, number, claimed_at, lease)
 
     # Ordering's safety net: what a dead worker left held behind a finished head goes now.

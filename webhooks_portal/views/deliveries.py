@@ -8,10 +8,15 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
+from deliveries.models import BulkRetrySource, DeliveryStatus
 from deliveries.services import ordering, replay
+from deliveries.services.bulk_retry import BulkRetryError, bulk_retry, retry_search
+from deliveries.services.logsearch import DeliverySearch
 from deliveries.services.sent import request_sent
 from deliveries.summaries import with_last_error_kind
 from subscriptions.models import EventType
@@ -37,23 +42,43 @@ def endpoint_choices(tenant: str) -> list | None:
     return None if len(endpoints) > ENDPOINT_CHOICES_MAX else endpoints
 
 
+def empty_state(tenant: str, form: DeliveryFilterForm, filtered: bool) -> str:
+    """Why the log shows no row: "invalid" (the filter has errors, shown with them),
+    "no_match" (a valid filter matches nothing, with a link to clear it) or "nothing_yet"
+    (the tenant has no delivery at all). One indexed EXISTS, only when the page is empty."""
+    if not form.is_valid():
+        return "invalid"
+    if filtered and scope.deliveries(tenant).exists():
+        return "no_match"
+    return "nothing_yet"
+
+
+def filter_query(request: HttpRequest) -> str:
+    """The log's search as a query string, without the page position (`cursor`)."""
+    params = request.GET.copy()
+    params.pop("cursor", None)
+    for key in [k for k, values in params.lists() if not any(values)]:
+        del params[key]
+    return params.urlencode()
+
+
 @portal_view
 @require_http_methods(["GET", "HEAD"])
 def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
     """The log, newest first, in keyset pages (no count, no OFFSET: page 1,000 costs what page
-    1 does). Rows still on their way are refreshed in place by portal.js through
-    `delivery_rows`, not by reloading the page."""
+    1 does), narrowed by the search form. Rows still on their way are refreshed in place by
+    portal.js through `delivery_rows`, not by reloading the page."""
     form = DeliveryFilterForm(request.GET, endpoints=endpoint_choices(tenant))
     # The last answer of each row is summarized by its attempt's error kind (one subquery).
     queryset = with_last_error_kind(
         scope.deliveries(tenant).select_related("event", "subscription")
     )
-    queryset = queryset.filter(**form.lookups()) if form.is_valid() else queryset.none()
+    queryset = form.search().apply(queryset) if form.is_valid() else queryset.none()
     try:
         current = keyset_page(request, queryset, size=PAGE_SIZE)
     except NotFound:
         raise Http404(_("This page of the log no longer exists.")) from None
-    filters = {k: v for k, v in request.GET.items() if k != "cursor" and v}
+    query = filter_query(request)
     # A replay queued from this browser reloads the page until its task reopened every row:
     # until then the rows it will send again still show finished.
     chosen = form.cleaned_data.get("endpoint") if form.is_valid() else None
@@ -69,7 +94,9 @@ def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
             "form": form,
             "keyset": current,
             "deliveries": current.rows,
-            "filtered": bool(filters),
+            "filtered": bool(query),
+            "filter_query": query,
+            "empty": "" if current.rows else empty_state(tenant, form, bool(query)),
             "type_names": EventType.objects.order_by("name").values_list("name", flat=True),
             "refresh": REFRESH_SECONDS if replaying else None,
             "poll": any(not d.is_finished for d in current.rows),
@@ -78,6 +105,72 @@ def delivery_list(request: HttpRequest, tenant: str) -> HttpResponse:
         },
         status=200 if form.is_valid() else 400,
     )
+
+
+@portal_view
+@require_http_methods(["GET", "HEAD", "POST"])
+@throttled("bulk_retry")
+def delivery_bulk_retry(request: HttpRequest, tenant: str) -> HttpResponse:
+    """The log's "Retry the matches": GET counts what its search (in the query string) matches
+    among the tenant's deliveries and asks to confirm; POST retries them
+    (`deliveries.services.bulk_retry`: capped, recorded, harmless twice) and goes back to the
+    log with the search kept. Only this tenant's deliveries are counted or touched."""
+    form = DeliveryFilterForm(request.GET, endpoints=endpoint_choices(tenant))
+    query = filter_query(request)
+    back = reverse("webhooks_portal:deliveries") + (f"?{query}" if query else "")
+    if not form.is_valid():
+        return redirect(back)
+    dry_run = request.method != "POST"
+    try:
+        result = bulk_retry(
+            scope.deliveries(tenant),
+            form.search(),
+            user=request.user,
+            tenant=tenant,
+            source=BulkRetrySource.PORTAL,
+            dry_run=dry_run,
+        )
+    except BulkRetryError as exc:
+        if not dry_run:
+            messages.error(request, exc.message)
+            return redirect(back)
+        result, problem = None, exc.message
+    else:
+        problem = ""
+    if not dry_run:
+        assert result is not None
+        messages.success(
+            request,
+            ngettext(
+                "%(queued)d of %(count)d matching delivery queued: sending again now.",
+                "%(queued)d of %(count)d matching deliveries queued: sending again now.",
+                result.count,
+            )
+            % {"queued": result.queued, "count": result.count},
+        )
+        return redirect(back)
+    search = retry_search_or_none(form)
+    return page(
+        request,
+        "webhooks_portal/delivery_bulk_retry.html",
+        {
+            "count": result.count if result else None,
+            "problem": problem,
+            "statuses": [DeliveryStatus(s).label for s in (search.statuses if search else ())],
+            "filter_query": query,
+            "back": back,
+            "nav": "deliveries",
+        },
+        status=200 if result else 400,
+    )
+
+
+def retry_search_or_none(form: DeliveryFilterForm) -> DeliverySearch | None:
+    """The search a retry of the form's matches runs (default statuses filled in), or None."""
+    try:
+        return retry_search(form.search())
+    except BulkRetryError:
+        return None
 
 
 def row_ids(raw: str) -> list[int]:
