@@ -39,7 +39,10 @@ briefly duplicated during a deploy sends nothing twice.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+
+from celery import current_app
 
 from . import dispatch
 from .conf import webhook_settings
@@ -71,6 +74,25 @@ BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"expires": 3600, "queue": "webhooks.maintenance"},
     },
 }
+
+
+def sweep_interval(app: Any = None) -> float:
+    """Seconds between two sweeps: the interval of the beat entry that runs the sweep task in
+    `app`'s schedule (default: Celery's current app), whatever its name (a host may tune it),
+    else ours. A crontab-like entry counts as ours (15 s): no fixed interval to read."""
+    app = app if app is not None else current_app
+    schedule = BEAT_SCHEDULE["webhooks-sweep"]["schedule"]
+    for entry in (app.conf.beat_schedule or {}).values():
+        if isinstance(entry, dict) and entry.get("task") == dispatch.SWEEP:
+            schedule = entry.get("schedule", schedule)
+            break
+    # A number, a timedelta, or Celery's `schedule` (its public `run_every` is a timedelta).
+    schedule = getattr(schedule, "run_every", schedule)
+    if isinstance(schedule, dt.timedelta):
+        return schedule.total_seconds()
+    if isinstance(schedule, int | float):
+        return float(schedule)
+    return float(BEAT_SCHEDULE["webhooks-sweep"]["schedule"])
 
 
 def register_periodic_tasks(app: Any) -> list[str]:

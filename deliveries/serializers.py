@@ -118,6 +118,11 @@ class PublishedSerializer(serializers.Serializer):
         help_text="Subscriptions the event goes to; null when it could not be counted after the "
         "event was stored (the sweep fans it out all the same).",
     )
+    skipped = serializers.IntegerField(
+        allow_null=True,
+        help_text="Deliveries recorded as skipped for matching disabled subscriptions (not sent; "
+        "replayable once they are enabled again); null when they could not be counted.",
+    )
     duplicate = serializers.BooleanField(
         help_text="True when the idempotency key was seen before and this is the first event."
     )

@@ -51,7 +51,7 @@ from .services import (
     PayloadTooLarge,
     Publication,
     PublishError,
-    expected_deliveries,
+    expected_counts,
     ordering,
     publish_event,
     replay,
@@ -69,13 +69,13 @@ def published_body(publication: Publication) -> dict:
     must not turn into an error, or the publisher would send it again (a second event without
     an idempotency key). The sweep fans out an event whose fan-out could not run."""
     event = publication.event
-    count = publication.deliveries
-    if count is None:  # the fan-out did not run (yet): count what it will create
+    count, skipped = publication.deliveries, publication.skipped
+    if count is None or skipped is None:  # the fan-out did not run (yet): what it will create
         try:
-            count = expected_deliveries(event)
+            count, skipped = expected_counts(event)
         except DatabaseError:
             logger.warning("event %s stored; its deliveries could not be counted", event.pk)
-            count = None
+            count = skipped = None
     return PublishedSerializer(
         {
             "id": event.id,
@@ -83,6 +83,7 @@ def published_body(publication: Publication) -> dict:
             "type": event.type,
             "created_at": event.created_at,
             "deliveries": count,
+            "skipped": skipped,
             "duplicate": not publication.created,
         }
     ).data

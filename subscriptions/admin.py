@@ -21,9 +21,10 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from webhooks_core.search import IndexedSearch, subscription_search
+from webhooks_core.wrap import breakable
 
 from . import services
-from .forms import HeaderLinesField
+from .forms import HeaderLinesField, destination_rule
 from .headers import mask_headers
 from .models import EventType, EventTypeVersion, Subscription, Tenant
 from .serializers import EventTypeSerializer, SubscriptionSerializer
@@ -154,6 +155,11 @@ class SubscriptionAdminForm(APIRulesForm):
             self.fields["tenant"].help_text = _("Empty for the default tenant.")
         if "signature_scheme" in self.fields:
             self.fields["signature_scheme"].required = False
+        if "url" in self.fields:
+            # The settings in force (ALLOW_HTTP, ALLOW_PRIVATE_NETWORKS), read per form.
+            self.fields["url"].help_text = _("Where events are POSTed. %(rule)s") % {
+                "rule": destination_rule()
+            }
         # Empty means none, as in the API: no filter, every channel (the columns hold {} / []).
         for name in ("filter", "channels"):
             if name in self.fields:
@@ -300,6 +306,8 @@ class TenantAdminExtension(AdminExtension):
 class TenantAdmin(ExtensibleAdmin):
     form = TenantAdminForm
     list_display = ["key", "name", "contact_email", "limits"]
+    # Headers wrap at spaces, so the health columns fit at 1,400 px with the sidebar open.
+    change_list_template = "subscriptions/admin/tenant_change_list.html"
     search_fields = ["key", "name", "contact_email"]
     _extensions: ClassVar[dict[type, AdminExtension]] = {}
     extension_type = TenantAdminExtension
@@ -430,7 +438,10 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
     # The endpoint (its description over its URL, each shown once) and its status lead; the
     # extensions' columns (the pipeline's health figures) follow at once, so that on a laptop
     # screen they are on screen next to the name, not after the tenant, owner and dates.
-    list_display = ["endpoint", "status", "tenant", "owner", "created_at"]
+    # Tenant and owner are a line of the endpoint's cell, not columns of their own (the date
+    # is on the endpoint's page): every column fits beside the navigation sidebar and the
+    # filters at 1,400 px.
+    list_display = ["endpoint", "status"]
     _extensions: ClassVar[dict[type, AdminExtension]] = {}
     extension_type = SubscriptionAdminExtension
     extension_columns_after = "status"
@@ -487,13 +498,22 @@ class SubscriptionAdmin(IndexedSearch, ExtensibleAdmin):
 
     @admin.display(description=_("endpoint"), ordering="description")
     def endpoint(self, obj: Subscription) -> str:
+        # Names and URLs wrap only after '.', '/', '-' or '_' (webhooks_core.wrap).
+        whose = format_html(
+            '<div class="webhooks-whose">{}{}</div>',
+            _("tenant %(key)s") % {"key": obj.tenant_id},
+            f" · {obj.owner}" if obj.owner_id else "",
+        )
         if not obj.description:
-            return format_html('<span title="{}">{}</span>', obj.url, short_url(obj.url))
+            return format_html(
+                '<span title="{}">{}</span>{}', obj.url, breakable(short_url(obj.url)), whose
+            )
         return format_html(
-            '<strong>{}</strong><br><span class="webhooks-url" title="{}">{}</span>',
-            obj.description,
+            '<strong>{}</strong><br><span class="webhooks-url" title="{}">{}</span>{}',
+            breakable(obj.description),
             obj.url,
-            short_url(obj.url),
+            breakable(short_url(obj.url)),
+            whose,
         )
 
     def get_urls(self) -> list[URLPattern]:

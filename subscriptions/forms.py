@@ -7,6 +7,8 @@ from typing import Any
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from webhooks_core.conf import webhook_settings
+
 from .headers import HEADER_MASK, mask_headers
 
 HEADERS_HELP = _(
@@ -17,6 +19,34 @@ HEADERS_HELP = _(
     "delete the line to remove the header. When the URL moves to another host, scheme or "
     "port, type the values again (or delete the lines): stored values never follow it."
 ) % {"mask": HEADER_MASK}
+
+
+def destination_rule() -> str:
+    """Which endpoint URLs this server accepts, as the settings in force say: `ALLOW_HTTP`
+    (plain http:// as well as https://) and `ALLOW_PRIVATE_NETWORKS` (loopback and private
+    addresses as well as public ones), read on each call (the URL check is
+    `webhooks_core.netguard`). For the forms' help and the portal's add page."""
+    http = bool(webhook_settings.ALLOW_HTTP)
+    private = bool(webhook_settings.ALLOW_PRIVATE_NETWORKS)
+    if http and private:
+        return str(
+            _(
+                "The URL may use HTTPS or plain HTTP, and may point at a private or loopback "
+                "address (this server allows both, e.g. for a demo)."
+            )
+        )
+    if http:
+        return str(
+            _("The URL must be reachable from the internet, over HTTPS or plain HTTP.")
+        )
+    if private:
+        return str(
+            _(
+                "The URL must use HTTPS; private and loopback addresses are allowed on this "
+                "server."
+            )
+        )
+    return str(_("The URL must be reachable from the internet over HTTPS."))
 
 
 def format_header_lines(headers: dict[str, str]) -> str:

@@ -415,11 +415,17 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         return active, inactive
 
     def count_routed(
-        self, event_type: str, *, channels: Sequence[str] | None = None, data: Any = None
+        self,
+        event_type: str,
+        *,
+        channels: Sequence[str] | None = None,
+        data: Any = None,
+        active: bool = True,
     ) -> int:
-        """How many active subscriptions here receive such an event: those without a filter
+        """How many active subscriptions here receive such an event (with `active=False`: how
+        many disabled ones would, which the fan-out records as skipped): those without a filter
         counted by the database, those with one read (narrow rows) and evaluated."""
-        routed = self.matching(event_type).carrying(channels).filter(is_active=True)
+        routed = self.matching(event_type).carrying(channels).filter(is_active=active)
         plain = routed.filter(filter={}).count()
         document = event_document(event_type, channels, data)
         filtered = routed.exclude(filter={}).values_list("filter", flat=True).order_by()

@@ -7,6 +7,7 @@ import datetime as dt
 import re
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -306,7 +307,9 @@ def test_the_pipeline_extends_the_subscription_admin_without_replacing_it():
 
     registered = admin.site.get_model_admin(Subscription)
     assert type(registered) is SubscriptionAdmin  # the registry app's own class
-    assert admin.site.index_template is None  # the site's templates are the host's
+    # The one thing set on the site, and only because the host set nothing there: the index
+    # template, which extends the host's own "admin/index.html" (the dashboard's link on top).
+    assert admin.site.index_template == "deliveries/admin/index.html"
     names = [getattr(action, "__name__", action) for action in registered.actions]
     assert names[:3] == ["rotate_secrets", "enable_selected", "disable_selected"]
     assert {"send_test_events", "replay_selected"} <= set(names)
@@ -366,3 +369,20 @@ def test_another_app_can_extend_the_subscription_admin(admin_client_):
     assert "success 24 h" in listing.lower()  # the pipeline's columns are still there
     assert f'id="invoice-link" href="/billing/{sub.pk}/"' in change
     assert 'id="replay-link"' in change
+
+
+def test_the_admin_index_links_the_dashboard_at_the_top(admin_client_, django_user_model):
+    # Issue 28: docs/operations.md says the dashboard is linked at the top of the admin index;
+    # it was reachable only from a button of the delivery list.
+    index = admin_client_.get(reverse("admin:index")).content.decode()
+    link = index.split('id="webhooks-dashboard-link"', 1)[1]
+    assert f'href="{reverse("admin:deliveries_dashboard")}"' in link.split("</div>", 1)[0]
+    # Above the app list, inside the page's content.
+    assert index.index('id="webhooks-dashboard-link"') < index.index('class="app-')
+    assert admin_client_.get(reverse("admin:deliveries_dashboard")).status_code == 200
+    # Staff without the deliveries' view permission get no link to it.
+    django_user_model.objects.create_user("plain", password="pw", is_staff=True)
+    plain = Client()
+    plain.login(username="plain", password="pw")
+    page = plain.get(reverse("admin:index")).content.decode()
+    assert 'id="webhooks-dashboard-link"' not in page and "content-main" in page

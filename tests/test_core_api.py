@@ -22,7 +22,37 @@ def test_publish_answers_202_with_id_and_delivery_count(
         )
     assert response.status_code == 202, response.content
     assert response.json()["deliveries"] == 1
+    assert response.json()["skipped"] == 0
     assert Event.objects.get(pk=response.json()["id"]).data == {"id": 1}
+
+
+def test_publish_answers_how_many_deliveries_are_skipped_for_disabled_endpoints(
+    staff_client, django_capture_on_commit_callbacks
+):
+    # Issue 28: the only endpoints are disabled; 2 skipped deliveries are recorded (and later
+    # offered for replay): the answer says so beside "deliveries": 0.
+    make_subscription("http://127.0.0.1:9/a", ["order.*"], is_active=False)
+    make_subscription("http://127.0.0.1:9/b", ["*"], is_active=False)
+    make_subscription("http://127.0.0.1:9/c", ["invoice.*"], is_active=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(
+            "/api/events/",
+            {"type": "order.created", "data": {"id": 1}},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="skip-1",
+        )
+    assert response.status_code == 202, response.content
+    assert (response.json()["deliveries"], response.json()["skipped"]) == (0, 2)
+    assert Delivery.objects.filter(status="skipped").count() == 2
+    # The same key again: the first event, counted from its rows.
+    again = staff_client.post(
+        "/api/events/",
+        {"type": "order.created", "data": {"id": 1}},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="skip-1",
+    )
+    assert again.json()["duplicate"] is True
+    assert (again.json()["deliveries"], again.json()["skipped"]) == (0, 2)
 
 
 def test_idempotency_key_header_returns_the_first_event(staff_client):

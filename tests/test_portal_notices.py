@@ -67,6 +67,57 @@ def test_a_failing_endpoint_page_says_when_it_will_be_disabled_and_offers_the_re
         assert re.search(rf'value="{status}"[^>]*checked', form), status
 
 
+def test_after_a_final_answer_the_failing_box_promises_no_retry(
+    portal, receiver, broker, django_capture_on_commit_callbacks
+):
+    # Issue 28: a 400 is final (no retry), yet the box said "Deliveries keep being retried
+    # meanwhile."; a 500 does wait for a retry and keeps that sentence.
+    receiver.script("/final", Reply(400))
+    final = tenant_endpoint(TENANT, receiver.url("/final"), description="Final")
+    fail_once(final, django_capture_on_commit_callbacks)
+    receiver.script("/retried", Reply(500))
+    retried = tenant_endpoint(TENANT, receiver.url("/retried"), description="Retried")
+    fail_once(retried, django_capture_on_commit_callbacks)
+
+    def box(endpoint: Subscription) -> str:
+        page = portal.get(portal_url("endpoint", endpoint.pk)).content.decode()
+        return page.split('id="endpoint-notice"', 1)[1].split("</section>", 1)[0]
+
+    assert "Last error: Receiver answered 400." in box(final)
+    assert "retried meanwhile" not in box(final)
+    assert "No delivery waits for a retry" in box(final)
+    assert "Deliveries keep being retried meanwhile." in box(retried)
+    assert "No delivery waits for a retry" not in box(retried)
+    # The email says the same.
+    from deliveries.services import notices
+
+    assert "No delivery waits for a retry" in notices.describe(
+        EndpointNotice.objects.get(subscription=final)
+    )
+    assert "retried on their schedule" in notices.describe(
+        EndpointNotice.objects.get(subscription=retried)
+    )
+
+
+def test_a_recovery_reads_recovered_then_its_first_success_not_the_last_error(
+    portal, receiver, broker, django_capture_on_commit_callbacks
+):
+    # Issue 28: the history read "Recovered HTTP 500" (the incident's last error).
+    receiver.script("/hook", Reply(500), Reply(202))
+    endpoint = tenant_endpoint(TENANT, receiver.url("/hook"))
+    fail_once(endpoint, django_capture_on_commit_callbacks)
+    fail_once(endpoint, django_capture_on_commit_callbacks)  # this one succeeds
+
+    recovered = EndpointNotice.objects.get(subscription=endpoint, kind=NoticeKind.RECOVERED)
+    assert recovered.reason == "First success: receiver answered 202"
+    page = portal.get(portal_url("endpoint", endpoint.pk)).content.decode()
+    history = page.split('id="endpoint-notices"', 1)[1]
+    row = re.search(r'<tr class="notice-recovered">(.*?)</tr>', history, re.S).group(1)
+    text = " ".join(re.sub(r"<[^>]+>", " ", row).split())
+    assert "Recovered First success: receiver answered 202" in text
+    assert "500" not in text
+
+
 def test_the_endpoint_list_carries_a_line_for_a_failing_endpoint(
     portal, receiver, broker, django_capture_on_commit_callbacks
 ):

@@ -71,8 +71,9 @@ def test_publish_fans_out_to_matching_active_subscriptions(django_capture_on_com
     assert deliveries[star.pk].status == DeliveryStatus.PENDING
     assert deliveries[star.pk].next_attempt_at is not None
     assert deliveries[disabled.pk].status == DeliveryStatus.SKIPPED
-    assert publication.deliveries == 2
-    assert not hasattr(event, "delivery_count")  # figures live on the result, not the model
+    assert (publication.deliveries, publication.skipped) == (2, 1)
+    # publish() returns the event: it carries the same figures (documented in publish()).
+    assert (event.delivery_count, event.skipped_count) == (2, 1)
     event.refresh_from_db()
     assert event.fanned_out_at is not None
 
@@ -84,6 +85,7 @@ def test_same_idempotency_key_returns_first_event(django_capture_on_commit_callb
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         again = publish_event("order.created", {"n": 1}, idempotency_key="k-1")
     assert again.event.pk == first.pk and again.created is False
+    assert (again.deliveries, again.skipped) == (1, 0)  # the first event's figures
     assert callbacks == []
     assert Event.objects.count() == 1
     assert Delivery.objects.count() == 1
@@ -186,3 +188,20 @@ def test_schemas_and_tenants_are_cached_until_saved_or_deleted():
     Tenant.objects.get(pk="t1").delete()
     publish("order.created", {"n": 5}, tenant="t1")
     assert Tenant.objects.filter(pk="t1").exists()
+
+
+def test_publish_counts_skipped_deliveries_for_disabled_endpoints(
+    django_capture_on_commit_callbacks,
+):
+    # Issue 28: the tenant's only endpoint is disabled; the answer said "deliveries": 0 and
+    # nothing of the skipped rows that are later offered for replay.
+    make_subscription("http://127.0.0.1:9/off", ["order.*"], is_active=False)
+    make_subscription("http://127.0.0.1:9/off2", ["*"], is_active=False)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        event = publish("order.created", {"id": 1})
+    # Inside the caller's transaction nothing is fanned out yet: no figures.
+    assert (event.delivery_count, event.skipped_count) == (None, None)
+    for callback in callbacks:
+        callback()
+    assert (event.delivery_count, event.skipped_count) == (0, 2)
+    assert Delivery.objects.filter(event=event, status=DeliveryStatus.SKIPPED).count() == 2

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers as drf
+from rest_framework.settings import api_settings
 
 from deliveries.forms import ReplayForm as BaseReplayForm
 from deliveries.models import DeliveryStatus
@@ -25,7 +26,7 @@ from deliveries.services.logsearch import (
 )
 from deliveries.services.simulation import DEFAULT_LIMIT as SIMULATION_LIMIT
 from subscriptions.catalog import PinnedType
-from subscriptions.forms import HeaderLinesField
+from subscriptions.forms import HeaderLinesField, destination_rule
 from subscriptions.headers import mask_headers
 from subscriptions.matching import is_valid_filter
 from subscriptions.models import (
@@ -123,8 +124,15 @@ class ChannelsField(forms.CharField):
         return ", ".join(value) if isinstance(value, list | tuple) else value
 
 
-def _serializer_errors(form: forms.Form, errors: dict[str, Any]) -> None:
+def _serializer_errors(
+    form: forms.Form, errors: dict[str, Any], refused: set[str] | frozenset[str] = frozenset()
+) -> None:
+    """Add the serializer's `errors` to `form`, except those on the fields the form itself
+    `refused` (left out of the serializer's input) and, while some field is refused, the checks
+    across fields (they ran on partial input and wait for the next submit)."""
     for field, messages in errors.items():
+        if field in refused or (refused and field == api_settings.NON_FIELD_ERRORS_KEY):
+            continue
         target = field if field in form.fields else None
         for message in messages if isinstance(messages, list) else [messages]:
             form.add_error(target, str(message))
@@ -237,34 +245,45 @@ class EndpointForm(forms.Form):
                 "max_rate": instance.max_rate,
             }
         super().__init__(*args, **kwargs)
+        # The settings in force, not a fixed "HTTPS only" (a demo allows http://127.0.0.1).
+        self.url_rule = destination_rule()
+        self.fields["url"].help_text = _(
+            "Where events are POSTed, e.g. https://example.com/webhooks. %(rule)s"
+        ) % {
+            "rule": self.url_rule
+        }
         kept = tuple(instance.event_types or ()) if instance is not None else ()
         cast(forms.ChoiceField, self.fields["event_types"]).choices = event_type_choices(kept)
         self.serializer: drf.Serializer | None = None
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
+        # The serializer checks the fields that passed the form's own checks even when others
+        # did not, so that every error shows on the first submit (a bad header line and an
+        # ftp:// URL together, issue 28). A field the form refused is left out of its input,
+        # and the serializer's say on it (e.g. "required") is not added to the form's.
+        refused = set(self.errors)
         data = {
-            "url": cleaned["url"],
+            "url": cleaned.get("url"),
             "description": cleaned.get("description") or "",
-            "event_types": cleaned["event_types"],
+            "event_types": cleaned.get("event_types"),
             "filter": cleaned.get("filter") or {},
             "channels": cleaned.get("channels") or [],
-            "payload_format": cleaned["payload_format"],
+            "payload_format": cleaned.get("payload_format"),
             "headers": cleaned.get("headers") or {},
             "max_in_flight": cleaned.get("max_in_flight"),
             "max_rate": cleaned.get("max_rate"),
         }
         if cleaned.get("signature_scheme"):
             data["signature_scheme"] = cleaned["signature_scheme"]
+        data = {name: value for name, value in data.items() if name not in refused}
         if self.instance is None:
             serializer: drf.Serializer = SubscriptionCreateSerializer(data=data)
         else:
             serializer = SubscriptionSerializer(self.instance, data=data, partial=True)
         if not serializer.is_valid():
-            _serializer_errors(self, serializer.errors)
-        else:
+            _serializer_errors(self, serializer.errors, refused)
+        elif not refused:
             self.serializer = serializer
         return cleaned
 

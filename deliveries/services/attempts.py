@@ -31,7 +31,6 @@ import email.utils
 import logging
 import random
 import re
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -542,7 +541,7 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     try:
         finished = clock.now()
         if _accepted(result):
-            _note_success(delivery.subscription, finished)
+            _note_success(delivery.subscription, finished, result.status)
         elif not ending.disable_reason:
             _note_failure(delivery.subscription, finished)
     except Exception:  # endpoint health is bookkeeping: the delivery's state is already right
@@ -660,29 +659,32 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
-# Subscription pk -> when this process last wrote its `last_success_at` (monotonic seconds).
+# Subscription pk -> the second (database clock) this process last wrote its `last_success_at`.
 # The row's own value, as claimed, misses the writes of deliveries claimed at the same time:
 # without this, every delivery of a fresh endpoint in flight together would write it.
-_success_written: dict[object, float] = {}
-SUCCESS_WRITE_INTERVAL = 60.0
+_success_written: dict[object, dt.datetime] = {}
 
 
-def _note_success(subscription: Subscription, now: dt.datetime) -> None:
-    # Written at most about once a minute per endpoint, and at once after a failing run, so a
-    # busy endpoint does not add an UPDATE to every delivery.
+def _note_success(
+    subscription: Subscription, now: dt.datetime, status: int | None = None
+) -> None:
+    # Written at most once a second per endpoint and process (pages show it to the second, so
+    # it is never stale there, a manual "Send again now" included: issue 28), and at once after
+    # a failing run, so a busy endpoint does not add an UPDATE to every delivery.
     started = subscription.failing_since
     last = subscription.last_success_at
     if started is None:
-        if last and (now - last).total_seconds() < SUCCESS_WRITE_INTERVAL:
+        second = now.replace(microsecond=0)
+        if last and last.replace(microsecond=0) >= second:
             return
         written = _success_written.get(subscription.pk)
-        if written is not None and time.monotonic() - written < SUCCESS_WRITE_INTERVAL:
+        if written is not None and written >= second:
             return
         endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
         if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
             if len(_success_written) >= 10_000:  # bounded, whatever the number of endpoints
                 _success_written.clear()
-            _success_written[subscription.pk] = time.monotonic()
+            _success_written[subscription.pk] = second
             return
         # A failing run began after this subscription was loaded: this success ends it.
         started = endpoint.values_list("failing_since", flat=True).first()
@@ -695,7 +697,7 @@ def _note_success(subscription: Subscription, now: dt.datetime) -> None:
         .filter(pk=subscription.pk, failing_since=started)
         .update(failing_since=None, last_success_at=now)
     ):
-        notices.endpoint_recovered(subscription, started)
+        notices.endpoint_recovered(subscription, started, status)
 
 
 def _note_failure(subscription: Subscription, now: dt.datetime) -> None:

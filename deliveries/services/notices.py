@@ -49,6 +49,7 @@ from ..models import (
     WAITING,
     Delivery,
     DeliveryAttempt,
+    DeliveryStatus,
     EndpointNotice,
     NoticeKind,
 )
@@ -104,17 +105,36 @@ def endpoint_failing(subscription: Subscription, started: dt.datetime) -> Endpoi
     return _make(subscription, NoticeKind.FAILING, started, disable_at=disable_at)
 
 
-def endpoint_recovered(subscription: Subscription, started: dt.datetime) -> EndpointNotice | None:
+def endpoint_recovered(
+    subscription: Subscription, started: dt.datetime, status: int | None = None
+) -> EndpointNotice | None:
     """The `recovered` notice of the incident that a success has just ended: the failing run
     that began at `started`, or, after flapping, the incident of the last `failing` notice,
     which began earlier (one pair covers the period). With `NOTICE_COOLDOWN` the notice is
-    pending until the cool-down passes (`release_due`): signalled and announced then."""
+    pending until the cool-down passes (`release_due`): signalled and announced then.
+
+    Its reason is that first success (`status`, the HTTP status of the attempt that ended the
+    run; the notice is made as it ends, so the notice's time is the success's), never the
+    incident's last error: a recovery reads "Recovered", then what recovered it."""
     opened = _open_incident_start(subscription)
     if opened is not None and opened < started:
         started = opened
     cooldown = float(webhook_settings.NOTICE_COOLDOWN or 0)
     pending_until = timezone.now() + dt.timedelta(seconds=cooldown) if cooldown > 0 else None
-    return _make(subscription, NoticeKind.RECOVERED, started, pending_until=pending_until)
+    return _make(
+        subscription,
+        NoticeKind.RECOVERED,
+        started,
+        reason=first_success(status),
+        pending_until=pending_until,
+    )
+
+
+def first_success(status: int | None) -> str:
+    """A recovered notice's reason: "First success: receiver answered 200"."""
+    if status is None:
+        return "First success"
+    return f"First success: receiver answered {status}"
 
 
 def _open_incident_start(subscription: Subscription) -> dt.datetime | None:
@@ -223,7 +243,8 @@ def _make(
             kind=kind,
             incident_started_at=started,
             disable_at=disable_at,
-            reason=(reason or _last_error(subscription, started))[:ERROR_MAX_CHARS],
+            # The last error explains a failing or disabled endpoint, never a recovered one.
+            reason=(reason or _explanation(subscription, kind, started))[:ERROR_MAX_CHARS],
             missed_count=missed_count,
             missed_since=missed_since,
             pending_until=pending_until,
@@ -246,6 +267,11 @@ def _make(
     if pending_until is None:
         transaction.on_commit(lambda: _announce(notice))
     return notice
+
+
+def _explanation(subscription: Subscription, kind: str, started: dt.datetime) -> str:
+    # The last error explains a failing or disabled endpoint, never a recovered one.
+    return "" if kind == NoticeKind.RECOVERED else _last_error(subscription, started)
 
 
 def _missed(
@@ -444,7 +470,7 @@ def describe(notice: EndpointNotice) -> str:
         lines.append(f"Every attempt to deliver to it has failed since {started}.")
         if notice.reason:
             lines.append(f"Last error: {notice.reason}")
-        lines.append("Deliveries are retried on their schedule.")
+        lines.append(retry_sentence(retries_waiting(sub.pk)))
         if notice.disable_at is not None:
             lines.append(
                 f"If no delivery succeeds before {isoformat(notice.disable_at)}, the endpoint "
@@ -459,6 +485,8 @@ def describe(notice: EndpointNotice) -> str:
         )
     else:
         lines.append(f"It accepts deliveries again: the failures that began at {started} ended.")
+        if notice.reason:
+            lines.append(f"{notice.reason}, at {isoformat(notice.created_at)}.")
     if notice.held_back_before:
         lines += [
             "",
@@ -554,6 +582,25 @@ def _post(notice: EndpointNotice, now: dt.datetime) -> str:
 def for_subscription(subscription_id: uuid.UUID, limit: int = 10) -> list[EndpointNotice]:
     """The subscription's latest `limit` notices, newest first."""
     return list(EndpointNotice.objects.filter(subscription_id=subscription_id)[:limit])
+
+
+def retries_waiting(subscription_id: uuid.UUID) -> bool:
+    """Whether any delivery to the subscription waits for a retry. After a final answer (a 4xx
+    other than 408, 409, 425 and 429) or an exhausted schedule, none does: a failing notice must
+    not then promise retries."""
+    return Delivery.objects.filter(
+        subscription_id=subscription_id, status=DeliveryStatus.RETRYING
+    ).exists()
+
+
+def retry_sentence(waiting: bool) -> str:
+    """What happens next to a failing endpoint's deliveries, as the email says it."""
+    if waiting:
+        return "Deliveries are retried on their schedule."
+    return (
+        "No delivery waits for a retry: the failed ones got a final answer or ran out of "
+        "retries. New events are still sent to it."
+    )
 
 
 def disable_time(subscription: Subscription) -> dt.datetime | None:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Count, Q
 
 from subscriptions.channels import validate_channels
 from subscriptions.contracts import contracts
@@ -157,13 +158,22 @@ class Publication:
     """What one `publish_event` call did.
 
     `created` is False for an idempotent repeat (the first event is returned, nothing is sent
-    again). `deliveries` is how many deliveries the fan-out created, or counted for a fan-out
-    handed to a worker; None until it has run (the caller's transaction has not committed).
+    again). `deliveries` is how many deliveries the fan-out queued (to active subscriptions), or
+    counted for a fan-out handed to a worker; `skipped` how many it recorded as `skipped` (for
+    matching disabled subscriptions, offered for replay once they are enabled again). Both are
+    None until the fan-out has run (the caller's transaction has not committed), and are copied
+    onto the event as `event.delivery_count` and `event.skipped_count` when it runs.
     """
 
     event: Event
     created: bool
     deliveries: int | None = None
+    skipped: int | None = None
+
+    def counted(self, deliveries: int, skipped: int) -> None:
+        """Record the fan-out's figures here and on the event (`publish()` returns the event)."""
+        self.deliveries = self.event.delivery_count = deliveries  # type: ignore[attr-defined]
+        self.skipped = self.event.skipped_count = skipped  # type: ignore[attr-defined]
 
 
 def publish(
@@ -206,8 +216,14 @@ def publish(
 
     Raises `PublishError` (a ValueError naming its `field`) for input that cannot be published:
     see `validate_event`, `idempotency_key_problem`, `ordering.ordering_key_problem` and
-    `tenant_key`; never fails because the broker is down. `publish_event` returns the figures
-    as well.
+    `tenant_key`; never fails because the broker is down.
+
+    The returned event carries two attributes besides its fields: `event.delivery_count`, the
+    number of deliveries queued to active subscriptions, and `event.skipped_count`, the number
+    recorded as `skipped` for matching disabled ones (replayable once they are enabled again).
+    Both are None until the fan-out has run: at once in autocommit, when the caller's
+    transaction commits otherwise. An idempotent repeat carries the first event's figures.
+    `publish_event` returns them too, in a `Publication`.
     """
     return publish_event(
         type,
@@ -290,6 +306,8 @@ def publish_event(
             caches.clear()  # or a cached tenant was deleted by another process meanwhile
             raise
         return _repeat(events.get(tenant_id=key, idempotency_key=idempotency_key), digest)
+    # Set when the fan-out runs (Publication.counted); see publish().
+    event.delivery_count = event.skipped_count = None  # type: ignore[attr-defined]
     publication = Publication(event, created=True)
     # Run in the producer's trace context, which may have ended by the commit.
     after_commit = tracing.carry(functools.partial(_fan_out_after_commit, publication))
@@ -300,20 +318,32 @@ def publish_event(
 def expected_deliveries(event: Event) -> int:
     """How many deliveries the event gets: counted if fanned out, else the matching active
     subscriptions now (the caller's transaction may not have committed yet)."""
+    return expected_counts(event)[0]
+
+
+def expected_counts(event: Event) -> tuple[int, int]:
+    """(queued, skipped): the event's deliveries to active subscriptions and those recorded as
+    `skipped` for disabled ones; counted if fanned out, else what the fan-out would make now
+    (the matching active and disabled subscriptions)."""
     if event.fanned_out_at is not None:
-        return (
+        counts = (
             Delivery.objects.using(working_alias())
             .filter(event_id=event.pk)
-            .exclude(status=DeliveryStatus.SKIPPED)
-            .count()
+            .aggregate(
+                skipped=Count("pk", filter=Q(status=DeliveryStatus.SKIPPED)), total=Count("pk")
+            )
         )
+        return counts["total"] - counts["skipped"], counts["skipped"]
     if event.target_subscription_id:
-        return len(_all_matching(event)[0])
-    return _count_routed(event)
+        active, inactive = _all_matching(event)
+        return len(active), len(inactive)
+    return _count_routed(event), _count_routed(event, active=False)
 
 
-def _count_routed(event: Event) -> int:
-    return _candidates(event).count_routed(event.type, channels=event.channels, data=event.data)
+def _count_routed(event: Event, *, active: bool = True) -> int:
+    return _candidates(event).count_routed(
+        event.type, channels=event.channels, data=event.data, active=active
+    )
 
 
 def _candidates(event: Event) -> Any:
@@ -354,7 +384,14 @@ def _repeat(event: Event, digest: str) -> Publication:
         raise IdempotencyConflict(
             "This idempotency key was already used for another event type or data."
         )
-    return Publication(event, created=False)
+    publication = Publication(event, created=False)
+    try:
+        publication.counted(*expected_counts(event))
+    except DatabaseError:
+        # The figures are a courtesy; the repeat itself must not fail (see published_body).
+        logger.warning("event %s: its deliveries could not be counted", event.pk)
+        event.delivery_count = event.skipped_count = None  # type: ignore[attr-defined]
+    return publication
 
 
 def _fan_out_after_commit(publication: Publication) -> None:
@@ -365,7 +402,7 @@ def _fan_out_after_commit(publication: Publication) -> None:
             matched = _fan_out_in_background(publication)
             if matched is None:
                 return
-        publication.deliveries = fan_out(event.pk, matched=matched)
+        publication.counted(*fan_out_counts(event.pk, matched=matched))
     except Exception:
         # The event is stored; the sweep fans it out later. Never fail the producer's request.
         logger.exception("fan-out of event %s failed; the sweep will retry it", event.pk)
@@ -387,7 +424,7 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
         return matched
     # Counted by the database (filters read and evaluated, narrow rows): the request must not
     # load every subscription to decide.
-    publication.deliveries = _count_routed(event)
+    publication.counted(_count_routed(event), _count_routed(event, active=False))
     try:
         dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
@@ -407,13 +444,20 @@ class _EarlierFirst(Exception):
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> int:
+    """`fan_out_counts`, answering the number of active deliveries only."""
+    return fan_out_counts(event_id, matched=matched, earlier_done=earlier_done)[0]
+
+
+def fan_out_counts(
+    event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
+) -> tuple[int, int]:
     """Create one delivery per matching subscription and enqueue the first attempts.
 
     Idempotent: a second run (the sweep racing the on-commit hook) creates no rows twice.
     Subscriptions that match but are disabled get a `skipped` delivery, so what they missed
     can be replayed when they are enabled again. `matched` (active ids, inactive ids) is a
     match the caller already made for this event, so it is not made twice. Returns the number
-    of active deliveries.
+    of active deliveries and the number of skipped ones: (queued, skipped).
 
     A keyed event's earlier events whose fan-out has not run are fanned out first, in publish
     order, each in its own transaction with its own messages (`earlier_done`: done by this
@@ -429,10 +473,10 @@ def fan_out(
         with transaction.atomic(using=alias):
             event = Event.objects.using(alias).select_for_update().filter(pk=event_id).first()
             if event is None:
-                return 0
+                return 0, 0
             tracing.note_event(event)
             if event.fanned_out_at is not None:
-                return expected_deliveries(event)
+                return expected_counts(event)
             key = event.ordering_key
             if key is not None and not earlier_done and ordering.has_earlier_unfanned(event):
                 raise _EarlierFirst(event)
@@ -488,7 +532,7 @@ def fan_out(
             by_tenant = _by_tenant(event, pending, pending_ids)
     except _EarlierFirst as first:
         ordering.fan_out_earlier(first.event, fan_out)
-        return fan_out(event_id, matched=matched, earlier_done=True)
+        return fan_out_counts(event_id, matched=matched, earlier_done=True)
     for tenant, ids in by_tenant.items():
         # Each tenant's share of the broker (services.fairness); the rest wait, due, here.
         if tenant:
@@ -502,7 +546,7 @@ def fan_out(
                 "pk", flat=True
             )
         )
-    return len(active)
+    return len(active), len(inactive)
 
 
 def _by_tenant(event: Event, pending: Any, ids: list[int]) -> dict[str, list[int]]:

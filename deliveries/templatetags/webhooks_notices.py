@@ -20,11 +20,13 @@ from urllib.parse import urlencode
 from django import template
 
 from subscriptions.models import Subscription
+from webhooks_core import wrap
 
 from ..models import EndpointNotice, NoticeKind
 from ..services import notices
 
 register = template.Library()
+register.filter("breakable", wrap.breakable)
 
 # Notices listed under the current one on an endpoint's page.
 HISTORY_SIZE = 5
@@ -51,6 +53,9 @@ def endpoint_notice(endpoint: Subscription, replay_url: str = "") -> dict[str, o
         "replay": replay_link(failing, replay_url) if failing else "",
         # A failing run without its notice (made before notices existed): the figures it has.
         "disable_at": failing.disable_at if failing else notices.disable_time(endpoint),
+        # Retries are promised only while some delivery waits for one (not after a final 4xx).
+        "retrying": bool(failing or endpoint.failing_since)
+        and notices.retries_waiting(endpoint.pk),
     }
 
 

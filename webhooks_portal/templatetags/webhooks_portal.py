@@ -11,8 +11,11 @@ from django.utils import timezone
 from django.utils.dateformat import format as date_format
 from django.utils.translation import gettext as _
 
+from deliveries.services import pickup
 from deliveries.services.health import Health
+from deliveries.services.pickup import PickUp
 from deliveries.summaries import last_answer
+from webhooks_core import wrap
 
 register = template.Library()
 
@@ -52,6 +55,19 @@ def clock(value: dt.datetime | None) -> str:
     if value is None:
         return "—"
     return date_format(timezone.localtime(value), "H:i:s")
+
+
+@register.filter
+def breakable(value: Any) -> str:
+    """A name or URL that wraps only after '.', '/', '-' or '_' (`webhooks_core.wrap`)."""
+    return wrap.breakable(value)
+
+
+@register.filter
+def next_send(delivery: Any) -> PickUp | None:
+    """When a waiting delivery is really sent next (`deliveries.services.pickup`): its nominal
+    time, and the sweep's window when it is parked for the sweep."""
+    return pickup.next_send(delivery)
 
 
 @register.filter

@@ -53,12 +53,14 @@ class Command(BaseCommand):
         if not publication.created:
             self.stdout.write(f"Event {event.pk} already published with this idempotency key.")
             return
-        count = publication.deliveries
+        count, skipped = publication.deliveries, publication.skipped
         target = (
             f"to {count} subscriptions"
             if count is not None
             else "(fan-out runs when the transaction commits)"
         )
+        if skipped:
+            target += f"; {skipped} recorded as skipped (disabled subscriptions)"
         self.stdout.write(
             self.style.SUCCESS(f"Published event {event.pk} ({event.type}) {target}.")
         )
