@@ -381,7 +381,7 @@ def test_editing_an_endpoint(portal, public_dns):
             event_types=["order.*", "*"],
             payload_format="cloudevents",
             headers="Authorization: Bearer t0ken\nX-Team: shop",
-            rate_limit="5",
+            max_in_flight="5",
         ),
     )
 
@@ -392,7 +392,7 @@ def test_editing_an_endpoint(portal, public_dns):
     assert subscription.event_types == ["order.*", "*"]
     assert subscription.payload_format == "cloudevents"
     assert subscription.headers == {"Authorization": "Bearer t0ken", "X-Team": "shop"}
-    assert subscription.rate_limit == 5
+    assert subscription.max_in_flight == 5
     page = text(portal.get(response["Location"]))
     assert "Authorization: ••••" in page and "t0ken" not in page
 
