@@ -440,7 +440,6 @@ class _EarlierFirst(Exception):
         self.event = event
 
 
-@tracing.traced_fan_out
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> int:
@@ -448,6 +447,7 @@ def fan_out(
     return fan_out_counts(event_id, matched=matched, earlier_done=earlier_done)[0]
 
 
+@tracing.traced_fan_out
 def fan_out_counts(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> tuple[int, int]:
