@@ -405,7 +405,8 @@ WITHOUT_OTEL = textwrap.dedent(
         "enabled": tracing.ENABLED,
         "loaded": sorted(m for m in sys.modules if m.startswith("opentelemetry")),
         "wrapped": [hasattr(f, "__wrapped__") for f in (
-            publishing.publish_event, publishing.fan_out_counts, tasks.deliver.run, tasks.fan_out.run
+            publishing.publish_event, publishing.fan_out_counts,
+            tasks.deliver.run, tasks.fan_out.run,
         )],
         "headers": dispatch.tracing.message_headers(),
         "statuses": list(Delivery.objects.filter(event=event).values_list("status", flat=True)),
