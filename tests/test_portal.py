@@ -30,13 +30,6 @@ pytestmark = pytest.mark.django_db
 TENANT = "acme"
 
 
-@pytest.fixture
-def portal(client):
-    """A client with acme's portal open through a link."""
-    Tenant.objects.create(key=TENANT, name="Acme Inc.")
-    open_portal(client, TENANT)
-    return client
-
 
 def text(response) -> str:
     return response.content.decode()
