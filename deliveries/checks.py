@@ -125,6 +125,7 @@ VALIDATORS: dict[str, Validator] = {
     "CLOUDEVENTS_DATASCHEMA": text,
     "USER_AGENT": text,
     "MAX_IN_FLIGHT": number(strict=True, optional=True),
+    "TENANT_MAX_QUEUED": optional_integer(minimum=1),
     "IN_FLIGHT_RETRY_DELAY": number(strict=True),
     "FAN_OUT_INLINE_MAX": integer(minimum=0),
     "ENQUEUE_CHUNK": integer(minimum=1),

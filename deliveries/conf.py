@@ -63,11 +63,18 @@ DEFAULTS: dict[str, Any] = {
     # rides Celery; the 300 s and longer waits are parked (the sweep's interval plus SWEEP_GRACE
     # is how late a parked wait may be).
     "MAX_COUNTDOWN": None,
-    # Most deliveries in flight at once to one subscription, unless its `max_in_flight` (model
-    # field `rate_limit`) says otherwise; None for no cap. A slow endpoint then holds at most
-    # this many worker slots while other endpoints' deliveries go on. The counters live in
-    # REDIS_URL.
+    # Most deliveries in flight at once to one subscription, unless its `max_in_flight` (the
+    # API's `rate_limit` until the next release) says otherwise; None for no cap. A slow
+    # endpoint then holds at most this many worker slots while other endpoints' deliveries go
+    # on. The counters live in REDIS_URL.
     "MAX_IN_FLIGHT": 10,
+    # Most messages of one tenant in the broker at once (first attempts, retries and waits on
+    # a cap or a rate together); the rest of its due deliveries wait in the database and are
+    # sent, oldest due first, as its messages end (and by the sweep). A fresh event of any
+    # tenant then waits behind at most this many messages of each other busy tenant, and a
+    # worker holds at most this many countdown messages per tenant. None: one FIFO for all
+    # (no fairness between tenants). Counted in REDIS_URL.
+    "TENANT_MAX_QUEUED": 200,
     # The Redis that holds the counters every worker shares (in-flight caps), as a redis://,
     # rediss:// or unix:// URL. None: the broker's URL when the broker is Redis. With another
     # broker (RabbitMQ) set it (reference project: env WEBHOOKS_REDIS_URL): without a Redis for

@@ -62,7 +62,9 @@ def send(name: str, args: Sequence[Any], *, queue: str) -> None:
     current_app.signature(name, args=tuple(args), queue=queue, headers=headers).apply_async()
 
 
-def enqueue_attempts(items: Iterable[tuple[int, int]], *, task: str = DELIVER) -> int:
+def enqueue_attempts(
+    items: Iterable[tuple[int, int]], *, task: str = DELIVER, tenant: str | None = None
+) -> int:
     """Send one `task(delivery_id, attempt)` message per item, all over one producer.
 
     First attempts go to the delivery queue, later ones to the retry queue. Messages go out in
@@ -70,14 +72,18 @@ def enqueue_attempts(items: Iterable[tuple[int, int]], *, task: str = DELIVER) -
     instead of one per message), each sent with `send_task` as Celery documents for bulk
     sends (one producer acquired for all). Returns how many were sent; on a broker failure it
     logs and returns the chunks that got through. `task` is a task name (the bench's yardstick
-    tasks go through this same path).
+    tasks go through this same path). With `tenant`, the messages say whose they are: that
+    tenant counts them as out until their chain ends (`services.fairness`).
     """
+    kwargs = {"tenant": tenant} if tenant is not None else None
     app = current_app
     if app.conf.task_always_eager:
         # Run in-process, as `apply_async` does in eager mode (`send_task` would ignore it).
         items = list(items)
         for delivery_id, attempt in items:
-            send(task, (delivery_id, attempt), queue=_queue_for(attempt))
+            current_app.signature(
+                task, args=(delivery_id, attempt), kwargs=kwargs, queue=_queue_for(attempt)
+            ).apply_async()
         return len(items)
     sent = 0
     chunk_size = max(1, int(webhook_settings.ENQUEUE_CHUNK))
@@ -93,6 +99,7 @@ def enqueue_attempts(items: Iterable[tuple[int, int]], *, task: str = DELIVER) -
                         app.send_task(
                             task,
                             (delivery_id, attempt),
+                            kwargs,
                             queue=_queue_for(attempt),
                             producer=producer,
                             headers=headers,

@@ -42,7 +42,7 @@ from .services import clock, health
 
 
 class DatabaseCollector:
-    """Collects every webhooks metric from the database when scraped (seven bounded queries,
+    """Collects every webhooks metric from the database when scraped (eight bounded queries,
     and the subscription count once a minute)."""
 
     def collect(self) -> Iterator[Metric]:
@@ -103,6 +103,27 @@ class DatabaseCollector:
             gsum_value=(buckets["duration"] or 0) / 1000,
         )
 
+        throttled = attempts.aggregate(
+            total=Count("pk"),
+            waited=Sum("throttled_ms"),
+            **{
+                f"le_{b}": Count("pk", filter=Q(throttled_ms__lte=b))
+                for b in THROTTLED_BUCKETS_MS
+            },
+        )
+        # Latency that a rate or a cap adds never hides: the wait before each attempt is sent
+        # (DeliveryAttempt.throttled_ms), beside its duration.
+        yield GaugeHistogramMetricFamily(
+            "webhooks_attempt_throttled_seconds",
+            f"Time the attempts started in the last {window} s waited on their endpoint's rate "
+            "or an in-flight cap before they were sent (gauge histogram).",
+            buckets=[
+                *((str(b / 1000), throttled[f"le_{b}"]) for b in THROTTLED_BUCKETS_MS),
+                ("+Inf", throttled["total"]),
+            ],
+            gsum_value=(throttled["waited"] or 0) / 1000,
+        )
+
         backlog = health.backlog(now, with_queues=False)
         yield GaugeMetricFamily(
             "webhooks_backlog_due",
@@ -116,8 +137,9 @@ class DatabaseCollector:
         )
         held = GaugeMetricFamily(
             "webhooks_backlog_held",
-            "Waiting deliveries held back, by reason (endpoint_cap, tenant_cap: an in-flight "
-            "cap; ordering: behind an earlier delivery of their ordering key): unsent.",
+            "Waiting deliveries held back without an attempt, by reason (endpoint_cap, "
+            "tenant_cap: an in-flight cap; rate: the endpoint's max_rate; retry_after: a 429's "
+            "pause; ordering: behind an earlier delivery of their ordering key): unsent.",
             labels=["reason"],
         )
         counts = health.held_by_reason()
@@ -145,6 +167,10 @@ class DatabaseCollector:
         for worker_clock in clock.recent_offsets():
             offsets.add_metric([worker_clock.worker], worker_clock.offset_seconds)
         yield offsets
+
+
+# Buckets of the throttled-wait histogram, in ms: none, then a second to an hour.
+THROTTLED_BUCKETS_MS = (0, 1000, 5000, 30_000, 60_000, 300_000, 3_600_000)
 
 
 # Counting every endpoint by state reads the whole subscription table (124 ms at 100,000

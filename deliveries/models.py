@@ -189,6 +189,8 @@ class WaitReason(models.TextChoices):
     NONE = "", _("None")
     ENDPOINT_CAP = "endpoint_cap", _("Endpoint at its in-flight cap")
     TENANT_CAP = "tenant_cap", _("Tenant at its in-flight cap")
+    RATE = "rate", _("Endpoint at its max rate")
+    RETRY_AFTER = "retry_after", _("Endpoint asked to wait (429 Retry-After)")
     ORDERING = "ordering", _("Behind an earlier event of its ordering key")
 
 
@@ -461,6 +463,14 @@ class DeliveryAttempt(models.Model):
     )
     error = models.CharField(_("error"), max_length=ERROR_MAX_CHARS, blank=True)
     task_id = models.CharField(_("Celery task id"), max_length=64, blank=True)
+    throttled_ms = models.PositiveIntegerField(
+        _("throttled (ms)"),
+        default=0,
+        help_text=_(
+            "Time this attempt waited on its endpoint's rate or in-flight caps before it was "
+            "sent (deferrals that spent no attempt number)."
+        ),
+    )
 
     class Meta:
         db_table = "webhooks_delivery_attempt"

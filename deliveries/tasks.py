@@ -37,21 +37,32 @@ def measure_clock_at_start(sender: Any = None, **kwargs: Any) -> None:
 )
 @tracing.continues_trace
 def deliver(
-    self, delivery_id: int, attempt: int = 1, deferrals: int = 0, cap: dict | None = None
+    self,
+    delivery_id: int,
+    attempt: int = 1,
+    deferrals: int = 0,
+    cap: dict | None = None,
+    tenant: str | None = None,
 ) -> str:
     """Attempt `attempt` of a delivery. Short waits come back as a retry of this task on the
     retry queue (never longer than `max_countdown`, which stays inside the broker's visibility
-    timeout); long ones were parked in the database by the service and the sweep sends them."""
+    timeout); long ones were parked in the database by the service and the sweep sends them.
+    `tenant` is set on messages counted for their tenant's fair share (services.fairness)."""
     try:
         outcome = attempt_delivery(
-            delivery_id, attempt, task_id=self.request.id or "", deferrals=deferrals, cap=cap
+            delivery_id,
+            attempt,
+            task_id=self.request.id or "",
+            deferrals=deferrals,
+            cap=cap,
+            tenant=tenant,
         )
     finally:
         release_pooled_connection()
     if outcome.action in ("retry", "defer"):
         raise self.retry(
             args=(delivery_id, outcome.next_attempt),
-            kwargs={"deferrals": outcome.deferrals, "cap": outcome.cap},
+            kwargs={"deferrals": outcome.deferrals, "cap": outcome.cap, "tenant": tenant},
             countdown=outcome.countdown,
             queue=webhook_settings.RETRY_QUEUE,
             max_retries=None,

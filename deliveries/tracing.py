@@ -117,20 +117,21 @@ def carry(callback: Callable[[], Any]) -> Callable[[], Any]:
 
 
 def traced_fan_out(function: F) -> F:
-    """Decorate `fan_out(event_id, ...)`: a `webhooks.fan_out` span around it with the count of
-    active deliveries it returns; `note_event` adds the event's tenant and type from within.
-    Without OpenTelemetry the function is returned unchanged."""
+    """Decorate `fan_out_counts(event_id, ...)`, the one fan-out every path runs: a
+    `webhooks.fan_out` span around it with the count of active deliveries it returns (the
+    first of its (queued, skipped) pair); `note_event` adds the event's tenant and type from
+    within. Without OpenTelemetry the function is returned unchanged."""
     if not ENABLED:
         return function
 
     @functools.wraps(function)
-    def wrapper(event_id: Any, *args: Any, **kwargs: Any) -> int:
+    def wrapper(event_id: Any, *args: Any, **kwargs: Any) -> tuple[int, int]:
         with _tracer().start_as_current_span(
             "webhooks.fan_out", attributes={"webhooks.event_id": str(event_id)}
         ) as span:
-            count = function(event_id, *args, **kwargs)
-            span.set_attribute("webhooks.deliveries", count)
-            return count
+            counts = function(event_id, *args, **kwargs)
+            span.set_attribute("webhooks.deliveries", counts[0])
+            return counts
 
     return wrapper  # type: ignore[return-value]
 

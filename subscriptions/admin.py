@@ -115,7 +115,8 @@ class SubscriptionAdminForm(APIRulesForm):
         "channels",
         "payload_format",
         "headers",
-        "rate_limit",
+        "max_in_flight",
+        "max_rate",
     )
 
     url = forms.URLField(
@@ -142,7 +143,8 @@ class SubscriptionAdminForm(APIRulesForm):
             "payload_format",
             "signature_scheme",
             "headers",
-            "rate_limit",
+            "max_in_flight",
+            "max_rate",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -178,6 +178,7 @@ VALIDATORS: dict[str, Validator] = {
     "TENANT_RESOLVER": callable_path,
     "TENANT_MAX_SUBSCRIPTIONS": optional_integer(minimum=1),
     "TENANT_MAX_IN_FLIGHT": optional_integer(minimum=1),
+    "MAX_RATE": number(strict=True, optional=True),
     "THROTTLE_RATES": throttle_rates,
     "TRUSTED_PROXIES": trusted_proxies,
     "DOWNGRADE_ERRORS": lambda value: (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from django.conf import settings
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -47,6 +47,19 @@ validate_in_flight_limit = MinValueValidator(
     1,
     _("At least 1. Leave it empty for the default; to pause deliveries, disable the endpoint."),
 )
+
+
+# A rate in events per second: above 0 (no rate is empty, null; pausing is disabling), at most
+# MAX_RATE_PER_SECOND. The smallest, 0.01, is one event every 100 s.
+MIN_RATE_PER_SECOND = 0.01
+MAX_RATE_PER_SECOND = 10_000.0
+validate_rate = [
+    MinValueValidator(
+        MIN_RATE_PER_SECOND,
+        _("At least 0.01 (one event every 100 s). Leave it empty for the default."),
+    ),
+    MaxValueValidator(MAX_RATE_PER_SECOND),
+]
 
 
 class TenantQuerySet(models.QuerySet["Tenant"]):
@@ -123,6 +136,16 @@ class Tenant(models.Model):
             "To pause deliveries, disable the endpoints."
         ),
     )
+    max_rate = models.FloatField(
+        _("default max rate (events/s)"),
+        null=True,
+        blank=True,
+        validators=validate_rate,
+        help_text=_(
+            "Most events per second to each endpoint of this tenant that sets no rate of its "
+            "own. Empty for the default (MAX_RATE; no rate when that is unset)."
+        ),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     objects = TenantQuerySet.as_manager()
@@ -168,6 +191,13 @@ class Tenant(models.Model):
         if self.max_in_flight is not None:
             return int(self.max_in_flight)
         return _setting_limit(webhook_settings.TENANT_MAX_IN_FLIGHT)
+
+    @property
+    def rate_default(self) -> float | None:
+        """Events per second to each of this tenant's endpoints that sets no `max_rate`: this
+        row's `max_rate`, else MAX_RATE; None for no rate."""
+        value = self.max_rate if self.max_rate else webhook_settings.MAX_RATE
+        return float(value) if value else None
 
 
 def _setting_limit(value: object) -> int | None:
@@ -577,16 +607,29 @@ class Subscription(models.Model):
             "encrypted at rest and write-only."
         ),
     )
-    # `max_in_flight` in the API (`rate_limit` there is its alias for one release).
-    rate_limit = models.PositiveIntegerField(
+    # Named `rate_limit` until this release (an in-flight cap, not a rate): the column keeps
+    # that name, and the API accepts and answers `rate_limit` as an alias for one release.
+    max_in_flight = models.PositiveIntegerField(
         _("max deliveries in flight"),
         null=True,
         blank=True,
+        db_column="rate_limit",
         validators=[validate_in_flight_limit],
         help_text=_(
             "Most deliveries in flight at once to this endpoint; at least 1. Empty for the "
             "default (MAX_IN_FLIGHT; no cap when that is unset). To pause deliveries, disable "
             "the endpoint."
+        ),
+    )
+    max_rate = models.FloatField(
+        _("max rate (events/s)"),
+        null=True,
+        blank=True,
+        validators=validate_rate,
+        help_text=_(
+            "Most events per second to this endpoint, across all workers (a burst of at most "
+            "one second's worth); over it deliveries wait without spending an attempt. Empty "
+            "for the tenant's default, else MAX_RATE (no rate when that is unset)."
         ),
     )
     # Encrypted at rest (webhooks_core.fields): these columns hold Fernet tokens.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -44,6 +45,8 @@ from .headers import (
 )
 from .matching import EVENT_TYPE_MAX_LENGTH, is_valid_event_type, is_valid_filter, is_wildcard
 from .models import (
+    MAX_RATE_PER_SECOND,
+    MIN_RATE_PER_SECOND,
     TENANT_KEY_MAX_LENGTH,
     EventType,
     EventTypeVersion,
@@ -59,6 +62,13 @@ MAX_HEADERS = 20
 MAX_HEADER_NAME_LENGTH = 256
 MAX_HEADER_VALUE_LENGTH = 4096
 MAX_RATE_LIMIT = 10_000
+
+
+def validate_finite(value: float | None) -> None:
+    """Refuse NaN and the infinities, which `float()` accepts from a string ("nan") and which
+    pass any min/max comparison."""
+    if value is not None and not math.isfinite(value):
+        raise serializers.ValidationError(_("A finite number is required."))
 IN_FLIGHT_MIN_MESSAGE = gettext_lazy(
     "At least 1. Null means the default; to pause deliveries, disable the endpoint."
 )
@@ -357,7 +367,6 @@ class SubscriptionSerializer(wire.ModelSerializer):
         % {"mask": HEADER_MASK},
     )
     max_in_flight = serializers.IntegerField(
-        source="rate_limit",
         min_value=1,
         max_value=MAX_RATE_LIMIT,
         allow_null=True,
@@ -369,8 +378,23 @@ class SubscriptionSerializer(wire.ModelSerializer):
         )
         % {"max": MAX_RATE_LIMIT},
     )
+    max_rate = serializers.FloatField(
+        min_value=MIN_RATE_PER_SECOND,
+        max_value=MAX_RATE_PER_SECOND,
+        allow_null=True,
+        required=False,
+        validators=[validate_finite],
+        help_text=_(
+            "Most events per second to this endpoint, across all workers, %(min)s to %(max)d "
+            "(0.5 is one event every 2 s); over it deliveries wait their turn without spending "
+            "an attempt, with a burst of at most one second's worth. null for the tenant's "
+            "default, else MAX_RATE (none unless set)."
+        )
+        % {"min": MIN_RATE_PER_SECOND, "max": MAX_RATE_PER_SECOND},
+    )
     # The field's name until this release (DESIGN.md): read and written as `max_in_flight`.
     rate_limit = serializers.IntegerField(
+        source="max_in_flight",
         min_value=1,
         max_value=MAX_RATE_LIMIT,
         allow_null=True,
@@ -440,6 +464,7 @@ class SubscriptionSerializer(wire.ModelSerializer):
             "headers",
             "max_in_flight",
             "rate_limit",
+            "max_rate",
             "versions",
             "signature_scheme",
             "public_key",

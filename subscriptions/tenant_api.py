@@ -69,6 +69,10 @@ class TenantLimitsSerializer(serializers.Serializer):
     in_flight = serializers.IntegerField(
         allow_null=True, help_text="Most deliveries in flight at once; null: no cap."
     )
+    rate = serializers.FloatField(
+        allow_null=True,
+        help_text="Events per second to each endpoint that sets no rate of its own; null: none.",
+    )
 
 
 class _FigureField(serializers.Field):
@@ -110,6 +114,7 @@ class TenantSerializer(wire.ModelSerializer):
             "contact_email",
             "max_subscriptions",
             "max_in_flight",
+            "max_rate",
             "limits",
             "created_at",
         ]
@@ -123,7 +128,11 @@ class TenantSerializer(wire.ModelSerializer):
     @extend_schema_field(TenantLimitsSerializer)
     def get_limits(self, tenant: Tenant) -> dict[str, Any]:
         """The limits in force: the row's overrides, else the WEBHOOKS defaults."""
-        return {"subscriptions": tenant.subscription_limit, "in_flight": tenant.in_flight_limit}
+        return {
+            "subscriptions": tenant.subscription_limit,
+            "in_flight": tenant.in_flight_limit,
+            "rate": tenant.rate_default,
+        }
 
 
 class TenantDetailSerializer(TenantSerializer):

@@ -198,3 +198,15 @@ def contract_types(db: None) -> Iterator[str]:
         yield contract_types.NAME
     finally:
         contracts.forget(contract_types.NAME)
+
+
+@pytest.fixture
+def portal(client):
+    """A test client with tenant "acme"'s portal open through a link, as a person opens it.
+    Test files that need more in the tenant (contacts, rivals, event types) define their own."""
+    from subscriptions.models import Tenant
+    from tests.portal_helpers import open_portal
+
+    Tenant.objects.create(key="acme", name="Acme Inc.")
+    open_portal(client, "acme")
+    return client

@@ -386,7 +386,7 @@ def test_valid_subscription_is_stored_as_given(owner_client, catalog, users):
     assert sub.owner == users["owner"]
     assert sub.event_types == ["order.*", "invoice.sent", "*"]
     assert sub.headers == {"Authorization": "Bearer abc", "X-Tenant": "42", "X-Empty": ""}
-    assert (sub.rate_limit, sub.payload_format, sub.description) == (10, "cloudevents", "orders")
+    assert (sub.max_in_flight, sub.payload_format, sub.description) == (10, "cloudevents", "orders")
 
 
 def test_event_types_removed_from_the_catalog_may_stay_on_update(owner_client, catalog, users):

@@ -77,7 +77,7 @@ def test_a_capped_endpoint_gets_at_most_its_cap_and_other_tenants_go_on(
     }
     settings.WEBHOOKS = {**settings.WEBHOOKS, **overrides}  # this process reads the counters
     receiver.script("/slow", Reply(200, delay=1.5))
-    slow = make_subscription(receiver.url("/slow"), tenant="org_a", rate_limit=2)
+    slow = make_subscription(receiver.url("/slow"), tenant="org_a", max_in_flight=2)
     make_subscription(receiver.url("/fast"), tenant="org_b")
     worker = start_worker(pool="threads", concurrency=4, broker_url=broker_url, overrides=overrides)
 

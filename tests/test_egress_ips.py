@@ -12,9 +12,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from deliveries.checks import check_pipeline_settings as check_pipeline
-from subscriptions.models import Subscription, Tenant
+from subscriptions.models import Subscription
 from tests.factories import make_tenant_user
-from tests.portal_helpers import open_portal, portal_url, tenant_endpoint
+from tests.portal_helpers import portal_url, tenant_endpoint
 
 pytestmark = pytest.mark.django_db
 IPS = ["203.0.113.7", "2001:db8::7", "198.51.100.0/28"]
@@ -24,12 +24,6 @@ IPS = ["203.0.113.7", "2001:db8::7", "198.51.100.0/28"]
 def egress(settings):
     settings.WEBHOOKS = {**settings.WEBHOOKS, "EGRESS_IPS": IPS}
 
-
-@pytest.fixture
-def portal(client):
-    Tenant.objects.create(key="acme", name="Acme Inc.")
-    open_portal(client, "acme")
-    return client
 
 
 def test_api_lists_the_egress_addresses_to_signed_in_users_only(egress):

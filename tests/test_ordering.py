@@ -332,7 +332,7 @@ def test_a_skipped_delivery_of_a_disabled_endpoint_keeps_its_place_for_a_replay(
 def test_a_head_held_at_its_in_flight_cap_keeps_the_next_one_held(broker, receiver):
     from deliveries.services import inflight
 
-    sub = make_subscription(receiver.url("/ok"), rate_limit=1)
+    sub = make_subscription(receiver.url("/ok"), max_in_flight=1)
     first = of(publish("order.created", {"n": 1}, ordering_key="k"))
     second = of(publish("order.created", {"n": 2}, ordering_key="k"))
     slot = inflight.acquire(sub)  # another request to the endpoint is in flight

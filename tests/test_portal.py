@@ -30,13 +30,6 @@ pytestmark = pytest.mark.django_db
 TENANT = "acme"
 
 
-@pytest.fixture
-def portal(client):
-    """A client with acme's portal open through a link."""
-    Tenant.objects.create(key=TENANT, name="Acme Inc.")
-    open_portal(client, TENANT)
-    return client
-
 
 def text(response) -> str:
     return response.content.decode()
@@ -381,7 +374,7 @@ def test_editing_an_endpoint(portal, public_dns):
             event_types=["order.*", "*"],
             payload_format="cloudevents",
             headers="Authorization: Bearer t0ken\nX-Team: shop",
-            rate_limit="5",
+            max_in_flight="5",
         ),
     )
 
@@ -392,7 +385,7 @@ def test_editing_an_endpoint(portal, public_dns):
     assert subscription.event_types == ["order.*", "*"]
     assert subscription.payload_format == "cloudevents"
     assert subscription.headers == {"Authorization": "Bearer t0ken", "X-Team": "shop"}
-    assert subscription.rate_limit == 5
+    assert subscription.max_in_flight == 5
     page = text(portal.get(response["Location"]))
     assert "Authorization: ••••" in page and "t0ken" not in page
 

@@ -11,20 +11,13 @@ import re
 import pytest
 
 from deliveries.models import BulkRetry, Delivery, DeliveryStatus
-from subscriptions.models import Tenant
-from tests.portal_helpers import open_portal, portal_url
+from tests.portal_helpers import portal_url
 from tests.search_helpers import endpoint, logged
 
 pytestmark = pytest.mark.django_db
 
 TENANT = "acme"
 
-
-@pytest.fixture
-def portal(client):
-    Tenant.objects.create(key=TENANT, name="Acme Inc.")
-    open_portal(client, TENANT)
-    return client
 
 
 def page(response) -> str:

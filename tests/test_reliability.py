@@ -358,7 +358,7 @@ def test_sweep_releases_a_stale_claim_with_an_interrupted_attempt(broker, webhoo
 
 
 def test_sweep_requeues_due_deliveries_in_batches_under_a_lease(broker, webhooks):
-    webhooks(SWEEP_GRACE=5, BATCH_SIZE=3)
+    webhooks(SWEEP_GRACE=5, BATCH_SIZE=3, TENANT_MAX_QUEUED=None)  # fairness off: one FIFO
     subscription = make_subscription("http://127.0.0.1:9/a")
     old = timezone.now() - dt.timedelta(seconds=60)
     due = [make_delivery(subscription, next_attempt_at=old) for _ in range(7)]
@@ -376,7 +376,7 @@ def test_sweep_requeues_due_deliveries_in_batches_under_a_lease(broker, webhooks
 
 
 def test_sweep_does_not_pile_duplicates_onto_a_backlog(broker, webhooks):
-    webhooks(SWEEP_GRACE=0, BATCH_SIZE=3)
+    webhooks(SWEEP_GRACE=0, BATCH_SIZE=3, TENANT_MAX_QUEUED=None)  # fairness off: one FIFO
     subscription = make_subscription("http://127.0.0.1:9/a")
     old = timezone.now() - dt.timedelta(seconds=60)
     rows = [make_delivery(subscription, next_attempt_at=old) for _ in range(5)]
@@ -432,11 +432,11 @@ def test_default_schedule_parks_everything_after_the_first_retry(receiver, webho
 def test_cap_counts_slots_per_subscription_and_expires_lost_ones(broker, webhooks):
     webhooks(MAX_IN_FLIGHT=2, TIMEOUT=0.2)  # lease = TIMEOUT + 5 s
     a = make_subscription("http://127.0.0.1:9/a")
-    b = make_subscription("http://127.0.0.1:9/b", rate_limit=1)
+    b = make_subscription("http://127.0.0.1:9/b", max_in_flight=1)
     first, second = inflight.acquire(a), inflight.acquire(a)
     assert first and second and first.client is not None
     assert inflight.acquire(a) is None
-    assert inflight.acquire(b) is not None and inflight.acquire(b) is None  # its own rate_limit
+    assert inflight.acquire(b) is not None and inflight.acquire(b) is None  # its own max_in_flight
     first.release()
     first.release()  # idempotent
     assert inflight.acquire(a) is not None

@@ -25,7 +25,7 @@ def operator():
 
 
 def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):
-    settings.WEBHOOKS = {**settings.WEBHOOKS, "TENANT_MAX_SUBSCRIPTIONS": 50}
+    settings.WEBHOOKS = {**settings.WEBHOOKS, "TENANT_MAX_SUBSCRIPTIONS": 50, "MAX_RATE": 3}
     tenant = Tenant.objects.for_key("org_a")
     tenant.max_in_flight, tenant.contact_email = 5, "ops@org-a.example"
     tenant.save()
@@ -44,8 +44,9 @@ def test_a_tenant_shows_its_limits_and_health(operator, settings, broker):
     body = operator.get("/api/tenants/org_a/").json()
 
     assert body["key"] == "org_a" and body["contact_email"] == "ops@org-a.example"
-    assert (body["max_subscriptions"], body["max_in_flight"]) == (None, 5)
-    assert body["limits"] == {"subscriptions": 50, "in_flight": 5}
+    assert (body["max_subscriptions"], body["max_in_flight"], body["max_rate"]) == (None, 5, None)
+    # The rate each endpoint without its own gets: the row's max_rate, else MAX_RATE.
+    assert body["limits"] == {"subscriptions": 50, "in_flight": 5, "rate": 3.0}
     assert body["health"] == {
         "subscriptions": 3,
         "active_subscriptions": 2,

@@ -15,21 +15,14 @@ from deliveries.schedule import sweep_interval
 from deliveries.services import attempt_delivery, attempts, pickup, replay
 from subscriptions.admin import SubscriptionAdminForm
 from subscriptions.forms import destination_rule
-from subscriptions.models import Tenant
 from tests.ops_helpers import make_delivery
-from tests.portal_helpers import open_portal, portal_url, tenant_endpoint
+from tests.portal_helpers import portal_url, tenant_endpoint
 from tests.receiver import Reply
 
 pytestmark = pytest.mark.django_db
 
 TENANT = "acme"
 
-
-@pytest.fixture
-def portal(client):
-    Tenant.objects.create(key=TENANT, name="Acme Inc.")
-    open_portal(client, TENANT)
-    return client
 
 
 @pytest.mark.parametrize(

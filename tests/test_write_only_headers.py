@@ -112,7 +112,7 @@ def edit(portal, endpoint, **changes):
         "event_types": list(endpoint.event_types),
         "payload_format": endpoint.payload_format,
         "headers": "",
-        "rate_limit": "",
+        "max_in_flight": "",
         **changes,
     }
     return portal.post(portal_url("endpoint-edit", endpoint.pk), data)

@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     # for the others. Counted in REDIS_URL, like MAX_IN_FLIGHT. (A registry key: the Tenant
     # row it defaults lives here.)
     "TENANT_MAX_IN_FLIGHT": 20,
+    # Most events per second to one subscription, for endpoints whose own `max_rate` and whose
+    # tenant's `max_rate` are empty; None for no rate. Enforced across all workers in REDIS_URL
+    # (GCRA, a burst of at most one second's worth); over it a delivery waits for its turn
+    # without spending an attempt. (A registry key: the Tenant row it defaults lives here.)
+    "MAX_RATE": None,
     # Request budgets of the API (DRF throttles, webhooks_core/throttling.py), each applied per
     # user and per tenant: "number/second|minute|hour|day", None for no limit. Keys given here
     # replace the defaults one by one. `failed_login` bounds failed Basic/Token authentications

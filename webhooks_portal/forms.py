@@ -209,12 +209,23 @@ class EndpointForm(forms.Form):
     )
     # Write-only: the stored values never reach the page (see HeaderLinesField).
     headers = HeaderLinesField(label=_("Custom headers"))
-    rate_limit = forms.IntegerField(
+    max_in_flight = forms.IntegerField(
         label=_("Most deliveries at once"),
         required=False,
         min_value=1,
         help_text=_(
             "At least 1; leave empty for the default. To pause deliveries, disable the endpoint."
+        ),
+    )
+
+    max_rate = forms.FloatField(
+        label=_("Most events per second"),
+        required=False,
+        min_value=0.01,
+        max_value=10_000,
+        help_text=_(
+            "Deliveries over this rate wait their turn (they do not fail); 0.5 is one event "
+            "every 2 seconds. Leave empty for the default."
         ),
     )
 
@@ -230,7 +241,8 @@ class EndpointForm(forms.Form):
                 "payload_format": instance.payload_format,
                 "signature_scheme": instance.signature_scheme,
                 "headers": mask_headers(instance.headers or {}),
-                "rate_limit": instance.rate_limit,
+                "max_in_flight": instance.max_in_flight,
+                "max_rate": instance.max_rate,
             }
         super().__init__(*args, **kwargs)
         # The settings in force, not a fixed "HTTPS only" (a demo allows http://127.0.0.1).
@@ -259,7 +271,8 @@ class EndpointForm(forms.Form):
             "channels": cleaned.get("channels") or [],
             "payload_format": cleaned.get("payload_format"),
             "headers": cleaned.get("headers") or {},
-            "rate_limit": cleaned.get("rate_limit"),
+            "max_in_flight": cleaned.get("max_in_flight"),
+            "max_rate": cleaned.get("max_rate"),
         }
         if cleaned.get("signature_scheme"):
             data["signature_scheme"] = cleaned["signature_scheme"]

@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -31,11 +32,22 @@ from subscriptions.models import Subscription
 from .. import charts
 from ..forms import ReplayForm
 from ..models import DeliveryStatus
-from ..services import health, replay, states
+from ..services import health, replay, states, waits
 from ..services.probes import send_test_event
 from .common import REPLAY_URL_NAME, prefilled_replay_url, replay_url
 from .notices import notices_panel
 from .ordering import ordering_panel
+
+
+def waits_panel(request: HttpRequest, obj: Subscription) -> str:
+    """What the endpoint's rate and caps hold back now, and how long its attempts of the last
+    hour waited before being sent (services.waits): throttling never hides latency."""
+    return render_to_string(
+        "deliveries/admin/waits_panel.html",
+        {"waits": waits.endpoint_waits(obj.pk), "subscription": obj},
+        request=request,
+    )
+
 
 # --- Health columns: figures computed for the whole page in a few grouped queries -----------
 
@@ -228,11 +240,12 @@ class PipelineExtension(SubscriptionAdminExtension):
     def object_panels(
         self, model_admin: SubscriptionAdmin, request: HttpRequest, obj: Subscription
     ) -> list[str]:
-        """The subscription's blocked ordering keys (if any), and its latest operational
-        notices, each with its replay link."""
+        """The subscription's waits on its rate and caps, its blocked ordering keys (if any),
+        and its latest operational notices, each with its replay link."""
         return [
             panel
             for panel in (
+                waits_panel(request, obj),
                 ordering_panel(model_admin, request, obj),
                 notices_panel(model_admin, request, obj),
             )

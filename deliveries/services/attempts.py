@@ -58,7 +58,7 @@ from ..payloads import build_body, content_type
 from ..receiver_auth import send_authenticated
 from ..signing import signature_header
 from ..transport import SendResult
-from . import clock, inflight, notices, ordering, states
+from . import clock, fairness, inflight, notices, ordering, rate, states
 from .connections import reconnecting, release_pooled_connection, working_alias
 
 logger = logging.getLogger("deliveries.attempts")
@@ -115,6 +115,11 @@ class CapTicket:
     tenant_id: str
     rate_limit: int | None
     due: float
+    # The endpoint's own `max_rate` (None: its tenant's or the default applies), and when this
+    # attempt was first held back (Unix seconds, the database's clock): its wait is recorded
+    # on the attempt row (`DeliveryAttempt.throttled_ms`).
+    max_rate: float | None = None
+    since: float | None = None
 
     def as_message(self) -> dict:
         return {
@@ -122,6 +127,8 @@ class CapTicket:
             "tenant_id": self.tenant_id,
             "rate_limit": self.rate_limit,
             "due": self.due,
+            "max_rate": self.max_rate,
+            "since": self.since,
         }
 
     @classmethod
@@ -132,11 +139,15 @@ class CapTicket:
             return None
         try:
             limit = value.get("rate_limit")
+            per_second = value.get("max_rate")
+            since = value.get("since")
             return cls(
                 str(value["subscription_id"]),
                 str(value["tenant_id"]),
                 int(limit) if limit else None,
                 float(value["due"]),
+                float(per_second) if per_second else None,
+                float(since) if since else None,
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -144,7 +155,10 @@ class CapTicket:
     def subscription(self) -> Subscription:
         """An unsaved stand-in with the fields `inflight.acquire` reads."""
         return Subscription(
-            pk=self.subscription_id, tenant_id=self.tenant_id, rate_limit=self.rate_limit
+            pk=self.subscription_id,
+            tenant_id=self.tenant_id,
+            max_in_flight=self.rate_limit,
+            max_rate=self.max_rate,
         )
 
 
@@ -253,22 +267,40 @@ def attempt_delivery(
     task_id: str = "",
     deferrals: int = 0,
     cap: dict | None = None,
+    tenant: str | None = None,
 ) -> Outcome:
     """Run attempt `number` of a delivery, at most once whatever the number of messages.
 
     `deferrals` counts how often this attempt already found its endpoint at its in-flight cap;
     `cap` is the `CapTicket` the last deferral handed on (`Outcome.cap`): with it the cap is
-    asked first, and a try still refused costs no statement at all.
+    asked first, and a try still refused costs no statement at all. `tenant` is set when the
+    message is counted in its tenant's fair share: unless another message carries on (a
+    retry, a deferral), its place is freed here (`fairness.settle`).
     """
+    outcome: Outcome | None = None
+    try:
+        outcome = _attempt(delivery_id, number, task_id, deferrals, cap)
+        return outcome
+    finally:
+        if tenant is not None and (outcome is None or outcome.action not in ("retry", "defer")):
+            fairness.settle(tenant, delivery_id)
+
+
+def _attempt(
+    delivery_id: int, number: int, task_id: str, deferrals: int, cap: dict | None
+) -> Outcome:
     clock.check()  # a measurement every few minutes, nothing in between
     slot = None
     ticket = CapTicket.from_message(cap)
+    since = ticket.since if ticket is not None else None
     if ticket is not None:
-        slot = inflight.acquire(ticket.subscription())
-        if slot is None:
-            again = _defer_again(ticket, number, deferrals)
+        taken = inflight.take(ticket.subscription())
+        if isinstance(taken, inflight.Refusal):
+            again = _defer_again(ticket, number, deferrals, taken)
             if again is not None:
                 return again
+        else:
+            slot = taken
     try:
         delivery = reconnecting(states.claim, delivery_id, number)
         if delivery is None:
@@ -280,9 +312,11 @@ def attempt_delivery(
                 ordering.ended(delivery)
             return Outcome("done")
         if slot is None:
-            slot = inflight.acquire(subscription)
-            if slot is None:
-                return _defer(delivery, number, deferrals)
+            taken = inflight.take(subscription)
+            if isinstance(taken, inflight.Refusal):
+                return _defer(delivery, number, deferrals, taken, since)
+            slot = taken
+        throttled = _throttled_ms(since)
         span = tracing.start_attempt(delivery, number)
         headers, result = _send(delivery, timezone.now(), span)
     finally:
@@ -309,8 +343,15 @@ def attempt_delivery(
             "duration_ms": result.duration_ms,
         },
     )
-    outcome = _conclude(_Claimed(delivery, number, headers, task_id), result)
+    outcome = _conclude(_Claimed(delivery, number, headers, task_id, throttled), result)
     return tracing.end_attempt(span, result, outcome)
+
+
+def _throttled_ms(since: float | None) -> int:
+    """Milliseconds since this attempt was first held back by a rate or a cap (0: never)."""
+    if since is None:
+        return 0
+    return max(0, int((clock.now().timestamp() - since) * 1000))
 
 
 def _send(
@@ -365,14 +406,24 @@ def defer_delay(deferrals: int, rng: random.Random | None = None) -> float:
     return base * (1 + (rng or random).uniform(0, 1))
 
 
-def _defer_again(ticket: CapTicket, number: int, deferrals: int) -> Outcome | None:
+def wait_delay(refusal: inflight.Refusal, deferrals: int) -> float:
+    """Seconds before a refused delivery tries again: its turn, as the rate (or the 429 pause)
+    said, a little after so as not to come back a millisecond early; else the cap's backoff."""
+    if refusal.wait > 0:
+        return refusal.wait + 0.005 + refusal.wait * 0.01
+    return defer_delay(deferrals)
+
+
+def _defer_again(
+    ticket: CapTicket, number: int, deferrals: int, refusal: inflight.Refusal
+) -> Outcome | None:
     """A deferred attempt still refused by the cap: come back later without touching the
     database, if the row's due time (as the last deferral wrote it) keeps the sweep away until
     this message is back; None when the row must move (or the wait is long enough to park it):
     the ordinary path then claims and gives the claim back with the new time."""
     if deferrals == SHOW_WAIT_AFTER:
         return None  # a wait that lasts: the ordinary path writes why (`_defer`)
-    delay = defer_delay(deferrals)
+    delay = wait_delay(refusal, deferrals)
     if delay >= webhook_settings.max_countdown:
         return None
     back_at = clock.now().timestamp() + delay
@@ -382,25 +433,39 @@ def _defer_again(ticket: CapTicket, number: int, deferrals: int) -> Outcome | No
     return Outcome("defer", number, delay, deferrals + 1, ticket.as_message())
 
 
-def _defer(delivery: Delivery, number: int, deferrals: int) -> Outcome:
+def _defer(
+    delivery: Delivery,
+    number: int,
+    deferrals: int,
+    refusal: inflight.Refusal,
+    since: float | None = None,
+) -> Outcome:
     """The endpoint is at its cap: give the claim and the worker slot back and come back later,
     as the same attempt (its number is not consumed). Short waits ride a Celery countdown;
     once the backoff reaches `max_countdown` the delivery is parked in the database like any
     long wait. The row is due when the message comes back, so the sweep does not take it for
     lost before then (it waits SWEEP_GRACE past the due time)."""
-    delay = defer_delay(deferrals)
+    delay = wait_delay(refusal, deferrals)
     parked = delay >= webhook_settings.max_countdown
-    if parked:
+    if parked and not refusal.wait:
         delay = webhook_settings.max_countdown
     # The row is due well after the message is back (four backoffs ahead, within what the sweep
     # would wait anyway), so the tries that follow need not move it again (`_defer_again`).
-    until = clock.now() + dt.timedelta(seconds=delay if parked else delay * 4)
+    # A parked rate wait is due at its turn.
+    now = clock.now()
+    until = now + dt.timedelta(seconds=delay if parked else delay * 4)
     # A wait that outlasts a few refusals is written with the cap that refused: the API, the
     # admin, the portal and the backlog figures show why the delivery waits
     # (Delivery.waiting_for). Not the first refusals: a burst refused for a second or two shows
     # nothing, and asking Redis which cap refused costs a round trip or two.
     shown = parked or deferrals >= SHOW_WAIT_AFTER
-    reason = inflight.refusal_reason(delivery.subscription) if shown else ""
+    reason = ""
+    if shown:
+        reason = (
+            refusal.reason
+            if refusal.reason != "cap"
+            else inflight.refusal_reason(delivery.subscription)
+        )
     if not states.release(delivery.pk, number, until=until, wait_reason=reason):
         return Outcome("skip")
     if parked:
@@ -409,8 +474,10 @@ def _defer(delivery: Delivery, number: int, deferrals: int) -> Outcome:
     ticket = CapTicket(
         str(subscription.pk),
         str(subscription.tenant_id),
-        subscription.rate_limit,
+        subscription.max_in_flight,
         until.timestamp(),
+        subscription.max_rate,
+        since if since is not None else now.timestamp(),
     )
     return Outcome("defer", number, delay, deferrals + 1, ticket.as_message())
 
@@ -433,6 +500,7 @@ class _Claimed:
     number: int
     headers: dict[str, str]  # as sent
     task_id: str
+    throttled_ms: int = 0  # waited on a rate or a cap before it was sent
 
     @property
     def started_at(self) -> dt.datetime:
@@ -468,6 +536,8 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     if stored is None:
         return Outcome("skip")
     attempt, won, ending = stored
+    if result.status == 429:
+        _share_retry_after(delivery.subscription_id, result)
     try:
         finished = clock.now()
         if _accepted(result):
@@ -505,6 +575,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
         error_kind=result.error_kind,
         error=result.error[:ERROR_MAX_CHARS],
         task_id=claimed.task_id[:64],
+        throttled_ms=claimed.throttled_ms,
     )
     alias = working_alias()
     try:
@@ -527,6 +598,14 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
         )
         return None
     return attempt, won, ending
+
+
+def _share_retry_after(subscription_id: object, result: SendResult) -> None:
+    """A 429 with Retry-After pauses the whole endpoint for that period, for every worker
+    (`rate.hold_for`), not only this delivery: the receiver said it is over its own limit."""
+    seconds = parse_retry_after(header(result.headers, "Retry-After"), clock.now())
+    if seconds:
+        rate.hold_for(subscription_id, seconds)
 
 
 def _announce(signal: Signal, delivery: Delivery, attempt: DeliveryAttempt, extra: dict) -> None:

@@ -34,23 +34,49 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "webhooks:inflight:"
 TENANT_KEY_PREFIX = "webhooks:inflight:tenant:"
 
-# KEYS: the sets (subscription, then tenant); ARGV: lease in ms, token, then one cap per key
-# (-1: no cap on that key). Returns 1 if the slot was taken in every set, else 0.
+# KEYS: the endpoint's rate keys (hold, TAT, schedule: `rate.Plan`), then the cap sets
+# (subscription, then tenant). ARGV: lease in ms, token, the rate's interval and tolerance in
+# ms (0: no rate), then one cap per set (-1: no cap on that set).
+# Returns {1, 0, ''} if the slot was taken in every set and the rate allowed it (then the rate
+# is spent); else {0, wait in ms, why}: 'retry_after' (a 429 pause, wait until it ends), 'rate'
+# (wait for this delivery's turn, see rate.py) or 'cap' (no wait known: the caller backs off).
+# The rate is checked before the caps and spent only with a slot: a delivery refused by a cap
+# costs the endpoint no rate.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-for i, key in ipairs(KEYS) do
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  local cap = tonumber(ARGV[i + 2])
-  if cap >= 0 and redis.call('ZCARD', key) >= cap then
-    return 0
+local hold = tonumber(redis.call('GET', KEYS[1]) or '0')
+if hold > now then
+  return {0, hold - now, 'retry_after'}
+end
+local interval = tonumber(ARGV[3])
+local tat = now
+if interval > 0 then
+  tat = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)
+  local allowed_at = tat - tonumber(ARGV[4])
+  if allowed_at > now then
+    local turn = math.max(tonumber(redis.call('GET', KEYS[3]) or '0'), allowed_at)
+    local ttl = math.ceil(turn + interval - now) + 1000
+    redis.call('SET', KEYS[3], string.format('%.3f', turn + interval), 'PX', ttl)
+    return {0, math.ceil(turn - now), 'rate'}
   end
 end
-for i, key in ipairs(KEYS) do
-  redis.call('ZADD', key, now + tonumber(ARGV[1]), ARGV[2])
-  redis.call('PEXPIRE', key, tonumber(ARGV[1]) * 2)
+for i = 4, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
+  local cap = tonumber(ARGV[i + 1])
+  if cap >= 0 and redis.call('ZCARD', KEYS[i]) >= cap then
+    return {0, 0, 'cap'}
+  end
 end
-return 1
+for i = 4, #KEYS do
+  redis.call('ZADD', KEYS[i], now + tonumber(ARGV[1]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]) * 2)
+end
+if interval > 0 then
+  local ttl = math.ceil(tat + interval - now) + 1000
+  redis.call('SET', KEYS[2], string.format('%.3f', tat + interval), 'PX', ttl)
+end
+return {1, 0, ''}
 """
 
 # KEYS: the sets the slot was taken in; ARGV: its token. Freeing a slot is this one command,
@@ -68,6 +94,25 @@ TENANT_LIMIT_TTL = 30.0
 
 # Errors from redis-py and sockets: the cap is skipped, the delivery is not.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a delivery may not be sent now: `reason` is a `WaitReason` value (`rate`,
+    `retry_after`) or "cap" (an in-flight cap: which one is `refusal_reason`'s to say), and
+    `wait` the seconds until the endpoint's rate or pause lets it go (0 for a cap)."""
+
+    reason: str
+    wait: float = 0.0
+
+
+@dataclass(frozen=True)
+class TenantLimits:
+    """A tenant's limits as the pipeline applies them: its in-flight cap and its endpoints'
+    default rate (None: none)."""
+
+    cap: int | None
+    rate: float | None
 
 
 @dataclass
@@ -100,8 +145,8 @@ class _State:
         self.script: Any = None
         self.release: Any = None
         self.warned = False
-        # Tenant key → (cap or None, monotonic expiry).
-        self.tenant_limits: dict[str, tuple[int | None, float]] = {}
+        # Tenant key → (its limits, monotonic expiry).
+        self.tenant_limits: dict[str, tuple[TenantLimits, float]] = {}
 
 
 _state = _State()
@@ -139,10 +184,17 @@ def _client() -> tuple[Any, Any] | None:
     return _state.client, _state.script
 
 
+def redis_client() -> Any:
+    """The counters' redis-py client of this process, or None when there is no Redis for them."""
+    found = _client()
+    return found[0] if found is not None else None
+
+
 def limit_for(subscription: Subscription) -> int | None:
-    """The cap for this subscription: its own `rate_limit`, else MAX_IN_FLIGHT (None: no cap)."""
-    if subscription.rate_limit:
-        return int(subscription.rate_limit)
+    """The cap for this subscription: its own `max_in_flight`, else MAX_IN_FLIGHT (None: no
+    cap)."""
+    if subscription.max_in_flight:
+        return int(subscription.max_in_flight)
     default = webhook_settings.MAX_IN_FLIGHT
     return int(default) if default else None
 
@@ -150,16 +202,24 @@ def limit_for(subscription: Subscription) -> int | None:
 def tenant_limit(key: str) -> int | None:
     """The in-flight cap of tenant `key` (its row's `max_in_flight`, else TENANT_MAX_IN_FLIGHT;
     None: no cap), kept TENANT_LIMIT_TTL seconds in this process."""
+    return tenant_limits(key).cap
+
+
+def tenant_limits(key: str) -> TenantLimits:
+    """Tenant `key`'s in-flight cap and default endpoint rate, read from its row (one query)
+    and kept TENANT_LIMIT_TTL seconds in this process."""
     now = time.monotonic()
     cached = _state.tenant_limits.get(key)
     if cached is not None and cached[1] > now:
         return cached[0]
-    override = Tenant.objects.filter(pk=key).values_list("max_in_flight", flat=True).first()
-    limit = Tenant(key=key, max_in_flight=override).in_flight_limit
+    row = Tenant.objects.filter(pk=key).values_list("max_in_flight", "max_rate").first()
+    override, rate = row if row is not None else (None, None)
+    row_as_read = Tenant(key=key, max_in_flight=override, max_rate=rate)
+    limits = TenantLimits(row_as_read.in_flight_limit, row_as_read.rate_default)
     if len(_state.tenant_limits) > 10_000:  # bounded, whatever the number of tenants
         _state.tenant_limits.clear()
-    _state.tenant_limits[key] = (limit, now + TENANT_LIMIT_TTL)
-    return limit
+    _state.tenant_limits[key] = (limits, now + TENANT_LIMIT_TTL)
+    return limits
 
 
 def forget_tenant_limits() -> None:
@@ -173,30 +233,53 @@ def lease_ms() -> int:
 
 
 def acquire(subscription: Subscription) -> Slot | None:
-    """Take an in-flight slot for `subscription` and its tenant; None when either is at its cap.
+    """Take an in-flight slot for `subscription` and its tenant; None when either is at its cap
+    or the endpoint's rate (or a 429 pause) holds it back (`take` says which, and how long).
 
     Returns a no-op slot when there is no cap (none configured, no Redis for the counters, that
     Redis down).
     """
+    taken = take(subscription)
+    return taken if isinstance(taken, Slot) else None
+
+
+def take(subscription: Subscription) -> Slot | Refusal:
+    """Take an in-flight slot for `subscription` and its tenant and spend one event of the
+    endpoint's rate (`rate.rate_for`), all or nothing, in one Redis round trip; or say why not
+    (`Refusal`). A 429 pause (`rate.hold_for`) refuses every delivery of the endpoint until it
+    ends.
+
+    Returns a no-op slot when nothing applies (no cap and no rate configured, no Redis for the
+    counters, that Redis down): caps and rates protect, they never stop deliveries.
+    """
+    from . import rate
+
     caps = [
         (f"{KEY_PREFIX}{subscription.pk}", limit_for(subscription)),
         (f"{TENANT_KEY_PREFIX}{subscription.tenant_id}", tenant_limit(str(subscription.tenant_id))),
     ]
     caps = [(key, cap) for key, cap in caps if cap is not None]
-    if not caps:
+    per_second = rate.rate_for(subscription)
+    if not caps and per_second is None:
         return UNCAPPED
     found = _client()
     if found is None:
         return UNCAPPED
     _unused, script = found
-    keys = [key for key, _cap in caps]
+    plan = rate.plan(subscription.pk, per_second)
+    keys = [*plan.keys, *(key for key, _cap in caps)]
     token = uuid.uuid4().hex
     try:
-        taken = script(keys=keys, args=[lease_ms(), token, *(cap for _key, cap in caps)])
+        taken, wait_ms, why = script(
+            keys=keys, args=[lease_ms(), token, *plan.args, *(cap for _key, cap in caps)]
+        )
     except REDIS_ERRORS as exc:
         logger.warning("in-flight cap skipped, Redis unavailable: %s", exc)
         return UNCAPPED
-    return Slot(keys, token, _state.release) if taken else None
+    if taken:
+        return Slot(keys[3:], token, _state.release) if caps else UNCAPPED
+    reason = why.decode() if isinstance(why, bytes) else str(why)
+    return Refusal(reason, max(0, int(wait_ms)) / 1000)
 
 
 def in_flight(subscription_id: object) -> int:

@@ -26,7 +26,7 @@ from ..dispatch import BROKER_ERRORS, enqueue_attempts
 from ..models import Delivery, DeliveryStatus, Event
 from ..payloads import dumps
 from ..versions import delivery_versions, render_versions, serialize_event
-from . import caches, clock, ordering
+from . import caches, clock, fairness, ordering
 from .connections import working_alias
 
 logger = logging.getLogger(__name__)
@@ -441,7 +441,6 @@ class _EarlierFirst(Exception):
         self.event = event
 
 
-@tracing.traced_fan_out
 def fan_out(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> int:
@@ -449,6 +448,7 @@ def fan_out(
     return fan_out_counts(event_id, matched=matched, earlier_done=earlier_done)[0]
 
 
+@tracing.traced_fan_out
 def fan_out_counts(
     event_id: Any, *, matched: tuple[list, list] | None = None, earlier_done: bool = False
 ) -> tuple[int, int]:
@@ -530,10 +530,16 @@ def fan_out_counts(
             if held:
                 pending = pending.filter(next_attempt_at__isnull=False)
             pending_ids = list(pending.values_list("pk", flat=True).order_by())
+            by_tenant = _by_tenant(event, pending, pending_ids)
     except _EarlierFirst as first:
         ordering.fan_out_earlier(first.event, fan_out)
         return fan_out_counts(event_id, matched=matched, earlier_done=True)
-    enqueue_attempts((pk, 1) for pk in pending_ids)
+    for tenant, ids in by_tenant.items():
+        # Each tenant's share of the broker (services.fairness); the rest wait, due, here.
+        if tenant:
+            fairness.enqueue(tenant, ((pk, 1) for pk in ids))
+        else:
+            enqueue_attempts((pk, 1) for pk in ids)
     if held:
         # A head that ended while these holds were written released nothing: look again now.
         ordering.recheck(
@@ -542,3 +548,17 @@ def fan_out_counts(
             )
         )
     return len(active), len(inactive)
+
+
+def _by_tenant(event: Event, pending: Any, ids: list[int]) -> dict[str, list[int]]:
+    """The first attempts to send, by the tenant whose share of the broker they take
+    (services.fairness: a broadcast's deliveries by their subscription's tenant); all under ""
+    when fairness is off."""
+    if fairness.cap() is None:
+        return {"": ids}
+    if not event.broadcast:
+        return {str(event.tenant_id): ids}
+    by: dict[str, list[int]] = {}
+    for pk, tenant in pending.values_list("pk", "subscription__tenant_id").order_by():
+        by.setdefault(str(tenant), []).append(pk)
+    return by

@@ -17,7 +17,7 @@ from .. import tracing
 from ..conf import webhook_settings
 from ..dispatch import backlog, enqueue_attempts
 from ..models import Delivery, Event
-from . import clock, ordering, states
+from . import clock, fairness, ordering, states
 from .attempts import retry_delay
 from .connections import working_alias
 from .publishing import fan_out
@@ -69,7 +69,13 @@ def sweep(now: dt.datetime | None = None, *, max_batches: int = 10) -> SweepRepo
     # Ordering's safety net: what a dead worker left held behind a finished head goes now.
     report.released_keys = ordering.sweep(batch)
 
-    waiting = backlog()
+    if max_batches and fairness.cap() is not None:
+        # Fair dispatch: each tenant's due deliveries whose message is not out, oldest due
+        # first, up to its share of the broker (services.fairness). The broker's backlog is
+        # no reason to wait here: what is out is counted, so nothing is sent twice.
+        report.enqueued += fairness.sweep(now - grace)
+        max_batches = 0
+    waiting = backlog() if max_batches else None
     if waiting is not None and waiting > batch:
         # Workers are behind: due rows most likely have their message in that backlog. Adding
         # another would only lengthen it; lost messages are picked up once it has drained.

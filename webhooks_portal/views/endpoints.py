@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from deliveries import charts
 from deliveries.conf import webhook_settings as pipeline_settings
 from deliveries.models import Delivery
-from deliveries.services import health, ordering, replay, states
+from deliveries.services import health, ordering, replay, states, waits
 from deliveries.services.probes import SubscriptionInactive, send_test_event
 from deliveries.services.simulation import simulate
 from deliveries.summaries import with_last_error_kind
@@ -201,6 +201,7 @@ def _detail_page(
             "secret": secret,
             "recent": recent,
             "waiting": waiting,
+            "waits": waits.endpoint_waits(subscription.pk),
             "blocked": blocked,
             "pinned_types": pinned_types(subscription),
             "overlap": duration(webhook_settings.SECRET_ROTATION_OVERLAP),
