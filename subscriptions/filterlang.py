@@ -765,7 +765,7 @@ def to_jsonpath(filter: Mapping[str, Any] | None) -> str | None:
 
     The one function that fills `Subscription.filter_jsonpath` (model field, data migration).
     Stored results outlive this code: a change to what it writes needs a data migration that
-    recompiles the stored filters (as subscriptions/0013 does).
+    recompiles the stored filters (as subscriptions/0014 does).
     """
     if not filter:
         return None

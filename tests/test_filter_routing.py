@@ -206,7 +206,7 @@ def test_the_data_migration_compiles_existing_filters():
     from django.apps import apps
 
     migration = importlib.import_module(
-        "subscriptions.migrations.0013_subscription_filter_jsonpath"
+        "subscriptions.migrations.0014_subscription_filter_jsonpath"
     )
     old = make_subscription("http://127.0.0.1:9/x", ["*"], filter={"data.a": {"$in": [1, "1"]}})
     plain = make_subscription("http://127.0.0.1:9/y", ["*"])

@@ -17,7 +17,7 @@ def compile_filters(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('webhook_subscriptions', '0012_subscription_filter_and_channels'),
+        ('webhook_subscriptions', '0013_max_rate_and_max_in_flight'),
     ]
 
     operations = [
