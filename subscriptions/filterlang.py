@@ -56,6 +56,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
@@ -585,3 +586,193 @@ def filter_q(filter: Mapping[str, Any] | None, *, prefix: str = "") -> Q:
     if not filter:
         return Q()
     return Q(FilterMatch(parse(filter), prefix))
+
+
+# -- compilation to a SQL/JSON path (PostgreSQL's jsonb_path_match) -------------------------
+#
+# A subscription's filter is compiled once, when it is saved, into a `strict` SQL/JSON path
+# predicate over `event_document(...)`, which the fan-out evaluates in its own query on
+# PostgreSQL (`jsonb_path_match(document, filter_jsonpath::jsonpath, '{}', true)`).
+#
+# Why each choice gives exactly `matches()` (tests/test_filterlang_property.py checks it):
+# - `strict` mode: a key accessor on a non-object (an array included) or an absent key is an
+#   error, never an unwrapping of arrays; so "missing" is exactly "the accessor errs".
+# - Inside a predicate an error, or a comparison of two kinds (true == 1, "1" == 1, an array or
+#   an object with a scalar), is *unknown*. Each condition is written as
+#   `(P) && !((P) is unknown)`, which is true when P is true and false otherwise: conditions are
+#   never unknown, so `!` and `||` are plain boolean logic, as in Python.
+# - Numbers compare by exact value, as Python compares ints and floats: operands and the
+#   document's numbers are written as exact decimals (`_exact_number`: a float's full binary
+#   value, not its shortest repr, which as a decimal is another number: float(2**55) has the
+#   repr 3.602879701896397e+16, yet equals the int 2**55), compared as numeric by jsonpath.
+#   The document must be written by `jsonpath_document`. Strings compare by code point in
+#   jsonpath whatever the database collation (binary UTF-8 comparison); null equals only null.
+# - No `like_regex`, no `starts with`, no arithmetic, no item methods.
+# A construct that could not be written exactly compiles to None, and that subscription's
+# filter is evaluated in Python by the fan-out instead.
+
+
+def _jsonpath_string(value: str) -> str:
+    # JSON string escapes are jsonpath string escapes (\" \\ \n \uXXXX ...). ensure_ascii keeps
+    # the text ASCII, so no character is left to the scanner's reading of the encoding.
+    return json.dumps(value, ensure_ascii=True)
+
+
+MAX_JSONPATH_LENGTH = 65536
+
+
+def _exact_number(value: int | float) -> str:
+    """A JSON number whose decimal value is exactly `value` (ints as digits, floats by their
+    full binary expansion, e.g. 0.1 -> 0.1000000000000000055511151231257827...)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("JSON numbers are finite")
+        text = format(Decimal(value), "f")
+        return "0" if text in ("-0", "0") else text
+    return str(int(value))
+
+
+_NOT_IN_JSONB = re.compile("[\x00\ud800-\udfff]")
+
+
+def _exact_json(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        # jsonb refuses U+0000 and lone surrogates: such a document is left to Python.
+        if _NOT_IN_JSONB.search(value):
+            raise ValueError("not representable in jsonb")
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, bool) or value is None:
+        out.append(json.dumps(value))
+    elif isinstance(value, int | float):
+        out.append(_exact_number(value))
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _exact_json(item, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, (key, item) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise TypeError("JSON object keys are strings")
+            out.append("," if i else "")
+            _exact_json(key, out)
+            out.append(":")
+            _exact_json(item, out)
+        out.append("}")
+    else:
+        raise TypeError(f"not a JSON value: {type(value).__name__}")
+
+
+def jsonpath_document(document: Mapping[str, Any]) -> str | None:
+    """`document` (from `event_document`) as JSON text for jsonb_path_match against compiled
+    filters: numbers written exactly (`_exact_number`). None if it is not plain JSON (then
+    filters are evaluated in Python)."""
+    out: list[str] = []
+    try:
+        _exact_json(dict(document), out)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return "".join(out)
+
+
+def _jsonpath_literal(value: Any) -> str | None:
+    kind = kind_of(value)
+    if kind == "null":
+        return "null"
+    if kind == "boolean":
+        return "true" if value else "false"
+    if kind == "string":
+        return _jsonpath_string(value)
+    if kind == "number":
+        text = _exact_number(value)
+        if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text):
+            return None
+        # A leading minus is jsonpath's unary minus on the literal: parenthesised so that it
+        # binds to the number alone.
+        return f"({text})" if text.startswith("-") else text
+    return None
+
+
+def _jsonpath_accessor(path: tuple[str, ...]) -> str:
+    return "$" + "".join(f".{_jsonpath_string(key)}" for key in path)
+
+
+def _known(predicate: str) -> str:
+    """True when `predicate` is true; false when it is false or unknown (an error, kinds
+    that do not compare, a missing path)."""
+    return f"(({predicate}) && !(({predicate}) is unknown))"
+
+
+_TRUE = "exists($)"  # the document itself: always exactly one item
+
+
+class _NotExpressible(Exception):
+    pass
+
+
+def _jsonpath_condition(c: Condition) -> str:
+    accessor = _jsonpath_accessor(c.path)
+    if c.path == ("channels",):
+        values = [c.operand] if c.op in ("$eq", "$ne") else list(c.operand)
+        literals = []
+        for value in values:
+            literal = _jsonpath_literal(value)
+            if literal is None:
+                raise _NotExpressible
+            literals.append(f"@ == {literal}")
+        carries = _known(f"exists({accessor}[*] ? ({' || '.join(literals)}))")
+        return carries if c.op in ("$eq", "$in") else f"!{carries}"
+    if c.op == "$exists":
+        present = _known(f"exists({accessor})")
+        return present if c.operand else f"!{present}"
+    if c.op in ("$eq", "$ne", "$in", "$nin"):
+        values = [c.operand] if c.op in ("$eq", "$ne") else list(c.operand)
+        parts = []
+        for value in values:
+            literal = _jsonpath_literal(value)
+            if literal is None:
+                raise _NotExpressible
+            parts.append(f"{accessor} == {literal}")
+        # One of them true is enough; unknown ones (other kinds, missing) count as false.
+        equal = _known(" || ".join(parts))
+        return equal if c.op in ("$eq", "$in") else f"!{equal}"
+    literal = _jsonpath_literal(c.operand)
+    if literal is None or kind_of(c.operand) not in ("number", "string"):
+        raise _NotExpressible
+    return _known(f"{accessor} {_SQL_OPS[c.op]} {literal}")
+
+
+def _jsonpath_node(node: Node) -> str:
+    if node.kind == "cond":
+        assert node.condition is not None
+        return _jsonpath_condition(node.condition)
+    if node.kind == "not":
+        return f"!({_jsonpath_node(node.children[0])})"
+    if not node.children:
+        return _TRUE if node.kind == "and" else f"!({_TRUE})"
+    joiner = " && " if node.kind == "and" else " || "
+    return "(" + joiner.join(_jsonpath_node(child) for child in node.children) + ")"
+
+
+def to_jsonpath(filter: Mapping[str, Any] | None) -> str | None:
+    """The filter as a `strict` SQL/JSON path predicate over `event_document(...)`, true
+    exactly when `matches(filter, document)` is (see the notes above); None for an empty
+    filter (every event: nothing to evaluate), for an invalid one and for any construct that
+    cannot be written exactly (the fan-out then evaluates it in Python).
+
+    The one function that fills `Subscription.filter_jsonpath` (model field, data migration).
+    Stored results outlive this code: a change to what it writes needs a data migration that
+    recompiles the stored filters (as subscriptions/0014 does).
+    """
+    if not filter:
+        return None
+    try:
+        node = parse(filter)
+        compiled = "strict " + _jsonpath_node(node)
+    except (ValidationError, _NotExpressible, RecursionError):
+        return None
+    # Exact float operands can be long (a subnormal has ~750 digits): beyond this, Python.
+    return compiled if len(compiled) <= MAX_JSONPATH_LENGTH else None

@@ -24,7 +24,13 @@ from webhooks_core.tenancy import (  # the model's rules; defined where requests
 from webhooks_core.text import validate_multiline, validate_one_line
 
 from .channels import validate_channel_field
-from .filterlang import event_document, matches, validate_filter
+from .filterlang import (
+    event_document,
+    jsonpath_document,
+    matches,
+    to_jsonpath,
+    validate_filter,
+)
 from .matching import EVENT_TYPE_MAX_LENGTH, patterns_matching
 from .secrets import generate_secret, generate_signing_key, public_key
 
@@ -304,6 +310,19 @@ class SignatureScheme(models.TextChoices):
 _BOOL: models.BooleanField[bool, bool] = models.BooleanField()
 
 
+class CompiledFilterField(models.TextField):
+    """`filterlang.to_jsonpath` of the model's `filter`, written on every insert (bulk_create
+    included) and every save that writes `filter` (Subscription.save adds it to
+    `update_fields`): the compiled form can never lag the filter through these paths. A
+    `QuerySet.update(filter=...)` or `bulk_update` bypasses it: do not write `filter` that way.
+    """
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str | None:
+        value = to_jsonpath(getattr(model_instance, "filter", None))
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def deleted(self) -> SubscriptionQuerySet:
         """Endpoints deleted by their owners: kept, without secrets or header values, while
@@ -376,6 +395,30 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         ]
         return self.filter(pk__in=ids)
 
+    def _sql_filters(self, document: dict[str, Any]) -> models.Q | None:
+        """On PostgreSQL, the condition "no filter, or a filter left to Python, or a compiled
+        filter that `document` satisfies", evaluated by the database (`jsonb_path_match` of the
+        subscription's `filter_jsonpath`); None elsewhere (every filter evaluated in Python).
+
+        `silent` is true and the answer compared with IS TRUE: a compiled filter never errs
+        (its conditions are never unknown, filterlang.to_jsonpath), and if one ever did the
+        subscription would not be sent the event rather than fail the fan-out.
+        """
+        connection = connections[self.db]
+        if connection.vendor != "postgresql":
+            return None
+        text = jsonpath_document(document)
+        if text is None:
+            return None
+        qn = connection.ops.quote_name
+        column = f"{qn(self.model._meta.db_table)}.{qn('filter_jsonpath')}"
+        matched = RawSQL(
+            f"jsonb_path_match(%s::jsonb, {column}::jsonpath, '{{}}'::jsonb, true) IS TRUE",
+            (text,),
+            output_field=_BOOL,
+        )
+        return models.Q(filter_jsonpath__isnull=True) | models.Q(matched)
+
     def route(
         self,
         event_type: str,
@@ -389,16 +432,19 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
 
         Types and channels are matched by the database (`matching`, `carrying`), so only this
         queryset's candidates are read (`for_tenant(key).route(...)` reads that tenant's
-        rows through its index); each candidate's `filter` is then evaluated once, here, by
-        `filterlang.matches` (a candidate without one is taken as read). With `limit`, at
-        most `limit` + 1 candidate rows are read.
+        rows through its index). Filters: on PostgreSQL the same query evaluates each
+        compiled filter (`filter_jsonpath`, see `_sql_filters`), so a subscription whose
+        filter says no is never read; a filter without a compiled form (none today; see
+        `filterlang.to_jsonpath`) and every filter elsewhere is evaluated once here by
+        `filterlang.matches`. With `limit`, at most `limit` + 1 candidate rows are read (on
+        PostgreSQL, candidates whose compiled filter matches).
         """
-        rows = (
-            self.matching(event_type)
-            .carrying(channels)
-            .values_list("pk", "is_active", "filter")
-            .order_by()
-        )
+        document = event_document(event_type, channels, data)
+        candidates = self.matching(event_type).carrying(channels)
+        in_sql = self._sql_filters(document)
+        if in_sql is not None:
+            candidates = candidates.filter(in_sql)
+        rows = candidates.values_list("pk", "is_active", "filter_jsonpath", "filter").order_by()
         if limit is not None:
             rows = rows[: limit + 1]
         # Fetched at once, not through a server-side cursor: narrow columns, and one round
@@ -406,11 +452,10 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         fetched = list(rows)
         if limit is not None and len(fetched) > limit:
             return None
-        document = event_document(event_type, channels, data)
         active: list[uuid.UUID] = []
         inactive: list[uuid.UUID] = []
-        for pk, is_active, filter in fetched:
-            if not filter or matches(filter, document):
+        for pk, is_active, compiled, filter in fetched:
+            if (in_sql is not None and compiled is not None) or matches(filter, document):
                 (active if is_active else inactive).append(pk)
         return active, inactive
 
@@ -423,13 +468,24 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         active: bool = True,
     ) -> int:
         """How many active subscriptions here receive such an event (with `active=False`: how
-        many disabled ones would, which the fan-out records as skipped): those without a filter
-        counted by the database, those with one read (narrow rows) and evaluated."""
-        routed = self.matching(event_type).carrying(channels).filter(is_active=active)
-        plain = routed.filter(filter={}).count()
+        many disabled ones would, which the fan-out records as skipped). On PostgreSQL the
+        database counts those without a filter and those whose compiled filter matches; the
+        rest (every filtered one elsewhere) are read (narrow rows) and evaluated here."""
         document = event_document(event_type, channels, data)
-        filtered = routed.exclude(filter={}).values_list("filter", flat=True).order_by()
-        return plain + sum(1 for f in filtered.iterator(chunk_size=2000) if matches(f, document))
+        routed = self.matching(event_type).carrying(channels).filter(is_active=active)
+        in_sql = self._sql_filters(document)
+        if in_sql is not None:
+            counted = routed.filter(in_sql).filter(
+                models.Q(filter={}) | models.Q(filter_jsonpath__isnull=False)
+            )
+            left = routed.filter(filter_jsonpath__isnull=True).exclude(filter={})
+        else:
+            counted = routed.filter(filter={})
+            left = routed.exclude(filter={})
+        filters = left.values_list("filter", flat=True).order_by()
+        return counted.count() + sum(
+            1 for f in filters.iterator(chunk_size=2000) if matches(f, document)
+        )
 
     def count_matching(self, event_type: str) -> tuple[int, int]:
         """(active, all) subscriptions selecting `event_type`, counted by the database."""
@@ -503,6 +559,16 @@ class Subscription(models.Model):
         help_text=_(
             "A JSON filter over the event (type, channels, data.<path>); only events it "
             "matches are sent. {} for every event of the selected types. See docs/filters.md."
+        ),
+    )
+    filter_jsonpath = CompiledFilterField(
+        _("compiled filter"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "The filter as a SQL/JSON path predicate, evaluated by PostgreSQL in the fan-out; "
+            "empty when there is no filter or it is evaluated in Python. Derived from filter."
         ),
     )
     channels = models.JSONField(
@@ -673,6 +739,10 @@ class Subscription(models.Model):
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:
                 kwargs["update_fields"] = {*update_fields, "signing_key"}
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "filter" in update_fields:
+            # Compiled with the filter (CompiledFilterField.pre_save), never left behind.
+            kwargs["update_fields"] = {*update_fields, "filter_jsonpath"}
         super().save(*args, **kwargs)
 
     @property

@@ -194,3 +194,78 @@ def test_messages_serialise_for_field_errors():
     """DRF turns the ValidationError into a field error; its text is plain JSON-able text."""
     text = message({"data.a": {"$gt": []}})
     assert json.loads(json.dumps(text)) == text
+
+
+# -- compiled to a SQL/JSON path (PostgreSQL's fan-out) ---------------------------------------
+
+JSONPATH_CASES = [
+    *CASES,
+    # Numbers by exact value, as Python compares ints and floats (a float's shortest repr,
+    # 3.602879701896397e+16 for 2**55, is another decimal number).
+    ({"data.a": 2**55}, {"a": float(2**55)}, True),
+    ({"data.a": 36028797018963970}, {"a": float(2**55)}, False),
+    ({"data.a": {"$lt": 36028797018963970}}, {"a": float(2**55)}, True),
+    ({"data.a": 0.1}, {"a": 0.1}, True),
+    ({"data.a": {"$lt": 0.1}}, {"a": 0.1}, False),
+    ({"data.a": {"$gt": 0.1}}, {"a": 0.30000000000000004 - 0.2}, True),
+    ({"data.a": 5e-324}, {"a": 5e-324}, True),
+    ({"data.a": {"$gt": 0}}, {"a": 5e-324}, True),
+    ({"data.a": -0.0}, {"a": 0}, True),
+    ({"data.a": {"$lt": -(2**63)}}, {"a": -(2**63) - 1}, True),
+    ({"data.a": 1.7976931348623157e308}, {"a": 1.7976931348623157e308}, True),
+    # Strings a jsonpath literal must escape; code points, not UTF-16 units or a collation.
+    ({"data.a": '"\\\n\u2028$@\x01'}, {"a": '"\\\n\u2028$@\x01'}, True),
+    ({"data.a": {"$gt": "\uffff"}}, {"a": "😀"}, True),
+    ({"data.a-b._": "x"}, {"a-b": {"_": "x"}}, True),
+    ({"data.a": {"$eq": "x"}}, {"a": {"x": "x"}}, False),
+    ({"data.a": {"$ne": None}}, {"a": None}, False),
+    ({"data.a": {"$lt": 1}}, {"a": None}, False),
+    ({"$not": {"$or": [{"data.a": {"$lt": 1}}, {"data.b": {"$exists": True}}]}}, {"a": []}, True),
+    ({"$and": [{}]}, {}, True),
+    ({"$or": [{}, {"data.a": 1}]}, {}, True),
+]
+
+
+@pytest.mark.parametrize("filter, data, expected", JSONPATH_CASES)
+def test_python_semantics_of_the_compiled_cases(filter, data, expected):
+    assert matches(filter, event(data)) is expected
+
+
+@pytest.mark.django_db
+def test_compiled_filters_give_the_python_answers_on_postgresql():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQL/JSON paths are PostgreSQL's; SQLite's fan-out evaluates in Python")
+    cases = [(f, event(data), expected) for f, data, expected in JSONPATH_CASES] + [
+        (f, event(channels=channels), expected) for f, channels, expected in CHANNEL_CASES
+    ]
+    cases.append(({"data.a": 1}, {"type": "t", "channels": [], "data": [1]}, False))
+    cases.append(({"data.a": {"$exists": False}}, {"type": "t", "channels": [], "data": 7}, True))
+    with connection.cursor() as cursor:
+        for filter, document, expected in cases:
+            compiled = filterlang.to_jsonpath(filter)
+            assert compiled is not None and compiled.startswith("strict "), filter
+            assert "like_regex" not in compiled and "starts with" not in compiled
+            cursor.execute(
+                "SELECT jsonb_path_match(%s::jsonb, %s::jsonpath, '{}'::jsonb, true)",
+                [filterlang.jsonpath_document(document), compiled],
+            )
+            assert cursor.fetchone()[0] is expected, (filter, document, compiled)
+
+
+def test_what_cannot_be_compiled_is_left_to_python():
+    assert filterlang.to_jsonpath({}) is None  # every event: nothing to evaluate
+    assert filterlang.to_jsonpath(None) is None
+    assert filterlang.to_jsonpath({"data.a": {"$gt": None}}) is None  # invalid
+    # Beyond MAX_JSONPATH_LENGTH (exact float operands are long): Python evaluates it.
+    tiny = [5e-324 * (i + 1) for i in range(100)]
+    assert filterlang.to_jsonpath({"data.a": {"$in": tiny}}) is None
+    assert filterlang.jsonpath_document({"data": {"a": float("nan")}}) is None
+    # What jsonb cannot hold: the fan-out evaluates every filter in Python instead.
+    assert filterlang.jsonpath_document({"data": {"a": "\x00"}}) is None
+    assert filterlang.jsonpath_document({"data": {"\ud800": 1}}) is None
+    assert filterlang.jsonpath_document({"data": {"a": [0.1, 2**70]}}) == (
+        '{"data":{"a":[0.1000000000000000055511151231257827021181583404541015625,'
+        "1180591620717411303424]}}"
+    )

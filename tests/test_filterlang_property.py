@@ -1,26 +1,48 @@
 """One filter, one answer: on generated filters and events, the test database (PostgreSQL's
 jsonb or SQLite's JSON1, whichever DATABASE_URL names) selects exactly the events that
-`subscriptions.filterlang.matches` accepts. Run under both DATABASE_URLs."""
+`subscriptions.filterlang.matches` accepts; on PostgreSQL every filter's compiled SQL/JSON path
+(`to_jsonpath`, what the fan-out evaluates) gives `matches`' answer too; and the fan-out's own
+routing query (`SubscriptionQuerySet.route`/`count_routed`) routes exactly by `matches`. Run
+under both DATABASE_URLs."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+from django.db import connection
 
 from deliveries.models import Event
-from subscriptions.filterlang import filter_q, matches, validate_filter
+from subscriptions.filterlang import (
+    event_document,
+    filter_q,
+    jsonpath_document,
+    matches,
+    to_jsonpath,
+    validate_filter,
+)
+from subscriptions.models import Subscription, Tenant
 
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
 
-KEYS = ["a", "0"]
-TEXT = st.text(alphabet=["a", "B", "z", "0", " ", "é", "\uffff", "😀", '"', "\\"], max_size=3)
+KEYS = ["a", "0", "a-b", "_"]
+# Characters a jsonpath literal must escape or could misread: quotes, backslash, controls,
+# "$", "@", a line separator, astral and last-BMP code points (code-point order vs UTF-16).
+TEXT = st.text(
+    alphabet=[
+        *["a", "B", "z", "0", " ", "é", "\uffff", "😀", '"', "\\", "'"],
+        *["\n", "\x01", "\x7f", "$", "@", "\u2028", "*"],
+    ],
+    max_size=3,
+)
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.integers(min_value=-3, max_value=3),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([0.5, 1.0, -0.0, 2.5, 1e-7, 9007199254740993, 2**62]),
+    st.sampled_from([0.5, 1.0, -0.0, 2.5, 1e-7, 9007199254740993, 2**62, 2**63 - 1, -(2**63)]),
+    st.sampled_from([1e300, -1e-300, 5e-324, 1.7976931348623157e308, 0.1, 1e16, 123456.789]),
 )
 # A small shared pool, drawn often, so that filters and events meet on the same values (a
 # broad draw alone would almost never compare true with 1, or "1" with 1).
@@ -203,3 +225,90 @@ def test_the_database_selects_what_matches_accepts(filters, events, extra):
             assert excluded == set(ids) - expected, filter
     finally:
         Event.objects.filter(pk__in=[row.pk for row in rows]).delete()
+
+
+# Event data as publish() may store it: mostly objects, sometimes any JSON value.
+ANY_DATA = st.one_of(DATA, DATA, DATA, VALUES)
+DOCUMENTS = st.lists(st.tuples(TYPES, CHANNELS, ANY_DATA), min_size=1, max_size=6)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="SQL/JSON paths are PostgreSQL's (jsonb_path_match)"
+)
+@pytest.mark.django_db
+@hypothesis.settings(
+    max_examples=int(os.environ.get("FILTER_EXAMPLES", "1000")),
+    deadline=None,
+    suppress_health_check=[
+        hypothesis.HealthCheck.function_scoped_fixture,
+        hypothesis.HealthCheck.too_slow,
+    ],
+    database=None,
+)
+@hypothesis.given(
+    filters=st.lists(FILTERS, min_size=1, max_size=4), events=DOCUMENTS, extra=st.data()
+)
+def test_every_compiled_filter_answers_as_matches_does(filters, events, extra):
+    """compile (to_jsonpath) -> jsonb_path_match on PostgreSQL == matches(), for every valid
+    filter: each one compiles (none is left to Python), and the answer is never unknown."""
+    events = events + _aimed(
+        extra.draw, filters, [e for e in events if isinstance(e[2], dict)] or [("t", [], {})]
+    )
+    documents = [event_document(type, channels, data) for type, channels, data in events]
+    for filter in filters:
+        validate_filter(filter)
+        compiled = to_jsonpath(filter)
+        if not filter:
+            assert compiled is None
+            continue
+        assert compiled is not None, filter
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT jsonb_path_match(d, %s::jsonpath, '{}'::jsonb, true) "
+                "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS t(d, i) ORDER BY i",
+                [compiled, "[" + ",".join(jsonpath_document(d) for d in documents) + "]"],
+            )
+            found = [row[0] for row in cursor.fetchall()]
+        expected = [matches(filter, document) for document in documents]
+        assert found == expected, (filter, compiled)
+
+
+@pytest.mark.django_db
+@hypothesis.settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[
+        hypothesis.HealthCheck.function_scoped_fixture,
+        hypothesis.HealthCheck.too_slow,
+    ],
+    database=None,
+)
+@hypothesis.given(
+    filters=st.lists(FILTERS, min_size=1, max_size=4), events=DOCUMENTS, extra=st.data()
+)
+def test_the_fan_out_routes_by_filter_as_matches_does(filters, events, extra):
+    """The fan-out's routing query (SQL on PostgreSQL, Python on SQLite) sends each event to
+    exactly the subscriptions whose filters `matches` accepts, and counts them so."""
+    events = events + _aimed(
+        extra.draw, filters, [e for e in events if isinstance(e[2], dict)] or [("t", [], {})]
+    )
+    tenant = Tenant.objects.for_key("prop")
+    subscriptions = Subscription.objects.bulk_create(
+        Subscription(tenant=tenant, url=f"http://127.0.0.1:9/{i}", event_types=["*"], filter=filter)
+        for i, filter in enumerate(filters)
+    )
+    try:
+        routed = Subscription.objects.for_tenant("prop")
+        for type, channels, data in events:
+            document = event_document(type, channels, data)
+            expected = {
+                sub.pk
+                for sub, filter in zip(subscriptions, filters, strict=True)
+                if matches(filter, document)
+            }
+            route = routed.route(type, channels=channels, data=data)
+            assert route is not None
+            assert set(route[0]) == expected and route[1] == [], (filters, document)
+            assert routed.count_routed(type, channels=channels, data=data) == len(expected)
+    finally:
+        Subscription.objects.filter(pk__in=[s.pk for s in subscriptions]).delete()

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from deliveries.models import Event
+from subscriptions.filterlang import to_jsonpath
 from subscriptions.models import EventType, Subscription, Tenant
 from tests.portal_helpers import open_portal, portal_url, tenant_endpoint
 from tests.stubdns import resolving
@@ -60,6 +61,7 @@ def test_an_endpoint_is_created_with_a_filter_and_channels(portal):
     assert response.status_code == 200, response.content
     sub = Subscription.objects.get(description="Big orders")
     assert (sub.filter, sub.channels) == ({"data.total": {"$gte": 100}}, ["eu", "vip"])
+    assert sub.filter_jsonpath == to_jsonpath({"data.total": {"$gte": 100}}) is not None
     # The edit form shows them back.
     page = portal.get(portal_url("endpoint-edit", sub.pk)).content.decode()
     assert "data.total" in page and 'value="eu, vip"' in page

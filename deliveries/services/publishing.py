@@ -206,7 +206,8 @@ def publish(
 
     `channels` (a list of up to 10 names) are carried by the event: a subscription with
     channels receives it only if they share one; subscriptions without channels receive it
-    whatever its channels. Each subscription's `filter` is evaluated once, in the fan-out.
+    whatever its channels. Each subscription's `filter` is evaluated once, in the fan-out: by
+    the routing query on PostgreSQL (compiled filters), in Python on SQLite (docs/filters.md).
 
     Events of a tenant with the same `ordering_key` (e.g. "order_1001") reach each
     subscription in publish order, each once the previous one has ended (succeeded, failed for
@@ -357,8 +358,8 @@ def _candidates(event: Event) -> Any:
 
 def _matching(event: Event, limit: int | None = None) -> tuple[list, list] | None:
     """Ids of the active and inactive subscriptions the event goes to (types and channels
-    matched by the database, filters evaluated once here); with `limit`, None when more
-    than `limit` candidates."""
+    matched by the database; filters by the same query on PostgreSQL, else once in Python:
+    `SubscriptionQuerySet.route`); with `limit`, None when more than `limit` candidates."""
     if event.target_subscription_id:
         # A targeted (test) event goes to its subscription whatever the event filters.
         active: list = []
