@@ -66,12 +66,12 @@ def test_the_rate_and_its_waits_in_the_admin_and_the_portal(
 
         portal.goto(f"{base}/portal/endpoints/{sub.pk}/edit/")
         portal.fill("input[name=max_rate]", "0")
-        portal.locator("form.stacked button[type=submit]").click()
+        portal.get_by_role("button", name="Save").click()
         expect(portal.locator("main")).to_contain_text("0.01")
         pages.check(portal, "endpoint-rate-refused")
         assert Subscription.objects.get(pk=sub.pk).max_rate == 2
         portal.fill("input[name=max_rate]", "0.5")
-        portal.locator("form.stacked button[type=submit]").click()
+        portal.get_by_role("button", name="Save").click()
         expect(portal.locator("#max-rate")).to_have_text("0.5")
     assert Subscription.objects.get(pk=sub.pk).max_rate == 0.5
     assert not pages.violations, pages.violations
