@@ -468,11 +468,20 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         active: bool = True,
     ) -> int:
         """How many active subscriptions here receive such an event (with `active=False`: how
-        many disabled ones would, which the fan-out records as skipped). On PostgreSQL the
-        database counts those without a filter and those whose compiled filter matches; the
-        rest (every filtered one elsewhere) are read (narrow rows) and evaluated here."""
+        many disabled ones would, which the fan-out records as skipped). `routed_counts`
+        answers both at once."""
+        counts = self.routed_counts(event_type, channels=channels, data=data)
+        return counts[0] if active else counts[1]
+
+    def routed_counts(
+        self, event_type: str, *, channels: Sequence[str] | None = None, data: Any = None
+    ) -> tuple[int, int]:
+        """(active, disabled): how many subscriptions here receive such an event, and how many
+        disabled ones would (the fan-out records those as skipped). On PostgreSQL the database
+        counts those without a filter and those whose compiled filter matches, in one query;
+        the rest (every filtered one elsewhere) are read (narrow rows) and evaluated here."""
         document = event_document(event_type, channels, data)
-        routed = self.matching(event_type).carrying(channels).filter(is_active=active)
+        routed = self.matching(event_type).carrying(channels)
         in_sql = self._sql_filters(document)
         if in_sql is not None:
             counted = routed.filter(in_sql).filter(
@@ -482,10 +491,20 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
         else:
             counted = routed.filter(filter={})
             left = routed.exclude(filter={})
-        filters = left.values_list("filter", flat=True).order_by()
-        return counted.count() + sum(
-            1 for f in filters.iterator(chunk_size=2000) if matches(f, document)
+        totals = counted.aggregate(
+            active=models.Count("pk", filter=models.Q(is_active=True)),
+            disabled=models.Count("pk", filter=models.Q(is_active=False)),
         )
+        active, disabled = totals["active"], totals["disabled"]
+        for row_filter, is_active in (
+            left.values_list("filter", "is_active").order_by().iterator(chunk_size=2000)
+        ):
+            if matches(row_filter, document):
+                if is_active:
+                    active += 1
+                else:
+                    disabled += 1
+        return active, disabled
 
     def count_matching(self, event_type: str) -> tuple[int, int]:
         """(active, all) subscriptions selecting `event_type`, counted by the database."""

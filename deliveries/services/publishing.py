@@ -338,13 +338,12 @@ def expected_counts(event: Event) -> tuple[int, int]:
     if event.target_subscription_id:
         active, inactive = _all_matching(event)
         return len(active), len(inactive)
-    return _count_routed(event), _count_routed(event, active=False)
+    return _count_routed(event)
 
 
-def _count_routed(event: Event, *, active: bool = True) -> int:
-    return _candidates(event).count_routed(
-        event.type, channels=event.channels, data=event.data, active=active
-    )
+def _count_routed(event: Event) -> tuple[int, int]:
+    """(active, disabled) subscriptions the event goes to, counted in one pass."""
+    return _candidates(event).routed_counts(event.type, channels=event.channels, data=event.data)
 
 
 def _candidates(event: Event) -> Any:
@@ -425,7 +424,7 @@ def _fan_out_in_background(publication: Publication) -> tuple[list, list] | None
         return matched
     # Counted by the database (filters read and evaluated, narrow rows): the request must not
     # load every subscription to decide.
-    publication.counted(_count_routed(event), _count_routed(event, active=False))
+    publication.counted(*_count_routed(event))
     try:
         dispatch.send(dispatch.FAN_OUT, (str(event.pk),), queue=webhook_settings.MAINTENANCE_QUEUE)
     except BROKER_ERRORS as exc:
