@@ -257,22 +257,40 @@ def test_success_signal_carries_the_finished_row(receiver, recorded):
     assert subscription.last_success_at is not None and subscription.failing_since is None
 
 
-def test_deliveries_claimed_together_write_a_fresh_endpoints_last_success_once(
-    django_assert_num_queries,
-):
-    # Deliveries of a fresh endpoint in flight together all claimed it with no last success:
-    # the first success writes it, the others (in this process, within the minute) do not.
-    from deliveries.services.attempts import _note_success
+def _record_success(subscription, at):
+    delivery = make_delivery(subscription)
+    claimed = states.claim(delivery.pk, 1)
+    attempt = DeliveryAttempt(
+        delivery=claimed, number=1, started_at=at, response_status=200, task_id="t"
+    )
+    return states.record(attempt, states.Ending(DeliveryStatus.SUCCEEDED, 200), success_at=at)
 
+
+def test_successes_within_a_second_note_a_fresh_endpoints_last_success_once():
+    # Deliveries of a fresh endpoint in flight together all claimed it with no last success:
+    # the first success writes it, the others of the same second leave the row alone (pages
+    # show it to the second), and the next second's writes it again.
     subscription = make_subscription("http://127.0.0.1:9/fresh")
-    claimed = [Subscription.objects.get(pk=subscription.pk) for _ in range(3)]
-    now = timezone.now()
-    with django_assert_num_queries(1):
-        for loaded in claimed:
-            assert loaded.last_success_at is None
-            _note_success(loaded, now)
+    second = timezone.now().replace(microsecond=100_000)
+    for ms in (0, 1, 2):
+        recorded = _record_success(subscription, second + dt.timedelta(milliseconds=ms))
+        assert recorded.won and recorded.failing_since is None
     subscription.refresh_from_db()
-    assert subscription.last_success_at == now
+    assert subscription.last_success_at == second
+    later = second + dt.timedelta(seconds=1)
+    _record_success(subscription, later)
+    subscription.refresh_from_db()
+    assert subscription.last_success_at == later
+
+
+def test_a_success_on_a_failing_endpoint_reports_the_run_and_ends_it():
+    started = timezone.now() - dt.timedelta(minutes=5)
+    subscription = make_subscription("http://127.0.0.1:9/failing", failing_since=started)
+    recorded = _record_success(subscription, timezone.now())
+    # The record statement leaves a failing endpoint as it is and hands back its run's start.
+    assert recorded.failing_since == started
+    subscription.refresh_from_db()
+    assert subscription.failing_since == started and subscription.last_success_at is None
 
 
 # --- Timeouts that a trickling receiver cannot stretch ------------------------------------------

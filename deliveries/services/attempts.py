@@ -535,15 +535,15 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
         stored = _store(claimed, result)
     if stored is None:
         return Outcome("skip")
-    attempt, won, ending = stored
+    (attempt, won, failing_since), ending = stored
     if result.status == 429:
         _share_retry_after(delivery.subscription_id, result)
     try:
-        finished = clock.now()
         if _accepted(result):
-            _note_success(delivery.subscription, finished, result.status)
+            if failing_since is not None:
+                _end_failing_run(delivery.subscription, failing_since, clock.now(), result.status)
         elif not ending.disable_reason:
-            _note_failure(delivery.subscription, finished)
+            _note_failure(delivery.subscription, clock.now())
     except Exception:  # endpoint health is bookkeeping: the delivery's state is already right
         logger.exception("subscription %s: health not updated", delivery.subscription_id)
     if not won:
@@ -557,12 +557,15 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     return ending.outcome
 
 
-def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool, _Ending] | None:
-    """Insert the attempt row and apply the delivery's next state, both or neither. Returns the
-    row, whether the delivery was still this attempt's, and the ending; None when the sweep had
-    already recorded this attempt as interrupted."""
+def _store(claimed: _Claimed, result: SendResult) -> tuple[states.Recorded, _Ending] | None:
+    """Insert the attempt row and apply the delivery's next state, both or neither; a success
+    notes the endpoint's last success in the same statement (`states.record`). Returns what was
+    recorded and the ending; None when the sweep had already recorded this attempt as
+    interrupted."""
     delivery, number = claimed.delivery, claimed.number
-    ending = _ending(number, result, clock.now())
+    now = clock.now()
+    ending = _ending(number, result, now)
+    success_at = now if _accepted(result) else None
     attempt = DeliveryAttempt(
         delivery=delivery,
         number=number,
@@ -583,13 +586,13 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
         # BEGIN/COMMIT round trips); the common path needs no other write.
         if ending.disable_reason:
             with transaction.atomic(using=alias):
-                attempt, won = states.record(attempt, ending.ending)
+                recorded = states.record(attempt, ending.ending)
                 disable_subscription(delivery.subscription, ending.disable_reason)
         else:
-            attempt, won = reconnecting(states.record, attempt, ending.ending)
+            recorded = reconnecting(states.record, attempt, ending.ending, success_at=success_at)
     except IntegrityError:
-        recorded = DeliveryAttempt.objects.using(alias)
-        if not recorded.filter(delivery_id=delivery.pk, number=number).exists():
+        rows = DeliveryAttempt.objects.using(alias)
+        if not rows.filter(delivery_id=delivery.pk, number=number).exists():
             raise  # not the sweep's row: some other refusal, recorded as ours by _conclude
         # The sweep took this attempt for lost (its claim outlived the lease) and recorded it
         # as interrupted; the attempt it enqueued instead owns the delivery now.
@@ -597,7 +600,7 @@ def _store(claimed: _Claimed, result: SendResult) -> tuple[DeliveryAttempt, bool
             "attempt %d of delivery %s finished after it was released as stale", number, delivery.pk
         )
         return None
-    return attempt, won, ending
+    return recorded, ending
 
 
 def _share_retry_after(subscription_id: object, result: SendResult) -> None:
@@ -659,39 +662,13 @@ def _ending(number: int, result: SendResult, now: dt.datetime) -> _Ending:
     return _Ending(ending, Outcome("park"))
 
 
-# Subscription pk -> the second (database clock) this process last wrote its `last_success_at`.
-# The row's own value, as claimed, misses the writes of deliveries claimed at the same time:
-# without this, every delivery of a fresh endpoint in flight together would write it.
-_success_written: dict[object, dt.datetime] = {}
-
-
-def _note_success(
-    subscription: Subscription, now: dt.datetime, status: int | None = None
+def _end_failing_run(
+    subscription: Subscription, started: dt.datetime, now: dt.datetime, status: int | None
 ) -> None:
-    # Written at most once a second per endpoint and process (pages show it to the second, so
-    # it is never stale there, a manual "Send again now" included: issue 28), and at once after
-    # a failing run, so a busy endpoint does not add an UPDATE to every delivery.
-    started = subscription.failing_since
-    last = subscription.last_success_at
-    if started is None:
-        second = now.replace(microsecond=0)
-        if last and last.replace(microsecond=0) >= second:
-            return
-        written = _success_written.get(subscription.pk)
-        if written is not None and written >= second:
-            return
-        endpoint = Subscription.objects.using(working_alias()).filter(pk=subscription.pk)
-        if endpoint.filter(failing_since__isnull=True).update(last_success_at=now):
-            if len(_success_written) >= 10_000:  # bounded, whatever the number of endpoints
-                _success_written.clear()
-            _success_written[subscription.pk] = second
-            return
-        # A failing run began after this subscription was loaded: this success ends it.
-        started = endpoint.values_list("failing_since", flat=True).first()
-        if started is None:
-            return
-    # Guarded on the run's start, so that of concurrent successes exactly one ends the
-    # incident and makes its notice.
+    """A success on an endpoint whose failing run began at `started` ends that run. Guarded on
+    the run's start, so that of concurrent successes exactly one ends the incident and makes
+    its notice. (The common case, a success on a healthy endpoint, is noted by the attempt's
+    own record statement: `states.record`.)"""
     if (
         Subscription.objects.using(working_alias())
         .filter(pk=subscription.pk, failing_since=started)

@@ -7,7 +7,7 @@ Enabling it again starts afresh. Each transition makes at most one `EndpointNoti
 
 - `failing`: made by the attempt that set `failing_since` (a guarded UPDATE only one worker
   wins: `attempts._note_failure`), with `disable_at` = `failing_since` + `DISABLE_AFTER`;
-- `recovered`: made by the attempt that cleared it (`attempts._note_success`, guarded the same
+- `recovered`: made by the attempt that cleared it (`attempts._end_failing_run`, guarded the same
   way);
 - `disabled`: made after commit by the `subscription_disabled` receiver, whoever disabled it.
 

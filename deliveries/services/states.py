@@ -30,7 +30,7 @@ import uuid
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connections, transaction
 from django.db.models import Field, ForeignKey, Model, Q, QuerySet
@@ -124,8 +124,15 @@ class _Reader:
     converters: tuple[tuple[Any, list[Any]], ...]
 
     @classmethod
-    def of(cls, model: type[Model], connection: Any) -> _Reader:
-        fields = tuple(model._meta.concrete_fields)
+    def of(
+        cls, model: type[Model], connection: Any, names: tuple[str, ...] | None = None
+    ) -> _Reader:
+        """Every concrete field of `model`, or those named."""
+        fields = (
+            tuple(model._meta.concrete_fields)
+            if names is None
+            else tuple(_field(model, name) for name in names)
+        )
         converters = []
         for field in fields:
             col = field.get_col(model._meta.db_table)
@@ -133,29 +140,69 @@ class _Reader:
             converters.append((col, found))
         return cls(model, fields, tuple(converters))
 
-    def build(self, alias: str, values: Iterable[object], connection: Any) -> Any:
+    def convert(self, *values: object, connection: Any) -> list[object]:
+        """`values` (one per field, in order) as the ORM would load them."""
         converted = []
         for value, (col, converters) in zip(values, self.converters, strict=True):
             for converter in converters:
                 value = converter(value, col, connection)
             converted.append(value)
+        return converted
+
+    def build(self, alias: str, values: Iterable[object], connection: Any) -> Any:
         # Every concrete field, named: `from_db` (Django's documented loading hook) gets the
         # names and the values from the same `_meta` walk, so they cannot drift apart.
+        converted = self.convert(*values, connection=connection)
         return self.model.from_db(alias, [f.attname for f in self.fields], converted)
 
 
 # The attempt row's columns, in `_meta` order, as `record` inserts them.
 _INSERTED = tuple(f for f in DeliveryAttempt._meta.concrete_fields if not f.primary_key)
-_records: weakref.WeakKeyDictionary[Any, dict[tuple[bool, ...], tuple[str, str]]] = (
+
+
+@dataclass(frozen=True)
+class _RecordStatements:
+    insert: str
+    update: str
+    touch: str  # "" when the ending is not a success
+    failing_since: Any  # reads the touched endpoint's `failing_since` back (`_Reader` style)
+
+
+# Built once per connection and ending shape (which columns take `now()`, whether it touches
+# the endpoint).
+_records: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], _RecordStatements]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _record_statements(connection: Any, now_at: tuple[bool, ...]) -> tuple[str, str]:
+def _touch_statement(connection: Any) -> str:
+    """Note an endpoint's success: its `last_success_at`, at most once a second (pages show it
+    to the second), unless a failing run is open; `RETURNING failing_since` says whether one is.
+
+    Params: the success's time, the endpoint's id, the start of that time's second. A row
+    already noted this second is not written (no lock: a busy endpoint's deliveries do not
+    queue on its row); a failing one is matched, unchanged, so that its run's start comes back.
+    """
+    quote = connection.ops.quote_name
+    col = {name: _col(Subscription, name, quote) for name in ("last_success_at", "failing_since")}
+    last, failing = col["last_success_at"], col["failing_since"]
+    key = quote(Subscription._meta.pk.column)
+    return (
+        f"UPDATE {quote(Subscription._meta.db_table)} SET {last} = "
+        f"CASE WHEN {failing} IS NULL THEN %s ELSE {last} END "
+        f"WHERE {key} = %s AND ({failing} IS NOT NULL OR {last} IS NULL OR {last} < %s) "
+        f"RETURNING {failing}"
+    )
+
+
+def _record_statements(
+    connection: Any, now_at: tuple[bool, ...], touch: bool
+) -> _RecordStatements:
     """`record`'s INSERT and guarded UPDATE on this connection, for an ending whose columns
-    (`Ending.changes()`, in that order) take the database's now where `now_at` says so."""
+    (`Ending.changes()`, in that order) take the database's now where `now_at` says so, and
+    with `touch` the endpoint's success note (`_touch_statement`)."""
     made = _records.setdefault(connection, {})
-    found = made.get(now_at)
+    found = made.get((now_at, touch))
     if found is not None:
         return found
     quote = connection.ops.quote_name
@@ -173,8 +220,12 @@ def _record_statements(connection: Any, now_at: tuple[bool, ...]) -> tuple[str, 
         f"{_col(Delivery, name, quote)} = %s" for name in ("id", "status", "attempts")
     )
     update = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {guard}"
-    made[now_at] = (insert, update)
-    return insert, update
+    failing = _Reader.of(Subscription, connection, ("failing_since",))
+    statements = _RecordStatements(
+        insert, update, _touch_statement(connection) if touch else "", failing
+    )
+    made[(now_at, touch)] = statements
+    return statements
 
 
 @dataclass(frozen=True)
@@ -261,20 +312,38 @@ def claim(delivery_id: int, number: int) -> Delivery | None:
     return delivery
 
 
-def record(attempt: DeliveryAttempt, ending: Ending) -> tuple[DeliveryAttempt, bool]:
+class Recorded(NamedTuple):
+    """What `record` stored: the attempt row, whether the delivery was still this attempt's,
+    and, for a success, when the endpoint's open failing run began (None: none is open)."""
+
+    attempt: DeliveryAttempt
+    won: bool
+    failing_since: dt.datetime | None = None
+
+
+def record(
+    attempt: DeliveryAttempt, ending: Ending, *, success_at: dt.datetime | None = None
+) -> Recorded:
     """Store the attempt row and apply `ending` to its delivery if the delivery is still this
-    attempt's (`sending`, same number), both or neither. Returns the stored row and whether the
-    delivery was still this attempt's (the row is stored either way: the request was sent).
+    attempt's (`sending`, same number), both or neither. The row is stored either way (the
+    request was sent); `Recorded.won` says whether the delivery was still this attempt's.
+
+    With `success_at` (the receiver accepted it, at that time on the database's clock) the
+    endpoint's `last_success_at` is noted in the same statement, at most once a second and not
+    while a failing run is open; `Recorded.failing_since` is that run's start, for the caller
+    to end it (`attempts`).
 
     Raises IntegrityError, with nothing stored, if this attempt number was already recorded
-    (the sweep took the attempt for lost). On PostgreSQL one statement (the INSERT in a WITH
-    clause of the UPDATE: no BEGIN/COMMIT round trips in autocommit); elsewhere the same two
-    statements in a transaction.
+    (the sweep took the attempt for lost). On PostgreSQL one statement (the INSERT and the
+    endpoint's note in WITH clauses of the UPDATE: no BEGIN/COMMIT round trips in autocommit);
+    elsewhere the same statements in a transaction.
     """
     alias = working_alias()
     connection = connections[alias]
     changes = ending.changes()
-    insert, update = _record_statements(connection, tuple(v is DB_NOW for v in changes.values()))
+    statements = _record_statements(
+        connection, tuple(v is DB_NOW for v in changes.values()), success_at is not None
+    )
     inserted: list[Any] = [
         f.get_db_prep_save(f.pre_save(attempt, True), connection) for f in _INSERTED
     ]
@@ -284,23 +353,43 @@ def record(attempt: DeliveryAttempt, ending: Ending) -> tuple[DeliveryAttempt, b
         if value is not DB_NOW
     ]
     guarded: list[Any] = [attempt.delivery_id, DeliveryStatus.SENDING, attempt.number]
+    touched: list[Any] = []
+    if success_at is not None:
+        noted = _field(Subscription, "last_success_at")
+        touched = [
+            noted.get_db_prep_save(success_at, connection),
+            Subscription._meta.pk.get_db_prep_save(attempt.delivery.subscription_id, connection),
+            noted.get_db_prep_save(success_at.replace(microsecond=0), connection),
+        ]
+    failing: Any = None
     with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            touch = f", touched AS ({statements.touch})" if statements.touch else ""
+            read = ", (SELECT * FROM touched)" if statements.touch else ""
             cursor.execute(
-                f"WITH inserted AS ({insert}), updated AS ({update} RETURNING 1) "
-                "SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated)",
-                [*inserted, *changed, *guarded],
+                f"WITH inserted AS ({statements.insert}), "
+                f"updated AS ({statements.update} RETURNING 1){touch} "
+                f"SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated){read}",
+                [*inserted, *changed, *guarded, *touched],
             )
-            pk, won = cursor.fetchone()
+            pk, won, *rest = cursor.fetchone()
+            failing = rest[0] if rest else None
         else:
             with transaction.atomic(using=alias):
-                cursor.execute(insert, inserted)
+                cursor.execute(statements.insert, inserted)
                 pk = cursor.fetchone()[0]
-                cursor.execute(update, [*changed, *guarded])
+                cursor.execute(statements.update, [*changed, *guarded])
                 won = cursor.rowcount
+                if statements.touch:
+                    cursor.execute(statements.touch, touched)
+                    row = cursor.fetchone()
+                    failing = row[0] if row else None
     every = DeliveryAttempt._meta.concrete_fields
     values = [pk if f.primary_key else getattr(attempt, f.attname) for f in every]
-    return DeliveryAttempt.from_db(alias, [f.attname for f in every], values), bool(won)
+    stored = DeliveryAttempt.from_db(alias, [f.attname for f in every], values)
+    if failing is not None:
+        failing = statements.failing_since.convert(failing, connection=connection)[0]
+    return Recorded(stored, bool(won), failing)
 
 
 def release(
@@ -547,6 +636,7 @@ __all__ = [
     "DB_NOW",
     "UNFINISHED",
     "Ending",
+    "Recorded",
     "claim",
     "disable",
     "disabled_reason",
