@@ -1,10 +1,12 @@
 """One delivery attempt: claim and load, take an in-flight slot, sign, send, record, decide
 what comes next.
 
-Two statements on PostgreSQL's common path, the same on SQLite (where the second is two in a
-transaction): `states.claim` (the guarded UPDATE that takes the delivery for this attempt and
-returns it with its event and subscription) and `states.record` (the attempt row and the
-delivery's next state). Plus one Redis round trip to take the in-flight slot and one to free it.
+Two statements on PostgreSQL's common path, the same on SQLite (where the second is three in
+a transaction): `states.claim` (the guarded UPDATE that takes the delivery for this attempt and
+returns it with its event and subscription) and `states.record` (the attempt row, the
+delivery's next state and, for a success, the endpoint's last success). Plus one Redis round
+trip to take the in-flight slot and one, once the attempt is recorded, to free it with the
+tenant's fair-share place (`fairness.settle`).
 A claim that sends nothing (the endpoint is at its cap, or no longer takes the event) is given
 back by `states.release`, with its attempt number: no attempt number without an attempt row.
 
@@ -278,19 +280,28 @@ def attempt_delivery(
     retry, a deferral), its place is freed here (`fairness.settle`).
     """
     outcome: Outcome | None = None
+    held = _Held()
     try:
-        outcome = _attempt(delivery_id, number, task_id, deferrals, cap)
+        outcome = _attempt(delivery_id, number, task_id, deferrals, cap, held)
         return outcome
     finally:
-        if tenant is not None and (outcome is None or outcome.action not in ("retry", "defer")):
-            fairness.settle(tenant, delivery_id)
+        # The slot is freed once the attempt is recorded, with the tenant's place in the same
+        # round trip when its message chain ends here.
+        ends = outcome is None or outcome.action not in ("retry", "defer")
+        fairness.settle(tenant if ends else None, delivery_id, held.slot)
+
+
+@dataclass
+class _Held:
+    """The in-flight slot an attempt holds until it ends (`attempt_delivery` frees it)."""
+
+    slot: inflight.Slot | None = None
 
 
 def _attempt(
-    delivery_id: int, number: int, task_id: str, deferrals: int, cap: dict | None
+    delivery_id: int, number: int, task_id: str, deferrals: int, cap: dict | None, held: _Held
 ) -> Outcome:
     clock.check()  # a measurement every few minutes, nothing in between
-    slot = None
     ticket = CapTicket.from_message(cap)
     since = ticket.since if ticket is not None else None
     if ticket is not None:
@@ -300,28 +311,24 @@ def _attempt(
             if again is not None:
                 return again
         else:
-            slot = taken
-    try:
-        delivery = reconnecting(states.claim, delivery_id, number)
-        if delivery is None:
-            return Outcome("skip")  # finished, or this attempt is another message's
-        subscription = delivery.subscription
-        refusal = not_sendable(delivery)
-        if refusal is not None:
-            if states.release(delivery_id, number, discard_reason=refusal):
-                ordering.ended(delivery)
-            return Outcome("done")
-        if slot is None:
-            taken = inflight.take(subscription)
-            if isinstance(taken, inflight.Refusal):
-                return _defer(delivery, number, deferrals, taken, since)
-            slot = taken
-        throttled = _throttled_ms(since)
-        span = tracing.start_attempt(delivery, number)
-        headers, result = _send(delivery, timezone.now(), span)
-    finally:
-        if slot is not None:
-            slot.release()
+            held.slot = taken
+    delivery = reconnecting(states.claim, delivery_id, number)
+    if delivery is None:
+        return Outcome("skip")  # finished, or this attempt is another message's
+    subscription = delivery.subscription
+    refusal = not_sendable(delivery)
+    if refusal is not None:
+        if states.release(delivery_id, number, discard_reason=refusal):
+            ordering.ended(delivery)
+        return Outcome("done")
+    if held.slot is None:
+        taken = inflight.take(subscription)
+        if isinstance(taken, inflight.Refusal):
+            return _defer(delivery, number, deferrals, taken, since)
+        held.slot = taken
+    throttled = _throttled_ms(since)
+    span = tracing.start_attempt(delivery, number)
+    headers, result = _send(delivery, timezone.now(), span)
     logger.info(
         "attempt event=%s delivery=%s subscription=%s attempt=%d status=%s error=%s duration_ms=%d",
         delivery.event_id,

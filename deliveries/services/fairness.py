@@ -82,9 +82,13 @@ redis.call('PEXPIRE', KEYS[1], lease * 2)
 return admitted
 """
 
-# KEYS: the tenant's set, held flag, refill lock. ARGV: the id whose chain ended, cap, the
-# least room worth a refill, lock ms. Returns the room to refill (0: nothing to do now).
+# KEYS: the tenant's set, held flag, refill lock, then the in-flight sets of the attempt's slot
+# (`inflight.Slot.hand_over`). ARGV: the id whose chain ended, cap, the least room worth a
+# refill, lock ms, the slot's token. Returns the room to refill (0: nothing to do now).
 _SETTLE = """
+for i = 4, #KEYS do
+  redis.call('ZREM', KEYS[i], ARGV[5])
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
 if redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
@@ -168,21 +172,27 @@ def enqueue(tenant: str, items: Iterable[tuple[int, int]]) -> int:
     return enqueue_attempts(((pk, wanted[pk]) for pk in admitted), tenant=counted)
 
 
-def settle(tenant: str, delivery_id: int) -> int:
+def settle(tenant: str | None, delivery_id: int, slot: inflight.Slot | None = None) -> int:
     """The message chain of `delivery_id` ended (finished, parked in the database, or nothing
     to do): free its place, and refill the tenant from the database when it holds deliveries
-    back and a batch fits. Returns how many messages the refill sent."""
-    limit = cap()
-    if limit is None:
+    back and a batch fits. Returns how many messages the refill sent.
+
+    `slot` is the attempt's in-flight slot, freed in the same round trip; with no `tenant` (a
+    message not counted for one, or a chain that carries on) only the slot is freed.
+    """
+    limit = cap() if tenant is not None else None
+    found = _client() if limit is not None else None
+    if tenant is None or limit is None or found is None:
+        if slot is not None:
+            slot.release()
         return 0
-    found = _client()
-    if found is None:
-        return 0
+    slot_keys, token = slot.hand_over() if slot is not None else ([], "")
     keys = _keys(tenant)
     try:
         room = int(
             found[2](  # type: ignore[operator]
-                keys=keys, args=[delivery_id, limit, refill_batch(limit), REFILL_LOCK * 1000]
+                keys=[*keys, *slot_keys],
+                args=[delivery_id, limit, refill_batch(limit), REFILL_LOCK * 1000, token],
             )
         )
     except inflight.REDIS_ERRORS as exc:

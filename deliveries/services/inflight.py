@@ -133,6 +133,15 @@ class Slot:
         except REDIS_ERRORS as exc:
             logger.warning("in-flight slot %s not released (it expires): %s", self.keys, exc)
 
+    def hand_over(self) -> tuple[list[str], str]:
+        """The sets and token to free, for a caller that frees them in its own script (one
+        round trip for the slot and its other bookkeeping: `fairness.settle`); the slot is then
+        released as far as this object goes. ([], "") when there is nothing to free."""
+        if self.client is None:
+            return [], ""
+        self.client = None
+        return self.keys, self.token
+
 
 UNCAPPED = Slot()
 
