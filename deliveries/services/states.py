@@ -243,37 +243,48 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
     if found is not None:
         return found
     quote, now = connection.ops.quote_name, db_now_sql(connection)
-    # Short aliases keep the statement under psycopg's 4 KB limit for caching its parsed form.
     table = quote(Delivery._meta.db_table)
     readers = [_Reader.of(Delivery, connection)]
     # SQLite's RETURNING names the updated table's columns unqualified, and no alias of it.
     returning = [quote(f.column) for f in readers[0].fields]
-    for name in ("event", "subscription"):
-        # The related rows come back in the same statement, one scalar subquery per column:
-        # SQLite's RETURNING may not name another table, but may hold subqueries.
+    joins, selected = [], [f"c.{column}" for column in returning]
+    for alias, name in (("e", "event"), ("s", "subscription")):
         fk = _field(Delivery, name)
         if not isinstance(fk, ForeignKey) or not isinstance(fk.related_model, type):
             raise TypeError(f"Delivery.{name} is not a foreign key")
         related = fk.related_model
         reader = _Reader.of(related, connection)
-        source = f"{quote(related._meta.db_table)} r"
-        key = f"r.{quote(fk.target_field.column)} = {table}.{quote(fk.column)}"
-        returning += [
-            f"(SELECT r.{quote(f.column)} FROM {source} WHERE {key})" for f in reader.fields
-        ]
         readers.append(reader)
+        related_table, key = quote(related._meta.db_table), quote(fk.target_field.column)
+        # PostgreSQL: the related rows joined to the UPDATE's result (a WITH clause), a short
+        # statement whose parsed form psycopg caches (under 4 KB). SQLite's RETURNING may not
+        # name another table, and it has no UPDATE in WITH: one scalar subquery per column.
+        joins.append(f"LEFT JOIN {related_table} {alias} ON {alias}.{key} = c.{quote(fk.column)}")
+        selected += [f"{alias}.{quote(f.column)}" for f in reader.fields]
+        returning += [
+            f"(SELECT r.{quote(f.column)} FROM {related_table} r "
+            f"WHERE r.{key} = {table}.{quote(fk.column)})"
+            for f in reader.fields
+        ]
     col = {name: _col(Delivery, name, quote) for name in ("id", "status", "attempts")}
     claimed = ", ".join(
         f"{_col(Delivery, name, quote)} = {now}"
         for name in ("claimed_at", "next_attempt_at", "updated_at")
     )
-    sql = (
+    update = (
         f"UPDATE {table} SET {col['status']} = %s, {col['attempts']} = %s, {claimed} "
         f"WHERE {col['id']} = %s AND {col['status']} IN (%s, %s) AND {col['attempts']} = %s "
         # Ordering: a keyed delivery is claimed only as its key's head, in this same statement.
         f"AND {ordering.claim_guard_sql(connection, table)} "
-        f"RETURNING {', '.join(returning)}"
     )
+    if connection.vendor == "postgresql":
+        own = ", ".join(quote(f.column) for f in readers[0].fields)
+        sql = (
+            f"WITH c AS ({update}RETURNING {own}) "
+            f"SELECT {', '.join(selected)} FROM c {' '.join(joins)}"
+        )
+    else:
+        sql = f"{update}RETURNING {', '.join(returning)}"
     statement = _ClaimStatement(sql, (readers[0], readers[1], readers[2]))
     _claims[connection] = statement
     return statement
