@@ -41,6 +41,23 @@ def main() -> int:
     finally:
         receiver.stop()
         redis_server.stop()
+        _drop_database(args)
+
+
+def _database_name() -> str:
+    # One database per run (by pid): two runs side by side must not drop each other's.
+    return f"webhooks_attempt_cost_{os.getpid()}"
+
+
+def _drop_database(args: argparse.Namespace) -> None:
+    if args.db != "postgres" or "django" not in sys.modules:
+        return
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    with psycopg.connect(f"{args.pg_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{_database_name()}" WITH (FORCE)')
 
 
 def _database_url(args: argparse.Namespace) -> str:
@@ -50,10 +67,11 @@ def _database_url(args: argparse.Namespace) -> str:
         return f"sqlite:///{path}"
     import psycopg
 
+    name = _database_name()
     with psycopg.connect(f"{args.pg_url}/postgres", autocommit=True) as conn:
-        conn.execute('DROP DATABASE IF EXISTS "webhooks_attempt_cost" WITH (FORCE)')
-        conn.execute('CREATE DATABASE "webhooks_attempt_cost"')
-    return f"{args.pg_url}/webhooks_attempt_cost"
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{args.pg_url}/{name}"
 
 
 def run(args: argparse.Namespace, redis_server: RedisServer, receiver: Receiver) -> int:
