@@ -14,6 +14,8 @@ from django.utils import timezone
 from deliveries.models import Delivery, DeliveryStatus, Event, WaitReason
 from deliveries.services import ordering, publish, replay
 from deliveries.services.attempts import attempt_delivery
+from deliveries.services.bulk_retry import bulk_retry
+from deliveries.services.logsearch import DeliverySearch
 from deliveries.services.publishing import PublishError, fan_out
 from deliveries.services.sweeping import sweep
 from subscriptions.models import Subscription
@@ -240,6 +242,39 @@ def test_a_manual_retry_behind_an_unfinished_head_waits_its_turn(broker, receive
     receiver.script("/fail", Reply(200))
     assert attempt_delivery(first.pk, 2).action == "done"
     assert sent(broker) == [[first.pk, 2], [second.pk, 2]]
+
+
+def test_a_manual_retry_of_an_ended_head_holds_the_next_one_that_was_due(broker, receiver):
+    # The first succeeded, which released the second (due, its message sent). A manual retry
+    # of the first then makes the second wait again, and the first's new end releases it at
+    # once: it does not wait for the sweep.
+    make_subscription(receiver.url("/ok"))
+    first = of(publish("order.created", {"n": 1}, ordering_key="k"))
+    second = of(publish("order.created", {"n": 2}, ordering_key="k"))
+    assert attempt_delivery(first.pk, 1).action == "done"
+    drain(broker)
+    assert not is_held(second)
+    assert replay.redeliver_one(Delivery.objects.get(pk=first.pk)) == 2
+    assert is_held(second)
+    assert sent(broker) == [[first.pk, 2]]
+    assert attempt_delivery(second.pk, 1).action == "skip"  # its old message: not its turn
+    assert attempt_delivery(first.pk, 2).action == "done"
+    assert sorted(sent(broker)) == sorted([[first.pk, 2], [second.pk, 1]])
+    assert attempt_delivery(second.pk, 1).action == "done"
+    assert [json.loads(r.body)["data"]["n"] for r in receiver.received] == [1, 1, 2]
+
+
+def test_a_bulk_retry_keeps_the_publish_order(broker, receiver):
+    receiver.script("/fail", Reply(400))
+    make_subscription(receiver.url("/fail"))
+    deliveries = [of(publish("order.created", {"n": n}, ordering_key="k")) for n in range(3)]
+    for delivery in deliveries:
+        attempt_delivery(delivery.pk, 1)
+    drain(broker)
+    result = bulk_retry(Delivery.objects.all(), DeliverySearch(statuses=("failed",)))
+    assert result.queued == 3
+    assert sent(broker) == [[deliveries[0].pk, 2]]
+    assert is_held(deliveries[1]) and is_held(deliveries[2])
 
 
 def test_a_replay_keeps_the_publish_order(broker, receiver):

@@ -26,7 +26,7 @@ from django.utils import timezone
 from ..conf import webhook_settings
 from ..dispatch import enqueue_attempts
 from ..models import BulkRetry, BulkRetrySource, Delivery
-from . import states
+from . import ordering, states
 from .connections import working_alias
 from .incidents import DEFAULT_REPLAY_STATUSES, REPLAYABLE_STATUSES
 from .logsearch import DeliverySearch
@@ -164,13 +164,17 @@ def _reopen_and_enqueue(ids: list[int]) -> int:
         reopened = states.reopen_unqueued(chunk, now, queued_until)
         if not reopened:
             continue
+        # Keyed deliveries keep their order (`ordering.after_reopen`): the held ones are sent
+        # when their turn comes.
+        held = ordering.after_reopen(reopened)
         items = list(
             Delivery.objects.using(working_alias())
             .filter(pk__in=reopened)
             .order_by("pk")
             .values_list("pk", "attempts")
         )
-        enqueue_attempts([(pk, attempts + 1) for pk, attempts in items])
+        enqueue_attempts([(pk, attempts + 1) for pk, attempts in items if pk not in held])
+        ordering.recheck(held)
         queued += len(items)
     return queued
 

@@ -268,6 +268,33 @@ def hold(delivery_ids: Iterable[int]) -> list[int]:
         return list(rows.filter(_held()).values_list("pk", flat=True).order_by())
 
 
+def after_reopen(delivery_ids: Iterable[int]) -> set[int]:
+    """Keep the order after keyed deliveries were reopened (a manual retry, a replay, a bulk
+    retry): hold those of `delivery_ids` behind an earlier unfinished delivery of their key, and
+    the later deliveries of their keys that were due (their messages would be refused by the
+    claim, and they would wait for the sweep instead of going right after the reopened one).
+    Returns every id held; the caller sends no message for those, and calls `recheck` with them
+    after its commit."""
+    ids = list(delivery_ids)
+    if not ids:
+        return set()
+    rows = Delivery.objects.using(working_alias())
+    held = set(hold(ids))
+    earlier_reopened = rows.filter(
+        pk__in=ids,
+        subscription_id=OuterRef("subscription_id"),
+        ordering_key=OuterRef("ordering_key"),
+        ordering_seq__lt=OuterRef("ordering_seq"),
+    )
+    behind = (
+        rows.filter(ordering_key__isnull=False, status__in=WAITING, next_attempt_at__isnull=False)
+        .filter(Exists(earlier_reopened))
+        .exclude(pk__in=ids)
+    )
+    held.update(hold(behind.values_list("pk", flat=True)))
+    return held
+
+
 def recheck(delivery_ids: Iterable[int]) -> int:
     """After writing holds: release those whose key's head ended meanwhile. Returns how many."""
     ids = list(delivery_ids)

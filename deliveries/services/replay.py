@@ -97,7 +97,7 @@ def _redeliver(delivery_ids: Iterable[int], now: dt.datetime) -> list[tuple[int,
         return []
     # Keyed deliveries behind an unfinished earlier one of their key wait for it (held, sent
     # when their turn comes): a replay keeps the publish order.
-    held = set(ordering.hold(reopened))
+    held = ordering.after_reopen(reopened)
     # Read the attempt count after reopening: the message must name the attempt that follows.
     items = [
         (pk, attempts + 1)
@@ -128,11 +128,12 @@ def redeliver_one(delivery: Delivery) -> int:
     number = states.reopen_one(delivery.pk, now, queued_until)
     if number is None:
         raise ReplayError(ALREADY_QUEUED)
-    if ordering.hold([delivery.pk]):
-        # Behind an earlier unfinished delivery of its ordering key: sent once that one ends.
-        ordering.recheck([delivery.pk])
-        return number
-    enqueue_attempts([(delivery.pk, number)])
+    held = ordering.after_reopen([delivery.pk])
+    if delivery.pk not in held:
+        enqueue_attempts([(delivery.pk, number)])
+    # Behind an earlier unfinished delivery of its ordering key, it is sent once that one ends;
+    # later ones of its key that were due now wait for it.
+    ordering.recheck(held)
     return number
 
 
