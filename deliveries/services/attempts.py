@@ -347,7 +347,8 @@ def _attempt(
     # (a fifth of the bench's deliveries instead of a twentieth). The answer foretells whether a
     # retry message follows; `attempt_delivery` settles the tenant's place if it turns out
     # otherwise (the sweep took the attempt, or recording it failed).
-    held.free(ends=_ends_chain(number, result))
+    foretold = _foretell(number, result)
+    held.free(ends=foretold is not None and foretold.outcome.action != "retry")
     logger.info(
         "attempt event=%s delivery=%s subscription=%s attempt=%d status=%s error=%s duration_ms=%d",
         delivery.event_id,
@@ -369,19 +370,20 @@ def _attempt(
             "duration_ms": result.duration_ms,
         },
     )
-    outcome = _conclude(_Claimed(delivery, number, headers, task_id, throttled), result)
+    outcome = _conclude(_Claimed(delivery, number, headers, task_id, throttled), result, foretold)
     return tracing.end_attempt(span, result, outcome)
 
 
-def _ends_chain(number: int, result: SendResult) -> bool:
-    """Whether attempt `number`, answered `result`, ends its message chain (no retry message
-    follows), as `_ending` will decide it; False if that cannot be told (the place is then
-    settled when the attempt ends)."""
+def _foretell(number: int, result: SendResult) -> _Ending | None:
+    """How attempt `number`, answered `result`, ends (`_ending`), decided once as soon as the
+    answer is in: it says whether a retry message follows, and `_conclude` records it. None if
+    deciding failed (`_conclude` then decides again, and records an internal error if that
+    fails too)."""
     try:
-        return _ending(number, result, clock.now()).outcome.action != "retry"
+        return _ending(number, result, clock.now())
     except Exception:
-        logger.exception("attempt %d: its ending could not be foretold", number)
-        return False
+        logger.exception("attempt %d: its ending could not be decided", number)
+        return None
 
 
 def _throttled_ms(since: float | None) -> int:
@@ -549,9 +551,10 @@ class _Claimed:
         return started
 
 
-def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
-    """End a claimed attempt: store its row and the delivery's next state, then say what comes
-    next. The one place the attempt invariant is kept (see the module docstring).
+def _conclude(claimed: _Claimed, result: SendResult, ending: _Ending | None = None) -> Outcome:
+    """End a claimed attempt: store its row and the delivery's next state (`ending`, as
+    `_foretell` decided it; decided here when None), then say what comes next. The one place
+    the attempt invariant is kept (see the module docstring).
 
     If deciding or storing fails (a bug, a value the database refuses), the attempt is stored
     again as `internal`, without the receiver's headers and body, keeping its status: a 2xx
@@ -560,7 +563,7 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     """
     delivery = claimed.delivery
     try:
-        stored = _store(claimed, result)
+        stored = _store(claimed, result, ending)
     except Exception as exc:
         logger.exception(
             "attempt %d of delivery %s: its answer could not be recorded; recording an internal "
@@ -594,14 +597,18 @@ def _conclude(claimed: _Claimed, result: SendResult) -> Outcome:
     return ending.outcome
 
 
-def _store(claimed: _Claimed, result: SendResult) -> tuple[states.Recorded, _Ending] | None:
-    """Insert the attempt row and apply the delivery's next state, both or neither; a success
+def _store(
+    claimed: _Claimed, result: SendResult, ending: _Ending | None = None
+) -> tuple[states.Recorded, _Ending] | None:
+    """Insert the attempt row and apply the delivery's next state (`ending`, decided here when
+    None), both or neither; a success
     notes the endpoint's last success in the same statement (`states.record`). Returns what was
     recorded and the ending; None when the sweep had already recorded this attempt as
     interrupted."""
     delivery, number = claimed.delivery, claimed.number
     now = clock.now()
-    ending = _ending(number, result, now)
+    if ending is None:
+        ending = _ending(number, result, now)
     success_at = now if _accepted(result) else None
     attempt = DeliveryAttempt(
         delivery=delivery,

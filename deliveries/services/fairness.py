@@ -182,7 +182,7 @@ def settle(tenant: str | None, delivery_id: int, slot: inflight.Slot | None = No
     """
     limit = cap() if tenant is not None else None
     found = _client() if limit is not None else None
-    if tenant is None or limit is None or found is None:
+    if tenant is None or limit is None or found is None:  # only the slot to free
         if slot is not None:
             slot.release()
         return 0

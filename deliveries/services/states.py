@@ -165,7 +165,8 @@ class _RecordStatements:
     insert: str
     update: str
     touch: str  # "" when the ending is not a success
-    failing_since: Any  # reads the touched endpoint's `failing_since` back (`_Reader` style)
+    combined: str  # PostgreSQL: the three as one statement (WITH clauses of a SELECT)
+    failing_since: _Reader  # reads the touched endpoint's `failing_since` back
 
 
 # Built once per connection and ending shape (which columns take `now()`, whether it touches
@@ -195,9 +196,7 @@ def _touch_statement(connection: Any) -> str:
     )
 
 
-def _record_statements(
-    connection: Any, now_at: tuple[bool, ...], touch: bool
-) -> _RecordStatements:
+def _record_statements(connection: Any, now_at: tuple[bool, ...], touch: bool) -> _RecordStatements:
     """`record`'s INSERT and guarded UPDATE on this connection, for an ending whose columns
     (`Ending.changes()`, in that order) take the database's now where `now_at` says so, and
     with `touch` the endpoint's success note (`_touch_statement`)."""
@@ -220,10 +219,15 @@ def _record_statements(
         f"{_col(Delivery, name, quote)} = %s" for name in ("id", "status", "attempts")
     )
     update = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {guard}"
-    failing = _Reader.of(Subscription, connection, ("failing_since",))
-    statements = _RecordStatements(
-        insert, update, _touch_statement(connection) if touch else "", failing
+    touched = _touch_statement(connection) if touch else ""
+    combined = (
+        f"WITH inserted AS ({insert}), updated AS ({update} RETURNING 1)"
+        + (f", touched AS ({touched})" if touched else "")
+        + " SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated)"
+        + (", (SELECT * FROM touched)" if touched else "")
     )
+    failing = _Reader.of(Subscription, connection, ("failing_since",))
+    statements = _RecordStatements(insert, update, touched, combined, failing)
     made[(now_at, touch)] = statements
     return statements
 
@@ -246,8 +250,13 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
     table = quote(Delivery._meta.db_table)
     readers = [_Reader.of(Delivery, connection)]
     # SQLite's RETURNING names the updated table's columns unqualified, and no alias of it.
-    returning = [quote(f.column) for f in readers[0].fields]
-    joins, selected = [], [f"c.{column}" for column in returning]
+    own = [quote(f.column) for f in readers[0].fields]
+    # PostgreSQL: the related rows joined to the UPDATE's result (a WITH clause), a short
+    # statement whose parsed form psycopg caches (under 4 KB). SQLite's RETURNING may not name
+    # another table, and it has no UPDATE in WITH: one scalar subquery per related column.
+    joined = connection.vendor == "postgresql"
+    joins: list[str] = []
+    returned = [f"c.{column}" for column in own] if joined else list(own)
     for alias, name in (("e", "event"), ("s", "subscription")):
         fk = _field(Delivery, name)
         if not isinstance(fk, ForeignKey) or not isinstance(fk.related_model, type):
@@ -256,16 +265,16 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
         reader = _Reader.of(related, connection)
         readers.append(reader)
         related_table, key = quote(related._meta.db_table), quote(fk.target_field.column)
-        # PostgreSQL: the related rows joined to the UPDATE's result (a WITH clause), a short
-        # statement whose parsed form psycopg caches (under 4 KB). SQLite's RETURNING may not
-        # name another table, and it has no UPDATE in WITH: one scalar subquery per column.
-        joins.append(f"LEFT JOIN {related_table} {alias} ON {alias}.{key} = c.{quote(fk.column)}")
-        selected += [f"{alias}.{quote(f.column)}" for f in reader.fields]
-        returning += [
-            f"(SELECT r.{quote(f.column)} FROM {related_table} r "
-            f"WHERE r.{key} = {table}.{quote(fk.column)})"
-            for f in reader.fields
-        ]
+        if joined:
+            on = f"{alias}.{key} = c.{quote(fk.column)}"
+            joins.append(f"LEFT JOIN {related_table} {alias} ON {on}")
+            returned += [f"{alias}.{quote(f.column)}" for f in reader.fields]
+        else:
+            returned += [
+                f"(SELECT r.{quote(f.column)} FROM {related_table} r "
+                f"WHERE r.{key} = {table}.{quote(fk.column)})"
+                for f in reader.fields
+            ]
     col = {name: _col(Delivery, name, quote) for name in ("id", "status", "attempts")}
     claimed = ", ".join(
         f"{_col(Delivery, name, quote)} = {now}"
@@ -277,14 +286,13 @@ def _claim_statement(connection: Any) -> _ClaimStatement:
         # Ordering: a keyed delivery is claimed only as its key's head, in this same statement.
         f"AND {ordering.claim_guard_sql(connection, table)} "
     )
-    if connection.vendor == "postgresql":
-        own = ", ".join(quote(f.column) for f in readers[0].fields)
+    if joined:
         sql = (
-            f"WITH c AS ({update}RETURNING {own}) "
-            f"SELECT {', '.join(selected)} FROM c {' '.join(joins)}"
+            f"WITH c AS ({update}RETURNING {', '.join(own)}) "
+            f"SELECT {', '.join(returned)} FROM c {' '.join(joins)}"
         )
     else:
-        sql = f"{update}RETURNING {', '.join(returning)}"
+        sql = f"{update}RETURNING {', '.join(returned)}"
     statement = _ClaimStatement(sql, (readers[0], readers[1], readers[2]))
     _claims[connection] = statement
     return statement
@@ -375,14 +383,7 @@ def record(
     failing: Any = None
     with transaction.mark_for_rollback_on_error(alias), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            touch = f", touched AS ({statements.touch})" if statements.touch else ""
-            read = ", (SELECT * FROM touched)" if statements.touch else ""
-            cursor.execute(
-                f"WITH inserted AS ({statements.insert}), "
-                f"updated AS ({statements.update} RETURNING 1){touch} "
-                f"SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated){read}",
-                [*inserted, *changed, *guarded, *touched],
-            )
+            cursor.execute(statements.combined, [*inserted, *changed, *guarded, *touched])
             pk, won, *rest = cursor.fetchone()
             failing = rest[0] if rest else None
         else:
