@@ -183,6 +183,21 @@ def _aimed(draw, filters: list[dict], events: list) -> list:
     return aimed
 
 
+def _wide_float(value) -> bool:
+    """A float beyond 2**53 anywhere in `value`. The log search compares stored event data,
+    where such a float is kept as its short decimal form (3.602879701896397e+16 for 2**55),
+    not its binary value, so against an integer operand it can answer otherwise than
+    matches(): the documented limit of `filter_q` (docs/filters.md). The fan-out's compiled
+    filters are exact there (test_every_compiled_filter_answers_as_matches_does)."""
+    if isinstance(value, float):
+        return abs(value) >= 2**53
+    if isinstance(value, dict):
+        return any(_wide_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_wide_float(item) for item in value)
+    return False
+
+
 @pytest.mark.django_db
 @hypothesis.settings(
     max_examples=500,
@@ -198,6 +213,7 @@ def test_the_database_selects_what_matches_accepts(filters, events, extra):
     for filter in filters:
         validate_filter(filter)
     events = events + _aimed(extra.draw, filters, events)
+    hypothesis.assume(not any(_wide_float(data) for _type, _channels, data in events))
     rows = Event.objects.bulk_create(
         Event(type=type, channels=channels, data=data) for type, channels, data in events
     )
