@@ -244,6 +244,7 @@ class Bench:
             "CELERY_BROKER_URL": self.redis.url,
             "PYTHONPATH": str(ROOT),
             "BENCH_POST_URL": self.fast.url("/bare/"),
+            "BENCH_REDIS_URL": self.redis.url,
             "WEBHOOKS_LOG_LEVEL": self.args.app_log_level,
         }
         os.environ.update({k: self.env[k] for k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")})
@@ -462,24 +463,43 @@ class Bench:
             self.a_rate = rate
             ok = bool(noop_rate and rate >= 0.8 * noop_rate)
             row.target = f">= 80% of no-op: {'met' if ok else 'MISSED'}"
-            return [row, self.bare_post_row(receiver, expected, rate, cpu, count)]
+            rows = [row, self.bare_post_row(receiver, expected, rate, cpu, count)]
+            if self.args.floors:
+                from bench.noop import post_db, post_db_redis
+
+                for task, what in (
+                    (post_db, "POSTs between two statements"),
+                    (post_db_redis, "POSTs between two statements and two Redis scripts"),
+                ):
+                    rows.append(self.bare_post_row(receiver, expected, rate, cpu, count, task, what))
+            return rows
         elif name == "B" and getattr(self, "a_rate", None):
             ok = rate >= 0.9 * self.a_rate
             row.target = f">= 90% of A ({rate / self.a_rate:.0%}): {'met' if ok else 'MISSED'}"
         return [row]
 
-    def bare_post_row(self, receiver: Receiver, n: int, rate: float, cpu: float, count: int) -> Row:
+    def bare_post_row(
+        self,
+        receiver: Receiver,
+        n: int,
+        rate: float,
+        cpu: float,
+        count: int,
+        task: Any = None,
+        what: str = "only POSTs",
+    ) -> Row:
         """A third yardstick: the same workers draining a task that only POSTs (bench.noop.post),
         the cheapest a task per delivery could be. What separates ours from it is the claim, the
-        record, signing and the in-flight cap."""
+        record, signing and the in-flight cap. With `task`, another yardstick task (`--floors`:
+        the same POST between round trips that do no work)."""
         from bench.noop import post
 
         receiver.get("/_reset")
-        done, bare_s, bare_cpu = self.drain(n, timeout=self.args.timeout, task=post)
+        done, bare_s, bare_cpu = self.drain(n, timeout=self.args.timeout, task=task or post)
         stats = receiver.get("/_stats")
         return Row(
             "A",
-            "same, against a Celery task that only POSTs (in the no-op column)",
+            f"same, against a Celery task that {what} (in the no-op column)",
             rate,
             "deliveries/s",
             noop=n / bare_s if done else None,
@@ -854,6 +874,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="also write the table to this file")
     parser.add_argument("--profile", help="py-spy the first worker during A/B into this folder")
     parser.add_argument("--gil", action="store_true", help="profile only the GIL holder (CPU)")
+    parser.add_argument(
+        "--floors",
+        action="store_true",
+        help="in A, also drain the bare POST between two statements (and two Redis scripts)",
+    )
     args = parser.parse_args(argv)
     args.worker = args.worker or list(
         DEFAULT_WORKERS_SQLITE if args.db == "sqlite" else DEFAULT_WORKERS

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_bench_smoke_prints_every_scenario_and_checks_exactly_once(tmp_path):
-    args = [sys.executable, "bench/run.py", "--smoke", "--output", str(tmp_path / "table.md")]
+    args = [sys.executable, "bench/run.py", "--smoke", "--floors", "--output"]
+    args.append(str(tmp_path / "table.md"))
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
         # Its own throwaway database on the same server, dropped at the end.
@@ -30,6 +31,10 @@ def test_bench_smoke_prints_every_scenario_and_checks_exactly_once(tmp_path):
     assert "NO:" not in table
     assert table.count("| yes |") >= 4  # A, B, C and D each checked exactly once
     assert "vs no-op" in table and "requests loop" in table
+    # The yardsticks of --floors ran through the same workers and each POST arrived once.
+    for what in ("only POSTs", "POSTs between two statements", "and two Redis scripts"):
+        row = next(line for line in table.splitlines() if what in line)
+        assert row.rstrip(" |").endswith("| yes | -"), row
 
 
 def test_tenant_fanout_bench_runs_and_checks_isolation(tmp_path):
