@@ -471,7 +471,9 @@ class Bench:
                     (post_db, "POSTs between two statements"),
                     (post_db_redis, "POSTs between two statements and two Redis scripts"),
                 ):
-                    rows.append(self.bare_post_row(receiver, expected, rate, cpu, count, task, what))
+                    rows.append(
+                        self.bare_post_row(receiver, expected, rate, cpu, count, task, what)
+                    )
             return rows
         elif name == "B" and getattr(self, "a_rate", None):
             ok = rate >= 0.9 * self.a_rate
