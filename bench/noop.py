@@ -17,6 +17,7 @@ import json
 import os
 import threading
 
+import redis
 import requests
 from celery import shared_task
 from django.db import connection
@@ -63,13 +64,11 @@ def _statement() -> None:
 
 
 def _script() -> None:
-    client = getattr(_local, "redis", None)
-    if client is None:
-        import redis
-
+    script = getattr(_local, "script", None)
+    if script is None:
         client = redis.Redis.from_url(os.environ["BENCH_REDIS_URL"])
-        _local.redis = client.register_script("return 1")
-    _local.redis()
+        script = _local.script = client.register_script("return 1")
+    script()
 
 
 def _post(delivery_id: int) -> None:
