@@ -463,41 +463,35 @@ class Bench:
             self.a_rate = rate
             ok = bool(noop_rate and rate >= 0.8 * noop_rate)
             row.target = f">= 80% of no-op: {'met' if ok else 'MISSED'}"
-            rows = [row, self.bare_post_row(receiver, expected, rate, cpu, count)]
-            if self.args.floors:
-                from bench.noop import post_db, post_db_redis
+            from bench.noop import post, post_db, post_db_redis
 
-                for task, what in (
+            yardsticks = [(post, "only POSTs")]
+            if self.args.floors:
+                yardsticks += [
                     (post_db, "POSTs between two statements"),
                     (post_db_redis, "POSTs between two statements and two Redis scripts"),
-                ):
-                    rows.append(
-                        self.bare_post_row(receiver, expected, rate, cpu, count, task, what)
-                    )
-            return rows
+                ]
+            return [
+                row,
+                *(
+                    self.yardstick_row(receiver, expected, rate, cpu, count, task, what)
+                    for task, what in yardsticks
+                ),
+            ]
         elif name == "B" and getattr(self, "a_rate", None):
             ok = rate >= 0.9 * self.a_rate
             row.target = f">= 90% of A ({rate / self.a_rate:.0%}): {'met' if ok else 'MISSED'}"
         return [row]
 
-    def bare_post_row(
-        self,
-        receiver: Receiver,
-        n: int,
-        rate: float,
-        cpu: float,
-        count: int,
-        task: Any = None,
-        what: str = "only POSTs",
+    def yardstick_row(
+        self, receiver: Receiver, n: int, rate: float, cpu: float, count: int, task: Any, what: str
     ) -> Row:
-        """A third yardstick: the same workers draining a task that only POSTs (bench.noop.post),
-        the cheapest a task per delivery could be. What separates ours from it is the claim, the
-        record, signing and the in-flight cap. With `task`, another yardstick task (`--floors`:
-        the same POST between round trips that do no work)."""
-        from bench.noop import post
-
+        """A yardstick task drained n times by the same workers, beside scenario A's figures.
+        `bench.noop.post` only POSTs, the cheapest a task per delivery could be: what separates
+        ours from it is the claim, the record, signing and the in-flight cap. With `--floors`,
+        the same POST between round trips that do no work (`post_db`, `post_db_redis`)."""
         receiver.get("/_reset")
-        done, bare_s, bare_cpu = self.drain(n, timeout=self.args.timeout, task=task or post)
+        done, bare_s, bare_cpu = self.drain(n, timeout=self.args.timeout, task=task)
         stats = receiver.get("/_stats")
         return Row(
             "A",

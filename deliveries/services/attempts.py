@@ -601,10 +601,9 @@ def _store(
     claimed: _Claimed, result: SendResult, ending: _Ending | None = None
 ) -> tuple[states.Recorded, _Ending] | None:
     """Insert the attempt row and apply the delivery's next state (`ending`, decided here when
-    None), both or neither; a success
-    notes the endpoint's last success in the same statement (`states.record`). Returns what was
-    recorded and the ending; None when the sweep had already recorded this attempt as
-    interrupted."""
+    None), both or neither; a success notes the endpoint's last success in the same statement
+    (`states.record`). Returns what was recorded and the ending; None when the sweep had
+    already recorded this attempt as interrupted."""
     delivery, number = claimed.delivery, claimed.number
     now = clock.now()
     if ending is None:

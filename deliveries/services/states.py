@@ -165,7 +165,7 @@ class _RecordStatements:
     insert: str
     update: str
     touch: str  # "" when the ending is not a success
-    combined: str  # PostgreSQL: the three as one statement (WITH clauses of a SELECT)
+    combined: str  # PostgreSQL: the three as one statement (WITH clauses of a SELECT); "" else
     failing_since: _Reader  # reads the touched endpoint's `failing_since` back
 
 
@@ -220,12 +220,14 @@ def _record_statements(connection: Any, now_at: tuple[bool, ...], touch: bool) -
     )
     update = f"UPDATE {quote(Delivery._meta.db_table)} SET {assignments} WHERE {guard}"
     touched = _touch_statement(connection) if touch else ""
-    combined = (
-        f"WITH inserted AS ({insert}), updated AS ({update} RETURNING 1)"
-        + (f", touched AS ({touched})" if touched else "")
-        + " SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated)"
-        + (", (SELECT * FROM touched)" if touched else "")
-    )
+    combined = ""
+    if connection.vendor == "postgresql":  # SQLite has no data-modifying WITH: run one by one
+        combined = (
+            f"WITH inserted AS ({insert}), updated AS ({update} RETURNING 1)"
+            + (f", touched AS ({touched})" if touched else "")
+            + " SELECT (SELECT * FROM inserted), (SELECT count(*) FROM updated)"
+            + (", (SELECT * FROM touched)" if touched else "")
+        )
     failing = _Reader.of(Subscription, connection, ("failing_since",))
     statements = _RecordStatements(insert, update, touched, combined, failing)
     made[(now_at, touch)] = statements
